@@ -1,0 +1,80 @@
+# Voice OTP pipeline. `make demo` runs it on a local stack; `make test` runs every test.
+CC      ?= cc
+PKGS    := rdkafka libcurl jansson libpq libsodium libmicrohttpd
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Icommon
+LDLIBS  += -lpthread -lm
+PYTHON  := /usr/bin/python3
+
+CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(LDLIBS)
+
+ifeq ($(SANITIZER),address)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(SANITIZER),undefined)
+CFLAGS  += -fsanitize=undefined -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=undefined
+endif
+
+BUILD   := build
+BINDIR  := bin
+BINS    :=
+UNIT_TESTS :=
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+COMMON_LIB := $(BUILD)/libotp.a
+
+.PHONY: all build-all deps test unit-test system-test demo bench fuzz lint clean
+
+# `all` first makes sure the packages are there, then builds in a fresh make so that
+# pkg-config sees them on a machine that lacked them.
+all:
+	@scripts/install-deps.sh
+	@$(MAKE) --no-print-directory build-all
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(COMMON_LIB): $(COMMON_OBJ)
+	$(AR) rcs $@ $^
+
+include producer/producer.mk
+include worker/worker.mk
+include verifier/verifier.mk
+include tests/sim/sim.mk
+include tests/kafka/kafka.mk
+include tests/unit/unit.mk
+
+build-all: $(BINS) $(UNIT_TESTS)
+
+# Installs the Debian packages the build, the tests and the demo need (root or sudo).
+deps:
+	@scripts/install-deps.sh
+
+unit-test: all
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t; done
+
+system-test: all
+	$(PYTHON) -m pytest -q tests/system tests/sim
+
+test: all unit-test system-test
+
+demo: all
+	$(PYTHON) tests/demo.py
+
+bench: all
+	$(PYTHON) tests/bench/run.py
+
+lint:
+	@! git grep -nE '\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|gets)\(' -- '*.c' '*.h' || \
+	  { echo "lint: banned function (use snprintf, bounded copies, strtol)"; exit 1; }
+
+clean:
+	rm -rf $(BUILD) $(BINDIR)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,223 @@
+#include "otp_config.h"
+#include "otp_log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define W OTP_PROG_WORKER
+#define V OTP_PROG_VERIFIER
+#define P OTP_PROG_PRODUCER
+#define M OTP_PROG_MIGRATE
+
+static const otp_setting_t settings[] = {
+    {"OTP_DATABASE_URL", OTP_CFG_STR, "postgresql:///otp", 0, 0, W | V | M,
+     "PostgreSQL connection string (libpq URL or key=value)."},
+    {"KAFKA_BOOTSTRAP_SERVERS", OTP_CFG_STR, "localhost:9092", 0, 0, W | P,
+     "Kafka brokers. Any KAFKA_X_Y passes through to librdkafka as x.y."},
+    {"OTP_TOPIC_REQUESTS", OTP_CFG_STR, "otp.requested", 0, 0, W | P, "Topic of OTP requests."},
+    {"OTP_TOPIC_STATUS", OTP_CFG_STR, "otp.call_status", 0, 0, W, "Topic of status events."},
+    {"OTP_TOPIC_DLQ", OTP_CFG_STR, "otp.requested.dlq", 0, 0, W, "Dead-letter topic for bad requests."},
+    {"OTP_CONSUMER_GROUP", OTP_CFG_STR, "otp-worker", 0, 0, W, "Kafka consumer group of the workers."},
+    {"OTP_WORKER_ID", OTP_CFG_STR, "", 0, 0, W, "Lease owner name; empty = host name and pid."},
+    {"OTP_VOIPBIN_BASE_URL", OTP_CFG_STR, "https://api.voipbin.net/v1.0", 0, 0, W,
+     "VoIPBin REST base URL."},
+    {"OTP_VOIPBIN_ACCESS_KEY", OTP_CFG_SECRET, NULL, 0, 0, W,
+     "VoIPBin access key (sent as ?accesskey=). Or OTP_VOIPBIN_ACCESS_KEY_FILE."},
+    {"OTP_CALLER_ID", OTP_CFG_STR, NULL, 0, 0, W, "E.164 caller ID: a number the VoIPBin account owns."},
+    {"OTP_HASH_KEY", OTP_CFG_SECRET, NULL, 0, 0, W | V,
+     "Server secret for the keyed code hash: 64 hex chars (32 bytes). Or OTP_HASH_KEY_FILE."},
+    {"OTP_HASH_KEY_ID", OTP_CFG_INT, "1", 1, 32767, W | V, "Id of OTP_HASH_KEY, stored with each hash."},
+    {"OTP_HASH_KEYS_PREVIOUS", OTP_CFG_SECRET, "", 0, 0, W | V,
+     "Retired keys that still verify old rows: id:hex,id:hex. Or OTP_HASH_KEYS_PREVIOUS_FILE."},
+    {"OTP_WEBHOOK_SECRET", OTP_CFG_SECRET, NULL, 0, 0, V,
+     "VoIPBin webhook_secret (GET /v1.0/customer); checks X-VoIPBIN-Signature."},
+    {"OTP_CODE_LENGTH", OTP_CFG_INT, "6", 4, 10, W, "Digits in a code (a request may ask for 4-10)."},
+    {"OTP_TTL_SECONDS", OTP_CFG_INT, "300", 60, 600, W, "Life of a code from the request (max 10 min)."},
+    {"OTP_MAX_ATTEMPTS", OTP_CFG_INT, "5", 1, 10, W, "Wrong entries before a challenge locks."},
+    {"OTP_MIN_REMAINING_SECONDS", OTP_CFG_INT, "60", 10, 590, W,
+     "A call is placed only if the code has at least this much life left."},
+    {"OTP_MAX_CALL_ATTEMPTS", OTP_CFG_INT, "3", 1, 10, W, "Calls placed at most per request."},
+    {"OTP_RETRY_BASE_MS", OTP_CFG_INT, "2000", 10, 600000, W | V, "Backoff base (full jitter)."},
+    {"OTP_RETRY_CAP_MS", OTP_CFG_INT, "60000", 10, 3600000, W | V, "Backoff cap."},
+    {"OTP_MAX_IN_FLIGHT", OTP_CFG_INT, "64", 1, 4096, W, "Call requests in flight per worker."},
+    {"OTP_CALL_TIMEOUT_MS", OTP_CFG_INT, "10000", 100, 120000, W, "Timeout of one VoIPBin request."},
+    {"OTP_LEASE_SECONDS", OTP_CFG_INT, "30", 2, 3600, W,
+     "A claimed challenge returns to the pool if its worker has not finished by then."},
+    {"OTP_BRAND", OTP_CFG_STR, "Acme", 0, 0, W, "Brand name spoken in the call."},
+    {"OTP_DEFAULT_LOCALE", OTP_CFG_STR, "en-US", 0, 0, W, "Locale when the request has none."},
+    {"OTP_LOCALE_DIR", OTP_CFG_STR, "", 0, 0, W,
+     "Folder of the voice templates; empty = common/locales next to the binary's tree."},
+    {"OTP_VERIFIER_LISTEN", OTP_CFG_STR, "127.0.0.1:8080", 0, 0, V, "host:port the verifier serves on."},
+    {"OTP_VERIFIER_THREADS", OTP_CFG_INT, "4", 1, 256, V, "HTTP threads (one DB connection each)."},
+    {"OTP_WORKER_LISTEN", OTP_CFG_STR, "127.0.0.1:9090", 0, 0, W,
+     "host:port of the worker's /healthz and /metrics; empty = off."},
+    {"OTP_LOG_LEVEL", OTP_CFG_STR, "info", 0, 0, W | V | P | M, "debug, info, warn or error."},
+    {"OTP_DEMO_MODE", OTP_CFG_BOOL, "0", 0, 1, W | V | P | M,
+     "1 = local demo: sample secrets are accepted."},
+};
+
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static const char *values[NSETTINGS];
+static char *owned[NSETTINGS];
+
+/* Sample values from the docs and the demo; a production start refuses them. */
+static const char *const sample_secrets[] = {
+    "changeme", "secret", "demo", "test",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "vb_demo_access_key_not_secret", "demo-webhook-secret",
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+};
+
+static int find(const char *name)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strcmp(settings[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static char *read_secret_file(const char *path, char *errstr, size_t errstr_size, const char *name)
+{
+    FILE *f = fopen(path, "r");
+    char buf[4096];
+    size_t n;
+
+    if (!f) {
+        snprintf(errstr, errstr_size, "%s_FILE: cannot open %s: %s", name, path, strerror(errno));
+        return NULL;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return strdup(buf);
+}
+
+static int parse_long(const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int otp_config_load(unsigned program, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const otp_setting_t *s = &settings[i];
+        const char *v = getenv(s->name);
+
+        values[i] = s->def;
+        if (s->type == OTP_CFG_SECRET) {
+            char fname[128];
+            const char *path;
+            snprintf(fname, sizeof(fname), "%s_FILE", s->name);
+            path = getenv(fname);
+            if (path && *path && (!v || !*v)) {
+                free(owned[i]);
+                owned[i] = read_secret_file(path, errstr, errstr_size, s->name);
+                if (!owned[i])
+                    return -1;
+                v = owned[i];
+            }
+        }
+        if (v)
+            values[i] = v;
+        if (!(s->programs & program))
+            continue;
+        if (!values[i] || (!*values[i] && !s->def)) {
+            snprintf(errstr, errstr_size, "%s is required: %s", s->name, s->help);
+            return -1;
+        }
+        if (s->type == OTP_CFG_INT || s->type == OTP_CFG_BOOL) {
+            long n;
+            if (parse_long(values[i], &n) || n < s->min || n > s->max) {
+                snprintf(errstr, errstr_size, "%s=%s: expected a whole number from %ld to %ld",
+                         s->name, values[i], s->min, s->max);
+                return -1;
+            }
+        }
+    }
+    if (otp_log_level_parse(values[find("OTP_LOG_LEVEL")]) < 0) {
+        snprintf(errstr, errstr_size, "OTP_LOG_LEVEL=%s: expected debug, info, warn or error",
+                 values[find("OTP_LOG_LEVEL")]);
+        return -1;
+    }
+    if (!otp_config_demo_mode()) {
+        for (size_t i = 0; i < NSETTINGS; i++) {
+            if (settings[i].type != OTP_CFG_SECRET || !(settings[i].programs & program) || !values[i])
+                continue;
+            for (size_t k = 0; k < sizeof(sample_secrets) / sizeof(*sample_secrets); k++) {
+                if (strcmp(values[i], sample_secrets[k]) == 0) {
+                    snprintf(errstr, errstr_size,
+                             "%s holds a sample value; set a real secret (or OTP_DEMO_MODE=1 locally)",
+                             settings[i].name);
+                    return -1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+const char *otp_config_str(const char *name)
+{
+    int i = find(name);
+    return i < 0 ? NULL : (values[i] ? values[i] : "");
+}
+
+long otp_config_int(const char *name)
+{
+    long v = 0;
+    const char *s = otp_config_str(name);
+    if (s)
+        parse_long(s, &v);
+    return v;
+}
+
+int otp_config_bool(const char *name)
+{
+    return otp_config_int(name) != 0;
+}
+
+int otp_config_demo_mode(void)
+{
+    const char *v = getenv("OTP_DEMO_MODE");
+    return v && strcmp(v, "1") == 0;
+}
+
+void otp_config_print_help(unsigned program, const char *usage)
+{
+    printf("%s\n\nSettings (environment; secrets also from NAME_FILE):\n", usage);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const otp_setting_t *s = &settings[i];
+        if (!(s->programs & program))
+            continue;
+        printf("  %-26s %s%s%s%s\n", s->name, s->help, s->def ? " [default: " : " [required]",
+               s->def ? (s->type == OTP_CFG_SECRET ? "none" : (*s->def ? s->def : "empty")) : "",
+               s->def ? "]" : "");
+    }
+}
+
+void otp_config_print_markdown(void)
+{
+    static const char *const progs[] = {"worker", "verifier", "produce", "migrate"};
+    printf("| setting | default | used by | meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const otp_setting_t *s = &settings[i];
+        char used[64] = "";
+        size_t n = 0;
+        for (int b = 0; b < 4; b++)
+            if (s->programs & (1u << b))
+                n += (size_t)snprintf(used + n, sizeof(used) - n, "%s%s", n ? ", " : "", progs[b]);
+        printf("| `%s` | %s | %s | %s |\n", s->name,
+               !s->def ? "**required**" : (*s->def ? s->def : "(empty)"), used, s->help);
+    }
+}

@@ -1,0 +1,52 @@
+/* Settings: one table (otp_config.c) gives the name, type, default, bounds and
+ * meaning of every OTP_* environment variable. --help, validation and the
+ * README table all come from it. Secrets may also come from NAME_FILE.
+ * librdkafka properties pass through as KAFKA_* (see otp_kafka.h). */
+#ifndef OTP_CONFIG_H
+#define OTP_CONFIG_H
+
+#include <stddef.h>
+
+/* Which programs read a setting (bit mask). */
+#define OTP_PROG_WORKER   0x1
+#define OTP_PROG_VERIFIER 0x2
+#define OTP_PROG_PRODUCER 0x4
+#define OTP_PROG_MIGRATE  0x8
+
+typedef enum {
+    OTP_CFG_STR,
+    OTP_CFG_INT,
+    OTP_CFG_BOOL,
+    OTP_CFG_SECRET, /* never printed; NAME_FILE accepted; sample values refused outside demo mode */
+} otp_cfg_type_t;
+
+typedef struct otp_setting {
+    const char *name;
+    otp_cfg_type_t type;
+    const char *def;      /* NULL = required (for the programs in `programs`) */
+    long min, max;        /* for OTP_CFG_INT */
+    unsigned programs;
+    const char *help;
+} otp_setting_t;
+
+/* Reads and checks every setting of `program` from the environment.
+ * Returns 0, or -1 with a message naming the setting in errstr.
+ * Not thread-safe: call from main before threads start. */
+int otp_config_load(unsigned program, char *errstr, size_t errstr_size)
+    __attribute__((warn_unused_result));
+
+/* The value of a setting after otp_config_load (default applied). The string
+ * is owned by the config and lives until exit. NULL only for unknown names. */
+const char *otp_config_str(const char *name);
+long otp_config_int(const char *name);
+int otp_config_bool(const char *name);
+
+/* Prints the settings of `program` as a help table (secrets shown as names only). */
+void otp_config_print_help(unsigned program, const char *usage);
+/* Prints every setting as a Markdown table, for the README. */
+void otp_config_print_markdown(void);
+
+/* Demo mode (OTP_DEMO_MODE=1) lets sample secrets through. */
+int otp_config_demo_mode(void);
+
+#endif

@@ -1,0 +1,355 @@
+#include "otp_event.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "otp_crypto.h"
+#include "otp_phone.h"
+#include "otp_time.h"
+
+static int fail(char *reason, size_t rsz, char *errstr, size_t esz, const char *r, const char *fmt,
+                ...) __attribute__((format(printf, 6, 7)));
+
+static int fail(char *reason, size_t rsz, char *errstr, size_t esz, const char *r, const char *fmt,
+                ...)
+{
+    va_list ap;
+    snprintf(reason, rsz, "%s", r);
+    va_start(ap, fmt);
+    vsnprintf(errstr, esz, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int otp_locale_valid(const char *s)
+{
+    size_t i = 0, n;
+
+    if (!s)
+        return 0;
+    for (n = 0; isalpha((unsigned char)s[n]); n++)
+        ;
+    if (n < 2 || n > 3)
+        return 0;
+    i = n;
+    while (s[i] == '-') {
+        i++;
+        for (n = 0; isalnum((unsigned char)s[i + n]); n++)
+            ;
+        if (n < 2 || n > 8)
+            return 0;
+        i += n;
+    }
+    return s[i] == '\0' && i <= OTP_LOCALE_MAX;
+}
+
+/* Printable text without control characters, 1..max bytes. */
+static int text_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+static int purpose_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > OTP_PURPOSE_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && !strchr("_.-", s[i]))
+            return 0;
+    return 1;
+}
+
+static const char *const known_fields[] = {
+    "request_id", "user_id", "phone", "locale", "purpose", "requested_at",
+    "ttl_seconds", "code_length", "delivery", "metadata", "schema_version",
+};
+
+/* A JSON bool, or absent (-1). -2 for any other type. */
+static int opt_bool(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return -1;
+    if (!json_is_boolean(v))
+        return -2;
+    return json_is_true(v);
+}
+
+int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *reason,
+                      size_t rsz, char *errstr, size_t esz)
+{
+    json_error_t jerr;
+    json_t *root = NULL, *v;
+    const char *key;
+    int rc = -1;
+
+    memset(out, 0, sizeof(*out));
+    out->delivery.gate = out->delivery.amd = out->delivery.sms_fallback = -1;
+    if (len == 0)
+        return fail(reason, rsz, errstr, esz, "empty", "the message is empty");
+    if (len > OTP_EVENT_MAX_BYTES)
+        return fail(reason, rsz, errstr, esz, "too_large", "the message is %zu bytes; at most %d",
+                    len, OTP_EVENT_MAX_BYTES);
+    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return fail(reason, rsz, errstr, esz, "invalid_json", "not JSON: %s (at byte %d)",
+                    jerr.text, jerr.position);
+    if (!json_is_object(root)) {
+        fail(reason, rsz, errstr, esz, "not_an_object", "the message must be a JSON object");
+        goto out;
+    }
+
+    /* request_id first, so later rejections can name the request. */
+    v = json_object_get(root, "request_id");
+    if (!v) {
+        fail(reason, rsz, errstr, esz, "missing_request_id", "request_id is required");
+        goto out;
+    }
+    if (!json_is_string(v) || !otp_uuid_valid(json_string_value(v))) {
+        fail(reason, rsz, errstr, esz, "invalid_request_id", "request_id must be a UUID string");
+        goto out;
+    }
+    for (int i = 0; i < 36; i++)
+        out->request_id[i] = (char)tolower((unsigned char)json_string_value(v)[i]);
+
+    json_object_foreach(root, key, v) {
+        int known = 0;
+        for (size_t i = 0; i < sizeof(known_fields) / sizeof(*known_fields); i++)
+            known |= strcmp(key, known_fields[i]) == 0;
+        if (!known) {
+            fail(reason, rsz, errstr, esz, "unknown_field", "unexpected field \"%.64s\"", key);
+            goto out;
+        }
+    }
+
+    v = json_object_get(root, "schema_version");
+    if (v && (!json_is_integer(v) || json_integer_value(v) != 1)) {
+        fail(reason, rsz, errstr, esz, "unsupported_schema_version", "schema_version must be 1");
+        goto out;
+    }
+
+    v = json_object_get(root, "user_id");
+    if (!v) {
+        fail(reason, rsz, errstr, esz, "missing_user_id", "user_id is required");
+        goto out;
+    }
+    if (!json_is_string(v) || !text_ok(json_string_value(v), OTP_USER_ID_MAX)) {
+        fail(reason, rsz, errstr, esz, "invalid_user_id",
+             "user_id must be a string of 1-%d printable characters", OTP_USER_ID_MAX);
+        goto out;
+    }
+    snprintf(out->user_id, sizeof(out->user_id), "%s", json_string_value(v));
+
+    v = json_object_get(root, "phone");
+    if (!v) {
+        fail(reason, rsz, errstr, esz, "missing_phone", "phone is required");
+        goto out;
+    }
+    if (!json_is_string(v) || !otp_phone_is_e164(json_string_value(v))) {
+        fail(reason, rsz, errstr, esz, "invalid_phone",
+             "phone must be E.164: '+', then 7-15 digits, not starting with 0");
+        goto out;
+    }
+    snprintf(out->phone, sizeof(out->phone), "%s", json_string_value(v));
+
+    v = json_object_get(root, "locale");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v) || !otp_locale_valid(json_string_value(v))) {
+            fail(reason, rsz, errstr, esz, "invalid_locale",
+                 "locale must be a BCP-47 tag such as en-US");
+            goto out;
+        }
+        snprintf(out->locale, sizeof(out->locale), "%s", json_string_value(v));
+    }
+
+    v = json_object_get(root, "purpose");
+    if (v) {
+        if (!json_is_string(v) || !purpose_ok(json_string_value(v))) {
+            fail(reason, rsz, errstr, esz, "invalid_purpose",
+                 "purpose must be 1-%d of a-z 0-9 _ . -", OTP_PURPOSE_MAX);
+            goto out;
+        }
+        snprintf(out->purpose, sizeof(out->purpose), "%s", json_string_value(v));
+    } else {
+        snprintf(out->purpose, sizeof(out->purpose), "login");
+    }
+
+    v = json_object_get(root, "requested_at");
+    if (!v) {
+        fail(reason, rsz, errstr, esz, "missing_requested_at", "requested_at is required");
+        goto out;
+    }
+    if (!json_is_string(v) || otp_time_parse(json_string_value(v), &out->requested_at_ms) != 0) {
+        fail(reason, rsz, errstr, esz, "invalid_requested_at",
+             "requested_at must be an RFC 3339 time such as 2026-01-15T09:30:00Z");
+        goto out;
+    }
+
+    v = json_object_get(root, "ttl_seconds");
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 60 || json_integer_value(v) > 600) {
+            fail(reason, rsz, errstr, esz, "invalid_ttl", "ttl_seconds must be a whole number 60-600");
+            goto out;
+        }
+        out->ttl_seconds = (int)json_integer_value(v);
+    }
+
+    v = json_object_get(root, "code_length");
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) < OTP_CODE_MIN ||
+            json_integer_value(v) > OTP_CODE_MAX) {
+            fail(reason, rsz, errstr, esz, "invalid_code_length",
+                 "code_length must be a whole number %d-%d", OTP_CODE_MIN, OTP_CODE_MAX);
+            goto out;
+        }
+        out->code_length = (int)json_integer_value(v);
+    }
+
+    v = json_object_get(root, "delivery");
+    if (v) {
+        const char *dk;
+        json_t *dv;
+        if (!json_is_object(v)) {
+            fail(reason, rsz, errstr, esz, "invalid_delivery", "delivery must be an object");
+            goto out;
+        }
+        json_object_foreach(v, dk, dv) {
+            (void)dv;
+            if (strcmp(dk, "gate") && strcmp(dk, "amd") && strcmp(dk, "sms_fallback")) {
+                fail(reason, rsz, errstr, esz, "invalid_delivery",
+                     "delivery has an unexpected field \"%.64s\"", dk);
+                goto out;
+            }
+        }
+        out->delivery.gate = opt_bool(v, "gate");
+        out->delivery.amd = opt_bool(v, "amd");
+        out->delivery.sms_fallback = opt_bool(v, "sms_fallback");
+        if (out->delivery.gate == -2 || out->delivery.amd == -2 || out->delivery.sms_fallback == -2) {
+            fail(reason, rsz, errstr, esz, "invalid_delivery",
+                 "delivery.gate, .amd and .sms_fallback must be true or false");
+            goto out;
+        }
+    }
+
+    v = json_object_get(root, "metadata");
+    if (v && !json_is_null(v)) {
+        char *s;
+        if (!json_is_object(v)) {
+            fail(reason, rsz, errstr, esz, "invalid_metadata", "metadata must be an object");
+            goto out;
+        }
+        s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!s || strlen(s) > OTP_METADATA_MAX) {
+            free(s);
+            fail(reason, rsz, errstr, esz, "metadata_too_large",
+                 "metadata must be at most %d bytes as compact JSON", OTP_METADATA_MAX);
+            goto out;
+        }
+        snprintf(out->metadata, sizeof(out->metadata), "%s", s);
+        free(s);
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+char *otp_request_to_json(const otp_request_t *req)
+{
+    char at[40];
+    json_t *o = json_object();
+    char *s;
+
+    otp_time_format(req->requested_at_ms, at, sizeof(at));
+    json_object_set_new(o, "request_id", json_string(req->request_id));
+    json_object_set_new(o, "user_id", json_string(req->user_id));
+    json_object_set_new(o, "phone", json_string(req->phone));
+    if (req->locale[0])
+        json_object_set_new(o, "locale", json_string(req->locale));
+    json_object_set_new(o, "purpose", json_string(req->purpose[0] ? req->purpose : "login"));
+    json_object_set_new(o, "requested_at", json_string(at));
+    if (req->ttl_seconds)
+        json_object_set_new(o, "ttl_seconds", json_integer(req->ttl_seconds));
+    if (req->code_length)
+        json_object_set_new(o, "code_length", json_integer(req->code_length));
+    if (req->delivery.gate >= 0 || req->delivery.amd >= 0 || req->delivery.sms_fallback >= 0) {
+        json_t *d = json_object();
+        if (req->delivery.gate >= 0)
+            json_object_set_new(d, "gate", json_boolean(req->delivery.gate));
+        if (req->delivery.amd >= 0)
+            json_object_set_new(d, "amd", json_boolean(req->delivery.amd));
+        if (req->delivery.sms_fallback >= 0)
+            json_object_set_new(d, "sms_fallback", json_boolean(req->delivery.sms_fallback));
+        json_object_set_new(o, "delivery", d);
+    }
+    if (req->metadata[0]) {
+        json_t *m = json_loads(req->metadata, 0, NULL);
+        if (m)
+            json_object_set_new(o, "metadata", m);
+    }
+    s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t k = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
+        if (k == 9 || i + k >= n || c == 0)
+            return 0;
+        for (size_t j = 1; j <= k; j++)
+            if ((s[i + j] & 0xc0) != 0x80)
+                return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+char *otp_dlq_envelope(const char *reason, const char *error, const char *topic, int32_t partition,
+                       int64_t offset, const void *payload, size_t payload_len)
+{
+    json_t *o = json_object();
+    json_t *src = json_object();
+    char at[40];
+    char *s;
+
+    otp_time_format(otp_now_ms(), at, sizeof(at));
+    json_object_set_new(o, "reason", json_string(reason));
+    json_object_set_new(o, "error", json_string(error));
+    json_object_set_new(o, "failed_at", json_string(at));
+    json_object_set_new(src, "topic", json_string(topic));
+    json_object_set_new(src, "partition", json_integer(partition));
+    json_object_set_new(src, "offset", json_integer(offset));
+    json_object_set_new(o, "source", src);
+    if (payload_len && utf8_valid(payload, payload_len)) {
+        json_object_set_new(o, "original", json_stringn(payload, payload_len));
+    } else if (payload_len) {
+        size_t b64_len = sodium_base64_encoded_len(payload_len, sodium_base64_VARIANT_ORIGINAL);
+        char *b64 = malloc(b64_len);
+        if (b64) {
+            sodium_bin2base64(b64, b64_len, payload, payload_len, sodium_base64_VARIANT_ORIGINAL);
+            json_object_set_new(o, "original_base64", json_string(b64));
+            free(b64);
+        }
+    } else {
+        json_object_set_new(o, "original", json_string(""));
+    }
+    s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}

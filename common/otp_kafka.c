@@ -1,0 +1,52 @@
+#include "otp_kafka.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+extern char **environ;
+
+int otp_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                  size_t errstr_size)
+{
+    char err[256];
+    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "%s: %s", name, err);
+        return -1;
+    }
+    return 0;
+}
+
+rd_kafka_conf_t *otp_kafka_conf_new(char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    if (otp_kafka_set(conf, "bootstrap.servers", "localhost:9092", errstr, errstr_size))
+        goto fail;
+    for (char **e = environ; *e; e++) {
+        char prop[256];
+        const char *eq = strchr(*e, '=');
+        size_t n;
+
+        if (strncmp(*e, "KAFKA_", 6) != 0 || !eq)
+            continue;
+        n = (size_t)(eq - (*e + 6));
+        if (n == 0 || n >= sizeof(prop))
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            char ch = (*e)[6 + i];
+            prop[i] = ch == '_' ? '.' : (char)tolower((unsigned char)ch);
+        }
+        prop[n] = '\0';
+        if (otp_kafka_set(conf, prop, eq + 1, errstr, errstr_size)) {
+            char again[512];
+            snprintf(again, sizeof(again), "KAFKA_%.*s (%s)", (int)n, *e + 6, errstr);
+            snprintf(errstr, errstr_size, "%s", again);
+            goto fail;
+        }
+    }
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}

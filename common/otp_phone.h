@@ -1,0 +1,20 @@
+/* Phone numbers: E.164 checks, masking for logs and topics, country lookup. */
+#ifndef OTP_PHONE_H
+#define OTP_PHONE_H
+
+#include <stddef.h>
+
+#define OTP_PHONE_MAX 17 /* '+', 15 digits, NUL */
+
+/* 1 if `s` is E.164: '+', a first digit 1-9, 7 to 15 digits in all. */
+int otp_phone_is_e164(const char *s);
+
+/* Writes a masked form ("+49151*****89": country part and last 2 digits kept)
+ * into out. Always NUL-terminates; "(invalid)" for a non-E.164 input. */
+void otp_phone_mask(const char *e164, char *out, size_t out_size);
+
+/* Lower-case ISO 3166 alpha-2 country of an E.164 number by the longest known
+ * calling-code prefix ("1" → "us"), or "" when unknown. Static storage. */
+const char *otp_phone_country(const char *e164);
+
+#endif

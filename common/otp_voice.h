@@ -1,0 +1,51 @@
+/* What the call says: per-locale templates from data files (common/locales/
+ * <locale>.json), the locale chain, SSML rendering and the VoIPBin actions. */
+#ifndef OTP_VOICE_H
+#define OTP_VOICE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+typedef struct otp_voice_catalog otp_voice_catalog_t;
+
+/* Loads every <locale>.json in dir. NULL with errstr if the folder or any file
+ * is bad (a template missing a line, bad JSON). Free with otp_voice_destroy. */
+otp_voice_catalog_t *otp_voice_load(const char *dir, char *errstr, size_t errstr_size);
+void otp_voice_destroy(otp_voice_catalog_t *cat);
+
+/* The folder holding the templates when none is configured: common/locales
+ * beside the program's tree (bin/../common/locales), else ./common/locales. */
+void otp_voice_default_dir(char *out, size_t out_size);
+
+/* Locale chain: the requested locale exactly → the same language in another
+ * region (the file marked primary first) → the language of the phone's country
+ * → the operator default → en-US. Returns a locale of the catalog (static
+ * storage owned by cat). */
+const char *otp_voice_pick(const otp_voice_catalog_t *cat, const char *requested,
+                           const char *phone_country, const char *operator_default);
+
+/* The TTS language of a template (what VoIPBin's talk gets as `language`). */
+const char *otp_voice_language(const otp_voice_catalog_t *cat, const char *locale);
+
+/* Escapes & < > " ' for XML text. Returns 0, or -1 if out is too small. */
+int otp_xml_escape(const char *in, char *out, size_t out_size);
+
+/* The SSML read in the call: intro, the digits one by one with pauses, again,
+ * the digits, the "never share this code" line. Every inserted value is
+ * escaped. Returns a malloc'd string, or NULL. */
+char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
+                            const char *code);
+
+/* Options that shape the call flow. */
+typedef struct otp_voice_opts {
+    int gate;             /* ask for a key before reading the code */
+    int amd;              /* answering-machine detection: machine → hang up */
+    const char *notify_uri; /* where webhook_send reports no_input (gate), may be NULL */
+    const char *request_id;
+} otp_voice_opts_t;
+
+/* The inline `actions` array of POST /v1.0/calls. New reference; NULL on error. */
+json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
+                          const char *code, const otp_voice_opts_t *opts);
+
+#endif

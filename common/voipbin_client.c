@@ -1,0 +1,363 @@
+#include "voipbin_client.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "otp_time.h"
+
+#define RESP_MAX (256 * 1024)
+
+typedef struct vb_xfer {
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body;
+    size_t body_len;
+    char *resp;
+    size_t resp_len;
+    int64_t retry_after_ms;
+    vb_done_cb *cb;
+    void *opaque;
+    int busy;
+} vb_xfer_t;
+
+struct vb_client {
+    CURLM *multi;
+    char *base_url;
+    char *access_key_q; /* URL-escaped */
+    long timeout_ms;
+    int max;
+    int in_flight;
+    vb_xfer_t *pool; /* fixed: the in-flight window is also the memory bound */
+};
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    vb_xfer_t *x = ud;
+    size_t n = size * nmemb;
+    char *p;
+
+    if (x->resp_len + n > RESP_MAX)
+        return 0;
+    p = realloc(x->resp, x->resp_len + n + 1);
+    if (!p)
+        return 0;
+    x->resp = p;
+    memcpy(x->resp + x->resp_len, ptr, n);
+    x->resp_len += n;
+    x->resp[x->resp_len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
+{
+    vb_xfer_t *x = ud;
+    size_t n = size * nitems;
+
+    if (n > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
+        long s = strtol(buf + 12, NULL, 10);
+        if (s > 0 && s < 3600)
+            x->retry_after_ms = s * 1000;
+    }
+    return n;
+}
+
+vb_client_t *vb_client_new(const char *base_url, const char *access_key, int max_in_flight,
+                           long timeout_ms)
+{
+    vb_client_t *c = calloc(1, sizeof(*c));
+    char *esc = NULL;
+    CURL *tmp;
+
+    if (!c)
+        return NULL;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    c->multi = curl_multi_init();
+    c->base_url = strdup(base_url);
+    c->max = max_in_flight;
+    c->timeout_ms = timeout_ms;
+    c->pool = calloc((size_t)max_in_flight, sizeof(*c->pool));
+    tmp = curl_easy_init();
+    if (tmp)
+        esc = curl_easy_escape(tmp, access_key, 0);
+    if (esc)
+        c->access_key_q = strdup(esc);
+    curl_free(esc);
+    curl_easy_cleanup(tmp);
+    if (!c->multi || !c->base_url || !c->pool || !c->access_key_q) {
+        vb_client_destroy(c);
+        return NULL;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_in_flight);
+    return c;
+}
+
+static void xfer_reset(vb_xfer_t *x)
+{
+    if (x->easy)
+        curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    free(x->body);
+    free(x->resp);
+    memset(x, 0, sizeof(*x));
+}
+
+void vb_client_destroy(vb_client_t *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; c->pool && i < c->max; i++) {
+        if (c->pool[i].busy)
+            curl_multi_remove_handle(c->multi, c->pool[i].easy);
+        xfer_reset(&c->pool[i]);
+    }
+    free(c->pool);
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
+    free(c->base_url);
+    if (c->access_key_q) {
+        memset(c->access_key_q, 0, strlen(c->access_key_q));
+        free(c->access_key_q);
+    }
+    free(c);
+}
+
+static CURL *easy_for(vb_client_t *c, const char *path_and_query, vb_xfer_t *x)
+{
+    char url[2048];
+    CURL *e = curl_easy_init();
+    const char *sep = strchr(path_and_query, '?') ? "&" : "?";
+
+    if (!e)
+        return NULL;
+    snprintf(url, sizeof(url), "%s%s%saccesskey=%s", c->base_url, path_and_query, sep,
+             c->access_key_q);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    memset(url, 0, sizeof(url));
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms < 3000 ? c->timeout_ms : 3000L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "otp-worker/1.0");
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    return e;
+}
+
+int vb_call_create(vb_client_t *c, const char *source, const char *destination, json_t *actions,
+                   vb_done_cb *cb, void *opaque)
+{
+    vb_xfer_t *x = NULL;
+    json_t *req;
+
+    for (int i = 0; i < c->max; i++) {
+        if (!c->pool[i].busy) {
+            x = &c->pool[i];
+            break;
+        }
+    }
+    if (!x)
+        return -1;
+    req = json_pack("{s:{s:s, s:s}, s:[{s:s, s:s}], s:O}", "source", "type", "tel", "target",
+                    source, "destinations", "type", "tel", "target", destination, "actions",
+                    actions);
+    if (!req)
+        return -1;
+    x->body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    if (!x->body)
+        return -1;
+    x->body_len = strlen(x->body);
+    x->easy = easy_for(c, "/calls", x);
+    x->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    x->headers = curl_slist_append(x->headers, "Accept: application/json");
+    if (!x->easy || !x->headers) {
+        xfer_reset(x);
+        return -1;
+    }
+    curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->body);
+    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE, (long)x->body_len);
+    x->cb = cb;
+    x->opaque = opaque;
+    x->busy = 1;
+    curl_multi_add_handle(c->multi, x->easy);
+    c->in_flight++;
+    return 0;
+}
+
+vb_class_t vb_classify(long http_status, int transport_error, int sent)
+{
+    if (http_status == 0)
+        return (transport_error && sent) ? VB_AMBIGUOUS : VB_RETRY_SAFE;
+    if (http_status >= 200 && http_status < 300)
+        return VB_OK;
+    if (http_status == 429 || http_status == 503)
+        return VB_RETRY_SAFE;
+    if (http_status >= 500)
+        return VB_AMBIGUOUS;
+    if (http_status == 408)
+        return VB_AMBIGUOUS;
+    return VB_PERMANENT;
+}
+
+/* Fills reason/message from the error envelope {"error":{status,reason,message}}. */
+static void read_envelope(const char *body, vb_result_t *r)
+{
+    json_t *root = body ? json_loads(body, 0, NULL) : NULL;
+    json_t *err = json_object_get(root, "error");
+    const char *reason = json_string_value(json_object_get(err, "reason"));
+    const char *msg = json_string_value(json_object_get(err, "message"));
+
+    snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "HTTP_ERROR");
+    snprintf(r->message, sizeof(r->message), "%s", msg ? msg : "");
+    json_decref(root);
+}
+
+static void finish(vb_client_t *c, vb_xfer_t *x, CURLcode cc)
+{
+    vb_result_t r;
+    curl_off_t up = 0;
+
+    memset(&r, 0, sizeof(r));
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r.http_status);
+    curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+    if (cc != CURLE_OK) {
+        int sent = up >= (curl_off_t)x->body_len && x->body_len > 0;
+        /* A connect failure never reached the server, whatever curl counted. */
+        if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST)
+            sent = 0;
+        r.http_status = 0;
+        r.cls = vb_classify(0, 1, sent);
+        snprintf(r.reason, sizeof(r.reason), "%s",
+                 cc == CURLE_OPERATION_TIMEDOUT ? "timeout"
+                 : cc == CURLE_COULDNT_CONNECT  ? "connect_failed"
+                                                : "transport_error");
+        snprintf(r.message, sizeof(r.message), "%s", curl_easy_strerror(cc));
+    } else {
+        r.cls = vb_classify(r.http_status, 0, 1);
+        r.retry_after_ms = x->retry_after_ms;
+        if (r.cls == VB_OK) {
+            json_t *root = json_loads(x->resp ? x->resp : "", 0, NULL);
+            const char *id =
+                json_string_value(json_object_get(json_array_get(json_object_get(root, "calls"), 0), "id"));
+            if (id && strlen(id) == 36) {
+                memcpy(r.call_id, id, 37);
+            } else {
+                /* 200 without a call: nothing was placed (every destination skipped). */
+                r.cls = VB_PERMANENT;
+                snprintf(r.reason, sizeof(r.reason), "NO_CALL_IN_RESPONSE");
+            }
+            json_decref(root);
+        } else {
+            read_envelope(x->resp, &r);
+        }
+    }
+    curl_multi_remove_handle(c->multi, x->easy);
+    c->in_flight--;
+    {
+        vb_done_cb *cb = x->cb;
+        void *opaque = x->opaque;
+        xfer_reset(x);
+        cb(opaque, &r);
+    }
+}
+
+int vb_client_perform(vb_client_t *c, int timeout_ms)
+{
+    int running = 0, left;
+    CURLMsg *m;
+
+    if (c->in_flight == 0)
+        return 0;
+    if (timeout_ms > 0)
+        curl_multi_poll(c->multi, NULL, 0, timeout_ms, NULL);
+    curl_multi_perform(c->multi, &running);
+    while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+        vb_xfer_t *x = NULL;
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        finish(c, x, m->data.result);
+    }
+    return c->in_flight;
+}
+
+int vb_client_in_flight(const vb_client_t *c)
+{
+    return c->in_flight;
+}
+
+int vb_find_call_since(vb_client_t *c, const char *destination, int64_t since_ms,
+                       char call_id_out[37])
+{
+    char token[64] = "";
+    int found = -1;
+
+    /* Newest first; stop at an empty page or once items are older than since. */
+    for (int page = 0; page < 20; page++) {
+        vb_xfer_t x;
+        char path[256];
+        CURLcode cc;
+        long status = 0;
+        json_t *root, *result, *item;
+        size_t i;
+        int older = 0;
+
+        memset(&x, 0, sizeof(x));
+        snprintf(path, sizeof(path), "/calls?page_size=100%s%s", token[0] ? "&page_token=" : "",
+                 token);
+        x.easy = easy_for(c, path, &x);
+        if (!x.easy)
+            return -1;
+        cc = curl_easy_perform(x.easy);
+        curl_easy_getinfo(x.easy, CURLINFO_RESPONSE_CODE, &status);
+        if (cc != CURLE_OK || status != 200) {
+            xfer_reset(&x);
+            return -1;
+        }
+        root = json_loads(x.resp ? x.resp : "", 0, NULL);
+        xfer_reset(&x);
+        result = json_object_get(root, "result");
+        if (!json_is_array(result)) {
+            json_decref(root);
+            return -1;
+        }
+        found = 0;
+        json_array_foreach(result, i, item) {
+            const char *tc = json_string_value(json_object_get(item, "tm_create"));
+            const char *dst =
+                json_string_value(json_object_get(json_object_get(item, "destination"), "target"));
+            const char *id = json_string_value(json_object_get(item, "id"));
+            int64_t t;
+            if (!tc || otp_time_parse(tc, &t) != 0)
+                continue;
+            if (t < since_ms) {
+                older = 1;
+                break;
+            }
+            if (dst && id && strcmp(dst, destination) == 0 && strlen(id) == 36) {
+                memcpy(call_id_out, id, 37);
+                json_decref(root);
+                return 1;
+            }
+        }
+        {
+            const char *next = json_string_value(json_object_get(root, "next_page_token"));
+            size_t n = json_array_size(result);
+            if (older || n == 0 || !next || !*next || strlen(next) >= sizeof(token)) {
+                json_decref(root);
+                break;
+            }
+            /* The token is a tm_create timestamp: safe in a query string as it is. */
+            snprintf(token, sizeof(token), "%s", next);
+            json_decref(root);
+        }
+    }
+    return found;
+}

@@ -1,0 +1,58 @@
+/* VoIPBin REST client (shared/reference/voipbin-api.md): POST /v1.0/calls and
+ * GET /v1.0/calls on libcurl multi, many requests in flight, one thread.
+ * The access key travels as ?accesskey= and is never logged. */
+#ifndef VOIPBIN_CLIENT_H
+#define VOIPBIN_CLIENT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+typedef struct vb_client vb_client_t;
+
+/* How a failed request may be retried (DESIGN.md, retry policy). */
+typedef enum {
+    VB_OK = 0,
+    VB_RETRY_SAFE,  /* not placed for sure: connect failure, 429, 503 */
+    VB_AMBIGUOUS,   /* may have been placed: timeout after sending, 500, other 5xx */
+    VB_PERMANENT,   /* not placed, and retrying will not help: 400, 401, 402, 403, 404 */
+} vb_class_t;
+
+typedef struct vb_result {
+    vb_class_t cls;
+    long http_status;        /* 0 when no response */
+    int64_t retry_after_ms;  /* from Retry-After, 0 if none */
+    char call_id[37];        /* calls[0].id on success */
+    char reason[64];         /* error.reason, or a transport cause like "timeout" */
+    char message[160];       /* error.message or curl's words */
+} vb_result_t;
+
+typedef void(vb_done_cb)(void *opaque, const vb_result_t *res);
+
+/* base_url like "https://api.voipbin.net/v1.0". max_in_flight bounds the
+ * transfers (and the memory). NULL on failure. */
+vb_client_t *vb_client_new(const char *base_url, const char *access_key, int max_in_flight,
+                           long timeout_ms);
+void vb_client_destroy(vb_client_t *c);
+
+/* Queues POST /v1.0/calls with source, one tel destination and inline actions
+ * (the client takes a reference of its own). cb runs from vb_client_perform.
+ * -1 when the in-flight window is full. */
+int vb_call_create(vb_client_t *c, const char *source, const char *destination, json_t *actions,
+                   vb_done_cb *cb, void *opaque);
+
+/* Runs transfers for up to timeout_ms (0 = only what is ready) and calls the
+ * callbacks of finished ones. Returns the number still in flight. */
+int vb_client_perform(vb_client_t *c, int timeout_ms);
+int vb_client_in_flight(const vb_client_t *c);
+
+/* Classifies an HTTP status (or 0 + curl failure, with `sent` saying whether
+ * the request had been fully sent). Exposed for the unit tests. */
+vb_class_t vb_classify(long http_status, int transport_error, int sent);
+
+/* Synchronous: finds a call to `destination` created at or after since_ms
+ * (GET /v1.0/calls, newest first, paging until older). 1 found (id in
+ * call_id_out), 0 none, -1 error. Used after an ambiguous failure. */
+int vb_find_call_since(vb_client_t *c, const char *destination, int64_t since_ms,
+                       char call_id_out[37]);
+
+#endif

@@ -1,0 +1,11 @@
+# main.c is the program; the other worker modules also go into the unit tests.
+WORKER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard worker/*.c))
+BINS       += $(BINDIR)/otp-worker $(BINDIR)/otp-migrate
+
+$(BINDIR)/otp-worker: $(WORKER_OBJ) $(COMMON_LIB)
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/otp-migrate: $(BUILD)/sql/migrate.o $(COMMON_LIB)
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
