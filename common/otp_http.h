@@ -1,0 +1,32 @@
+/* libmicrohttpd helpers shared by the verifier and the worker's health port. */
+#ifndef OTP_HTTP_H
+#define OTP_HTTP_H
+
+#include <microhttpd.h>
+#include <stddef.h>
+
+#if MHD_VERSION < 0x00097002
+typedef int otp_mhd_result;
+#else
+typedef enum MHD_Result otp_mhd_result;
+#endif
+
+/* Starts a daemon with its own polling thread (threads > 1: a thread pool)
+ * on "host:port". NULL with errstr naming the setting on failure. */
+struct MHD_Daemon *otp_http_start(const char *setting, const char *listen, unsigned threads,
+                                  MHD_AccessHandlerCallback handler, void *cls,
+                                  MHD_RequestCompletedCallback completed, char *errstr,
+                                  size_t errstr_size);
+
+/* The port a daemon listens on (useful with port 0). */
+unsigned otp_http_port(struct MHD_Daemon *d);
+
+/* Queues a response with a copy of body. */
+otp_mhd_result otp_http_reply(struct MHD_Connection *c, unsigned status, const char *content_type,
+                              const char *body);
+
+/* Queues {"error":{"code":code,"message":message}} with status. */
+otp_mhd_result otp_http_error(struct MHD_Connection *c, unsigned status, const char *code,
+                              const char *message);
+
+#endif

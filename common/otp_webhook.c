@@ -1,0 +1,244 @@
+#include "otp_webhook.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "otp_crypto.h"
+#include "otp_db.h"
+#include "otp_log.h"
+#include "otp_outbox.h"
+
+int otp_call_status_rank(const char *status)
+{
+    static const char *const order[] = {"dialing", "ringing", "progressing", "terminating", "hangup"};
+    if (strcmp(status, "canceling") == 0)
+        return 3;
+    for (int i = 0; i < 5; i++)
+        if (strcmp(status, order[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int copy_str(json_t *o, const char *key, char *dst, size_t size, int required)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return required ? -1 : 0;
+    if (!json_is_string(v) || json_string_length(v) >= size)
+        return -1;
+    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, char *errstr,
+                         size_t errstr_size)
+{
+    json_error_t jerr;
+    json_t *root, *data;
+    int rc = -1;
+
+    memset(ev, 0, sizeof(*ev));
+    if (len == 0 || len > OTP_WEBHOOK_MAX_BYTES) {
+        snprintf(errstr, errstr_size, "body must be 1 to %d bytes", OTP_WEBHOOK_MAX_BYTES);
+        return -1;
+    }
+    root = json_loadb(body, len, 0, &jerr);
+    if (!root) {
+        snprintf(errstr, errstr_size, "not JSON: %s", jerr.text);
+        return -1;
+    }
+    if (!json_is_object(root) || copy_str(root, "type", ev->type, sizeof(ev->type), 1)) {
+        snprintf(errstr, errstr_size, "expected an object with a string \"type\"");
+        goto out;
+    }
+    data = json_object_get(root, "data");
+    if (!json_is_object(data)) {
+        snprintf(errstr, errstr_size, "expected an object \"data\"");
+        goto out;
+    }
+    if (strncmp(ev->type, "call_", 5) != 0) {
+        rc = 1; /* message_*, activeflow_*, ...: not ours to apply */
+        goto out;
+    }
+    if (copy_str(data, "id", ev->call_id, sizeof(ev->call_id), 1) || !otp_uuid_valid(ev->call_id)) {
+        snprintf(errstr, errstr_size, "data.id must be a call UUID");
+        goto out;
+    }
+    if (copy_str(data, "status", ev->status, sizeof(ev->status), 1) ||
+        otp_call_status_rank(ev->status) < 0) {
+        snprintf(errstr, errstr_size, "data.status must be a call status");
+        goto out;
+    }
+    if (copy_str(data, "hangup_by", ev->hangup_by, sizeof(ev->hangup_by), 0) ||
+        copy_str(data, "hangup_reason", ev->hangup_reason, sizeof(ev->hangup_reason), 0)) {
+        snprintf(errstr, errstr_size, "data.hangup_by and data.hangup_reason must be short strings");
+        goto out;
+    }
+    {
+        json_t *tp = json_object_get(data, "tm_progressing");
+        /* Absent, null or the legacy 9999 sentinel all mean "not answered". */
+        ev->progressed = json_is_string(tp) && strncmp(json_string_value(tp), "9999", 4) != 0;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* The challenge-level outcome of a hangup. */
+static const char *hangup_outcome(const char *reason, int answered)
+{
+    if (strcmp(reason, "amd") == 0)
+        return "voicemail";
+    if (answered)
+        return "delivered";
+    if (strcmp(reason, "busy") == 0)
+        return "busy";
+    if (strcmp(reason, "failed") == 0 || strcmp(reason, "cancel") == 0)
+        return "call_failed";
+    return "no_answer"; /* noanswer, dialout, timeout, normal before answer */
+}
+
+static json_t *call_attrs(const otp_call_event_t *ev)
+{
+    json_t *a = json_pack("{s:s}", "call_id", ev->call_id);
+    if (ev->hangup_by[0])
+        json_object_set_new(a, "hangup_by", json_string(ev->hangup_by));
+    if (ev->hangup_reason[0])
+        json_object_set_new(a, "hangup_reason", json_string(ev->hangup_reason));
+    return a;
+}
+
+int otp_call_event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_body)
+{
+    const char *p[6];
+    char rank_s[8], answered_s[2];
+    PGresult *r = NULL;
+    int rank = otp_call_status_rank(ev->status);
+    int old_rank, was_answered, current, active, answered;
+    char request_id[37], ch_status[32];
+
+    if (rank < 0)
+        return 0;
+    if (otp_db_begin(db) != 0)
+        return -1;
+    p[0] = ev->call_id;
+    r = otp_db_query(db, "webhook_lookup",
+                     "SELECT c.request_id, c.status_rank, c.answered, ch.status,"
+                     "       ch.call_id IS NOT DISTINCT FROM c.call_id"
+                     "  FROM calls c JOIN challenges ch USING (request_id)"
+                     " WHERE c.call_id = $1 FOR UPDATE OF c, ch",
+                     1, p);
+    if (!r)
+        goto fail;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        p[1] = raw_body;
+        if (otp_db_exec(db, "webhook_keep",
+                        "INSERT INTO webhook_pending (call_id, body) VALUES ($1, $2::jsonb)", 2, p) ||
+            otp_db_commit(db))
+            goto fail;
+        return 1;
+    }
+    snprintf(request_id, sizeof(request_id), "%s", PQgetvalue(r, 0, 0));
+    old_rank = (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
+    was_answered = PQgetvalue(r, 0, 2)[0] == 't';
+    snprintf(ch_status, sizeof(ch_status), "%s", PQgetvalue(r, 0, 3));
+    current = PQgetvalue(r, 0, 4)[0] == 't';
+    PQclear(r);
+    r = NULL;
+
+    if (rank <= old_rank) {
+        /* A duplicate or an event overtaken by a later one: nothing moves back. */
+        return otp_db_commit(db) ? -1 : 0;
+    }
+    answered = was_answered || ev->progressed || rank == 2;
+    snprintf(rank_s, sizeof(rank_s), "%d", rank);
+    snprintf(answered_s, sizeof(answered_s), "%d", answered);
+    p[1] = ev->status;
+    p[2] = rank_s;
+    p[3] = answered_s;
+    p[4] = ev->hangup_by[0] ? ev->hangup_by : NULL;
+    p[5] = ev->hangup_reason[0] ? ev->hangup_reason : NULL;
+    if (otp_db_exec(db, "webhook_call",
+                    "UPDATE calls SET status = $2, status_rank = $3, answered = $4::int::boolean,"
+                    " hangup_by = coalesce($5, hangup_by), hangup_reason = coalesce($6, hangup_reason),"
+                    " updated_at = now() WHERE call_id = $1",
+                    6, p))
+        goto fail;
+
+    if (current) {
+        /* Only a challenge still waiting on this call changes status. */
+        active = strcmp(ch_status, "call_requested") == 0 || strcmp(ch_status, "ringing") == 0 ||
+                 strcmp(ch_status, "answered") == 0;
+        const char *new_status = NULL;
+        const char *rp[2] = {request_id, NULL};
+
+        if (rank == 1 && old_rank < 1) {
+            if (otp_outbox_add(db, request_id, "ringing", call_attrs(ev)))
+                goto fail;
+            if (strcmp(ch_status, "call_requested") == 0)
+                new_status = "ringing";
+        }
+        if (answered && !was_answered) {
+            if (otp_outbox_add(db, request_id, "answered", call_attrs(ev)))
+                goto fail;
+            new_status = "answered";
+        }
+        if (rank == 4) {
+            const char *outcome = hangup_outcome(ev->hangup_reason, answered);
+            if (otp_outbox_add(db, request_id, outcome, call_attrs(ev)))
+                goto fail;
+            new_status = outcome;
+        }
+        if (new_status && active) {
+            rp[1] = new_status;
+            /* delivered: nothing more to do; other outcomes: the dispatcher
+             * decides at once whether to call again. */
+            if (otp_db_exec(db, "webhook_challenge",
+                            "UPDATE challenges SET status = $2, updated_at = now(),"
+                            " next_attempt_at = CASE WHEN $2 IN ('ringing','answered') THEN next_attempt_at"
+                            "                        WHEN $2 = 'delivered' THEN NULL ELSE now() END"
+                            " WHERE request_id = $1",
+                            2, rp))
+                goto fail;
+        }
+    }
+    return otp_db_commit(db) ? -1 : 0;
+fail:
+    PQclear(r);
+    otp_db_rollback(db);
+    return -1;
+}
+
+int otp_call_apply_pending(PGconn *db, const char *call_id)
+{
+    const char *p[1] = {call_id};
+    PGresult *r = otp_db_query(db, "webhook_pending",
+                               "SELECT id, body::text FROM webhook_pending WHERE call_id = $1 ORDER BY id",
+                               1, p);
+    int rc = 0;
+
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        otp_call_event_t ev;
+        char err[128];
+        const char *body = PQgetvalue(r, i, 1);
+        const char *dp[1] = {PQgetvalue(r, i, 0)};
+
+        if (otp_call_event_parse(body, strlen(body), &ev, err, sizeof(err)) == 0 &&
+            otp_call_event_apply(db, &ev, body) < 0) {
+            rc = -1;
+            break;
+        }
+        if (otp_db_exec(db, "webhook_pending_done", "DELETE FROM webhook_pending WHERE id = $1", 1, dp)) {
+            rc = -1;
+            break;
+        }
+    }
+    PQclear(r);
+    return rc;
+}

@@ -1,0 +1,37 @@
+/* VoIPBin call webhooks ({"type":"call_*","data":Call}): parsing, and applying
+ * them to calls and challenges so that duplicates and reordering never move a
+ * call or a challenge backwards. */
+#ifndef OTP_WEBHOOK_H
+#define OTP_WEBHOOK_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#define OTP_WEBHOOK_MAX_BYTES 65536
+
+typedef struct otp_call_event {
+    char type[48];         /* call_created, call_ringing, ... (others are ignored) */
+    char call_id[37];
+    char status[16];       /* dialing ringing progressing terminating canceling hangup */
+    char hangup_by[16];
+    char hangup_reason[16];
+    int progressed;        /* tm_progressing present: the callee answered */
+} otp_call_event_t;
+
+/* Parses a webhook body. 0 ok; 1 a well-formed event that is not about a call
+ * (ignored by callers); -1 malformed, with errstr. Thread-safe. */
+int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, char *errstr,
+                         size_t errstr_size) __attribute__((warn_unused_result));
+
+/* Order of call statuses; a webhook applies only if it moves a call forward. */
+int otp_call_status_rank(const char *status);
+
+/* Applies an event in its own transaction. A call id not recorded yet is kept
+ * in webhook_pending and applied by otp_call_apply_pending once the worker
+ * records the call. 0 applied or ignored (stale), 1 kept pending, -1 db error. */
+int otp_call_event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_body);
+
+/* Applies the kept events of call_id, oldest first. 0 ok, -1 db error. */
+int otp_call_apply_pending(PGconn *db, const char *call_id);
+
+#endif

@@ -1,0 +1,352 @@
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "otp_backoff.h"
+#include "otp_db.h"
+#include "otp_log.h"
+#include "otp_outbox.h"
+#include "otp_time.h"
+#include "otp_webhook.h"
+#include "worker.h"
+
+/* Claims due rows. Setting next_attempt_at to the lease's end means a worker
+ * that dies holding the row simply lets it come due again. */
+static const char claim_sql[] =
+    "WITH d AS ("
+    "  SELECT request_id, status AS prev_status FROM challenges"
+    "   WHERE next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $2"
+    "   FOR UPDATE SKIP LOCKED"
+    ")"
+    "UPDATE challenges c SET status = 'calling', lease_owner = $1, updated_at = now(),"
+    "       next_attempt_at = now() + make_interval(secs => $3::int)"
+    "  FROM d WHERE c.request_id = d.request_id"
+    " RETURNING c.request_id, c.phone, c.phone_masked, c.locale, c.code_length,"
+    "   (extract(epoch FROM c.expires_at) * 1000)::bigint, c.call_attempts, c.max_call_attempts,"
+    "   d.prev_status, coalesce((extract(epoch FROM c.attempt_started_at) * 1000)::bigint, 0),"
+    "   c.options::text";
+
+typedef struct claimed {
+    char request_id[37];
+    char phone[18];
+    char phone_masked[24];
+    char locale[36];
+    int code_length;
+    int64_t expires_ms;
+    int call_attempts, max_call_attempts;
+    char prev_status[24];
+    int64_t attempt_started_ms;
+    int gate, amd;
+} claimed_t;
+
+typedef struct call_ctx {
+    worker_t *w;
+    claimed_t row;
+    int attempt;
+    int64_t started_ms;
+} call_ctx_t;
+
+/* Runs a state change of a row this worker holds, with its event, in one
+ * transaction. `set` is the SET list; $1 = request_id, $2 = worker id, then
+ * extra params. 1 changed, 0 the row was no longer ours, -1 error. */
+static int change_held(worker_t *w, const char *request_id, const char *set, int nextra,
+                       const char *const *extra, const char *event, json_t *attrs)
+{
+    char sql[1024];
+    const char *p[8] = {request_id, w->cfg.worker_id};
+    PGresult *r;
+    int changed;
+
+    for (int i = 0; i < nextra && i < 6; i++)
+        p[2 + i] = extra[i];
+    snprintf(sql, sizeof(sql),
+             "UPDATE challenges SET %s, updated_at = now() WHERE request_id = $1"
+             " AND status = 'calling' AND lease_owner = $2",
+             set);
+    if (otp_db_begin(w->db) != 0) {
+        json_decref(attrs);
+        return -1;
+    }
+    r = otp_db_query(w->db, event, sql, 2 + nextra, p);
+    if (!r)
+        goto fail;
+    changed = strcmp(PQcmdTuples(r), "1") == 0;
+    PQclear(r);
+    if (changed && event && otp_outbox_add(w->db, request_id, event, attrs))
+        goto fail_noattrs;
+    if (!changed)
+        json_decref(attrs);
+    if (otp_db_commit(w->db) != 0)
+        return -1;
+    return changed;
+fail:
+    json_decref(attrs);
+fail_noattrs:
+    otp_db_rollback(w->db);
+    atomic_fetch_add(&w->m.db_errors, 1);
+    return -1;
+}
+
+static void finish_failed(worker_t *w, const claimed_t *row, const char *cause, json_t *attrs)
+{
+    if (!attrs)
+        attrs = json_object();
+    json_object_set_new(attrs, "cause", json_string(cause));
+    json_object_set_new(attrs, "call_attempts", json_integer(row->call_attempts));
+    if (change_held(w, row->request_id, "status = 'failed', next_attempt_at = NULL, lease_owner = NULL",
+                    0, NULL, "failed", attrs) == 1) {
+        atomic_fetch_add(&w->m.calls_failed, 1);
+        otp_info("request_failed", "request_id=%s phone=%s cause=%s", row->request_id,
+                 row->phone_masked, cause);
+    }
+}
+
+static void finish_expired(worker_t *w, const claimed_t *row, const char *reason)
+{
+    if (change_held(w, row->request_id, "status = 'expired', next_attempt_at = NULL, lease_owner = NULL",
+                    0, NULL, "expired", json_pack("{s:s}", "reason", reason)) == 1)
+        otp_info("request_expired", "request_id=%s phone=%s reason=%s", row->request_id,
+                 row->phone_masked, reason);
+}
+
+/* Schedules another call after `cause`, or ends the request if no attempt or
+ * not enough of the code's life is left. `not_placed`: the failed attempt
+ * placed no call, so it does not count. `keep_calling`: the outcome is
+ * ambiguous; the row stays 'calling' and the next claim first looks for the
+ * call VoIPBin may have created. */
+static void schedule_retry(worker_t *w, const claimed_t *row, const char *cause,
+                           int64_t retry_after_ms, int not_placed, int keep_calling)
+{
+    int placed = row->call_attempts - (not_placed ? 1 : 0);
+    int64_t delay = otp_backoff_delay_ms(placed + 1, w->cfg.retry_base_ms, w->cfg.retry_cap_ms,
+                                         retry_after_ms, randombytes_random());
+    char delay_s[24], attempts_s[12];
+    const char *extra[2] = {delay_s, attempts_s};
+    json_t *attrs;
+
+    if (keep_calling && delay < 1000)
+        delay = 1000; /* give the call time to show up in GET /v1.0/calls */
+    if (placed >= row->max_call_attempts && !keep_calling) {
+        finish_failed(w, row, cause, NULL);
+        return;
+    }
+    if (!otp_backoff_worth_it(otp_now_ms(), delay, row->expires_ms, w->cfg.min_remaining_ms)) {
+        finish_failed(w, row, cause,
+                      json_pack("{s:s}", "detail", "the code would expire before another call"));
+        return;
+    }
+    snprintf(delay_s, sizeof(delay_s), "%lld", (long long)delay);
+    snprintf(attempts_s, sizeof(attempts_s), "%d", placed);
+    attrs = json_pack("{s:i, s:I, s:s, s:b}", "attempt", placed + 1, "delay_ms", (json_int_t)delay,
+                      "cause", cause, "ambiguous", keep_calling);
+    if (change_held(w, row->request_id,
+                    keep_calling
+                        ? "next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),"
+                          " call_attempts = $4::int, lease_owner = NULL"
+                        : "status = 'pending', next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),"
+                          " call_attempts = $4::int, lease_owner = NULL, attempt_started_at = NULL",
+                    2, extra, "retry_scheduled", attrs) == 1) {
+        atomic_fetch_add(&w->m.calls_retried, 1);
+        otp_info("retry_scheduled", "request_id=%s phone=%s cause=%s delay_ms=%lld attempt=%d",
+                 row->request_id, row->phone_masked, cause, (long long)delay, placed + 1);
+    }
+}
+
+/* Records a placed (or adopted) call: the call row, the challenge status and
+ * the event, then applies webhooks that arrived before this write. */
+static void record_call(worker_t *w, const claimed_t *row, const char *call_id, int attempt,
+                        int adopted)
+{
+    char attempt_s[12], exp_s[24];
+    const char *p[4] = {call_id, row->request_id, attempt_s, NULL};
+    const char *extra[2] = {call_id, exp_s};
+    int changed;
+
+    snprintf(attempt_s, sizeof(attempt_s), "%d", attempt);
+    snprintf(exp_s, sizeof(exp_s), "%lld", (long long)row->expires_ms);
+    /* The call exists whatever happened to the challenge meanwhile: record it first. */
+    if (otp_db_exec(w->db, "record_call",
+                    "INSERT INTO calls (call_id, request_id, attempt) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (call_id) DO NOTHING",
+                    3, p)) {
+        atomic_fetch_add(&w->m.db_errors, 1);
+        return;
+    }
+    /* Until a final call status comes, the row is due again at expiry. */
+    changed = change_held(w, row->request_id,
+                          "status = 'call_requested', call_id = $3::uuid, lease_owner = NULL,"
+                          " attempt_started_at = NULL,"
+                          " next_attempt_at = to_timestamp($4::bigint / 1000.0)",
+                          2, extra, "call_requested",
+                          json_pack("{s:s, s:i, s:s, s:b}", "call_id", call_id, "attempt", attempt,
+                                    "locale", row->locale, "adopted", adopted));
+    if (changed == 1) {
+        atomic_fetch_add(adopted ? &w->m.calls_adopted : &w->m.calls_placed, 1);
+        otp_info("call_requested", "request_id=%s phone=%s call_id=%s attempt=%d adopted=%d",
+                 row->request_id, row->phone_masked, call_id, attempt, adopted);
+        if (otp_call_apply_pending(w->db, call_id) != 0)
+            atomic_fetch_add(&w->m.db_errors, 1);
+    }
+}
+
+static void on_call_done(void *opaque, const vb_result_t *res)
+{
+    call_ctx_t *ctx = opaque;
+    worker_t *w = ctx->w;
+    claimed_t *row = &ctx->row;
+    char cause[96];
+
+    atomic_fetch_sub(&w->m.in_flight, 1);
+    row->call_attempts = ctx->attempt;
+    if (res->http_status)
+        snprintf(cause, sizeof(cause), "http_%ld_%s", res->http_status, res->reason);
+    else
+        snprintf(cause, sizeof(cause), "%s", res->reason);
+    switch (res->cls) {
+    case VB_OK:
+        record_call(w, row, res->call_id, ctx->attempt, 0);
+        break;
+    case VB_RETRY_SAFE:
+        otp_warn("call_not_placed", "request_id=%s phone=%s cause=%s retry_after_ms=%lld",
+                 row->request_id, row->phone_masked, cause, (long long)res->retry_after_ms);
+        schedule_retry(w, row, cause, res->retry_after_ms, 1, 0);
+        break;
+    case VB_AMBIGUOUS:
+        otp_warn("call_ambiguous", "request_id=%s phone=%s cause=%s", row->request_id,
+                 row->phone_masked, cause);
+        schedule_retry(w, row, cause, res->retry_after_ms, 0, 1);
+        break;
+    case VB_PERMANENT:
+        otp_warn("call_refused", "request_id=%s phone=%s cause=%s message=\"%s\"", row->request_id,
+                 row->phone_masked, cause, res->message);
+        finish_failed(w, row, cause, json_pack("{s:I}", "http_status", (json_int_t)res->http_status));
+        break;
+    }
+    free(ctx);
+}
+
+/* Generates a fresh code, stores its keyed hash, and starts the call. The
+ * code lives only in this frame and in the request body being sent. */
+static void place_call(worker_t *w, const claimed_t *row)
+{
+    char code[OTP_CODE_MAX + 1];
+    unsigned char hash[OTP_HASH_BYTES];
+    char hash_hex[OTP_HASH_BYTES * 2 + 1], key_id[8], attempt_s[12];
+    const char *extra[3] = {hash_hex, key_id, attempt_s};
+    otp_voice_opts_t vopts = {row->gate, row->amd, NULL, row->request_id};
+    int attempt = row->call_attempts + 1;
+    call_ctx_t *ctx = NULL;
+    json_t *actions = NULL;
+
+    if (attempt > row->max_call_attempts) {
+        finish_failed(w, row, "max_call_attempts", NULL);
+        return;
+    }
+    if (!otp_backoff_worth_it(otp_now_ms(), 0, row->expires_ms, w->cfg.min_remaining_ms)) {
+        finish_expired(w, row, row->call_attempts ? "no_time_left_to_retry" : "too_late_to_call");
+        return;
+    }
+    if (otp_code_generate(code, sizeof(code), row->code_length) != 0 ||
+        otp_code_hash(&w->keys, w->keys.current_id, row->request_id, code, hash) != 0)
+        goto out;
+    sodium_bin2hex(hash_hex, sizeof(hash_hex), hash, sizeof(hash));
+    snprintf(key_id, sizeof(key_id), "%d", w->keys.current_id);
+    snprintf(attempt_s, sizeof(attempt_s), "%d", attempt);
+    /* The new hash replaces the old one: a retried call carries a fresh code. */
+    if (change_held(w, row->request_id,
+                    "code_hash = decode($3, 'hex'), key_id = $4::smallint, call_attempts = $5::int,"
+                    " attempts = 0, attempt_started_at = now(), status = 'calling'",
+                    3, extra, NULL, NULL) != 1)
+        goto out;
+    actions = otp_voice_actions(w->voice, row->locale, w->cfg.brand, code, &vopts);
+    ctx = calloc(1, sizeof(*ctx));
+    if (!actions || !ctx)
+        goto out;
+    ctx->w = w;
+    ctx->row = *row;
+    ctx->attempt = attempt;
+    ctx->started_ms = otp_now_ms();
+    if (vb_call_create(w->vb, w->cfg.caller_id, row->phone, actions, on_call_done, ctx) != 0)
+        goto out; /* the lease runs out and the row comes due again */
+    ctx = NULL;   /* owned by the in-flight call now */
+    atomic_fetch_add(&w->m.in_flight, 1);
+out:
+    free(ctx);
+    json_decref(actions);
+    sodium_memzero(code, sizeof(code));
+}
+
+/* The row was 'calling' when claimed: its worker died or its request ended
+ * ambiguously. Adopt the call VoIPBin made, if any, before placing another. */
+static void recover_calling(worker_t *w, claimed_t *row)
+{
+    char call_id[37];
+    int found;
+
+    if (row->attempt_started_ms == 0 || row->call_attempts == 0) {
+        place_call(w, row); /* claimed but never sent */
+        return;
+    }
+    found = vb_find_call_since(w->vb, row->phone, row->attempt_started_ms - 2000, call_id);
+    if (found == 1) {
+        record_call(w, row, call_id, row->call_attempts, 1);
+    } else if (found == 0) {
+        place_call(w, row);
+    } else {
+        schedule_retry(w, row, "call_lookup_failed", 0, 0, 1);
+    }
+}
+
+int dispatch_run(worker_t *w)
+{
+    int free_slots = w->cfg.max_in_flight - vb_client_in_flight(w->vb);
+    char limit[12], lease[12];
+    const char *p[3] = {w->cfg.worker_id, limit, lease};
+    PGresult *r;
+    int n;
+
+    if (free_slots <= 0)
+        return 0;
+    snprintf(limit, sizeof(limit), "%d", free_slots);
+    snprintf(lease, sizeof(lease), "%d", w->cfg.lease_s);
+    if (otp_db_ensure(w->db) != 0)
+        return -1;
+    r = otp_db_query(w->db, "claim", claim_sql, 3, p);
+    if (!r) {
+        atomic_fetch_add(&w->m.db_errors, 1);
+        return -1;
+    }
+    n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        claimed_t row;
+        const char *opts = PQgetvalue(r, i, 10);
+
+        memset(&row, 0, sizeof(row));
+        snprintf(row.request_id, sizeof(row.request_id), "%s", PQgetvalue(r, i, 0));
+        snprintf(row.phone, sizeof(row.phone), "%s", PQgetvalue(r, i, 1));
+        snprintf(row.phone_masked, sizeof(row.phone_masked), "%s", PQgetvalue(r, i, 2));
+        snprintf(row.locale, sizeof(row.locale), "%s", PQgetvalue(r, i, 3));
+        row.code_length = (int)strtol(PQgetvalue(r, i, 4), NULL, 10);
+        row.expires_ms = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+        row.call_attempts = (int)strtol(PQgetvalue(r, i, 6), NULL, 10);
+        row.max_call_attempts = (int)strtol(PQgetvalue(r, i, 7), NULL, 10);
+        snprintf(row.prev_status, sizeof(row.prev_status), "%s", PQgetvalue(r, i, 8));
+        row.attempt_started_ms = strtoll(PQgetvalue(r, i, 9), NULL, 10);
+        row.gate = strstr(opts, "\"gate\": true") != NULL;
+        row.amd = strstr(opts, "\"amd\": true") != NULL;
+
+        if (strcmp(row.prev_status, "pending") == 0)
+            place_call(w, &row);
+        else if (strcmp(row.prev_status, "calling") == 0)
+            recover_calling(w, &row);
+        else if (strcmp(row.prev_status, "no_answer") == 0 || strcmp(row.prev_status, "busy") == 0 ||
+                 strcmp(row.prev_status, "voicemail") == 0 ||
+                 strcmp(row.prev_status, "call_failed") == 0)
+            schedule_retry(w, &row, row.prev_status, 0, 0, 0);
+        else /* call_requested, ringing, answered at expiry: no final call status came */
+            finish_expired(w, &row, "no_final_call_status");
+    }
+    PQclear(r);
+    return n;
+}

@@ -1,0 +1,196 @@
+/* otp-worker: consumes otp.requested, places VoIPBin calls, relays status. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "delivery.h"
+#include "otp_config.h"
+#include "otp_db.h"
+#include "otp_kafka.h"
+#include "otp_log.h"
+#include "otp_phone.h"
+#include "otp_time.h"
+#include "worker.h"
+
+static volatile sig_atomic_t running = 1;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    running = 0;
+}
+
+static int setup(worker_t *w, char *err, size_t errsz)
+{
+    worker_settings_t *c = &w->cfg;
+    char voice_dir[1024];
+    rd_kafka_conf_t *conf;
+    rd_kafka_topic_partition_list_t *topics;
+    const char *dir = otp_config_str("OTP_LOCALE_DIR");
+
+    c->topic_requests = otp_config_str("OTP_TOPIC_REQUESTS");
+    c->topic_status = otp_config_str("OTP_TOPIC_STATUS");
+    c->topic_dlq = otp_config_str("OTP_TOPIC_DLQ");
+    c->caller_id = otp_config_str("OTP_CALLER_ID");
+    c->brand = otp_config_str("OTP_BRAND");
+    c->default_locale = otp_config_str("OTP_DEFAULT_LOCALE");
+    c->code_length = (int)otp_config_int("OTP_CODE_LENGTH");
+    c->ttl_s = (int)otp_config_int("OTP_TTL_SECONDS");
+    c->max_attempts = (int)otp_config_int("OTP_MAX_ATTEMPTS");
+    c->max_call_attempts = (int)otp_config_int("OTP_MAX_CALL_ATTEMPTS");
+    c->min_remaining_ms = otp_config_int("OTP_MIN_REMAINING_SECONDS") * 1000;
+    c->retry_base_ms = otp_config_int("OTP_RETRY_BASE_MS");
+    c->retry_cap_ms = otp_config_int("OTP_RETRY_CAP_MS");
+    c->lease_s = (int)otp_config_int("OTP_LEASE_SECONDS");
+    c->max_in_flight = (int)otp_config_int("OTP_MAX_IN_FLIGHT");
+    if (*otp_config_str("OTP_WORKER_ID")) {
+        snprintf(c->worker_id, sizeof(c->worker_id), "%s", otp_config_str("OTP_WORKER_ID"));
+    } else {
+        char host[64] = "host";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(c->worker_id, sizeof(c->worker_id), "%s-%d", host, (int)getpid());
+    }
+    if (!otp_phone_is_e164(c->caller_id)) {
+        snprintf(err, errsz, "OTP_CALLER_ID=%s: expected an E.164 number such as +15550100000",
+                 c->caller_id);
+        return -1;
+    }
+    if (c->min_remaining_ms >= (int64_t)c->ttl_s * 1000) {
+        snprintf(err, errsz, "OTP_MIN_REMAINING_SECONDS must be below OTP_TTL_SECONDS");
+        return -1;
+    }
+    if (otp_keyring_load(&w->keys, (int)otp_config_int("OTP_HASH_KEY_ID"),
+                         otp_config_str("OTP_HASH_KEY"), otp_config_str("OTP_HASH_KEYS_PREVIOUS"),
+                         err, errsz) != 0)
+        return -1;
+    if (*dir)
+        snprintf(voice_dir, sizeof(voice_dir), "%s", dir);
+    else
+        otp_voice_default_dir(voice_dir, sizeof(voice_dir));
+    w->voice = otp_voice_load(voice_dir, err, errsz);
+    if (!w->voice)
+        return -1;
+    if (!otp_voice_pick(w->voice, c->default_locale, "", "") ||
+        strcasecmp(otp_voice_pick(w->voice, c->default_locale, "", ""), c->default_locale) != 0) {
+        snprintf(err, errsz, "OTP_DEFAULT_LOCALE=%.40s: no template for it in %.400s",
+                 c->default_locale, voice_dir);
+        return -1;
+    }
+    w->db = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker", err, errsz);
+    if (!w->db)
+        return -1;
+    atomic_store(&w->m.db_ok, 1);
+    w->vb = vb_client_new(otp_config_str("OTP_VOIPBIN_BASE_URL"),
+                          otp_config_str("OTP_VOIPBIN_ACCESS_KEY"), c->max_in_flight,
+                          otp_config_int("OTP_CALL_TIMEOUT_MS"));
+    if (!w->vb) {
+        snprintf(err, errsz, "OTP_VOIPBIN_BASE_URL: cannot set up the HTTP client");
+        return -1;
+    }
+
+    /* Producer: DLQ and status events. Idempotent, so retries keep order. */
+    conf = otp_kafka_conf_new(err, errsz);
+    if (!conf || otp_kafka_set(conf, "enable.idempotence", "true", err, errsz) ||
+        otp_kafka_set(conf, "linger.ms", "5", err, errsz))
+        return -1;
+    rd_kafka_conf_set_dr_msg_cb(conf, delivery_report);
+    w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errsz);
+    if (!w->producer)
+        return -1;
+
+    /* Consumer: offsets are stored by hand once a batch is durable in PostgreSQL. */
+    conf = otp_kafka_conf_new(err, errsz);
+    if (!conf || otp_kafka_set(conf, "group.id", otp_config_str("OTP_CONSUMER_GROUP"), err, errsz) ||
+        otp_kafka_set(conf, "enable.auto.offset.store", "false", err, errsz) ||
+        otp_kafka_set(conf, "auto.offset.reset", "earliest", err, errsz))
+        return -1;
+    w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errsz);
+    if (!w->consumer)
+        return -1;
+    rd_kafka_poll_set_consumer(w->consumer);
+    topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, c->topic_requests, RD_KAFKA_PARTITION_UA);
+    if (rd_kafka_subscribe(w->consumer, topics) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_topic_partition_list_destroy(topics);
+        snprintf(err, errsz, "OTP_TOPIC_REQUESTS=%s: cannot subscribe", c->topic_requests);
+        return -1;
+    }
+    rd_kafka_topic_partition_list_destroy(topics);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static worker_t w;
+    char err[512];
+    void *http = NULL;
+    int64_t drain_deadline;
+
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        otp_config_print_help(OTP_PROG_WORKER, "usage: otp-worker\n"
+                                               "Consumes otp.requested, calls, relays otp.call_status.");
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--settings-markdown") == 0) {
+        otp_config_print_markdown();
+        return 0;
+    }
+    if (otp_config_load(OTP_PROG_WORKER, err, sizeof(err)) != 0 || otp_crypto_init() != 0) {
+        fprintf(stderr, "otp-worker: %s\n", err);
+        return 2;
+    }
+    otp_log_init("otp-worker", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")));
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    w.running = &running;
+    if (setup(&w, err, sizeof(err)) != 0) {
+        fprintf(stderr, "otp-worker: %s\n", err);
+        return 2;
+    }
+    if (*otp_config_str("OTP_WORKER_LISTEN")) {
+        http = worker_http_start(&w, otp_config_str("OTP_WORKER_LISTEN"), err, sizeof(err));
+        if (!http) {
+            fprintf(stderr, "otp-worker: %s\n", err);
+            return 2;
+        }
+    }
+    otp_info("worker_started", "worker_id=%s in_flight=%d", w.cfg.worker_id, w.cfg.max_in_flight);
+
+    while (running) {
+        int busy = 0;
+        int idle_wait = vb_client_in_flight(w.vb) ? 0 : 50;
+
+        busy += ingest_poll(&w, idle_wait) > 0;
+        busy += dispatch_run(&w) > 0;
+        vb_client_perform(w.vb, busy ? 0 : 10);
+        busy += relay_run(&w) > 0;
+        rd_kafka_poll(w.producer, 0);
+        atomic_store(&w.m.db_ok, PQstatus(w.db) == CONNECTION_OK);
+        if (PQstatus(w.db) != CONNECTION_OK)
+            usleep(200000);
+    }
+
+    /* Drain: no new messages or claims; finish the calls in flight (their
+     * results are recorded), relay, commit offsets, leave the group. */
+    otp_info("worker_draining", "in_flight=%d", vb_client_in_flight(w.vb));
+    drain_deadline = otp_monotonic_ms() + 15000;
+    while (vb_client_in_flight(w.vb) > 0 && otp_monotonic_ms() < drain_deadline)
+        vb_client_perform(w.vb, 100);
+    relay_run(&w);
+    rd_kafka_consumer_close(w.consumer);
+    rd_kafka_flush(w.producer, 5000);
+    worker_http_stop(http);
+    rd_kafka_destroy(w.consumer);
+    rd_kafka_destroy(w.producer);
+    vb_client_destroy(w.vb);
+    otp_voice_destroy(w.voice);
+    PQfinish(w.db);
+    otp_keyring_clear(&w.keys);
+    otp_info("worker_stopped", "consumed=%lld calls=%lld", (long long)w.m.consumed,
+             (long long)w.m.calls_placed);
+    return 0;
+}

@@ -1,0 +1,109 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "delivery.h"
+#include "otp_db.h"
+#include "otp_log.h"
+#include "otp_time.h"
+#include "worker.h"
+
+#define RELAY_LOCK "727275" /* pg_advisory_xact_lock key: one relay at a time */
+
+/* The event as consumers see it: envelope, challenge context (phone masked,
+ * never a code or hash), then the attributes of the change. */
+static const char select_sql[] =
+    "SELECT o.id, o.request_id::text,"
+    "  (jsonb_build_object('event_id', o.event_id, 'schema_version', 1, 'type', o.type,"
+    "     'request_id', o.request_id, 'seq', o.id,"
+    "     'at', to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))"
+    "   || CASE WHEN c.request_id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object("
+    "        'user_id', c.user_id, 'purpose', c.purpose, 'phone', c.phone_masked,"
+    "        'country', c.country, 'locale', c.locale) END"
+    "   || CASE WHEN c.metadata IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('metadata', c.metadata) END"
+    "   || o.attrs)::text"
+    "  FROM outbox o LEFT JOIN challenges c ON c.request_id = o.request_id"
+    " ORDER BY o.id LIMIT 1000";
+
+int relay_run(worker_t *w)
+{
+    static delivery_tracker_t t; /* static: see ingest.c */
+    PGresult *r = NULL, *lock = NULL;
+    char *ids = NULL;
+    size_t ids_len = 0;
+    int n = 0, rc = -1;
+
+    if (otp_db_ensure(w->db) != 0 || otp_db_begin(w->db) != 0)
+        return -1;
+    lock = otp_db_query(w->db, "relay_lock", "SELECT pg_try_advisory_xact_lock(" RELAY_LOCK ")", 0, NULL);
+    if (!lock)
+        goto out;
+    if (PQgetvalue(lock, 0, 0)[0] != 't') {
+        rc = 0; /* another worker is relaying */
+        goto out;
+    }
+    r = otp_db_query(w->db, "relay_select", select_sql, 0, NULL);
+    if (!r)
+        goto out;
+    n = PQntuples(r);
+    if (n == 0) {
+        rc = 0;
+        goto out;
+    }
+    t.failed = 0;
+    ids = malloc((size_t)n * 21 + 3);
+    if (!ids)
+        goto out;
+    ids[ids_len++] = '{';
+    for (int i = 0; i < n; i++) {
+        const char *key = PQgetvalue(r, i, 1);
+        const char *val = PQgetvalue(r, i, 2);
+        rd_kafka_resp_err_t err;
+
+        err = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(w->cfg.topic_status),
+                                RD_KAFKA_V_KEY(key, strlen(key)),
+                                RD_KAFKA_V_VALUE((void *)val, (size_t)PQgetlength(r, i, 2)),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&t),
+                                RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(w->producer, 100);
+            i--;
+            continue;
+        }
+        if (err) {
+            otp_error("relay_produce_failed", "error=\"%s\"", rd_kafka_err2str(err));
+            n = i;
+            break;
+        }
+        t.pending++;
+        ids_len += (size_t)snprintf(ids + ids_len, 22, "%s%s", i ? "," : "", PQgetvalue(r, i, 0));
+    }
+    ids[ids_len++] = '}';
+    ids[ids_len] = '\0';
+    /* Delete only what the broker acknowledged; on any failure keep the whole
+     * batch and send it again (consumers drop duplicates by event_id). */
+    if (delivery_wait(w->producer, &t, 10000) != 0) {
+        atomic_fetch_add(&w->m.relay_errors, 1);
+        atomic_store(&w->m.kafka_ok, 0);
+        otp_warn("relay_delivery_failed", "events=%d error=\"%s\"", n, rd_kafka_err2str(t.last_err));
+        goto out;
+    }
+    atomic_store(&w->m.kafka_ok, 1);
+    if (n > 0) {
+        const char *p[1] = {ids};
+        if (otp_db_exec(w->db, "relay_delete", "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, p))
+            goto out;
+    }
+    rc = n;
+out:
+    PQclear(lock);
+    PQclear(r);
+    free(ids);
+    if (rc >= 0 && otp_db_commit(w->db) == 0) {
+        if (rc > 0)
+            atomic_fetch_add(&w->m.relayed, rc);
+        return rc;
+    }
+    otp_db_rollback(w->db);
+    return -1;
+}

@@ -1,0 +1,67 @@
+/* otp-worker: one thread runs a loop over three steps that share nothing but
+ * PostgreSQL: ingest (Kafka → challenges), dispatch (due challenges → VoIPBin
+ * calls) and relay (outbox → otp.call_status). A small HTTP thread serves
+ * /healthz and /metrics from the counters. */
+#ifndef OTP_WORKER_H
+#define OTP_WORKER_H
+
+#include <librdkafka/rdkafka.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "otp_crypto.h"
+#include "otp_voice.h"
+#include "voipbin_client.h"
+
+typedef struct worker_settings {
+    const char *topic_requests, *topic_status, *topic_dlq;
+    const char *caller_id, *brand, *default_locale;
+    char worker_id[128];
+    int code_length, ttl_s, max_attempts, max_call_attempts;
+    int64_t min_remaining_ms, retry_base_ms, retry_cap_ms;
+    int lease_s, max_in_flight;
+} worker_settings_t;
+
+typedef struct worker_metrics {
+    atomic_llong consumed, accepted, duplicates, dlq, expired_on_arrival;
+    atomic_llong calls_placed, calls_failed, calls_retried, calls_adopted;
+    atomic_llong relayed, relay_errors, db_errors;
+    atomic_llong in_flight;
+    atomic_int db_ok, kafka_ok;
+} worker_metrics_t;
+
+typedef struct worker {
+    worker_settings_t cfg;
+    otp_keyring_t keys;
+    otp_voice_catalog_t *voice;
+    PGconn *db;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    vb_client_t *vb;
+    worker_metrics_t m;
+    volatile sig_atomic_t *running;
+    int64_t relay_last_ms;
+} worker_t;
+
+/* Polls up to one batch of otp.requested (waiting at most timeout_ms), makes
+ * its effect durable in PostgreSQL, then stores the offsets. Returns the
+ * number of messages handled, -1 on a database or broker error (the batch is
+ * handed back by seeking, nothing is stored). */
+int ingest_poll(worker_t *w, int timeout_ms);
+
+/* Claims due challenges (up to the free in-flight slots) and starts calls,
+ * retries, expiries. Returns the number of rows claimed, -1 on error. */
+int dispatch_run(worker_t *w);
+
+/* Sends pending outbox rows to otp.call_status and deletes the acknowledged
+ * ones. Only one worker relays at a time (advisory lock), so events stay in
+ * order per request. Returns rows relayed, -1 on error. */
+int relay_run(worker_t *w);
+
+/* Serves /healthz and /metrics on listen ("host:port"); NULL = off. */
+void *worker_http_start(worker_t *w, const char *listen, char *errstr, size_t errstr_size);
+void worker_http_stop(void *h);
+
+#endif
