@@ -428,7 +428,12 @@ class Stack:
         sim_dir = os.path.join(ROOT, "tests", "sim")
         if sim_dir not in sys.path:
             sys.path.insert(0, sim_dir)
-        import simctl  # noqa: E402 - written alongside the simulator
+        try:
+            import simctl  # noqa: E402 - written alongside the simulator
+        except ModuleNotFoundError as e:
+            if e.name != "simctl":
+                raise
+            raise StackError("%s/simctl.py is missing" % sim_dir) from e
 
         sim = simctl.start_sim(self.bin("voipbin-sim"), self._log_path("sim"), **kw)
         self._sims.append(sim)
