@@ -31,7 +31,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import weakref
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN_DIR = os.path.join(ROOT, "bin")
@@ -188,6 +187,8 @@ class KafkaBroker:
         with self._lock:
             if not self.proc.alive():
                 raise StackError("kafka broker is not running; see %s" % self.proc.log_path)
+            while not self._replies.empty():  # a late answer to a command that timed out
+                self._replies.get_nowait()
             self.proc.proc.stdin.write((command + "\n").encode())
             self.proc.proc.stdin.flush()
             try:
@@ -216,7 +217,7 @@ def _topics_spec(topics):
     return ",".join(parts)
 
 
-_live_stacks = weakref.WeakSet()
+_live_stacks = set()  # strong refs: a dropped Stack is still stopped at exit
 _hooks_installed = False
 
 
