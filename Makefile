@@ -49,6 +49,7 @@ include verifier/verifier.mk
 include tests/sim/sim.mk
 include tests/kafka/kafka.mk
 include tests/unit/unit.mk
+-include tests/fuzz/fuzz.mk
 
 build-all: $(BINS) $(UNIT_TESTS)
 
@@ -57,7 +58,7 @@ deps:
 	@scripts/install-deps.sh
 
 unit-test: all
-	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t; done
+	@tests/unit/run.sh $(UNIT_TESTS)
 
 system-test: all
 	$(PYTHON) -m pytest -q tests/system tests/sim

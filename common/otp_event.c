@@ -353,3 +353,50 @@ char *otp_dlq_envelope(const char *reason, const char *error, const char *topic,
     json_decref(o);
     return s;
 }
+
+int otp_verify_request_parse(const char *body, size_t len, char request_id[37], char code[11],
+                             char *errstr, size_t errstr_size)
+{
+    json_error_t jerr;
+    json_t *root = NULL, *v;
+    const char *key, *s;
+    size_t n;
+    int rc = -1;
+
+    if (len == 0) {
+        snprintf(errstr, errstr_size, "the body is empty; send {\"request_id\": ..., \"code\": ...}");
+        return -1;
+    }
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(root)) {
+        snprintf(errstr, errstr_size, "the body must be a JSON object%s%s", root ? "" : ": ",
+                 root ? "" : jerr.text);
+        goto out;
+    }
+    json_object_foreach(root, key, v) {
+        if (strcmp(key, "request_id") != 0 && strcmp(key, "code") != 0) {
+            snprintf(errstr, errstr_size, "unexpected field \"%.64s\"", key);
+            goto out;
+        }
+    }
+    s = json_string_value(json_object_get(root, "request_id"));
+    if (!s || !otp_uuid_valid(s)) {
+        snprintf(errstr, errstr_size, "request_id must be a UUID string");
+        goto out;
+    }
+    for (int i = 0; i < 36; i++)
+        request_id[i] = (char)tolower((unsigned char)s[i]);
+    request_id[36] = '\0';
+    s = json_string_value(json_object_get(root, "code"));
+    n = s ? strlen(s) : 0;
+    if (!s || n < OTP_CODE_MIN || n > OTP_CODE_MAX || strspn(s, "0123456789") != n) {
+        snprintf(errstr, errstr_size, "code must be a string of %d to %d digits", OTP_CODE_MIN,
+                 OTP_CODE_MAX);
+        goto out;
+    }
+    memcpy(code, s, n + 1);
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}

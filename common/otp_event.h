@@ -51,6 +51,11 @@ char *otp_request_to_json(const otp_request_t *req);
 char *otp_dlq_envelope(const char *reason, const char *error, const char *topic, int32_t partition,
                        int64_t offset, const void *payload, size_t payload_len);
 
+/* Parses a verify request body: exactly {"request_id": UUID, "code": "4-10
+ * digits"}. 0 ok, -1 with errstr (a 400 for the client). Thread-safe. */
+int otp_verify_request_parse(const char *body, size_t len, char request_id[37], char code[11],
+                             char *errstr, size_t errstr_size) __attribute__((warn_unused_result));
+
 /* 1 if s looks like a BCP-47 tag: 2-3 letters, then -subtags of 2-8 alnum. */
 int otp_locale_valid(const char *s);
 

@@ -1,0 +1,311 @@
+#include "api.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "otp_db.h"
+#include "otp_event.h"
+#include "otp_log.h"
+#include "otp_webhook.h"
+#include "verify.h"
+
+#define WEBHOOK_MAX_BODY OTP_WEBHOOK_MAX_BYTES
+
+/* One connection per HTTP thread, opened on first use. */
+static __thread PGconn *thread_db;
+
+typedef struct req_ctx {
+    char *body;
+    size_t len;
+    int too_large;
+} req_ctx_t;
+
+int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_size)
+{
+    const char *p = list;
+
+    a->n_api_keys = 0;
+    while (p && *p) {
+        size_t n = strcspn(p, ",");
+        if (n != 64 || strspn(p, "0123456789abcdefABCDEF") < 64 || a->n_api_keys == API_MAX_KEYS) {
+            snprintf(errstr, errstr_size,
+                     "OTP_API_KEY_HASHES: expected up to %d SHA-256 hex digests separated by commas",
+                     API_MAX_KEYS);
+            return -1;
+        }
+        for (size_t i = 0; i < 64; i++)
+            a->api_key_hashes[a->n_api_keys][i] = (char)tolower((unsigned char)p[i]);
+        a->api_key_hashes[a->n_api_keys][64] = '\0';
+        a->n_api_keys++;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (a->n_api_keys == 0) {
+        snprintf(errstr, errstr_size, "OTP_API_KEY_HASHES: at least one API key hash is required");
+        return -1;
+    }
+    return 0;
+}
+
+static PGconn *db(api_t *a)
+{
+    char err[256];
+    if (!thread_db) {
+        thread_db = otp_db_connect(a->db_url, "otp-verifier", err, sizeof(err));
+        if (!thread_db)
+            otp_error("db_connect_failed", "error=\"%s\"", err);
+    }
+    return thread_db;
+}
+
+/* Compares the key's hash with every configured hash, all of them, in constant time. */
+static int authorised(api_t *a, struct MHD_Connection *c)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    char digest[65];
+    int ok = 0;
+
+    if (!h || strncmp(h, "Bearer ", 7) != 0 || strlen(h + 7) < 16 || strlen(h + 7) > 256)
+        return 0;
+    otp_sha256_hex(h + 7, digest);
+    for (int i = 0; i < a->n_api_keys; i++)
+        ok |= sodium_memcmp(digest, a->api_key_hashes[i], 64) == 0;
+    return ok;
+}
+
+static otp_mhd_result reply_json(struct MHD_Connection *c, unsigned status, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    otp_mhd_result r = otp_http_reply(c, status, "application/json", s ? s : "{}");
+    free(s);
+    json_decref(o);
+    return r;
+}
+
+static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
+{
+    char request_id[37], code[11], err[160];
+    int attempts_left = 0;
+    PGconn *conn;
+    verify_result_t res;
+
+    if (otp_verify_request_parse(ctx->body, ctx->len, request_id, code, err, sizeof(err)) != 0) {
+        atomic_fetch_add(&a->bad_requests, 1);
+        return otp_http_error(c, 400, "invalid_request", err);
+    }
+    conn = db(a);
+    res = conn ? verify_code(conn, &a->keys, request_id, code, &attempts_left) : VERIFY_ERROR;
+    sodium_memzero(code, sizeof(code));
+    switch (res) {
+    case VERIFY_OK:
+        atomic_fetch_add(&a->verified, 1);
+        return reply_json(c, 200, json_pack("{s:s, s:b, s:s}", "request_id", request_id, "valid", 1,
+                                            "status", "verified"));
+    case VERIFY_INCORRECT:
+        atomic_fetch_add(&a->incorrect, 1);
+        return reply_json(c, 200, json_pack("{s:s, s:b, s:s, s:i}", "request_id", request_id, "valid",
+                                            0, "status", "incorrect", "attempts_left", attempts_left));
+    case VERIFY_REJECTED:
+        /* Unknown, expired, locked, used, superseded: the same status and body. */
+        atomic_fetch_add(&a->rejected, 1);
+        return reply_json(c, 404, json_pack("{s:s, s:b, s:s, s:s}", "request_id", request_id, "valid",
+                                            0, "status", "rejected", "message",
+                                            "no code can be checked for this request"));
+    case VERIFY_ERROR:
+    default:
+        atomic_fetch_add(&a->db_errors, 1);
+        return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
+    }
+}
+
+static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, const char *id)
+{
+    const char *p[1] = {id};
+    PGconn *conn = db(a);
+    PGresult *r;
+    json_t *o;
+
+    if (!otp_uuid_valid(id))
+        return otp_http_error(c, 400, "invalid_request", "the path must end in a request UUID");
+    if (!conn)
+        return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
+    r = otp_db_query(conn, "status",
+                     "SELECT status, phone_masked, locale, call_attempts,"
+                     "  greatest(max_attempts - attempts, 0),"
+                     "  to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                     "  expires_at <= now()"
+                     " FROM challenges WHERE request_id = $1",
+                     1, p);
+    if (!r)
+        return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return otp_http_error(c, 404, "not_found", "no request with this id");
+    }
+    o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "request_id", id, "status",
+                  PQgetvalue(r, 0, 6)[0] == 't' &&
+                          strcmp(PQgetvalue(r, 0, 0), "verified") != 0 &&
+                          strcmp(PQgetvalue(r, 0, 0), "locked") != 0
+                      ? "expired"
+                      : PQgetvalue(r, 0, 0),
+                  "phone", PQgetvalue(r, 0, 1), "locale", PQgetvalue(r, 0, 2), "call_attempts",
+                  (int)strtol(PQgetvalue(r, 0, 3), NULL, 10), "attempts_left",
+                  (int)strtol(PQgetvalue(r, 0, 4), NULL, 10), "expires_at", PQgetvalue(r, 0, 5));
+    PQclear(r);
+    return reply_json(c, 200, o);
+}
+
+static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
+{
+    const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-VoIPBIN-Signature");
+    otp_call_event_t ev;
+    char err[160];
+    PGconn *conn;
+    int rc;
+
+    if (!otp_webhook_signature_ok(a->webhook_secret, ctx->body ? ctx->body : "", ctx->len, sig)) {
+        atomic_fetch_add(&a->webhooks_bad_signature, 1);
+        otp_warn("webhook_bad_signature", "bytes=%zu signature=%s", ctx->len, sig ? "wrong" : "missing");
+        return otp_http_error(c, 401, "bad_signature",
+                              "X-VoIPBIN-Signature is missing or does not match the body");
+    }
+    rc = otp_call_event_parse(ctx->body, ctx->len, &ev, err, sizeof(err));
+    if (rc < 0) {
+        atomic_fetch_add(&a->bad_requests, 1);
+        return otp_http_error(c, 400, "invalid_event", err);
+    }
+    atomic_fetch_add(&a->webhooks, 1);
+    if (rc == 1)
+        return otp_http_reply(c, 200, "application/json", "{\"applied\":false}");
+    conn = db(a);
+    rc = conn ? otp_call_event_apply(conn, &ev, ctx->body) : -1;
+    if (rc < 0) {
+        atomic_fetch_add(&a->db_errors, 1);
+        /* 5xx: VoIPBin delivers again. */
+        return otp_http_error(c, 503, "unavailable", "could not record the event; send it again");
+    }
+    if (rc == 1)
+        atomic_fetch_add(&a->webhooks_pending, 1);
+    otp_debug("webhook", "type=%s call_id=%s status=%s pending=%d", ev.type, ev.call_id, ev.status, rc);
+    return otp_http_reply(c, 200, "application/json", rc == 1 ? "{\"applied\":\"later\"}" : "{\"applied\":true}");
+}
+
+static otp_mhd_result handle_metrics(api_t *a, struct MHD_Connection *c)
+{
+    char body[2048];
+    snprintf(body, sizeof(body),
+             "# TYPE otp_verifier_verify_total counter\n"
+             "otp_verifier_verify_total{result=\"verified\"} %lld\n"
+             "otp_verifier_verify_total{result=\"incorrect\"} %lld\n"
+             "otp_verifier_verify_total{result=\"rejected\"} %lld\n"
+             "# TYPE otp_verifier_bad_requests_total counter\n"
+             "otp_verifier_bad_requests_total %lld\n"
+             "# TYPE otp_verifier_unauthorized_total counter\n"
+             "otp_verifier_unauthorized_total %lld\n"
+             "# TYPE otp_verifier_webhooks_total counter\n"
+             "otp_verifier_webhooks_total %lld\n"
+             "# TYPE otp_verifier_webhooks_bad_signature_total counter\n"
+             "otp_verifier_webhooks_bad_signature_total %lld\n"
+             "# TYPE otp_verifier_webhooks_early_total counter\n"
+             "otp_verifier_webhooks_early_total %lld\n"
+             "# TYPE otp_verifier_db_errors_total counter\n"
+             "otp_verifier_db_errors_total %lld\n",
+             (long long)a->verified, (long long)a->incorrect, (long long)a->rejected,
+             (long long)a->bad_requests, (long long)a->unauthorized, (long long)a->webhooks,
+             (long long)a->webhooks_bad_signature, (long long)a->webhooks_pending,
+             (long long)a->db_errors);
+    return otp_http_reply(c, 200, "text/plain; version=0.0.4", body);
+}
+
+otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                          const char *version, const char *upload_data, size_t *upload_data_size,
+                          void **con_cls)
+{
+    api_t *a = cls;
+    req_ctx_t *ctx = *con_cls;
+    int is_post = strcmp(method, "POST") == 0;
+    int is_webhook = strcmp(url, "/v1/webhooks/voipbin") == 0;
+
+    (void)version;
+    if (!ctx) {
+        ctx = calloc(1, sizeof(*ctx));
+        if (!ctx)
+            return MHD_NO;
+        *con_cls = ctx;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t limit = is_webhook ? WEBHOOK_MAX_BODY : a->max_body;
+        if (!ctx->too_large && ctx->len + *upload_data_size <= limit) {
+            char *nb = realloc(ctx->body, ctx->len + *upload_data_size + 1);
+            if (!nb)
+                return MHD_NO;
+            ctx->body = nb;
+            memcpy(ctx->body + ctx->len, upload_data, *upload_data_size);
+            ctx->len += *upload_data_size;
+            ctx->body[ctx->len] = '\0';
+        } else {
+            ctx->too_large = 1; /* keep reading, answer 413 at the end */
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    if (strcmp(url, "/healthz") == 0 && strcmp(method, "GET") == 0) {
+        PGconn *conn = db(a);
+        int ok = conn && otp_db_ensure(conn) == 0;
+        return otp_http_reply(c, ok ? 200 : 503, "application/json",
+                              ok ? "{\"status\":\"ok\"}" : "{\"status\":\"degraded\"}");
+    }
+    if (strcmp(url, "/metrics") == 0 && strcmp(method, "GET") == 0)
+        return handle_metrics(a, c);
+    if (ctx->too_large)
+        return otp_http_error(c, 413, "body_too_large", "the body is larger than this endpoint takes");
+    if (is_post) {
+        const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+        if (!ct || strncmp(ct, "application/json", 16) != 0)
+            return otp_http_error(c, 415, "unsupported_media_type",
+                                  "send the body as Content-Type: application/json");
+    }
+    if (is_webhook) {
+        if (!is_post)
+            return otp_http_error(c, 405, "method_not_allowed", "use POST");
+        return handle_webhook(a, c, ctx);
+    }
+    if (strcmp(url, "/v1/verify") == 0 || strncmp(url, "/v1/requests/", 13) == 0) {
+        if (!authorised(a, c)) {
+            atomic_fetch_add(&a->unauthorized, 1);
+            return otp_http_error(c, 401, "unauthorized", "send Authorization: Bearer <api key>");
+        }
+        if (strcmp(url, "/v1/verify") == 0) {
+            if (!is_post)
+                return otp_http_error(c, 405, "method_not_allowed", "use POST");
+            return handle_verify(a, c, ctx);
+        }
+        if (strcmp(method, "GET") != 0)
+            return otp_http_error(c, 405, "method_not_allowed", "use GET");
+        return handle_status(a, c, url + 13);
+    }
+    return otp_http_error(c, 404, "not_found", "no such endpoint");
+}
+
+void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                   enum MHD_RequestTerminationCode toe)
+{
+    req_ctx_t *ctx = *con_cls;
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (ctx) {
+        if (ctx->body)
+            sodium_memzero(ctx->body, ctx->len);
+        free(ctx->body);
+        free(ctx);
+        *con_cls = NULL;
+    }
+}

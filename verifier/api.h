@@ -1,0 +1,39 @@
+/* The verifier's HTTP API (schema/verifier.openapi.yaml):
+ *   POST /v1/verify                 {"request_id","code"} → verified / incorrect / rejected
+ *   GET  /v1/requests/{request_id}  the challenge's state (phone masked)
+ *   POST /v1/webhooks/voipbin       VoIPBin call events, X-VoIPBIN-Signature checked
+ *   GET  /healthz, GET /metrics
+ * /v1/verify and /v1/requests need "Authorization: Bearer <api key>". */
+#ifndef OTP_VERIFIER_API_H
+#define OTP_VERIFIER_API_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "otp_crypto.h"
+#include "otp_http.h"
+
+#define API_MAX_KEYS 16
+
+typedef struct api {
+    const char *db_url;
+    const char *webhook_secret;
+    otp_keyring_t keys;
+    char api_key_hashes[API_MAX_KEYS][65];
+    int n_api_keys;
+    size_t max_body;
+    atomic_llong verified, incorrect, rejected, bad_requests, unauthorized;
+    atomic_llong webhooks, webhooks_bad_signature, webhooks_pending, db_errors;
+} api_t;
+
+/* Parses OTP_API_KEY_HASHES ("hex,hex"). -1 with errstr on a bad entry. */
+int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_size);
+
+/* The libmicrohttpd handler and completion callback; cls is the api_t. */
+otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                          const char *version, const char *upload_data, size_t *upload_data_size,
+                          void **con_cls);
+void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                   enum MHD_RequestTerminationCode toe);
+
+#endif

@@ -1,0 +1,66 @@
+/* otp-verifier: the HTTP API over PostgreSQL (see api.h). */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "otp_config.h"
+#include "otp_log.h"
+
+static volatile sig_atomic_t running = 1;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    running = 0;
+}
+
+int main(int argc, char **argv)
+{
+    static api_t api;
+    char err[512];
+    struct MHD_Daemon *d;
+    const char *secret;
+
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        otp_config_print_help(OTP_PROG_VERIFIER,
+                              "usage: otp-verifier\nServes POST /v1/verify, GET /v1/requests/{id}, "
+                              "POST /v1/webhooks/voipbin, /healthz, /metrics.");
+        return 0;
+    }
+    if (otp_config_load(OTP_PROG_VERIFIER, err, sizeof(err)) != 0 || otp_crypto_init() != 0) {
+        fprintf(stderr, "otp-verifier: %s\n", err);
+        return 2;
+    }
+    otp_log_init("otp-verifier", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")));
+    api.db_url = otp_config_str("OTP_DATABASE_URL");
+    secret = otp_config_str("OTP_WEBHOOK_SECRET");
+    api.webhook_secret = secret;
+    api.max_body = (size_t)otp_config_int("OTP_MAX_BODY_BYTES");
+    if (otp_keyring_load(&api.keys, (int)otp_config_int("OTP_HASH_KEY_ID"),
+                         otp_config_str("OTP_HASH_KEY"), otp_config_str("OTP_HASH_KEYS_PREVIOUS"), err,
+                         sizeof(err)) != 0 ||
+        api_load_key_hashes(&api, otp_config_str("OTP_API_KEY_HASHES"), err, sizeof(err)) != 0) {
+        fprintf(stderr, "otp-verifier: %s\n", err);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    d = otp_http_start("OTP_VERIFIER_LISTEN", otp_config_str("OTP_VERIFIER_LISTEN"),
+                       (unsigned)otp_config_int("OTP_VERIFIER_THREADS"), api_handle, &api,
+                       api_completed, err, sizeof(err));
+    if (!d) {
+        fprintf(stderr, "otp-verifier: %s\n", err);
+        return 2;
+    }
+    otp_info("verifier_started", "listen=%s port=%u", otp_config_str("OTP_VERIFIER_LISTEN"),
+             otp_http_port(d));
+    while (running)
+        pause();
+    otp_info("verifier_stopping", "verified=%lld", (long long)api.verified);
+    MHD_stop_daemon(d);
+    otp_keyring_clear(&api.keys);
+    return 0;
+}

@@ -1,0 +1,23 @@
+/* The verification rules, over PostgreSQL (see shared/reference/otp-security.md):
+ * the attempt counter goes up in its own statement before the compare, the
+ * compare is constant-time, the code is consumed by one atomic update. */
+#ifndef OTP_VERIFY_H
+#define OTP_VERIFY_H
+
+#include <libpq-fe.h>
+
+#include "otp_crypto.h"
+
+typedef enum {
+    VERIFY_OK,        /* the code was right and is now used up */
+    VERIFY_INCORRECT, /* wrong code; attempts_left says how many remain (0 = now locked) */
+    VERIFY_REJECTED,  /* unknown, expired, locked, already used, superseded: one answer */
+    VERIFY_ERROR,     /* database trouble: try again */
+} verify_result_t;
+
+/* Checks `code` for the challenge request_id (a valid UUID). Thread-safe with
+ * one PGconn per thread. attempts_left is set for VERIFY_INCORRECT. */
+verify_result_t verify_code(PGconn *db, const otp_keyring_t *keys, const char *request_id,
+                            const char *code, int *attempts_left);
+
+#endif
