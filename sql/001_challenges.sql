@@ -14,7 +14,8 @@ CREATE TABLE challenges (
     status            text        NOT NULL,
     attempts          integer     NOT NULL DEFAULT 0,
     max_attempts      integer     NOT NULL,
-    call_attempts     integer     NOT NULL DEFAULT 0,
+    call_attempts     integer     NOT NULL DEFAULT 0, -- calls placed (or maybe placed)
+    tries             integer     NOT NULL DEFAULT 0, -- call requests sent, placed or not: the backoff exponent
     max_call_attempts integer     NOT NULL,
     -- When the dispatcher should next act on the row; NULL = nothing to do.
     -- A claim sets it to the lease's end, so a crashed worker's row comes due again.

@@ -25,7 +25,7 @@ static const char claim_sql[] =
     " RETURNING c.request_id, c.phone, c.phone_masked, c.locale, c.code_length,"
     "   (extract(epoch FROM c.expires_at) * 1000)::bigint, c.call_attempts, c.max_call_attempts,"
     "   d.prev_status, coalesce((extract(epoch FROM c.attempt_started_at) * 1000)::bigint, 0),"
-    "   c.options::text";
+    "   c.options::text, c.tries";
 
 typedef struct claimed {
     char request_id[37];
@@ -35,6 +35,7 @@ typedef struct claimed {
     int code_length;
     int64_t expires_ms;
     int call_attempts, max_call_attempts;
+    int tries;
     char prev_status[24];
     int64_t attempt_started_ms;
     int gate, amd;
@@ -119,8 +120,9 @@ static void schedule_retry(worker_t *w, const claimed_t *row, const char *cause,
                            int64_t retry_after_ms, int not_placed, int keep_calling)
 {
     int placed = row->call_attempts - (not_placed ? 1 : 0);
-    int64_t delay = otp_backoff_delay_ms(placed + 1, w->cfg.retry_base_ms, w->cfg.retry_cap_ms,
-                                         retry_after_ms, randombytes_random());
+    /* The exponent counts every request sent, so a run of 429s backs off too. */
+    int64_t delay = otp_backoff_delay_ms(row->tries > 0 ? row->tries : 1, w->cfg.retry_base_ms,
+                                         w->cfg.retry_cap_ms, retry_after_ms, randombytes_random());
     char delay_s[24], attempts_s[12];
     const char *extra[2] = {delay_s, attempts_s};
     json_t *attrs;
@@ -256,7 +258,7 @@ static void place_call(worker_t *w, const claimed_t *row)
     /* The new hash replaces the old one: a retried call carries a fresh code. */
     if (change_held(w, row->request_id,
                     "code_hash = decode($3, 'hex'), key_id = $4::smallint, call_attempts = $5::int,"
-                    " attempts = 0, attempt_started_at = now(), status = 'calling'",
+                    " tries = tries + 1, attempt_started_at = now(), status = 'calling'",
                     3, extra, NULL, NULL) != 1)
         goto out;
     actions = otp_voice_actions(w->voice, row->locale, w->cfg.brand, code, &vopts);
@@ -266,6 +268,7 @@ static void place_call(worker_t *w, const claimed_t *row)
     ctx->w = w;
     ctx->row = *row;
     ctx->attempt = attempt;
+    ctx->row.tries = row->tries + 1;
     ctx->started_ms = otp_now_ms();
     if (vb_call_create(w->vb, w->cfg.caller_id, row->phone, actions, on_call_done, ctx) != 0)
         goto out; /* the lease runs out and the row comes due again */
@@ -335,6 +338,7 @@ int dispatch_run(worker_t *w)
         row.attempt_started_ms = strtoll(PQgetvalue(r, i, 9), NULL, 10);
         row.gate = strstr(opts, "\"gate\": true") != NULL;
         row.amd = strstr(opts, "\"amd\": true") != NULL;
+        row.tries = (int)strtol(PQgetvalue(r, i, 11), NULL, 10);
 
         if (strcmp(row.prev_status, "pending") == 0)
             place_call(w, &row);

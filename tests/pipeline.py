@@ -1,0 +1,245 @@
+"""The whole OTP pipeline on the local stack, for system tests, benchmarks and the demo.
+
+    with Stack() as s:
+        p = Pipeline(s)                 # PostgreSQL, Kafka broker, simulator, migrations
+        p.start_verifier()
+        p.start_worker()
+        ids = p.produce([{"phone": "+15550000001", "user_id": "u1"}])
+        events = p.status.wait_for(lambda evs: ...)
+        p.verify(request_id, code)
+
+Every secret is random per run: nothing secret is in the repository.
+Runs under Debian's /usr/bin/python3 (confluent_kafka, psycopg).
+"""
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+import hashlib
+
+from stack import Stack, free_port  # noqa: F401  (re-exported for tests)
+
+CALLER_ID = "+15550100000"
+
+
+def spoken_code(text):
+    """The code read in a talk text: the first run of 4-10 digits once the SSML tags are gone."""
+    plain = re.sub(r"<[^>]*>", "", text)
+    m = re.search(r"(?<!\d)(\d{4,10})(?!\d)", plain)
+    return m.group(1) if m else None
+
+
+class StatusReader:
+    """Reads a topic from the beginning in a background thread and keeps every event."""
+
+    def __init__(self, bootstrap, topic):
+        from confluent_kafka import Consumer
+        self.events = []
+        self._lock = threading.Lock()
+        self._stop = False
+        self._c = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": "reader-" + uuid.uuid4().hex,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        })
+        self._c.subscribe([topic])
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop:
+            m = self._c.poll(0.2)
+            if m is None or m.error():
+                continue
+            try:
+                ev = json.loads(m.value())
+            except ValueError:
+                ev = {"_raw": m.value()}
+            ev["_key"] = m.key().decode() if m.key() else None
+            ev["_partition"] = m.partition()
+            ev["_headers"] = dict(m.headers() or [])
+            with self._lock:
+                self.events.append(ev)
+
+    def snapshot(self):
+        with self._lock:
+            return list(self.events)
+
+    def wait_for(self, pred, timeout=60, what="events"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            evs = self.snapshot()
+            if pred(evs):
+                return evs
+            time.sleep(0.1)
+        raise AssertionError("timed out waiting for %s; have %d events" % (what, len(self.snapshot())))
+
+    def of(self, request_id):
+        return [e for e in self.snapshot() if e.get("request_id") == request_id]
+
+    def close(self):
+        self._stop = True
+        self._t.join(timeout=5)
+        self._c.close()
+
+
+class Pipeline:
+    def __init__(self, stack, sim_args=(), time_scale=0.2, brokers=1, pg_fast=False):
+        self.s = stack
+        self.hash_key = secrets.token_hex(32)
+        self.access_key = "vb_" + secrets.token_urlsafe(24)
+        self.webhook_secret = secrets.token_urlsafe(24)
+        self.api_key = "otpk_" + secrets.token_urlsafe(24)
+        self.verifier_port = free_port()
+        self.db_url = stack.start_postgres(fast=pg_fast)
+        self.bootstrap = stack.start_kafka(brokers=brokers)
+        self.webhook_uri = "http://127.0.0.1:%d/v1/webhooks/voipbin" % self.verifier_port
+        self.sim = stack.start_sim(
+            extra_args=["--numbers", CALLER_ID, "--whitelist", "all",
+                        "--time-scale", str(time_scale)] + list(sim_args),
+            access_key=self.access_key, webhook_secret=self.webhook_secret,
+            webhook_uri=self.webhook_uri)
+        self.migrate()
+        self.workers = []
+        self.verifier = None
+        self.status = StatusReader(self.bootstrap, "otp.call_status")
+        self.dlq = StatusReader(self.bootstrap, "otp.requested.dlq")
+
+    # ---- settings ----
+    def env(self, **extra):
+        e = {
+            "OTP_DATABASE_URL": self.db_url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "OTP_VOIPBIN_BASE_URL": self.sim.api_url,
+            "OTP_VOIPBIN_ACCESS_KEY": self.access_key,
+            "OTP_CALLER_ID": CALLER_ID,
+            "OTP_HASH_KEY": self.hash_key,
+            "OTP_WEBHOOK_SECRET": self.webhook_secret,
+            "OTP_API_KEY_HASHES": hashlib.sha256(self.api_key.encode()).hexdigest(),
+            "OTP_VERIFIER_LISTEN": "127.0.0.1:%d" % self.verifier_port,
+            "OTP_RETRY_BASE_MS": "200",
+            "OTP_RETRY_CAP_MS": "2000",
+            "OTP_LOG_LEVEL": "info",
+        }
+        e.update({k: str(v) for k, v in extra.items()})
+        return e
+
+    def migrate(self):
+        out = subprocess.run([Stack.bin("otp-migrate")], env={**os.environ, **self.env()},
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError("otp-migrate failed: %s%s" % (out.stdout, out.stderr))
+        return out.stdout.strip()
+
+    # ---- programs ----
+    def start_verifier(self, **extra):
+        self.verifier = self.s.spawn(
+            "verifier", [Stack.bin("otp-verifier")], env=self.env(**extra),
+            ready_url="http://127.0.0.1:%d/healthz" % self.verifier_port)
+        return self.verifier
+
+    def start_worker(self, **extra):
+        n = len(self.workers) + 1
+        env = self.env(OTP_WORKER_LISTEN="127.0.0.1:%d" % free_port(),
+                       OTP_WORKER_ID="worker-%d" % n, **extra)
+        w = self.s.spawn("worker-%d" % n, [Stack.bin("otp-worker")], env=env,
+                         ready_line=r"event=worker_started")
+        self.workers.append(w)
+        return w
+
+    # ---- requests ----
+    def produce(self, requests, raw=False):
+        """Publishes requests (dicts) with otp-produce --file -; returns their request_ids."""
+        lines = "".join(json.dumps(r) + "\n" for r in requests)
+        args = [Stack.bin("otp-produce"), "--file", "-"] + (["--raw"] if raw else [])
+        out = subprocess.run(args, input=lines, env={**os.environ, **self.env()},
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError("otp-produce failed: %s" % out.stderr)
+        return out.stdout.split()
+
+    def raw_kafka(self, values, key=None, topic="otp.requested"):
+        """Publishes arbitrary bytes (malformed events) with an independent client."""
+        from confluent_kafka import Producer
+        p = Producer({"bootstrap.servers": self.bootstrap})
+        for v in values:
+            p.produce(topic, value=v, key=key)
+        assert p.flush(30) == 0
+
+    # ---- verifier ----
+    def http(self, method, path, body=None, headers=None, auth=True, raw=None):
+        url = "http://127.0.0.1:%d%s" % (self.verifier_port, path)
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        h = {"Content-Type": "application/json"}
+        if auth:
+            h["Authorization"] = "Bearer " + self.api_key
+        h.update(headers or {})
+        req = urllib.request.Request(url, data=data, method=method, headers=h)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            payload = e.read()
+            try:
+                return e.code, json.loads(payload or b"{}")
+            except ValueError:
+                return e.code, {"_raw": payload.decode("utf-8", "replace")}
+
+    def verify(self, request_id, code):
+        return self.http("POST", "/v1/verify", {"request_id": request_id, "code": code})
+
+    # ---- simulator ----
+    def calls_to(self, phone):
+        return [c for c in self.sim.calls() if call_target(c) == phone]
+
+    def wait_calls(self, n, timeout=60, pred=None):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            calls = [c for c in self.sim.calls() if pred is None or pred(c)]
+            if len(calls) >= n:
+                return calls
+            time.sleep(0.2)
+        raise AssertionError("expected %d calls at the simulator, have %d" % (n, len(calls)))
+
+    def close(self):
+        self.status.close()
+        self.dlq.close()
+
+
+def call_request(call):
+    """The JSON body that created a simulator call."""
+    req = call.get("request")
+    if isinstance(req, str):
+        req = json.loads(req)
+    if isinstance(req, dict) and "body" in req and isinstance(req["body"], (str, dict)):
+        body = req["body"]
+        return json.loads(body) if isinstance(body, str) else body
+    return req
+
+
+def call_target(call):
+    d = call.get("destination") or {}
+    if d.get("target"):
+        return d["target"]
+    req = call_request(call) or {}
+    dests = req.get("destinations") or [{}]
+    return dests[0].get("target")
+
+
+def call_texts(call):
+    """The texts spoken in a call, in order."""
+    out = []
+    for t in call.get("spoken") or call.get("talks") or []:
+        out.append(t.get("text") if isinstance(t, dict) else t)
+    return out
