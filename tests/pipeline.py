@@ -218,28 +218,14 @@ class Pipeline:
 
 
 def call_request(call):
-    """The JSON body that created a simulator call."""
-    req = call.get("request")
-    if isinstance(req, str):
-        req = json.loads(req)
-    if isinstance(req, dict) and "body" in req and isinstance(req["body"], (str, dict)):
-        body = req["body"]
-        return json.loads(body) if isinstance(body, str) else body
-    return req
+    """The JSON body that created a simulator call (GET /_sim/calls → request)."""
+    return call.get("request") or {}
 
 
 def call_target(call):
-    d = call.get("destination") or {}
-    if d.get("target"):
-        return d["target"]
-    req = call_request(call) or {}
-    dests = req.get("destinations") or [{}]
-    return dests[0].get("target")
+    return call.get("target")
 
 
 def call_texts(call):
     """The texts spoken in a call, in order."""
-    out = []
-    for t in call.get("spoken") or call.get("talks") or []:
-        out.append(t.get("text") if isinstance(t, dict) else t)
-    return out
+    return [t.get("text") for t in call.get("talks") or []]
