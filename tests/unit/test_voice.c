@@ -1,0 +1,792 @@
+/* otp_voice: XML escaping, the talk text of every locale file that exists,
+ * the locale chain and the VoIPBin actions. */
+#include <ctype.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "otp_phone.h"
+#include "otp_voice.h"
+#include "unit.h"
+
+#define BRAND "A&B <Co> \"Q\" 'x'"
+#define BRAND_ESC "A&amp;B &lt;Co&gt; &quot;Q&quot; &apos;x&apos;"
+#define MAX_FILES 64
+
+/* What the test itself reads from each common/locales/<locale>.json. */
+typedef struct {
+    char locale[64];
+    char language[64];
+    int primary;
+    char countries[256]; /* ",de,at," */
+    char lines[3][1024]; /* intro, again, outro: the lines read with the code */
+    char gate[1024];
+} locale_file_t;
+
+static locale_file_t files[MAX_FILES];
+static int nfiles;
+static char dir[PATH_MAX];
+
+static const char *str_of(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+static void read_locale_files(void)
+{
+    static const char *const keys[3] = {"intro", "again", "outro"};
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (!CHECK(d != NULL))
+        return;
+    while ((e = readdir(d)) != NULL && nfiles < MAX_FILES) {
+        size_t len = strlen(e->d_name);
+        char path[PATH_MAX + 256];
+        json_t *o, *c;
+        size_t i;
+        locale_file_t *f = &files[nfiles];
+
+        if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        o = json_load_file(path, 0, NULL);
+        unit_ctx("%s", path);
+        if (!CHECK(o != NULL)) {
+            unit_ctx(NULL);
+            continue;
+        }
+        snprintf(f->locale, sizeof(f->locale), "%s", str_of(o, "locale"));
+        snprintf(f->language, sizeof(f->language), "%s",
+                 str_of(o, "language"));
+        f->primary = json_is_true(json_object_get(o, "primary"));
+        snprintf(f->countries, sizeof(f->countries), ",");
+        json_array_foreach(json_object_get(o, "countries"), i, c) {
+            size_t n = strlen(f->countries);
+            snprintf(f->countries + n, sizeof(f->countries) - n, "%s,", json_is_string(c) ? json_string_value(c) : "");
+        }
+        for (int k = 0; k < 3; k++)
+            snprintf(f->lines[k], sizeof(f->lines[k]), "%s",
+                     str_of(o, keys[k]));
+        snprintf(f->gate, sizeof(f->gate), "%s", str_of(o, "gate"));
+        /* the file name is the locale */
+        CHECK(len - 5 == strlen(f->locale) && strncmp(e->d_name, f->locale, len - 5) == 0);
+        unit_ctx(NULL);
+        json_decref(o);
+        nfiles++;
+    }
+    closedir(d);
+    printf("locale files in %s: %d\n", dir, nfiles);
+    CHECK(nfiles >= 1);
+}
+
+static const locale_file_t *file_of(const char *locale)
+{
+    for (int i = 0; i < nfiles; i++)
+        if (strcmp(files[i].locale, locale) == 0)
+            return &files[i];
+    return NULL;
+}
+
+static int has_country(const locale_file_t *f, const char *iso)
+{
+    char needle[16];
+    snprintf(needle, sizeof(needle), ",%s,", iso);
+    return strstr(f->countries, needle) != NULL;
+}
+
+/* ---- a well-formedness check for the XML subset SSML uses ---- */
+
+/* 0 if s is one well-formed element (optionally surrounded by whitespace):
+ * balanced, properly nested tags, quoted attributes, no raw '&' except the
+ * five named entities and character references, no raw '<' except in tags.
+ * On failure, a reason in why. */
+static int xml_check(const char *s, const char **why)
+{
+    char stack[32][64];
+    int depth = 0, roots = 0;
+    const char *p = s;
+
+    while (*p) {
+        if (*p == '<') {
+            int closing = p[1] == '/';
+            const char *name = p + 1 + closing;
+            size_t nlen = 0;
+
+            while (isalnum((unsigned char)name[nlen]) || name[nlen] == '-' || name[nlen] == '_' ||
+                   name[nlen] == ':' || name[nlen] == '.')
+                nlen++;
+            if (nlen == 0 || nlen >= sizeof(stack[0]) || !isalpha((unsigned char)name[0])) {
+                *why = "bad tag name";
+                return -1;
+            }
+            p = name + nlen;
+            if (closing) {
+                while (*p == ' ')
+                    p++;
+                if (*p != '>') {
+                    *why = "bad closing tag";
+                    return -1;
+                }
+                if (depth == 0 || strlen(stack[depth - 1]) != nlen ||
+                    strncmp(stack[depth - 1], name, nlen) != 0) {
+                    *why = "closing tag does not match";
+                    return -1;
+                }
+                depth--;
+                p++;
+                continue;
+            }
+            /* attributes: name="value" or name='value' */
+            for (;;) {
+                int spaced = 0;
+                while (*p == ' ' || *p == '\t' || *p == '\n') {
+                    p++;
+                    spaced = 1;
+                }
+                if (*p == '>' || (p[0] == '/' && p[1] == '>'))
+                    break;
+                if (!spaced || !isalpha((unsigned char)*p)) {
+                    *why = "bad attribute";
+                    return -1;
+                }
+                while (isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == ':')
+                    p++;
+                if (*p != '=' || (p[1] != '"' && p[1] != '\'')) {
+                    *why = "attribute without a quoted value";
+                    return -1;
+                }
+                {
+                    char q = p[1];
+                    p += 2;
+                    while (*p && *p != q) {
+                        if (*p == '<' || *p == '&') {
+                            *why = "raw < or & in an attribute value";
+                            return -1;
+                        }
+                        p++;
+                    }
+                    if (!*p) {
+                        *why = "unterminated attribute value";
+                        return -1;
+                    }
+                    p++;
+                }
+            }
+            if (depth == 0 && ++roots > 1) {
+                *why = "more than one root element";
+                return -1;
+            }
+            if (*p == '/') { /* empty element */
+                p += 2;
+                continue;
+            }
+            if (depth == (int)(sizeof(stack) / sizeof(stack[0]))) {
+                *why = "too deep";
+                return -1;
+            }
+            memcpy(stack[depth], name, nlen);
+            stack[depth][nlen] = '\0';
+            depth++;
+            p++;
+        } else if (*p == '&') {
+            static const char *const ents[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;"};
+            size_t k = 0;
+            for (size_t i = 0; i < sizeof(ents) / sizeof(*ents) && !k; i++)
+                if (strncmp(p, ents[i], strlen(ents[i])) == 0)
+                    k = strlen(ents[i]);
+            if (!k && p[1] == '#') {
+                size_t j = 2;
+                int hex = p[2] == 'x';
+                j += (size_t)hex;
+                while (hex ? isxdigit((unsigned char)p[j]) : isdigit((unsigned char)p[j]))
+                    j++;
+                if (j > 2u + (size_t)hex && p[j] == ';')
+                    k = j + 1;
+            }
+            if (!k) {
+                *why = "raw & that is not an entity";
+                return -1;
+            }
+            if (depth == 0) {
+                *why = "text outside the root element";
+                return -1;
+            }
+            p += k;
+        } else {
+            if (depth == 0 && !isspace((unsigned char)*p)) {
+                *why = "text outside the root element";
+                return -1;
+            }
+            p++;
+        }
+    }
+    if (depth != 0) {
+        *why = "unclosed element";
+        return -1;
+    }
+    if (roots != 1) {
+        *why = "no root element";
+        return -1;
+    }
+    return 0;
+}
+
+static void test_xml_checker(void)
+{
+    static const char *const good[] = {
+        "<speak>a</speak>", "<speak>1<break time=\"400ms\"/>2</speak>", " <speak/> ",
+        "<speak>&amp;&lt;&gt;&quot;&apos;&#38;&#x26;</speak>", "<a><b x='1'>t</b></a>",
+    };
+    static const char *const bad[] = {
+        "<speak>A & B</speak>", "<speak>a < b</speak>", "<speak><b></speak>",
+        "<speak>text", "</speak>", "<speak/><speak/>", "x<speak/>", "<speak>&amp</speak>",
+        "<speak><break time=400ms/></speak>", "<speak><break time=\"4\"00\"/></speak>",
+        "<speak></speaks>", "",
+    };
+    const char *why = "";
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
+        unit_ctx("xml_check good %s", good[i]);
+        CHECK_EQ_INT(xml_check(good[i], &why), 0);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        unit_ctx("xml_check bad %s", bad[i]);
+        CHECK_EQ_INT(xml_check(bad[i], &why), -1);
+    }
+    unit_ctx(NULL);
+}
+
+/* xmllint, when installed, as a second opinion. 1 well-formed, 0 not, -1 no xmllint. */
+static int xmllint_ok(const char *text)
+{
+    char path[] = "/tmp/otp-unit-xml-XXXXXX";
+    char cmd[256];
+    int fd, rc;
+    FILE *f;
+
+    if (access("/usr/bin/xmllint", X_OK) != 0)
+        return -1;
+    fd = mkstemp(path);
+    if (fd < 0)
+        return -1;
+    f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    fputs(text, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "/usr/bin/xmllint --noout %s 2>/dev/null", path);
+    rc = system(cmd);
+    unlink(path);
+    return rc == 0;
+}
+
+/* The character data of the XML (tags dropped, entities kept as text). */
+static void text_only(const char *xml, char *out, size_t size)
+{
+    size_t n = 0;
+    int in_tag = 0;
+
+    for (const char *p = xml; *p && n + 1 < size; p++) {
+        if (*p == '<')
+            in_tag = 1;
+        else if (*p == '>' && in_tag)
+            in_tag = 0;
+        else if (!in_tag)
+            out[n++] = *p;
+    }
+    out[n] = '\0';
+}
+
+static void test_xml_escape(void)
+{
+    char out[128];
+
+    CHECK_EQ_INT(otp_xml_escape("&", out, sizeof(out)), 0);
+    CHECK_EQ_STR(out, "&amp;");
+    CHECK_EQ_INT(otp_xml_escape("<", out, sizeof(out)), 0);
+    CHECK_EQ_STR(out, "&lt;");
+    CHECK_EQ_INT(otp_xml_escape(">", out, sizeof(out)), 0);
+    CHECK_EQ_STR(out, "&gt;");
+    CHECK_EQ_INT(otp_xml_escape("\"", out, sizeof(out)), 0);
+    CHECK_EQ_STR(out, "&quot;");
+    CHECK_EQ_INT(otp_xml_escape("'", out, sizeof(out)), 0);
+    CHECK_EQ_STR(out, "&apos;");
+    CHECK_EQ_INT(otp_xml_escape(BRAND, out, sizeof(out)), 0);
+    CHECK_EQ_STR(out, BRAND_ESC);
+    CHECK_EQ_INT(otp_xml_escape("plain Ünïcödé 123", out, sizeof(out)), 0);
+    CHECK_EQ_STR(out, "plain Ünïcödé 123");
+    CHECK_EQ_INT(otp_xml_escape("&amp;", out, sizeof(out)), 0);
+    CHECK_EQ_STR(out, "&amp;amp;");
+    CHECK_EQ_INT(otp_xml_escape("", out, sizeof(out)), 0);
+    CHECK_EQ_STR(out, "");
+    /* exact fit, and one byte short */
+    CHECK_EQ_INT(otp_xml_escape("a&b", out, 8), 0);
+    CHECK_EQ_STR(out, "a&amp;b");
+    CHECK_EQ_INT(otp_xml_escape("a&b", out, 7), -1);
+    CHECK_EQ_INT(otp_xml_escape("", out, 1), 0);
+    CHECK_EQ_INT(otp_xml_escape("a", out, 1), -1);
+}
+
+/* Every line of the locale that is read with the code, escaped, with {brand}
+ * replaced: what must appear in the text. */
+static void expected_line(const char *line, char *out, size_t size)
+{
+    char esc[4096];
+    size_t n = 0;
+
+    out[0] = '\0';
+    if (otp_xml_escape(line, esc, sizeof(esc)) != 0)
+        return;
+    for (const char *p = esc; *p && n + 1 < size;) {
+        if (strncmp(p, "{brand}", 7) == 0) {
+            n += (size_t)snprintf(out + n, size - n, "%s", BRAND_ESC);
+            p += 7;
+        } else {
+            out[n++] = *p++;
+        }
+    }
+    out[n < size ? n : size - 1] = '\0';
+}
+
+static void check_render(const otp_voice_catalog_t *cat, const locale_file_t *f, int len)
+{
+    static const char digits[] = "7305918264";
+    char code[16], twice[32], text[16384], got_digits[64];
+    const char *why = "";
+    char *s;
+    size_t nd = 0;
+    int template_digits = 0;
+
+    snprintf(code, sizeof(code), "%.*s", len, digits);
+    snprintf(twice, sizeof(twice), "%s%s", code, code);
+    unit_ctx("render %s len %d", f->locale, len);
+    s = otp_voice_render_code(cat, f->locale, BRAND, code);
+    if (!CHECK(s != NULL)) {
+        unit_ctx(NULL);
+        return;
+    }
+    CHECK(strncmp(s, "<speak>", 7) == 0);
+    CHECK(strlen(s) >= 8 && strcmp(s + strlen(s) - 8, "</speak>") == 0);
+    if (!CHECK_EQ_INT(xml_check(s, &why), 0))
+        printf("    not well-formed (%s): %s\n", why, s);
+    CHECK(xmllint_ok(s) != 0);
+    CHECK(strstr(s, "{brand}") == NULL);
+    CHECK(strstr(s, "<Co>") == NULL);
+    CHECK(strstr(s, "A&B") == NULL);
+    for (int k = 0; k < 3; k++) {
+        char want[4096];
+        expected_line(f->lines[k], want, sizeof(want));
+        CHECK(strstr(s, want) != NULL);
+        if (strstr(f->lines[k], "{brand}"))
+            CHECK(strstr(s, BRAND_ESC) != NULL);
+        for (const char *p = f->lines[k]; *p; p++)
+            template_digits |= *p >= '0' && *p <= '9';
+    }
+    /* the code, digit by digit, twice in order */
+    text_only(s, text, sizeof(text));
+    for (const char *p = text; *p && nd + 1 < sizeof(got_digits); p++)
+        if (*p >= '0' && *p <= '9')
+            got_digits[nd++] = *p;
+    got_digits[nd] = '\0';
+    if (template_digits)
+        CHECK(strstr(got_digits, twice) != NULL);
+    else
+        CHECK_EQ_STR(got_digits, twice);
+    /* each digit is read on its own: a pause follows it */
+    {
+        int spoken = 0;
+        for (const char *p = s; *p; p++)
+            if (*p >= '0' && *p <= '9' && p > s && p[-1] == '>' && strncmp(p + 1, "<break", 6) == 0)
+                spoken++;
+        CHECK_EQ_INT(spoken, 2 * len);
+    }
+    free(s);
+    unit_ctx(NULL);
+}
+
+static void test_render(const otp_voice_catalog_t *cat)
+{
+    static const char *const bad_codes[] = {
+        "12a456", "12 456", "-12345", "123456 ", " 123456", "12.456", "１２３４５６", "12345\n",
+        "<speak>", "1234&",
+    };
+
+    for (int i = 0; i < nfiles; i++)
+        for (int len = 4; len <= 10; len++)
+            check_render(cat, &files[i], len);
+
+    for (int i = 0; i < nfiles; i++) {
+        for (size_t k = 0; k < sizeof(bad_codes) / sizeof(*bad_codes); k++) {
+            char *s = otp_voice_render_code(cat, files[i].locale, BRAND, bad_codes[k]);
+            unit_ctx("render %s code \"%s\"", files[i].locale, bad_codes[k]);
+            CHECK(s == NULL);
+            free(s);
+        }
+    }
+    unit_ctx(NULL);
+    {
+        char *s = otp_voice_render_code(cat, "xx-XX", BRAND, "123456");
+        CHECK(s == NULL);
+        free(s);
+    }
+    /* a brand far too long: refused or complete, never cut */
+    {
+        char brand[2000];
+        char *s;
+        memset(brand, '&', sizeof(brand) - 1);
+        brand[sizeof(brand) - 1] = '\0';
+        s = otp_voice_render_code(cat, files[0].locale, brand, "123456");
+        if (s) {
+            const char *why = "";
+            CHECK_EQ_INT(xml_check(s, &why), 0);
+        }
+        free(s);
+    }
+}
+
+/* The chain of a row holds when its preconditions hold. A token "xx-YY" needs
+ * that file, "!xx-YY" needs it absent, "*xx-YY" needs it present and primary. */
+static int preconditions(const char *needs, char *missing, size_t size)
+{
+    char buf[256];
+    char *save = NULL;
+
+    snprintf(buf, sizeof(buf), "%s", needs);
+    for (char *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        const locale_file_t *f = file_of(tok[0] == '!' || tok[0] == '*' ? tok + 1 : tok);
+        int ok = tok[0] == '!' ? f == NULL : tok[0] == '*' ? (f && f->primary) : f != NULL;
+        if (!ok) {
+            snprintf(missing, size, "%s", tok);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void test_pick_table(const otp_voice_catalog_t *cat)
+{
+    static const struct {
+        const char *what, *requested, *phone, *def, *want, *needs;
+    } rows[] = {
+        {"exact", "de-DE", "", "", "de-DE", "de-DE"},
+        {"exact, not primary", "en-GB", "+14155552671", "", "en-GB", "en-GB"},
+        {"exact beats phone country", "fr-FR", "+4915112345678", "", "fr-FR", "fr-FR de-DE"},
+        {"case-insensitive", "DE-de", "", "", "de-DE", "de-DE"},
+        {"case-insensitive", "en-gb", "", "", "en-GB", "en-GB"},
+        {"case-insensitive", "EN-US", "", "", "en-US", "en-US"},
+        {"same language, other region", "de-AT", "", "", "de-DE", "de-DE !de-AT"},
+        {"same language, the primary file", "en-AU", "", "", "en-US", "*en-US !en-AU"},
+        {"same language, the primary file", "en-IN", "+919812345678", "", "en-US",
+         "*en-US !en-IN"},
+        {"language only", "fr", "", "", "fr-FR", "fr-FR !fr"},
+        {"language only", "ja", "+14155552671", "", "ja-JP", "ja-JP !ja"},
+        {"underscore separator", "pt_BR", "", "", "pt-BR", "pt-BR"},
+        {"same language beats country", "es-MX", "+4915112345678", "", "es-ES",
+         "*es-ES !es-MX de-DE"},
+        {"country of the phone", "", "+4915112345678", "", "de-DE", "*de-DE"},
+        {"country of the phone", "", "+43664123456", "", "de-DE", "*de-DE"},
+        {"country of the phone", "sv-SE", "+33612345678", "", "fr-FR", "*fr-FR !sv-SE"},
+        {"country of the phone", "", "+819012345678", "en-US", "ja-JP", "*ja-JP en-US"},
+        {"country of the phone, non-primary file", "", "+442071838750", "", "en-GB", "en-GB"},
+        {"country of the phone beats operator default", "", "+5511912345678", "de-DE", "pt-BR",
+         "*pt-BR de-DE"},
+        {"operator default", "", "", "it-IT", "it-IT", "it-IT"},
+        {"operator default", "sv-SE", "+3591234567", "ko-KR", "ko-KR", "ko-KR !sv-SE"},
+        {"operator default", "", "+905321234567", "ru-RU", "ru-RU", "ru-RU !tr-TR"},
+        {"operator default, case-insensitive", "", "", "IT-it", "it-IT", "it-IT"},
+        {"en-US fallback", "", "", "", "en-US", "en-US"},
+        {"en-US fallback", "sv-SE", "+3591234567", "xx-XX", "en-US", "en-US !sv-SE !xx-XX"},
+        {"en-US fallback", "zz", "", "sv-SE", "en-US", "en-US !sv-SE"},
+    };
+    int ran = 0;
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
+        char missing[64];
+        const char *country = rows[i].phone[0] ? otp_phone_country(rows[i].phone) : "";
+        if (!preconditions(rows[i].needs, missing, sizeof(missing))) {
+            unit_skip("pick row %zu (%s: \"%s\" %s default \"%s\"): needs %s", i, rows[i].what,
+                      rows[i].requested, rows[i].phone, rows[i].def, missing);
+            continue;
+        }
+        unit_ctx("pick row %zu (%s: \"%s\" %s/%s default \"%s\")", i, rows[i].what,
+                 rows[i].requested, rows[i].phone, country, rows[i].def);
+        CHECK_EQ_STR(otp_voice_pick(cat, rows[i].requested, country, rows[i].def), rows[i].want);
+        ran++;
+    }
+    unit_ctx(NULL);
+    printf("locale chain table: %d of %zu rows ran\n", ran, sizeof(rows) / sizeof(*rows));
+    CHECK(otp_voice_pick(cat, NULL, NULL, NULL) != NULL);
+}
+
+/* The chain checked against whatever files exist. */
+static void test_pick_generic(const otp_voice_catalog_t *cat)
+{
+    for (int i = 0; i < nfiles; i++) {
+        const locale_file_t *f = &files[i];
+        char up[64], low[64], lang[16], other[32];
+        size_t k;
+
+        unit_ctx("pick for file %s", f->locale);
+        for (k = 0; f->locale[k] && k + 1 < sizeof(up); k++) {
+            up[k] = (char)toupper((unsigned char)f->locale[k]);
+            low[k] = (char)tolower((unsigned char)f->locale[k]);
+        }
+        up[k] = low[k] = '\0';
+        CHECK_EQ_STR(otp_voice_pick(cat, f->locale, "", ""), f->locale);
+        CHECK_EQ_STR(otp_voice_pick(cat, up, "", ""), f->locale);
+        CHECK_EQ_STR(otp_voice_pick(cat, low, "", ""), f->locale);
+        CHECK_EQ_STR(otp_voice_pick(cat, f->locale, "zz", "xx-XX"), f->locale);
+        /* as the operator default, when nothing else matches */
+        CHECK_EQ_STR(otp_voice_pick(cat, "", "", f->locale), f->locale);
+        CHECK_EQ_STR(otp_voice_language(cat, f->locale), f->language);
+
+        /* the language in a region no file has: a file of that language, primary first */
+        snprintf(lang, sizeof(lang), "%.*s", (int)strcspn(f->locale, "-"), f->locale);
+        snprintf(other, sizeof(other), "%s-ZZ", lang);
+        if (!file_of(other)) {
+            const char *got = otp_voice_pick(cat, other, "", "");
+            const locale_file_t *g = file_of(got);
+            int primary_exists = 0;
+            for (int j = 0; j < nfiles; j++)
+                primary_exists |= files[j].primary &&
+                                  strncasecmp(files[j].locale, lang, strlen(lang)) == 0 &&
+                                  files[j].locale[strlen(lang)] == '-';
+            CHECK(strncasecmp(got, lang, strlen(lang)) == 0 && got[strlen(lang)] == '-');
+            if (primary_exists)
+                CHECK(g && g->primary);
+        }
+
+        /* each country it lists: a file listing that country, a primary one if any */
+        for (const char *c = f->countries + 1; *c; c += strcspn(c, ",") + 1) {
+            char iso[8];
+            const char *got;
+            const locale_file_t *g;
+            int primary_exists = 0;
+
+            snprintf(iso, sizeof(iso), "%.*s", (int)strcspn(c, ","), c);
+            if (!iso[0])
+                break;
+            unit_ctx("pick for country %s (listed by %s)", iso, f->locale);
+            got = otp_voice_pick(cat, "", iso, "");
+            g = file_of(got);
+            for (int j = 0; j < nfiles; j++)
+                primary_exists |= files[j].primary && has_country(&files[j], iso);
+            CHECK(g != NULL && has_country(g, iso));
+            if (primary_exists)
+                CHECK(g && g->primary);
+        }
+    }
+    unit_ctx(NULL);
+    if (file_of("en-US"))
+        CHECK_EQ_STR(otp_voice_pick(cat, "", "", ""), "en-US");
+    CHECK_EQ_STR(otp_voice_language(cat, "xx-XX"), "en-US");
+}
+
+static json_t *nth_action(json_t *actions, size_t i, const char *type)
+{
+    json_t *a = json_array_get(actions, i);
+    const char *t = json_string_value(json_object_get(a, "type"));
+    return t && strcmp(t, type) == 0 ? a : NULL;
+}
+
+static void test_actions(const otp_voice_catalog_t *cat)
+{
+    otp_voice_opts_t plain = {0, 0, NULL, "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"};
+    otp_voice_opts_t amd = {0, 1, NULL, "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"};
+
+    for (int i = 0; i < nfiles; i++) {
+        const locale_file_t *f = &files[i];
+        char *text = otp_voice_render_code(cat, f->locale, BRAND, "4711");
+        json_t *a, *talk, *last;
+
+        unit_ctx("actions %s", f->locale);
+        a = otp_voice_actions(cat, f->locale, BRAND, "4711", &plain);
+        if (CHECK(json_is_array(a)) && CHECK_EQ_INT(json_array_size(a), 2)) {
+            talk = nth_action(a, 0, "talk");
+            CHECK(talk != NULL);
+            CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(talk, "option"), "text")),
+                         text);
+            CHECK_EQ_STR(
+                json_string_value(json_object_get(json_object_get(talk, "option"), "language")),
+                f->language);
+            CHECK(nth_action(a, 1, "hangup") != NULL);
+        }
+        json_decref(a);
+
+        a = otp_voice_actions(cat, f->locale, BRAND, "4711", &amd);
+        if (CHECK(json_is_array(a)) && CHECK(json_array_size(a) >= 3)) {
+            json_t *first = nth_action(a, 0, "amd");
+            size_t n = json_array_size(a);
+            int talks = 0;
+            CHECK(first != NULL);
+            CHECK_EQ_STR(
+                json_string_value(json_object_get(json_object_get(first, "option"), "machine_handle")),
+                "hangup");
+            for (size_t k = 1; k < n; k++)
+                talks += nth_action(a, k, "talk") != NULL;
+            CHECK(talks >= 1);
+            last = nth_action(a, n - 1, "hangup");
+            CHECK(last != NULL);
+        }
+        json_decref(a);
+
+        /* opts may be NULL: the plain flow */
+        a = otp_voice_actions(cat, f->locale, BRAND, "4711", NULL);
+        CHECK(json_is_array(a) && json_array_size(a) == 2);
+        json_decref(a);
+
+        CHECK(otp_voice_actions(cat, f->locale, BRAND, "47a1", &plain) == NULL);
+        free(text);
+    }
+    unit_ctx(NULL);
+    CHECK(otp_voice_actions(cat, "xx-XX", BRAND, "4711", &plain) == NULL);
+}
+
+/* delivery.gate: "press any key to hear your code". The header promises the
+ * gate ("ask for a key before reading the code"), so with gate = 1 the gate
+ * line is spoken and a key is collected (digits_receive) before any talk that
+ * reads the code. */
+static void test_actions_gate(const otp_voice_catalog_t *cat)
+{
+    otp_voice_opts_t gate = {1, 0, "http://127.0.0.1:1/hook", "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"};
+
+    for (int i = 0; i < nfiles; i++) {
+        const locale_file_t *f = &files[i];
+        json_t *a = otp_voice_actions(cat, f->locale, BRAND, "4711", &gate);
+        char gate_text[4096];
+        long gate_at = -1, receive_at = -1, code_at = -1;
+
+        unit_ctx("gate actions %s", f->locale);
+        expected_line(f->gate, gate_text, sizeof(gate_text));
+        if (!CHECK(json_is_array(a))) {
+            unit_ctx(NULL);
+            continue;
+        }
+        for (size_t k = 0; k < json_array_size(a); k++) {
+            json_t *act = json_array_get(a, k);
+            const char *type = json_string_value(json_object_get(act, "type"));
+            const char *text = json_string_value(json_object_get(json_object_get(act, "option"), "text"));
+            if (type && strcmp(type, "digits_receive") == 0 && receive_at < 0)
+                receive_at = (long)k;
+            if (type && strcmp(type, "talk") == 0 && text) {
+                if (gate_at < 0 && strstr(text, gate_text))
+                    gate_at = (long)k;
+                if (code_at < 0 && strstr(text, ">4<"))
+                    code_at = (long)k;
+            }
+        }
+        CHECK(gate_at >= 0);
+        CHECK(receive_at > gate_at);
+        CHECK(code_at > receive_at);
+        CHECK(code_at >= 0);
+        json_decref(a);
+    }
+    unit_ctx(NULL);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_load_errors(void)
+{
+    char tmp[] = "/tmp/otp-unit-locales-XXXXXX";
+    char path[PATH_MAX], err[512];
+    otp_voice_catalog_t *c;
+
+    err[0] = '\0';
+    CHECK(otp_voice_load("/nonexistent/otp-locales", err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "/nonexistent/otp-locales") != NULL);
+    if (!CHECK(mkdtemp(tmp) != NULL))
+        return;
+
+    /* empty folder */
+    err[0] = '\0';
+    CHECK(otp_voice_load(tmp, err, sizeof(err)) == NULL);
+    CHECK(err[0] != '\0');
+
+    /* a good file alone loads */
+    snprintf(path, sizeof(path), "%s/xx-XX.json", tmp);
+    write_file(path, "{\"locale\":\"xx-XX\",\"language\":\"xx-XX\",\"intro\":\"i {brand}\","
+                     "\"again\":\"a\",\"outro\":\"o\",\"gate\":\"g\"}");
+    c = otp_voice_load(tmp, err, sizeof(err));
+    CHECK(c != NULL);
+    if (c) {
+        CHECK_EQ_STR(otp_voice_pick(c, "", "", ""), "xx-XX"); /* no en-US: the only one */
+        otp_voice_destroy(c);
+    }
+    otp_voice_destroy(NULL);
+
+    /* a template missing a line */
+    snprintf(path, sizeof(path), "%s/yy-YY.json", tmp);
+    write_file(path, "{\"locale\":\"yy-YY\",\"language\":\"yy-YY\",\"intro\":\"i\",\"again\":\"a\","
+                     "\"outro\":\"o\"}");
+    err[0] = '\0';
+    CHECK(otp_voice_load(tmp, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "yy-YY.json") != NULL);
+    unlink(path);
+
+    /* bad JSON */
+    snprintf(path, sizeof(path), "%s/zz-ZZ.json", tmp);
+    write_file(path, "{\"locale\": \"zz-ZZ\",");
+    err[0] = '\0';
+    CHECK(otp_voice_load(tmp, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "zz-ZZ.json") != NULL);
+    unlink(path);
+
+    /* a line that is not a string */
+    snprintf(path, sizeof(path), "%s/zz-ZZ.json", tmp);
+    write_file(path, "{\"locale\":\"zz-ZZ\",\"language\":\"zz-ZZ\",\"intro\":1,\"again\":\"a\","
+                     "\"outro\":\"o\",\"gate\":\"g\"}");
+    CHECK(otp_voice_load(tmp, err, sizeof(err)) == NULL);
+    unlink(path);
+
+    snprintf(path, sizeof(path), "%s/xx-XX.json", tmp);
+    unlink(path);
+    rmdir(tmp);
+}
+
+int main(int argc, char **argv)
+{
+    otp_voice_catalog_t *cat;
+    char err[512];
+    const char *env = getenv("OTP_LOCALE_DIR");
+
+    (void)argc;
+    if (env && *env)
+        snprintf(dir, sizeof(dir), "%s", env);
+    else
+        otp_voice_default_dir(dir, sizeof(dir));
+    test_xml_checker();
+    test_xml_escape();
+    read_locale_files();
+    cat = otp_voice_load(dir, err, sizeof(err));
+    if (!CHECK(cat != NULL)) {
+        printf("otp_voice_load(%s): %s\n", dir, err);
+        return unit_finish(argv[0]);
+    }
+    test_render(cat);
+    test_pick_table(cat);
+    test_pick_generic(cat);
+    test_actions(cat);
+    test_actions_gate(cat);
+    test_load_errors();
+    otp_voice_destroy(cat);
+    return unit_finish(argv[0]);
+}
