@@ -301,6 +301,44 @@ static void recover_calling(worker_t *w, claimed_t *row)
     }
 }
 
+int budget_take(worker_t *w, int want)
+{
+    char want_s[12];
+    const char *p[3] = {w->cfg.rate_per_s, w->cfg.burst, want_s};
+    PGresult *r;
+    int got;
+
+    snprintf(want_s, sizeof(want_s), "%d", want);
+    r = otp_db_query(w->db, "budget_take",
+                     "WITH b AS (SELECT least($2::float8, tokens + $1::float8 *"
+                     "    extract(epoch FROM clock_timestamp() - updated_at)) AS avail"
+                     "  FROM rate_budget WHERE name = 'voipbin' FOR UPDATE)"
+                     "UPDATE rate_budget r SET updated_at = clock_timestamp(),"
+                     "  tokens = b.avail - least($3::int, greatest(floor(b.avail), 0)::int)"
+                     "  FROM b WHERE r.name = 'voipbin'"
+                     " RETURNING least($3::int, greatest(floor(b.avail), 0)::int)",
+                     3, p);
+    if (!r)
+        return -1;
+    got = PQntuples(r) ? (int)strtol(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    return got;
+}
+
+/* Gives back tokens taken for rows that were not there to claim. */
+static void budget_return(worker_t *w, int n)
+{
+    char n_s[12];
+    const char *p[2] = {w->cfg.burst, n_s};
+
+    snprintf(n_s, sizeof(n_s), "%d", n);
+    if (otp_db_exec(w->db, "budget_return",
+                    "UPDATE rate_budget SET tokens = least($1::float8, tokens + $2::int)"
+                    " WHERE name = 'voipbin'",
+                    2, p))
+        atomic_fetch_add(&w->m.db_errors, 1);
+}
+
 int dispatch_run(worker_t *w)
 {
     int free_slots = w->cfg.max_in_flight - vb_client_in_flight(w->vb);
@@ -311,16 +349,22 @@ int dispatch_run(worker_t *w)
 
     if (free_slots <= 0)
         return 0;
-    snprintf(limit, sizeof(limit), "%d", free_slots);
-    snprintf(lease, sizeof(lease), "%d", w->cfg.lease_s);
     if (otp_db_ensure(w->db) != 0)
         return -1;
+    /* Every claimed row may cost one request to VoIPBin: take the tokens first. */
+    free_slots = budget_take(w, free_slots);
+    if (free_slots <= 0)
+        return free_slots;
+    snprintf(limit, sizeof(limit), "%d", free_slots);
+    snprintf(lease, sizeof(lease), "%d", w->cfg.lease_s);
     r = otp_db_query(w->db, "claim", claim_sql, 3, p);
     if (!r) {
         atomic_fetch_add(&w->m.db_errors, 1);
         return -1;
     }
     n = PQntuples(r);
+    if (n < free_slots)
+        budget_return(w, free_slots - n);
     for (int i = 0; i < n; i++) {
         claimed_t row;
         const char *opts = PQgetvalue(r, i, 10);

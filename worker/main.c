@@ -46,6 +46,9 @@ static int setup(worker_t *w, char *err, size_t errsz)
     c->retry_cap_ms = otp_config_int("OTP_RETRY_CAP_MS");
     c->lease_s = (int)otp_config_int("OTP_LEASE_SECONDS");
     c->max_in_flight = (int)otp_config_int("OTP_MAX_IN_FLIGHT");
+    snprintf(c->rate_per_s, sizeof(c->rate_per_s), "%.3f",
+             (double)otp_config_int("OTP_VOIPBIN_RATE") / 1000.0);
+    snprintf(c->burst, sizeof(c->burst), "%ld", otp_config_int("OTP_VOIPBIN_BURST"));
     if (*otp_config_str("OTP_WORKER_ID")) {
         snprintf(c->worker_id, sizeof(c->worker_id), "%s", otp_config_str("OTP_WORKER_ID"));
     } else {

@@ -22,6 +22,7 @@ typedef struct worker_settings {
     int code_length, ttl_s, max_attempts, max_call_attempts;
     int64_t min_remaining_ms, retry_base_ms, retry_cap_ms;
     int lease_s, max_in_flight;
+    char rate_per_s[32], burst[16];
 } worker_settings_t;
 
 typedef struct worker_metrics {
@@ -54,6 +55,10 @@ int ingest_poll(worker_t *w, int timeout_ms);
 /* Claims due challenges (up to the free in-flight slots) and starts calls,
  * retries, expiries. Returns the number of rows claimed, -1 on error. */
 int dispatch_run(worker_t *w);
+
+/* Takes up to `want` tokens from the shared VoIPBin request budget in
+ * PostgreSQL; returns how many were granted (0 when empty), -1 on error. */
+int budget_take(worker_t *w, int want);
 
 /* Sends pending outbox rows to otp.call_status and deletes the acknowledged
  * ones. Only one worker relays at a time (advisory lock), so events stay in
