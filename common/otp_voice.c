@@ -20,6 +20,7 @@ typedef struct voice_template {
     char again[LINE_MAX_BYTES];
     char outro[LINE_MAX_BYTES];
     char gate[LINE_MAX_BYTES];
+    char rate[8]; /* SSML prosody rate such as "110%", "" = the voice's own */
     int digit_pause_ms;
 } voice_template_t;
 
@@ -64,9 +65,15 @@ static int load_one(voice_template_t *t, const char *path, char *errstr, size_t 
         goto out;
     }
     t->primary = json_is_true(json_object_get(o, "primary"));
+    if (copy_line(o, "rate", t->rate, sizeof(t->rate), 0) ||
+        (t->rate[0] && (strspn(t->rate, "0123456789") + 1 != strlen(t->rate) ||
+                        t->rate[strlen(t->rate) - 1] != '%'))) {
+        snprintf(errstr, errstr_size, "%s: rate must look like \"110%%\"", path);
+        goto out;
+    }
     t->digit_pause_ms = (int)json_integer_value(json_object_get(o, "digit_pause_ms"));
     if (t->digit_pause_ms <= 0 || t->digit_pause_ms > 2000)
-        t->digit_pause_ms = 400;
+        t->digit_pause_ms = 300;
     t->countries[0] = ',';
     json_array_foreach(json_object_get(o, "countries"), i, c) {
         if (json_is_string(c) && n + json_string_length(c) + 2 < sizeof(t->countries)) {
@@ -285,11 +292,25 @@ static int put_digits(char *buf, size_t size, size_t *n, const char *code, int p
     for (const char *c = code; *c; c++) {
         if (*c < '0' || *c > '9')
             return -1;
-        snprintf(piece, sizeof(piece), "%c<break time=\"%dms\"/>", *c, pause_ms);
+        /* No pause after the last digit: the caller's longer break follows. */
+        if (c[1])
+            snprintf(piece, sizeof(piece), "%c<break time=\"%dms\"/>", *c, pause_ms);
+        else
+            snprintf(piece, sizeof(piece), "%c", *c);
         if (put(buf, size, n, piece))
             return -1;
     }
     return 0;
+}
+
+/* The pause after each digit. Every break is also a clause boundary to the
+ * TTS, which adds its own short pause, so long codes get shorter explicit
+ * ones: the whole message stays under 15 s at 10 digits. */
+static int digit_pause(const voice_template_t *t, size_t len)
+{
+    if (len <= 6)
+        return t->digit_pause_ms;
+    return len <= 8 ? t->digit_pause_ms / 2 : t->digit_pause_ms / 6;
 }
 
 char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
@@ -302,14 +323,22 @@ char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, 
 
     if (!t || !buf || otp_xml_escape(brand ? brand : "", brand_esc, sizeof(brand_esc)))
         goto fail;
-    if (put(buf, size, &n, "<speak>") || put_line(buf, size, &n, t->intro, brand_esc) ||
-        put(buf, size, &n, "<break time=\"600ms\"/>") ||
-        put_digits(buf, size, &n, code, t->digit_pause_ms) ||
-        put(buf, size, &n, "<break time=\"1s\"/>") || put_line(buf, size, &n, t->again, brand_esc) ||
-        put(buf, size, &n, "<break time=\"600ms\"/>") ||
-        put_digits(buf, size, &n, code, t->digit_pause_ms) ||
-        put(buf, size, &n, "<break time=\"1s\"/>") || put_line(buf, size, &n, t->outro, brand_esc) ||
-        put(buf, size, &n, "</speak>"))
+    if (put(buf, size, &n, "<speak>"))
+        goto fail;
+    if (t->rate[0]) {
+        char open_tag[48];
+        snprintf(open_tag, sizeof(open_tag), "<prosody rate=\"%s\">", t->rate);
+        if (put(buf, size, &n, open_tag))
+            goto fail;
+    }
+    if (put_line(buf, size, &n, t->intro, brand_esc) ||
+        put(buf, size, &n, "<break time=\"300ms\"/>") ||
+        put_digits(buf, size, &n, code, digit_pause(t, strlen(code))) ||
+        put(buf, size, &n, "<break time=\"500ms\"/>") || put_line(buf, size, &n, t->again, brand_esc) ||
+        put(buf, size, &n, "<break time=\"300ms\"/>") ||
+        put_digits(buf, size, &n, code, digit_pause(t, strlen(code))) ||
+        put(buf, size, &n, "<break time=\"500ms\"/>") || put_line(buf, size, &n, t->outro, brand_esc) ||
+        (t->rate[0] && put(buf, size, &n, "</prosody>")) || put(buf, size, &n, "</speak>"))
         goto fail;
     return buf;
 fail:

@@ -125,6 +125,38 @@ static int setup(worker_t *w, char *err, size_t errsz)
     return 0;
 }
 
+/* --preview LOCALE CODE: prints the language and the SSML a call would say,
+ * with OTP_BRAND and OTP_LOCALE_DIR as configured; no other setting needed. */
+static int preview(const char *locale, const char *code)
+{
+    char dir[1024], err[512];
+    const char *brand = getenv("OTP_BRAND") ? getenv("OTP_BRAND") : "Acme";
+    otp_voice_catalog_t *cat;
+    const char *picked;
+    char *text;
+
+    if (getenv("OTP_LOCALE_DIR") && *getenv("OTP_LOCALE_DIR"))
+        snprintf(dir, sizeof(dir), "%s", getenv("OTP_LOCALE_DIR"));
+    else
+        otp_voice_default_dir(dir, sizeof(dir));
+    cat = otp_voice_load(dir, err, sizeof(err));
+    if (!cat) {
+        fprintf(stderr, "otp-worker: %s\n", err);
+        return 2;
+    }
+    picked = otp_voice_pick(cat, locale, "", "en-US");
+    text = otp_voice_render_code(cat, picked, brand, code);
+    if (!text) {
+        fprintf(stderr, "otp-worker: cannot render code \"%s\" (4-10 digits)\n", code);
+        otp_voice_destroy(cat);
+        return 2;
+    }
+    printf("%s\t%s\t%s\n", picked, otp_voice_language(cat, picked), text);
+    free(text);
+    otp_voice_destroy(cat);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static worker_t w;
@@ -133,14 +165,19 @@ int main(int argc, char **argv)
     int64_t drain_deadline;
 
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        otp_config_print_help(OTP_PROG_WORKER, "usage: otp-worker\n"
-                                               "Consumes otp.requested, calls, relays otp.call_status.");
+        otp_config_print_help(OTP_PROG_WORKER,
+                              "usage: otp-worker\n"
+                              "       otp-worker --preview LOCALE CODE   (print the call's SSML)\n"
+                              "       otp-worker --settings-markdown\n"
+                              "Consumes otp.requested, calls, relays otp.call_status.");
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "--settings-markdown") == 0) {
         otp_config_print_markdown();
         return 0;
     }
+    if (argc == 4 && strcmp(argv[1], "--preview") == 0)
+        return preview(argv[2], argv[3]);
     if (otp_config_load(OTP_PROG_WORKER, err, sizeof(err)) != 0 || otp_crypto_init() != 0) {
         fprintf(stderr, "otp-worker: %s\n", err);
         return 2;
