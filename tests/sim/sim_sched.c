@@ -154,8 +154,10 @@ void sim_sched_stop(sim_sched *s)
     if (s->started)
         pthread_join(s->thread, NULL);
     s->started = 0;
-    for (i = 0; i < s->n; i++)
+    for (i = 0; i < s->n; i++) {
+        owner_unlink(s->heap[i]); /* owners may still cancel later: leave them no dangling list */
         free(s->heap[i]);
+    }
     s->n = 0;
     free(s->heap);
     s->heap = NULL;
