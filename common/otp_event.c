@@ -304,27 +304,12 @@ char *otp_request_to_json(const otp_request_t *req)
     return s;
 }
 
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t k = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
-        if (k == 9 || i + k >= n || c == 0)
-            return 0;
-        for (size_t j = 1; j <= k; j++)
-            if ((s[i + j] & 0xc0) != 0x80)
-                return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 char *otp_dlq_envelope(const char *reason, const char *error, const char *topic, int32_t partition,
                        int64_t offset, const void *payload, size_t payload_len)
 {
     json_t *o = json_object();
     json_t *src = json_object();
+    json_t *text;
     char at[40];
     char *s;
 
@@ -336,8 +321,10 @@ char *otp_dlq_envelope(const char *reason, const char *error, const char *topic,
     json_object_set_new(src, "partition", json_integer(partition));
     json_object_set_new(src, "offset", json_integer(offset));
     json_object_set_new(o, "source", src);
-    if (payload_len && utf8_valid(payload, payload_len)) {
-        json_object_set_new(o, "original", json_stringn(payload, payload_len));
+    /* jansson refuses invalid UTF-8 (overlong forms, surrogates, NUL): then base64. */
+    text = payload_len ? json_stringn(payload, payload_len) : NULL;
+    if (text) {
+        json_object_set_new(o, "original", text);
     } else if (payload_len) {
         size_t b64_len = sodium_base64_encoded_len(payload_len, sodium_base64_VARIANT_ORIGINAL);
         char *b64 = malloc(b64_len);

@@ -62,8 +62,10 @@ void otp_phone_mask(const char *e164, char *out, size_t out_size)
         return;
     }
     n = strlen(e164);
-    /* '+' and up to 4 leading digits, but always at least 4 digits hidden. */
-    keep_head = n - 1 >= 12 ? 5 : 3;
+    /* '+' and up to 4 leading digits, the last 2, and always at least 4 hidden. */
+    keep_head = 1 + (n - 1 >= 12 ? 4 : 2);
+    if (keep_head > n - 1 - 6 + 1)
+        keep_head = n - 1 - 6 + 1;
     for (i = 0; i < n && i + 1 < out_size; i++)
         out[i] = (i < keep_head || i >= n - 2) ? e164[i] : '*';
     out[i] = '\0';
