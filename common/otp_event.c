@@ -321,8 +321,9 @@ char *otp_dlq_envelope(const char *reason, const char *error, const char *topic,
     json_object_set_new(src, "partition", json_integer(partition));
     json_object_set_new(src, "offset", json_integer(offset));
     json_object_set_new(o, "source", src);
-    /* jansson refuses invalid UTF-8 (overlong forms, surrogates, NUL): then base64. */
-    text = payload_len ? json_stringn(payload, payload_len) : NULL;
+    /* jansson refuses invalid UTF-8 (overlong forms, surrogates); a NUL would
+     * become \u0000, which many consumers reject: both go as base64. */
+    text = payload_len && !memchr(payload, 0, payload_len) ? json_stringn(payload, payload_len) : NULL;
     if (text) {
         json_object_set_new(o, "original", text);
     } else if (payload_len) {
