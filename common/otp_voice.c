@@ -8,6 +8,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "otp_crypto.h"
+
 #define MAX_LOCALES 64
 #define LINE_MAX_BYTES 512
 
@@ -352,12 +354,28 @@ static json_t *talk(const char *text, const char *language)
                      language);
 }
 
+/* The gate line alone, as SSML. */
+static char *render_gate(const voice_template_t *t, const char *brand)
+{
+    size_t size = 4096, n = 0;
+    char *buf = malloc(size);
+    char brand_esc[512];
+
+    if (!buf || otp_xml_escape(brand ? brand : "", brand_esc, sizeof(brand_esc)) ||
+        put(buf, size, &n, "<speak>") || put_line(buf, size, &n, t->gate, brand_esc) ||
+        put(buf, size, &n, "</speak>")) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
 json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
                           const char *code, const otp_voice_opts_t *opts)
 {
     const voice_template_t *t = find_exact(cat, locale);
     json_t *actions = NULL;
-    char *text = NULL;
+    char *text = NULL, *gate = NULL;
 
     if (!t)
         return NULL;
@@ -368,8 +386,49 @@ json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, co
     if (opts && opts->amd)
         json_array_append_new(actions, json_pack("{s:s, s:{s:s, s:b}}", "type", "amd", "option",
                                                  "machine_handle", "hangup", "async", 0));
-    json_array_append_new(actions, talk(text, t->language));
-    json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
+    if (opts && opts->gate) {
+        /* Press any key to hear the code: a voicemail box never presses one,
+         * so the code is never read into it. No key → report and hang up. */
+        char no_input_id[37];
+        gate = render_gate(t, brand);
+        if (!gate) {
+            json_decref(actions);
+            free(text);
+            return NULL;
+        }
+        otp_uuid_v4(no_input_id);
+        json_array_append_new(actions, json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "talk", "option",
+                                                 "text", gate, "language", t->language,
+                                                 "digits_handle", "next"));
+        json_array_append_new(actions, json_pack("{s:s, s:{s:i, s:i}}", "type", "digits_receive",
+                                                 "option", "duration", 6000, "length", 1));
+        json_array_append_new(actions,
+                              json_pack("{s:s, s:{s:s, s:s, s:s, s:i, s:s}}", "type",
+                                        "condition_variable", "option", "condition", ">=",
+                                        "variable", "voipbin.call.digits", "value_type", "length",
+                                        "value_length", 1, "false_target_id", no_input_id));
+        json_array_append_new(actions, talk(text, t->language));
+        json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
+        if (opts->notify_uri && *opts->notify_uri && opts->request_id) {
+            char data[256];
+            snprintf(data, sizeof(data),
+                     "{\"type\":\"otp_no_input\",\"data\":{\"request_id\":\"%s\","
+                     "\"id\":\"${voipbin.call.id}\"}}",
+                     opts->request_id);
+            json_array_append_new(actions,
+                                  json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:b}}", "id", no_input_id,
+                                            "type", "webhook_send", "option", "uri", opts->notify_uri,
+                                            "method", "POST", "data_type", "application/json", "data",
+                                            data, "sync", 1));
+            json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
+        } else {
+            json_array_append_new(actions, json_pack("{s:s, s:s}", "id", no_input_id, "type", "hangup"));
+        }
+    } else {
+        json_array_append_new(actions, talk(text, t->language));
+        json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
+    }
+    free(gate);
     free(text);
     return actions;
 }

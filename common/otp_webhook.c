@@ -58,6 +58,18 @@ int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, cha
         snprintf(errstr, errstr_size, "expected an object \"data\"");
         goto out;
     }
+    if (strcmp(ev->type, "otp_no_input") == 0) {
+        if (copy_str(data, "id", ev->call_id, sizeof(ev->call_id), 1) || !otp_uuid_valid(ev->call_id) ||
+            copy_str(data, "request_id", ev->request_id, sizeof(ev->request_id), 1) ||
+            !otp_uuid_valid(ev->request_id)) {
+            snprintf(errstr, errstr_size, "otp_no_input needs data.id and data.request_id UUIDs");
+            goto out;
+        }
+        ev->no_input = 1;
+        snprintf(ev->status, sizeof(ev->status), "no_input");
+        rc = 0;
+        goto out;
+    }
     if (strncmp(ev->type, "call_", 5) != 0) {
         rc = 1; /* message_*, activeflow_*, ...: not ours to apply */
         goto out;
@@ -111,6 +123,33 @@ static json_t *call_attrs(const otp_call_event_t *ev)
     return a;
 }
 
+/* The gate heard no key: the code was not read. Wins over an "answered" or
+ * "delivered" that the unordered call webhooks may already have recorded. */
+static int apply_no_input(PGconn *db, const otp_call_event_t *ev)
+{
+    const char *p[2] = {ev->request_id, ev->call_id};
+    PGresult *r;
+    int changed;
+
+    if (otp_db_begin(db) != 0)
+        return -1;
+    r = otp_db_query(db, "no_input",
+                     "UPDATE challenges SET status = 'no_input', next_attempt_at = now(), updated_at = now()"
+                     " WHERE request_id = $1 AND call_id = $2::uuid"
+                     "   AND status IN ('call_requested', 'ringing', 'answered', 'delivered')",
+                     2, p);
+    if (!r)
+        goto fail;
+    changed = strcmp(PQcmdTuples(r), "1") == 0;
+    PQclear(r);
+    if (changed && otp_outbox_add(db, ev->request_id, "no_input", json_pack("{s:s}", "call_id", ev->call_id)))
+        goto fail;
+    return otp_db_commit(db) ? -1 : 0;
+fail:
+    otp_db_rollback(db);
+    return -1;
+}
+
 int otp_call_event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_body)
 {
     const char *p[6];
@@ -120,6 +159,8 @@ int otp_call_event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw
     int old_rank, was_answered, current, active, answered;
     char request_id[37], ch_status[32];
 
+    if (ev->no_input)
+        return apply_no_input(db, ev);
     if (rank < 0)
         return 0;
     if (otp_db_begin(db) != 0)

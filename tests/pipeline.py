@@ -127,6 +127,7 @@ class Pipeline:
             "OTP_WEBHOOK_SECRET": self.webhook_secret,
             "OTP_API_KEY_HASHES": hashlib.sha256(self.api_key.encode()).hexdigest(),
             "OTP_VERIFIER_LISTEN": "127.0.0.1:%d" % self.verifier_port,
+            "OTP_CALLBACK_URL": self.webhook_uri,
             "OTP_RETRY_BASE_MS": "200",
             "OTP_RETRY_CAP_MS": "2000",
             "OTP_LOG_LEVEL": "info",

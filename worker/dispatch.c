@@ -236,7 +236,7 @@ static void place_call(worker_t *w, const claimed_t *row)
     unsigned char hash[OTP_HASH_BYTES];
     char hash_hex[OTP_HASH_BYTES * 2 + 1], key_id[8], attempt_s[12];
     const char *extra[3] = {hash_hex, key_id, attempt_s};
-    otp_voice_opts_t vopts = {row->gate, row->amd, NULL, row->request_id};
+    otp_voice_opts_t vopts = {row->gate, row->amd, w->cfg.callback_url, row->request_id};
     int attempt = row->call_attempts + 1;
     call_ctx_t *ctx = NULL;
     json_t *actions = NULL;
@@ -389,7 +389,7 @@ int dispatch_run(worker_t *w)
         else if (strcmp(row.prev_status, "calling") == 0)
             recover_calling(w, &row);
         else if (strcmp(row.prev_status, "no_answer") == 0 || strcmp(row.prev_status, "busy") == 0 ||
-                 strcmp(row.prev_status, "voicemail") == 0 ||
+                 strcmp(row.prev_status, "voicemail") == 0 || strcmp(row.prev_status, "no_input") == 0 ||
                  strcmp(row.prev_status, "call_failed") == 0)
             schedule_retry(w, &row, row.prev_status, 0, 0, 0);
         else /* call_requested, ringing, answered at expiry: no final call status came */

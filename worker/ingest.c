@@ -30,7 +30,7 @@ static const char insert_sql[] =
     "   WHERE ins.status = 'pending' AND c.user_id = $2 AND c.purpose = $3"
     "     AND c.request_id <> ins.request_id AND c.requested_at <= $13::timestamptz"
     "     AND c.status IN ('pending', 'calling', 'call_requested', 'ringing', 'answered',"
-    "                      'delivered', 'no_answer', 'busy', 'voicemail', 'call_failed')"
+    "                      'delivered', 'no_answer', 'busy', 'voicemail', 'call_failed', 'no_input')"
     "  RETURNING c.request_id"
     "), ob AS ("
     "  INSERT INTO outbox (request_id, type, attrs)"
@@ -78,8 +78,8 @@ static int store_request(worker_t *w, const otp_request_t *req, int64_t now_ms)
     otp_time_format(req->requested_at_ms, req_at, sizeof(req_at));
     otp_time_format(expires_ms, exp_at, sizeof(exp_at));
     snprintf(options, sizeof(options), "{\"gate\":%s,\"amd\":%s,\"sms_fallback\":%s}",
-             resolve_flag(req->delivery.gate, 0) ? "true" : "false",
-             resolve_flag(req->delivery.amd, 0) ? "true" : "false",
+             resolve_flag(req->delivery.gate, w->cfg.gate_default) ? "true" : "false",
+             resolve_flag(req->delivery.amd, w->cfg.amd_default) ? "true" : "false",
              resolve_flag(req->delivery.sms_fallback, 0) ? "true" : "false");
     accepted = json_pack("{s:s, s:s, s:i, s:s}", "locale", locale, "requested_locale",
                          req->locale[0] ? req->locale : "", "code_length",

@@ -36,6 +36,9 @@ static int setup(worker_t *w, char *err, size_t errsz)
     c->topic_dlq = otp_config_str("OTP_TOPIC_DLQ");
     c->caller_id = otp_config_str("OTP_CALLER_ID");
     c->brand = otp_config_str("OTP_BRAND");
+    c->callback_url = otp_config_str("OTP_CALLBACK_URL");
+    c->gate_default = otp_config_bool("OTP_GATE_DEFAULT");
+    c->amd_default = otp_config_bool("OTP_AMD_DEFAULT");
     c->default_locale = otp_config_str("OTP_DEFAULT_LOCALE");
     c->code_length = (int)otp_config_int("OTP_CODE_LENGTH");
     c->ttl_s = (int)otp_config_int("OTP_TTL_SECONDS");

@@ -17,7 +17,8 @@
 
 typedef struct worker_settings {
     const char *topic_requests, *topic_status, *topic_dlq;
-    const char *caller_id, *brand, *default_locale;
+    const char *caller_id, *brand, *default_locale, *callback_url;
+    int gate_default, amd_default;
     char worker_id[128];
     int code_length, ttl_s, max_attempts, max_call_attempts;
     int64_t min_remaining_ms, retry_base_ms, retry_cap_ms;
