@@ -388,7 +388,7 @@ static json_t *delivery_json(int attempts, int state, long http_status, const ch
     json_object_set_new(o, "delivered", json_boolean(state == SIM_WH_DELIVERED));
     json_object_set_new(o, "attempts", json_integer(attempts));
     json_object_set_new(o, "status_code", http_status ? json_integer(http_status) : json_null());
-    json_object_set_new(o, "error", str_or_null(error));
+    json_object_set_new(o, "error", str_or_null(error ? error : state == SIM_WH_SKIPPED ? "no webhook_uri" : NULL));
     return o;
 }
 
@@ -551,8 +551,7 @@ void sim_call_emit(sim_t *s, sim_call *c, const char *type)
     sim_strlcpy(ev->status, sim_call_status_name(c->status), sizeof ev->status);
     ev->at_us = sim_now_us();
     if (!uri || !*uri) {
-        ev->state = SIM_WH_SKIPPED;
-        ev->error = strdup("no webhook_uri");
+        ev->state = SIM_WH_SKIPPED; /* shown as error "no webhook_uri" without a copy per event */
         return;
     }
     ev->state = SIM_WH_PENDING;

@@ -109,7 +109,6 @@ static void emit(sim_t *s, sim_msg *m, const char *type)
     ev->at_us = sim_now_us();
     if (!uri || !*uri) {
         ev->state = SIM_WH_SKIPPED;
-        ev->error = strdup("no webhook_uri");
         return;
     }
     ev->state = SIM_WH_PENDING;
@@ -368,7 +367,9 @@ json_t *sim_msg_record_json(const sim_msg *m)
         json_object_set_new(x, "delivered", json_boolean(e->state == SIM_WH_DELIVERED));
         json_object_set_new(x, "attempts", json_integer(e->attempts));
         json_object_set_new(x, "status_code", e->http_status ? json_integer(e->http_status) : json_null());
-        json_object_set_new(x, "error", e->error ? json_string(e->error) : json_null());
+        json_object_set_new(x, "error", e->error                       ? json_string(e->error)
+                                       : e->state == SIM_WH_SKIPPED ? json_string("no webhook_uri")
+                                                                    : json_null());
         json_array_append_new(a, x);
     }
     json_object_set_new(o, "events", a);
