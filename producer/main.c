@@ -37,7 +37,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 }
 
 static const char usage[] =
-    "usage: otp-produce --phone E164 [--user ID] [--purpose P] [--locale TAG] [--request-id UUID]\n"
+    "usage: otp-produce --phone E164 --user ID [--purpose P] [--locale TAG] [--request-id UUID]\n"
     "                   [--ttl SECONDS] [--code-length N] [--gate] [--amd] [--sms-fallback]\n"
     "                   [--metadata JSON]\n"
     "       otp-produce --file FILE|-  [--raw]   (NDJSON, one request per line)\n"
@@ -149,8 +149,8 @@ int main(int argc, char **argv)
     }
     otp_log_init("otp-produce", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")));
     topic = otp_config_str("OTP_TOPIC_REQUESTS");
-    if (!file && !req.phone[0]) {
-        fprintf(stderr, "otp-produce: give --phone or --file\n%s\n", usage);
+    if (!file && (!req.phone[0] || !req.user_id[0])) {
+        fprintf(stderr, "otp-produce: give --phone and --user, or --file\n%s\n", usage);
         return 2;
     }
 
@@ -172,8 +172,6 @@ int main(int argc, char **argv)
     if (!file) {
         char reason[48];
         char *js;
-        if (!req.user_id[0])
-            snprintf(req.user_id, sizeof(req.user_id), "%s", req.phone);
         if (!req.request_id[0])
             otp_uuid_v4(req.request_id);
         req.requested_at_ms = otp_now_ms();

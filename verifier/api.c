@@ -99,7 +99,7 @@ static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_
         return otp_http_error(c, 400, "invalid_request", err);
     }
     conn = db(a);
-    res = conn ? verify_code(conn, &a->keys, request_id, code, &attempts_left) : VERIFY_ERROR;
+    res = conn ? verify_code(conn, &a->keys, request_id, code, a->max_failed_per_hour, &attempts_left) : VERIFY_ERROR;
     sodium_memzero(code, sizeof(code));
     switch (res) {
     case VERIFY_OK:

@@ -22,6 +22,7 @@ typedef struct api {
     char api_key_hashes[API_MAX_KEYS][65];
     int n_api_keys;
     size_t max_body;
+    int max_failed_per_hour;
     atomic_llong verified, incorrect, rejected, bad_requests, unauthorized;
     atomic_llong webhooks, webhooks_bad_signature, webhooks_pending, db_errors;
 } api_t;

@@ -38,6 +38,7 @@ int main(int argc, char **argv)
     secret = otp_config_str("OTP_WEBHOOK_SECRET");
     api.webhook_secret = secret;
     api.max_body = (size_t)otp_config_int("OTP_MAX_BODY_BYTES");
+    api.max_failed_per_hour = (int)otp_config_int("OTP_MAX_FAILED_VERIFY_PER_HOUR");
     if (otp_keyring_load(&api.keys, (int)otp_config_int("OTP_HASH_KEY_ID"),
                          otp_config_str("OTP_HASH_KEY"), otp_config_str("OTP_HASH_KEYS_PREVIOUS"), err,
                          sizeof(err)) != 0 ||

@@ -11,11 +11,15 @@
 
 #define NOT_FINAL "status NOT IN ('verified', 'locked', 'expired', 'superseded')"
 
+/* The attempt is counted first, in its own statement; a user over the hourly
+ * cap of wrong codes (across challenges) gets no attempt at all. */
 static const char attempt_sql[] =
-    "UPDATE challenges SET attempts = attempts + 1, updated_at = now()"
+    "UPDATE challenges c SET attempts = attempts + 1, updated_at = now()"
     " WHERE request_id = $1 AND code_hash IS NOT NULL AND expires_at > now()"
     "   AND attempts < max_attempts AND " NOT_FINAL
-    " RETURNING encode(code_hash, 'hex'), key_id, attempts, max_attempts, phone_masked";
+    "   AND (SELECT count(*) FROM verify_failures f"
+    "         WHERE f.user_id = c.user_id AND f.at > now() - interval '1 hour') < $2::int"
+    " RETURNING encode(code_hash, 'hex'), key_id, attempts, max_attempts, phone_masked, user_id";
 
 static const char consume_sql[] =
     "UPDATE challenges SET status = 'verified', verified_at = now(), next_attempt_at = NULL,"
@@ -62,9 +66,10 @@ fail:
 }
 
 verify_result_t verify_code(PGconn *db, const otp_keyring_t *keys, const char *request_id,
-                            const char *code, int *attempts_left)
+                            const char *code, int max_failed_per_hour, int *attempts_left)
 {
-    const char *p[2] = {request_id, NULL};
+    char cap[12];
+    const char *p[2] = {request_id, cap};
     unsigned char stored[OTP_HASH_BYTES];
     char masked[32];
     size_t stored_len = 0;
@@ -73,7 +78,8 @@ verify_result_t verify_code(PGconn *db, const otp_keyring_t *keys, const char *r
 
     if (otp_db_ensure(db) != 0)
         return VERIFY_ERROR;
-    r = otp_db_query(db, "verify_attempt", attempt_sql, 1, p);
+    snprintf(cap, sizeof(cap), "%d", max_failed_per_hour);
+    r = otp_db_query(db, "verify_attempt", attempt_sql, 2, p);
     if (!r)
         return VERIFY_ERROR;
     if (PQntuples(r) == 0) {
@@ -105,8 +111,16 @@ verify_result_t verify_code(PGconn *db, const otp_keyring_t *keys, const char *r
         otp_info("verified", "request_id=%s phone=%s attempts=%d", request_id, masked, attempts);
         return VERIFY_OK;
     }
-    PQclear(r);
     *attempts_left = max_attempts - attempts;
+    {
+        const char *fp[1] = {PQgetvalue(r, 0, 5)};
+        if (otp_db_exec(db, "verify_failure_count", "INSERT INTO verify_failures (user_id) VALUES ($1)",
+                        1, fp)) {
+            PQclear(r);
+            return VERIFY_ERROR;
+        }
+    }
+    PQclear(r);
     if (change_tx(db, NULL, 1, p, "verify_failed",
                   json_pack("{s:i, s:i}", "attempts", attempts, "attempts_left", *attempts_left)) < 0)
         return VERIFY_ERROR;

@@ -15,9 +15,10 @@ typedef enum {
     VERIFY_ERROR,     /* database trouble: try again */
 } verify_result_t;
 
-/* Checks `code` for the challenge request_id (a valid UUID). Thread-safe with
+/* Checks `code` for the challenge request_id (a valid UUID). A user with
+ * max_failed_per_hour wrong codes in the last hour is rejected outright. Thread-safe with
  * one PGconn per thread. attempts_left is set for VERIFY_INCORRECT. */
 verify_result_t verify_code(PGconn *db, const otp_keyring_t *keys, const char *request_id,
-                            const char *code, int *attempts_left);
+                            const char *code, int max_failed_per_hour, int *attempts_left);
 
 #endif

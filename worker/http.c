@@ -52,12 +52,20 @@ static otp_mhd_result handle(void *cls, struct MHD_Connection *c, const char *ur
                  "# TYPE otp_worker_relay_errors_total counter\n"
                  "otp_worker_relay_errors_total %lld\n"
                  "# TYPE otp_worker_db_errors_total counter\n"
-                 "otp_worker_db_errors_total %lld\n",
+                 "otp_worker_db_errors_total %lld\n"
+                 "# TYPE otp_worker_requests_blocked_total counter\n"
+                 "otp_worker_requests_blocked_total %lld\n"
+                 "# TYPE otp_worker_requests_rate_limited_total counter\n"
+                 "otp_worker_requests_rate_limited_total %lld\n"
+                 "# HELP otp_worker_circuit_open 1 while the global hourly cap refuses new requests\n"
+                 "# TYPE otp_worker_circuit_open gauge\n"
+                 "otp_worker_circuit_open %d\n",
                  (long long)m->consumed, (long long)m->accepted, (long long)m->duplicates,
                  (long long)m->dlq, (long long)m->expired_on_arrival, (long long)m->calls_placed,
                  (long long)m->calls_adopted, (long long)m->calls_retried,
                  (long long)m->calls_failed, (long long)m->in_flight, (long long)m->relayed,
-                 (long long)m->relay_errors, (long long)m->db_errors);
+                 (long long)m->relay_errors, (long long)m->db_errors, (long long)m->blocked,
+                 (long long)m->rate_limited, (int)m->circuit_open);
         return otp_http_reply(c, 200, "text/plain; version=0.0.4", body);
     }
     return otp_http_error(c, 404, "not_found", "GET /healthz or /metrics");

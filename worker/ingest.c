@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "delivery.h"
+#include "limits.h"
 #include "otp_db.h"
 #include "otp_event.h"
 #include "otp_log.h"
@@ -36,8 +37,7 @@ static const char insert_sql[] =
     "  INSERT INTO outbox (request_id, type, attrs)"
     "  SELECT request_id, 'accepted', $16::jsonb FROM ins WHERE status = 'pending'"
     "  UNION ALL"
-    "  SELECT request_id, 'expired', '{\"reason\":\"too_old_on_arrival\"}'::jsonb"
-    "    FROM ins WHERE status = 'expired'"
+    "  SELECT request_id, status, $17::jsonb FROM ins WHERE status <> 'pending'"
     "  UNION ALL"
     "  SELECT request_id, 'superseded', jsonb_build_object('by', $1::text) FROM sup"
     ")"
@@ -66,10 +66,26 @@ static int store_request(worker_t *w, const otp_request_t *req, int64_t now_ms)
     int ttl = req->ttl_seconds ? req->ttl_seconds : w->cfg.ttl_s;
     int64_t expires_ms = req->requested_at_ms + (int64_t)ttl * 1000;
     int too_old = now_ms + w->cfg.min_remaining_ms > expires_ms;
+    const char *status = "pending";
+    char reason[48] = "", other_js[128];
     json_t *accepted;
     char *accepted_js;
     PGresult *r;
     int rc;
+
+    if (too_old) {
+        status = "expired";
+        snprintf(reason, sizeof(reason), "too_old_on_arrival");
+    } else {
+        int db_error = 0;
+        const char *verdict = limits_check(w->db, &w->limits, req->phone, country, req->user_id,
+                                           w->global_accepted, reason, sizeof(reason), &db_error);
+        if (db_error)
+            return -1;
+        if (verdict)
+            status = verdict;
+    }
+    snprintf(other_js, sizeof(other_js), "{\"reason\":\"%s\"}", reason);
 
     otp_phone_mask(req->phone, masked, sizeof(masked));
     snprintf(code_len, sizeof(code_len), "%d", req->code_length ? req->code_length : w->cfg.code_length);
@@ -87,11 +103,11 @@ static int store_request(worker_t *w, const otp_request_t *req, int64_t now_ms)
     accepted_js = json_dumps(accepted, JSON_COMPACT);
     json_decref(accepted);
     {
-        const char *p[16] = {req->request_id, req->user_id, req->purpose, req->phone, masked,
+        const char *p[17] = {req->request_id, req->user_id, req->purpose, req->phone, masked,
                              country, locale, code_len, max_att, max_calls, options,
                              req->metadata[0] ? req->metadata : NULL, req_at, exp_at,
-                             too_old ? "expired" : "pending", accepted_js};
-        r = otp_db_query(w->db, "ingest_insert", insert_sql, 16, p);
+                             status, accepted_js, other_js};
+        r = otp_db_query(w->db, "ingest_insert", insert_sql, 17, p);
     }
     free(accepted_js);
     if (!r)
@@ -101,7 +117,15 @@ static int store_request(worker_t *w, const otp_request_t *req, int64_t now_ms)
         atomic_fetch_add(&w->m.expired_on_arrival, 1);
         otp_info("request_expired", "request_id=%s phone=%s reason=too_old_on_arrival",
                  req->request_id, masked);
+    } else if (rc && strcmp(status, "pending") != 0) {
+        atomic_fetch_add(strcmp(status, "blocked") == 0 ? &w->m.blocked : &w->m.rate_limited, 1);
+        if (strcmp(reason, "global_hourly_cap") == 0 && !atomic_exchange(&w->m.circuit_open, 1))
+            otp_warn("circuit_open", "reason=global_hourly_cap limit=%d accepted_last_hour=%ld",
+                     w->limits.global_hour, w->global_accepted);
+        otp_info("request_refused", "request_id=%s phone=%s decision=%s reason=%s", req->request_id,
+                 masked, status, reason);
     } else if (rc) {
+        w->global_accepted++;
         otp_info("request_accepted", "request_id=%s phone=%s locale=%s", req->request_id, masked,
                  locale);
     }
@@ -109,17 +133,52 @@ static int store_request(worker_t *w, const otp_request_t *req, int64_t now_ms)
     return rc;
 }
 
+/* A copy of the payload with every occurrence of its phone number masked: a
+ * full number never reaches another topic. NULL when there is nothing to mask. */
+static char *redact_phone(const void *payload, size_t len, size_t *out_len)
+{
+    json_t *root = json_loadb(payload, len, 0, NULL);
+    const char *phone = json_string_value(json_object_get(root, "phone"));
+    char masked[OTP_PHONE_MAX + 4];
+    char *out = NULL;
+    size_t plen, n = 0;
+
+    if (!phone || !otp_phone_is_e164(phone))
+        goto done;
+    otp_phone_mask(phone, masked, sizeof(masked));
+    plen = strlen(phone);
+    out = malloc(len + 1);
+    if (!out)
+        goto done;
+    for (size_t i = 0; i < len;) {
+        if (i + plen <= len && memcmp((const char *)payload + i, phone, plen) == 0) {
+            memcpy(out + n, masked, plen); /* the mask has the phone's length */
+            n += plen;
+            i += plen;
+        } else {
+            out[n++] = ((const char *)payload)[i++];
+        }
+    }
+    *out_len = n;
+done:
+    json_decref(root);
+    return out;
+}
+
 static int send_to_dlq(worker_t *w, batch_item_t *it, delivery_tracker_t *t)
 {
     rd_kafka_message_t *m = it->msg;
+    size_t red_len = 0;
+    char *red = redact_phone(m->payload, m->len, &red_len);
     char *env = otp_dlq_envelope(it->reason, it->error, rd_kafka_topic_name(m->rkt), m->partition,
-                                 m->offset, m->payload, m->len);
+                                 m->offset, red ? red : m->payload, red ? red_len : m->len);
     rd_kafka_resp_err_t err;
 
+    free(red);
     if (!env)
         return -1;
     err = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(w->cfg.topic_dlq),
-                            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(env, strlen(env)),
+                            RD_KAFKA_V_VALUE(env, strlen(env)),
                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
                             RD_KAFKA_V_HEADER("dlq.reason", it->reason, -1),
                             RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
@@ -207,6 +266,13 @@ int ingest_poll(worker_t *w, int timeout_ms)
 
     if (otp_db_ensure(w->db) != 0 || otp_db_begin(w->db) != 0)
         goto fail;
+    /* One global count per batch; the batch's own acceptances are added as they happen. */
+    w->global_accepted = limits_global_count(w->db);
+    if (w->global_accepted < 0)
+        goto fail_tx;
+    if (w->limits.global_hour && w->global_accepted < w->limits.global_hour &&
+        atomic_exchange(&w->m.circuit_open, 0))
+        otp_info("circuit_closed", "accepted_last_hour=%ld", w->global_accepted);
     for (int i = 0; i < n; i++) {
         batch_item_t *it = &items[i];
         if (it->valid) {

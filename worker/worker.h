@@ -13,6 +13,7 @@
 
 #include "otp_crypto.h"
 #include "otp_voice.h"
+#include "limits.h"
 #include "voipbin_client.h"
 
 typedef struct worker_settings {
@@ -30,8 +31,8 @@ typedef struct worker_metrics {
     atomic_llong consumed, accepted, duplicates, dlq, expired_on_arrival;
     atomic_llong calls_placed, calls_failed, calls_retried, calls_adopted;
     atomic_llong relayed, relay_errors, db_errors;
-    atomic_llong in_flight;
-    atomic_int db_ok, kafka_ok;
+    atomic_llong in_flight, blocked, rate_limited;
+    atomic_int db_ok, kafka_ok, circuit_open;
 } worker_metrics_t;
 
 typedef struct worker {
@@ -43,6 +44,8 @@ typedef struct worker {
     rd_kafka_t *producer;
     vb_client_t *vb;
     worker_metrics_t m;
+    limits_cfg_t limits;
+    long global_accepted; /* requests let through in the last hour (ingest) */
     volatile sig_atomic_t *running;
     int64_t relay_last_ms;
 } worker_t;
