@@ -98,6 +98,48 @@ static void test_good(void)
     }
 }
 
+#define REQ_ID "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"
+
+/* The gate's own webhook_send when no key was pressed. */
+static void test_no_input(void)
+{
+    otp_call_event_t ev;
+    char err[256] = "";
+    const char *good = "{\"type\":\"otp_no_input\",\"data\":{\"request_id\":\"" REQ_ID "\","
+                       "\"id\":\"" CALL_ID "\"}}";
+    static const char *const bad[] = {
+        "{\"type\":\"otp_no_input\",\"data\":{\"id\":\"" CALL_ID "\"}}",
+        "{\"type\":\"otp_no_input\",\"data\":{\"request_id\":\"" REQ_ID "\"}}",
+        "{\"type\":\"otp_no_input\",\"data\":{\"request_id\":\"x\",\"id\":\"" CALL_ID "\"}}",
+        "{\"type\":\"otp_no_input\",\"data\":{\"request_id\":\"" REQ_ID "\",\"id\":\"${voipbin.call.id}\"}}",
+        "{\"type\":\"otp_no_input\",\"data\":{\"request_id\":1,\"id\":\"" CALL_ID "\"}}",
+        "{\"type\":\"otp_no_input\"}",
+    };
+
+    if (CHECK_EQ_INT(parse(good, strlen(good), &ev, err, sizeof(err)), 0)) {
+        CHECK_EQ_INT(ev.no_input, 1);
+        CHECK_EQ_STR(ev.request_id, REQ_ID);
+        CHECK_EQ_STR(ev.call_id, CALL_ID);
+        CHECK_EQ_STR(ev.status, "no_input");
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        unit_ctx("bad otp_no_input %zu", i);
+        err[0] = '\0';
+        CHECK_EQ_INT(parse(bad[i], strlen(bad[i]), &ev, err, sizeof(err)), -1);
+        CHECK(err[0] != '\0');
+    }
+    unit_ctx(NULL);
+    /* a VoIPBin call event is never taken for it */
+    {
+        const char *call = "{\"type\":\"call_hangup\",\"data\":{\"id\":\"" CALL_ID "\","
+                           "\"status\":\"hangup\",\"request_id\":\"" REQ_ID "\"}}";
+        if (CHECK_EQ_INT(parse(call, strlen(call), &ev, err, sizeof(err)), 0)) {
+            CHECK_EQ_INT(ev.no_input, 0);
+            CHECK_EQ_STR(ev.request_id, "");
+        }
+    }
+}
+
 static void test_bad(void)
 {
     static const char *const bad[] = {
@@ -178,6 +220,7 @@ int main(int argc, char **argv)
 {
     (void)argc;
     test_good();
+    test_no_input();
     test_bad();
     test_rank();
     return unit_finish(argv[0]);
