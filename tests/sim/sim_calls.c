@@ -620,7 +620,7 @@ static void call_timer_cb(void *obj, int kind, int64_t arg);
 
 void sim_call_timer(sim_t *s, sim_call *c, int64_t ms, int kind, int64_t arg)
 {
-    sim_sched_add(&s->sched, &c->timers, sim_scaled_ns(s, ms), call_timer_cb, c, kind, arg, 0);
+    sim_sched_add(&s->sched, &c->timers, sim_scaled_ns(s, ms), call_timer_cb, c, kind, arg);
 }
 
 /* The final transition: status hangup with who and why. */

@@ -59,7 +59,7 @@ static const char *addr_field(json_t *addr, const char *f)
 }
 
 /* Value of a variable name ("voipbin.call.digits", a request variable, ...). */
-static const char *lookup(const sim_call *c, const char *name, char *tmp, size_t tmplen)
+static const char *lookup(const sim_call *c, const char *name)
 {
     const char *v;
 
@@ -82,17 +82,13 @@ static const char *lookup(const sim_call *c, const char *name, char *tmp, size_t
     if (!strncmp(name, "voipbin.call.destination.", 25))
         return addr_field(c->destination, name + 25);
     v = json_string_value(json_object_get(c->vars, name));
-    if (v)
-        return v;
-    (void)tmp;
-    (void)tmplen;
-    return "";
+    return v ? v : ""; /* an unknown variable becomes empty */
 }
 
 char *sim_flow_subst(const sim_call *c, const char *in)
 {
     sim_buf b = {0};
-    char name[256], tmp[64];
+    char name[256];
 
     if (!in)
         in = "";
@@ -109,7 +105,7 @@ char *sim_flow_subst(const sim_call *c, const char *in)
         if (nl < sizeof name) {
             memcpy(name, st + 2, nl);
             name[nl] = '\0';
-            sim_buf_adds(&b, lookup(c, name, tmp, sizeof tmp));
+            sim_buf_adds(&b, lookup(c, name));
         }
         in = en + 1;
     }
@@ -120,13 +116,11 @@ char *sim_flow_subst(const sim_call *c, const char *in)
 /* A `variable` option: "${name}" is substituted, a bare name is looked up. */
 static char *variable_value(const sim_call *c, const char *opt)
 {
-    char tmp[64];
-
     if (!opt)
         return strdup("");
     if (strstr(opt, "${"))
         return sim_flow_subst(c, opt);
-    return strdup(lookup(c, opt, tmp, sizeof tmp));
+    return strdup(lookup(c, opt));
 }
 
 /* ---------- option helpers ---------- */

@@ -103,6 +103,8 @@ void sim_resp_error(sim_resp *r, const sim_req *q, int http, const char *status,
     sim_resp_json(r, http, json_pack("{s:o}", "error", e));
 }
 
+/* Runs on the scheduler with the lock held, so it cannot race sim_http_stop over st.
+ * MHD_resume_connection only flags the connection and wakes MHD: safe under our lock. */
 static void resume_cb(void *obj, int kind, int64_t arg)
 {
     conn_st *st = obj;
@@ -110,11 +112,8 @@ static void resume_cb(void *obj, int kind, int64_t arg)
 
     (void)kind;
     (void)arg;
-    pthread_mutex_lock(&h->sim->lock);
-    if (st->phase != 1) { /* already resumed by stop */
-        pthread_mutex_unlock(&h->sim->lock);
+    if (st->phase != 1)
         return;
-    }
     st->phase = 2;
     if (st->sprev)
         st->sprev->snext = st->snext;
@@ -122,7 +121,6 @@ static void resume_cb(void *obj, int kind, int64_t arg)
         h->suspended = st->snext;
     if (st->snext)
         st->snext->sprev = st->sprev;
-    pthread_mutex_unlock(&h->sim->lock);
     MHD_resume_connection(st->conn);
 }
 
@@ -240,8 +238,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
                 h->suspended->sprev = st;
             h->suspended = st;
             MHD_suspend_connection(conn);
-            sim_sched_add(&s->sched, &h->timers, st->hit.latency_ms * 1000000, resume_cb, st, 0, 0,
-                          SIM_TIMER_UNLOCKED);
+            sim_sched_add(&s->sched, &h->timers, st->hit.latency_ms * 1000000, resume_cb, st, 0, 0);
             pthread_mutex_unlock(&s->lock);
             return MHD_YES;
         }

@@ -174,7 +174,7 @@ static void msg_timer(void *obj, int kind, int64_t arg)
         emit(s, m, "message_updated");
     }
     if (kind == T_MSG_SENT)
-        sim_sched_add(&s->sched, &m->timers, sim_scaled_ns(s, 1500), msg_timer, m, T_MSG_FINAL, 0, 0);
+        sim_sched_add(&s->sched, &m->timers, sim_scaled_ns(s, 1500), msg_timer, m, T_MSG_FINAL, 0);
     else {
         m->ended_next = NULL;
         if (s->mended_tail)
@@ -290,7 +290,7 @@ void sim_messages_create(sim_t *s, const sim_req *q, sim_resp *r)
     sim_index_add(&s->messages, &m->e);
     m->tm_update = m->e.tm_create_us;
     emit(s, m, "message_created");
-    sim_sched_add(&s->sched, &m->timers, sim_scaled_ns(s, 300), msg_timer, m, T_MSG_SENT, 0, 0);
+    sim_sched_add(&s->sched, &m->timers, sim_scaled_ns(s, 300), msg_timer, m, T_MSG_SENT, 0);
     sim_resp_json(r, 200, msg_json(m));
 out:
     json_decref(body);

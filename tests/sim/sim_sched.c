@@ -115,12 +115,7 @@ static void *run(void *arg)
         }
         heap_remove(s, t);
         owner_unlink(t);
-        if (t->unlocked) {
-            pthread_mutex_unlock(s->lock);
-            t->fn(t->obj, t->kind, t->arg);
-            pthread_mutex_lock(s->lock);
-        } else
-            t->fn(t->obj, t->kind, t->arg);
+        t->fn(t->obj, t->kind, t->arg);
         free(t);
         /* Why: under load the heap is never empty; let HTTP threads take the lock now and then. */
         if (++batch % 64 == 0) {
@@ -165,7 +160,7 @@ void sim_sched_stop(sim_sched *s)
 }
 
 int sim_sched_add(sim_sched *s, sim_tlist *owner, int64_t delay_ns, sim_timer_fn fn, void *obj, int kind,
-                  int64_t arg, int flags)
+                  int64_t arg)
 {
     sim_timer *t;
 
@@ -187,7 +182,6 @@ int sim_sched_add(sim_sched *s, sim_tlist *owner, int64_t delay_ns, sim_timer_fn
     t->obj = obj;
     t->kind = kind;
     t->arg = arg;
-    t->unlocked = flags & SIM_TIMER_UNLOCKED;
     if (owner) {
         t->owner = owner;
         t->onext = owner->head;

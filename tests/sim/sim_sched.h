@@ -3,7 +3,7 @@
  * is a timer here, so calls progress without a thread per call.
  *
  * Locking: the heap is guarded by the simulator lock passed to sim_sched_init. Add and cancel
- * with that lock held; callbacks run with it held unless added with SIM_TIMER_UNLOCKED. */
+ * with that lock held; callbacks run with it held. */
 #ifndef SIM_SCHED_H
 #define SIM_SCHED_H
 
@@ -28,12 +28,9 @@ struct sim_timer {
     void *obj;
     int kind;
     int64_t arg;
-    int unlocked;
     sim_tlist *owner;
     sim_timer *onext, *oprev;
 };
-
-#define SIM_TIMER_UNLOCKED 1
 
 typedef struct sim_sched {
     pthread_mutex_t *lock;
@@ -52,7 +49,7 @@ void sim_sched_stop(sim_sched *s);
 
 /* Runs fn(obj, kind, arg) after delay_ns. owner may be NULL. Lock held. */
 int sim_sched_add(sim_sched *s, sim_tlist *owner, int64_t delay_ns, sim_timer_fn fn, void *obj, int kind,
-                  int64_t arg, int flags);
+                  int64_t arg);
 /* Cancels every pending timer of owner. Lock held. */
 void sim_sched_cancel_all(sim_sched *s, sim_tlist *owner);
 size_t sim_sched_pending(const sim_sched *s);
