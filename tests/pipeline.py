@@ -151,8 +151,9 @@ class Pipeline:
 
     def start_worker(self, **extra):
         n = len(self.workers) + 1
-        env = self.env(OTP_WORKER_LISTEN="127.0.0.1:%d" % free_port(),
-                       OTP_WORKER_ID="worker-%d" % n, **extra)
+        settings = {"OTP_WORKER_LISTEN": "127.0.0.1:%d" % free_port(), "OTP_WORKER_ID": "worker-%d" % n}
+        settings.update(extra)
+        env = self.env(**settings)
         w = self.s.spawn("worker-%d" % n, [Stack.bin("otp-worker")], env=env,
                          ready_line=r"event=worker_started")
         self.workers.append(w)
