@@ -26,6 +26,8 @@ static const otp_setting_t settings[] = {
     {"OTP_VOIPBIN_ACCESS_KEY", OTP_CFG_SECRET, NULL, 0, 0, W,
      "VoIPBin access key (sent as ?accesskey=). Or OTP_VOIPBIN_ACCESS_KEY_FILE."},
     {"OTP_CALLER_ID", OTP_CFG_STR, NULL, 0, 0, W, "E.164 caller ID: a number the VoIPBin account owns."},
+    {"OTP_CALLER_ID_BY_COUNTRY", OTP_CFG_STR, "", 0, 0, W,
+     "Caller IDs per destination country, e.g. gb:+442071234567,de:+493012345678 (else OTP_CALLER_ID)."},
     {"OTP_HASH_KEY", OTP_CFG_SECRET, NULL, 0, 0, W | V,
      "Server secret for the keyed code hash: 64 hex chars (32 bytes). Or OTP_HASH_KEY_FILE."},
     {"OTP_HASH_KEY_ID", OTP_CFG_INT, "1", 1, 32767, W | V, "Id of OTP_HASH_KEY, stored with each hash."},

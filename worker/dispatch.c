@@ -25,7 +25,7 @@ static const char claim_sql[] =
     " RETURNING c.request_id, c.phone, c.phone_masked, c.locale, c.code_length,"
     "   (extract(epoch FROM c.expires_at) * 1000)::bigint, c.call_attempts, c.max_call_attempts,"
     "   d.prev_status, coalesce((extract(epoch FROM c.attempt_started_at) * 1000)::bigint, 0),"
-    "   c.options::text, c.tries";
+    "   c.options::text, c.tries, c.country";
 
 typedef struct claimed {
     char request_id[37];
@@ -36,6 +36,7 @@ typedef struct claimed {
     int64_t expires_ms;
     int call_attempts, max_call_attempts;
     int tries;
+    char country[4];
     char prev_status[24];
     int64_t attempt_started_ms;
     int gate, amd;
@@ -228,6 +229,15 @@ static void on_call_done(void *opaque, const vb_result_t *res)
     free(ctx);
 }
 
+/* The caller ID for a destination country: a local number where one is set. */
+static const char *caller_id_for(const worker_t *w, const char *country)
+{
+    for (int i = 0; i < w->cfg.n_caller_ids; i++)
+        if (strcmp(w->cfg.caller_ids[i].country, country) == 0)
+            return w->cfg.caller_ids[i].number;
+    return w->cfg.caller_id;
+}
+
 /* Generates a fresh code, stores its keyed hash, and starts the call. The
  * code lives only in this frame and in the request body being sent. */
 static void place_call(worker_t *w, const claimed_t *row)
@@ -270,7 +280,7 @@ static void place_call(worker_t *w, const claimed_t *row)
     ctx->attempt = attempt;
     ctx->row.tries = row->tries + 1;
     ctx->started_ms = otp_now_ms();
-    if (vb_call_create(w->vb, w->cfg.caller_id, row->phone, actions, on_call_done, ctx) != 0)
+    if (vb_call_create(w->vb, caller_id_for(w, row->country), row->phone, actions, on_call_done, ctx) != 0)
         goto out; /* the lease runs out and the row comes due again */
     ctx = NULL;   /* owned by the in-flight call now */
     atomic_fetch_add(&w->m.in_flight, 1);
@@ -383,6 +393,7 @@ int dispatch_run(worker_t *w)
         row.gate = strstr(opts, "\"gate\": true") != NULL;
         row.amd = strstr(opts, "\"amd\": true") != NULL;
         row.tries = (int)strtol(PQgetvalue(r, i, 11), NULL, 10);
+        snprintf(row.country, sizeof(row.country), "%s", PQgetvalue(r, i, 12));
 
         if (strcmp(row.prev_status, "pending") == 0)
             place_call(w, &row);

@@ -64,6 +64,31 @@ static int setup(worker_t *w, char *err, size_t errsz)
                  c->caller_id);
         return -1;
     }
+    {
+        const char *p = otp_config_str("OTP_CALLER_ID_BY_COUNTRY");
+        while (*p) {
+            size_t k = strcspn(p, ",");
+            const char *colon = memchr(p, ':', k);
+            if (!colon || colon - p != 2 || k - 3 >= sizeof(c->caller_ids[0].number) ||
+                c->n_caller_ids == 32) {
+                snprintf(err, errsz, "OTP_CALLER_ID_BY_COUNTRY: expected cc:+E164[,cc:+E164] (up to 32)");
+                return -1;
+            }
+            memcpy(c->caller_ids[c->n_caller_ids].country, p, 2);
+            c->caller_ids[c->n_caller_ids].country[2] = '\0';
+            memcpy(c->caller_ids[c->n_caller_ids].number, colon + 1, k - 3);
+            c->caller_ids[c->n_caller_ids].number[k - 3] = '\0';
+            if (!otp_phone_is_e164(c->caller_ids[c->n_caller_ids].number)) {
+                snprintf(err, errsz, "OTP_CALLER_ID_BY_COUNTRY: %.*s is not an E.164 number", (int)(k - 3),
+                         colon + 1);
+                return -1;
+            }
+            c->n_caller_ids++;
+            p += k;
+            if (*p == ',')
+                p++;
+        }
+    }
     if (c->min_remaining_ms >= (int64_t)c->ttl_s * 1000) {
         snprintf(err, errsz, "OTP_MIN_REMAINING_SECONDS must be below OTP_TTL_SECONDS");
         return -1;

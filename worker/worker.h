@@ -25,6 +25,11 @@ typedef struct worker_settings {
     int64_t min_remaining_ms, retry_base_ms, retry_cap_ms;
     int lease_s, max_in_flight;
     char rate_per_s[32], burst[16];
+    int n_caller_ids;
+    struct {
+        char country[3];
+        char number[18];
+    } caller_ids[32]; /* OTP_CALLER_ID_BY_COUNTRY */
 } worker_settings_t;
 
 typedef struct worker_metrics {
