@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "otp_crypto.h"
 #include "otp_time.h"
 #include "unit.h"
 
@@ -157,8 +158,10 @@ static void test_round_trip(void)
 int main(int argc, char **argv)
 {
     (void)argc;
-    if (sodium_init() < 0)
+    if (otp_crypto_init() != 0) {
+        printf("otp_crypto_init failed\n");
         return 1;
+    }
     test_parse_good();
     test_parse_bad();
     test_format();

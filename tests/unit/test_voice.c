@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "otp_crypto.h"
 #include "otp_phone.h"
 #include "otp_voice.h"
 #include "unit.h"
@@ -439,6 +440,7 @@ static void test_render(const otp_voice_catalog_t *cat)
         char *s = otp_voice_render_code(cat, "xx-XX", BRAND, "123456");
         CHECK(s == NULL);
         free(s);
+        CHECK(otp_voice_render_code(cat, files[0].locale, BRAND, NULL) == NULL);
     }
     /* a brand far too long: refused or complete, never cut */
     {
@@ -653,46 +655,117 @@ static void test_actions(const otp_voice_catalog_t *cat)
     CHECK(otp_voice_actions(cat, "xx-XX", BRAND, "4711", &plain) == NULL);
 }
 
+/* Index of the action whose "id" is id, or -1. */
+static long action_with_id(json_t *actions, const char *id)
+{
+    for (size_t k = 0; id && k < json_array_size(actions); k++) {
+        const char *aid = json_string_value(json_object_get(json_array_get(actions, k), "id"));
+        if (aid && strcmp(aid, id) == 0)
+            return (long)k;
+    }
+    return -1;
+}
+
 /* delivery.gate: "press any key to hear your code". The header promises the
  * gate ("ask for a key before reading the code"), so with gate = 1 the gate
  * line is spoken and a key is collected (digits_receive) before any talk that
- * reads the code. */
+ * reads the code, and the no-key branch jumps past the code to a report
+ * (webhook_send otp_no_input, when there is a notify_uri) or a hangup. */
+static void check_gate_flow(const otp_voice_catalog_t *cat, const locale_file_t *f,
+                            const otp_voice_opts_t *opts)
+{
+    json_t *a = otp_voice_actions(cat, f->locale, BRAND, "4711", opts);
+    char gate_text[4096];
+    long gate_at = -1, receive_at = -1, code_at = -1, no_key_at = -1, hangup_after_code = -1;
+    const char *why = "";
+
+    unit_ctx("gate actions %s, notify %s", f->locale, opts->notify_uri ? "yes" : "no");
+    expected_line(f->gate, gate_text, sizeof(gate_text));
+    if (!CHECK(json_is_array(a))) {
+        unit_ctx(NULL);
+        return;
+    }
+    for (size_t k = 0; k < json_array_size(a); k++) {
+        json_t *act = json_array_get(a, k);
+        json_t *opt = json_object_get(act, "option");
+        const char *type = json_string_value(json_object_get(act, "type"));
+        const char *text = json_string_value(json_object_get(opt, "text"));
+        const char *jump = json_string_value(json_object_get(opt, "false_target_id"));
+
+        if (!CHECK(type != NULL))
+            continue;
+        if (strcmp(type, "digits_receive") == 0 && receive_at < 0)
+            receive_at = (long)k;
+        if (strcmp(type, "talk") == 0 && CHECK(text != NULL)) {
+            if (!CHECK_EQ_INT(xml_check(text, &why), 0))
+                printf("    not well-formed (%s): %s\n", why, text);
+            if (gate_at < 0 && strstr(text, gate_text))
+                gate_at = (long)k;
+            if (code_at < 0 && strstr(text, ">4<"))
+                code_at = (long)k;
+        }
+        if (strcmp(type, "hangup") == 0 && code_at >= 0 && hangup_after_code < 0)
+            hangup_after_code = (long)k;
+        if (jump) {
+            /* a jump goes to an action that exists, further on */
+            no_key_at = action_with_id(a, jump);
+            CHECK(no_key_at > (long)k);
+        }
+    }
+    CHECK(gate_at >= 0);
+    CHECK(receive_at > gate_at);
+    CHECK(code_at > receive_at);
+    /* the gate line itself never holds the code */
+    if (gate_at >= 0) {
+        const char *g = json_string_value(
+            json_object_get(json_object_get(json_array_get(a, (size_t)gate_at), "option"), "text"));
+        CHECK(g && !strstr(g, ">4<") && !strstr(g, "4711"));
+    }
+    /* no key: past the code, and the code is followed by a hangup before that */
+    if (CHECK(no_key_at > code_at) && CHECK(hangup_after_code > code_at))
+        CHECK(hangup_after_code < no_key_at);
+    if (no_key_at >= 0) {
+        json_t *target = json_array_get(a, (size_t)no_key_at);
+        const char *type = json_string_value(json_object_get(target, "type"));
+        if (opts->notify_uri) {
+            json_t *opt = json_object_get(target, "option");
+            const char *data = json_string_value(json_object_get(opt, "data"));
+            json_t *d = data ? json_loads(data, 0, NULL) : NULL;
+            CHECK_EQ_STR(type, "webhook_send");
+            CHECK_EQ_STR(json_string_value(json_object_get(opt, "uri")), opts->notify_uri);
+            CHECK(d != NULL);
+            CHECK_EQ_STR(json_string_value(json_object_get(d, "type")), "otp_no_input");
+            CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(d, "data"), "request_id")),
+                         opts->request_id);
+            json_decref(d);
+            CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(a, json_array_size(a) - 1),
+                                                           "type")),
+                         "hangup");
+        } else {
+            CHECK_EQ_STR(type, "hangup");
+        }
+    }
+    json_decref(a);
+    unit_ctx(NULL);
+}
+
 static void test_actions_gate(const otp_voice_catalog_t *cat)
 {
-    otp_voice_opts_t gate = {1, 0, "http://127.0.0.1:1/hook", "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"};
+    otp_voice_opts_t notify = {1, 0, "http://127.0.0.1:1/hook", "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"};
+    otp_voice_opts_t quiet = {1, 0, NULL, "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"};
+    otp_voice_opts_t both = {1, 1, "http://127.0.0.1:1/hook", "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"};
 
     for (int i = 0; i < nfiles; i++) {
-        const locale_file_t *f = &files[i];
-        json_t *a = otp_voice_actions(cat, f->locale, BRAND, "4711", &gate);
-        char gate_text[4096];
-        long gate_at = -1, receive_at = -1, code_at = -1;
-
-        unit_ctx("gate actions %s", f->locale);
-        expected_line(f->gate, gate_text, sizeof(gate_text));
-        if (!CHECK(json_is_array(a))) {
-            unit_ctx(NULL);
-            continue;
-        }
-        for (size_t k = 0; k < json_array_size(a); k++) {
-            json_t *act = json_array_get(a, k);
-            const char *type = json_string_value(json_object_get(act, "type"));
-            const char *text = json_string_value(json_object_get(json_object_get(act, "option"), "text"));
-            if (type && strcmp(type, "digits_receive") == 0 && receive_at < 0)
-                receive_at = (long)k;
-            if (type && strcmp(type, "talk") == 0 && text) {
-                if (gate_at < 0 && strstr(text, gate_text))
-                    gate_at = (long)k;
-                if (code_at < 0 && strstr(text, ">4<"))
-                    code_at = (long)k;
-            }
-        }
-        CHECK(gate_at >= 0);
-        CHECK(receive_at > gate_at);
-        CHECK(code_at > receive_at);
-        CHECK(code_at >= 0);
+        check_gate_flow(cat, &files[i], &notify);
+        check_gate_flow(cat, &files[i], &quiet);
+        check_gate_flow(cat, &files[i], &both);
+    }
+    /* gate and amd: amd first */
+    if (nfiles > 0) {
+        json_t *a = otp_voice_actions(cat, files[0].locale, BRAND, "4711", &both);
+        CHECK(nth_action(a, 0, "amd") != NULL);
         json_decref(a);
     }
-    unit_ctx(NULL);
 }
 
 static void write_file(const char *path, const char *text)
@@ -769,6 +842,10 @@ int main(int argc, char **argv)
     const char *env = getenv("OTP_LOCALE_DIR");
 
     (void)argc;
+    if (otp_crypto_init() != 0) { /* the gate flow draws a UUID */
+        printf("otp_crypto_init failed\n");
+        return 1;
+    }
     if (env && *env)
         snprintf(dir, sizeof(dir), "%s", env);
     else
