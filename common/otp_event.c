@@ -73,7 +73,8 @@ static int purpose_ok(const char *s)
 
 static const char *const known_fields[] = {
     "request_id", "user_id", "phone", "locale", "purpose", "requested_at",
-    "ttl_seconds", "code_length", "delivery", "metadata", "schema_version",
+    "ttl_seconds", "code_length", "delivery", "metadata", "schema_version", "resend_of",
+    "keypad_code_sealed",
 };
 
 /* A JSON bool, or absent (-1). -2 for any other type. */
@@ -140,29 +141,45 @@ int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *rea
         goto out;
     }
 
+    v = json_object_get(root, "resend_of");
+    if (v) {
+        if (!json_is_string(v) || !otp_uuid_valid(json_string_value(v))) {
+            fail(reason, rsz, errstr, esz, "invalid_resend_of", "resend_of must be a request UUID");
+            goto out;
+        }
+        for (int i = 0; i < 36; i++)
+            out->resend_of[i] = (char)tolower((unsigned char)json_string_value(v)[i]);
+    }
+
     v = json_object_get(root, "user_id");
-    if (!v) {
+    if (!v && out->resend_of[0]) {
+        /* taken from the request being resent */
+    } else if (!v) {
         fail(reason, rsz, errstr, esz, "missing_user_id", "user_id is required");
         goto out;
     }
-    if (!json_is_string(v) || !text_ok(json_string_value(v), OTP_USER_ID_MAX)) {
+    if (v && (!json_is_string(v) || !text_ok(json_string_value(v), OTP_USER_ID_MAX))) {
         fail(reason, rsz, errstr, esz, "invalid_user_id",
              "user_id must be a string of 1-%d printable characters", OTP_USER_ID_MAX);
         goto out;
     }
-    snprintf(out->user_id, sizeof(out->user_id), "%s", json_string_value(v));
+    if (v)
+        snprintf(out->user_id, sizeof(out->user_id), "%s", json_string_value(v));
 
     v = json_object_get(root, "phone");
-    if (!v) {
+    if (!v && out->resend_of[0]) {
+        /* taken from the request being resent */
+    } else if (!v) {
         fail(reason, rsz, errstr, esz, "missing_phone", "phone is required");
         goto out;
     }
-    if (!json_is_string(v) || !otp_phone_is_e164(json_string_value(v))) {
+    if (v && (!json_is_string(v) || !otp_phone_is_e164(json_string_value(v)))) {
         fail(reason, rsz, errstr, esz, "invalid_phone",
              "phone must be E.164: '+', then 7-15 digits, not starting with 0");
         goto out;
     }
-    snprintf(out->phone, sizeof(out->phone), "%s", json_string_value(v));
+    if (v)
+        snprintf(out->phone, sizeof(out->phone), "%s", json_string_value(v));
 
     v = json_object_get(root, "locale");
     if (v && !json_is_null(v)) {
@@ -227,7 +244,8 @@ int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *rea
         }
         json_object_foreach(v, dk, dv) {
             (void)dv;
-            if (strcmp(dk, "gate") && strcmp(dk, "amd") && strcmp(dk, "sms_fallback")) {
+            if (strcmp(dk, "gate") && strcmp(dk, "amd") && strcmp(dk, "sms_fallback") &&
+                strcmp(dk, "channel") && strcmp(dk, "mode")) {
                 fail(reason, rsz, errstr, esz, "invalid_delivery",
                      "delivery has an unexpected field \"%.64s\"", dk);
                 goto out;
@@ -241,6 +259,40 @@ int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *rea
                  "delivery.gate, .amd and .sms_fallback must be true or false");
             goto out;
         }
+        dv = json_object_get(v, "channel");
+        if (dv && (!json_is_string(dv) || (strcmp(json_string_value(dv), "voice") &&
+                                           strcmp(json_string_value(dv), "sms")))) {
+            fail(reason, rsz, errstr, esz, "invalid_delivery", "delivery.channel must be voice or sms");
+            goto out;
+        }
+        out->delivery.sms = dv && strcmp(json_string_value(dv), "sms") == 0;
+        dv = json_object_get(v, "mode");
+        if (dv && (!json_is_string(dv) || (strcmp(json_string_value(dv), "speak") &&
+                                           strcmp(json_string_value(dv), "keypad")))) {
+            fail(reason, rsz, errstr, esz, "invalid_delivery", "delivery.mode must be speak or keypad");
+            goto out;
+        }
+        out->delivery.keypad = dv && strcmp(json_string_value(dv), "keypad") == 0;
+    }
+
+    v = json_object_get(root, "keypad_code_sealed");
+    if (v && (!json_is_string(v) || json_string_length(v) == 0 ||
+              json_string_length(v) >= sizeof(out->keypad_code_sealed))) {
+        fail(reason, rsz, errstr, esz, "invalid_keypad_code",
+             "keypad_code_sealed must be base64 of a sealed box, under %zu characters",
+             sizeof(out->keypad_code_sealed));
+        goto out;
+    }
+    if (v)
+        snprintf(out->keypad_code_sealed, sizeof(out->keypad_code_sealed), "%s", json_string_value(v));
+    if (out->delivery.keypad != !!out->keypad_code_sealed[0]) {
+        fail(reason, rsz, errstr, esz, "invalid_keypad_code",
+             "delivery.mode keypad and keypad_code_sealed go together");
+        goto out;
+    }
+    if (out->delivery.keypad && out->delivery.sms) {
+        fail(reason, rsz, errstr, esz, "invalid_delivery", "keypad mode needs the voice channel");
+        goto out;
     }
 
     v = json_object_get(root, "metadata");
@@ -274,8 +326,10 @@ char *otp_request_to_json(const otp_request_t *req)
 
     otp_time_format(req->requested_at_ms, at, sizeof(at));
     json_object_set_new(o, "request_id", json_string(req->request_id));
-    json_object_set_new(o, "user_id", json_string(req->user_id));
-    json_object_set_new(o, "phone", json_string(req->phone));
+    if (req->user_id[0])
+        json_object_set_new(o, "user_id", json_string(req->user_id));
+    if (req->phone[0])
+        json_object_set_new(o, "phone", json_string(req->phone));
     if (req->locale[0])
         json_object_set_new(o, "locale", json_string(req->locale));
     json_object_set_new(o, "purpose", json_string(req->purpose[0] ? req->purpose : "login"));
@@ -284,8 +338,17 @@ char *otp_request_to_json(const otp_request_t *req)
         json_object_set_new(o, "ttl_seconds", json_integer(req->ttl_seconds));
     if (req->code_length)
         json_object_set_new(o, "code_length", json_integer(req->code_length));
-    if (req->delivery.gate >= 0 || req->delivery.amd >= 0 || req->delivery.sms_fallback >= 0) {
+    if (req->resend_of[0])
+        json_object_set_new(o, "resend_of", json_string(req->resend_of));
+    if (req->keypad_code_sealed[0])
+        json_object_set_new(o, "keypad_code_sealed", json_string(req->keypad_code_sealed));
+    if (req->delivery.gate >= 0 || req->delivery.amd >= 0 || req->delivery.sms_fallback >= 0 ||
+        req->delivery.sms || req->delivery.keypad) {
         json_t *d = json_object();
+        if (req->delivery.sms)
+            json_object_set_new(d, "channel", json_string("sms"));
+        if (req->delivery.keypad)
+            json_object_set_new(d, "mode", json_string("keypad"));
         if (req->delivery.gate >= 0)
             json_object_set_new(d, "gate", json_boolean(req->delivery.gate));
         if (req->delivery.amd >= 0)

@@ -18,6 +18,8 @@ typedef struct otp_delivery {
     int gate;         /* "press any key to hear your code" */
     int amd;          /* answering-machine detection, machine → hang up */
     int sms_fallback; /* SMS after the last failed call */
+    int sms;          /* channel "sms": send the code by SMS, no call (0 = voice) */
+    int keypad;       /* mode "keypad": the callee keys in the code the app shows */
 } otp_delivery_t;
 
 typedef struct otp_request {
@@ -31,6 +33,12 @@ typedef struct otp_request {
     int code_length; /* 0 = operator default */
     otp_delivery_t delivery;
     char metadata[OTP_METADATA_MAX + 1]; /* compact JSON object, "" when absent */
+    /* Resend: a new request for the same number, user and purpose as this one
+     * (phone and user_id may then be left out: the worker takes them from it). */
+    char resend_of[37];
+    /* Keypad mode: the code the app shows, sealed (libsodium crypto_box_seal) to
+     * the workers' public key, base64: never in plain form on Kafka. */
+    char keypad_code_sealed[256];
 } otp_request_t;
 
 /* Parses and checks one otp.requested message. Returns 0, or -1 with a short

@@ -56,6 +56,8 @@ int otp_time_parse(const char *s, int64_t *ms_out)
         return -1;
     if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
         return -1;
+    if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return -1;
     p = s + 19;
     if (*p == '.') {
         int scale = 100, n = 0;
@@ -89,11 +91,14 @@ int otp_time_parse(const char *s, int64_t *ms_out)
 
 void otp_time_format(int64_t ms, char *out, size_t out_size)
 {
-    time_t t = (time_t)(ms / 1000);
+    /* Floor division, so times before 1970 keep a positive millisecond part. */
+    int64_t secs = ms / 1000 - (ms % 1000 < 0);
+    int frac = (int)(ms - secs * 1000);
+    time_t t = (time_t)secs;
     struct tm tm;
     char base[32];
 
     gmtime_r(&t, &tm);
     strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, out_size, "%s.%03dZ", base, (int)(ms % 1000));
+    snprintf(out, out_size, "%s.%03dZ", base, frac);
 }
