@@ -22,6 +22,9 @@ typedef struct voice_template {
     char again[LINE_MAX_BYTES];
     char outro[LINE_MAX_BYTES];
     char gate[LINE_MAX_BYTES];
+    char sms[LINE_MAX_BYTES];
+    char keypad[LINE_MAX_BYTES];
+    char keypad_thanks[LINE_MAX_BYTES];
     char rate[8]; /* SSML prosody rate such as "110%", "" = the voice's own */
     int digit_pause_ms;
 } voice_template_t;
@@ -60,9 +63,13 @@ static int load_one(voice_template_t *t, const char *path, char *errstr, size_t 
         copy_line(o, "intro", t->intro, sizeof(t->intro), 1) ||
         copy_line(o, "again", t->again, sizeof(t->again), 1) ||
         copy_line(o, "outro", t->outro, sizeof(t->outro), 1) ||
-        copy_line(o, "gate", t->gate, sizeof(t->gate), 1)) {
+        copy_line(o, "gate", t->gate, sizeof(t->gate), 1) ||
+        copy_line(o, "sms", t->sms, sizeof(t->sms), 1) ||
+        copy_line(o, "keypad", t->keypad, sizeof(t->keypad), 1) ||
+        copy_line(o, "keypad_thanks", t->keypad_thanks, sizeof(t->keypad_thanks), 1)) {
         snprintf(errstr, errstr_size,
-                 "%s: locale, language, intro, again, outro and gate must be strings under %d bytes",
+                 "%s: locale, language, intro, again, outro, gate, sms, keypad and keypad_thanks "
+                 "must be strings under %d bytes",
                  path, LINE_MAX_BYTES);
         goto out;
     }
@@ -436,5 +443,76 @@ json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, co
     }
     free(gate);
     free(text);
+    return actions;
+}
+
+char *otp_voice_render_sms(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
+                           const char *code)
+{
+    const voice_template_t *t = find_exact(cat, locale);
+    size_t size = 1024, n = 0;
+    char *buf = malloc(size);
+    const char *p;
+
+    if (!t || !buf || !code || strspn(code, "0123456789") != strlen(code) || strlen(code) < 4)
+        goto fail;
+    for (p = t->sms; *p;) {
+        if (strncmp(p, "{brand}", 7) == 0) {
+            if (put(buf, size, &n, brand ? brand : ""))
+                goto fail;
+            p += 7;
+        } else if (strncmp(p, "{code}", 6) == 0) {
+            if (put(buf, size, &n, code))
+                goto fail;
+            p += 6;
+        } else {
+            char one[2] = {*p++, '\0'};
+            if (put(buf, size, &n, one))
+                goto fail;
+        }
+    }
+    return buf;
+fail:
+    free(buf);
+    return NULL;
+}
+
+json_t *otp_voice_keypad_actions(const otp_voice_catalog_t *cat, const char *locale,
+                                 const char *brand, int code_length, const char *notify_uri,
+                                 const char *request_id)
+{
+    const voice_template_t *t = find_exact(cat, locale);
+    size_t size = 2048, n = 0;
+    char prompt[2048], thanks[1024], brand_esc[512], data[320];
+    json_t *actions;
+
+    if (!t || !notify_uri || !*notify_uri || !request_id ||
+        otp_xml_escape(brand ? brand : "", brand_esc, sizeof(brand_esc)))
+        return NULL;
+    prompt[0] = thanks[0] = '\0';
+    if (put(prompt, size, &n, "<speak>") || put_line(prompt, size, &n, t->keypad, brand_esc) ||
+        put(prompt, size, &n, "</speak>"))
+        return NULL;
+    n = 0;
+    if (put(thanks, sizeof(thanks), &n, "<speak>") ||
+        put_line(thanks, sizeof(thanks), &n, t->keypad_thanks, brand_esc) ||
+        put(thanks, sizeof(thanks), &n, "</speak>"))
+        return NULL;
+    /* The digits come back only through webhook_send: VoIPBin never pushes DTMF. */
+    snprintf(data, sizeof(data),
+             "{\"type\":\"otp_keypad\",\"data\":{\"request_id\":\"%s\","
+             "\"id\":\"${voipbin.call.id}\",\"digits\":\"${voipbin.call.digits}\"}}",
+             request_id);
+    actions = json_array();
+    json_array_append_new(actions, json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "talk", "option", "text",
+                                             prompt, "language", t->language, "digits_handle", "next"));
+    json_array_append_new(actions, json_pack("{s:s, s:{s:i, s:i, s:s}}", "type", "digits_receive",
+                                             "option", "duration", 20000, "length", code_length + 1,
+                                             "key", "#"));
+    json_array_append_new(actions, json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:b}}", "type", "webhook_send",
+                                             "option", "uri", notify_uri, "method", "POST", "data_type",
+                                             "application/json", "data", data, "sync", 1));
+    json_array_append_new(actions, talk(thanks, t->language));
+    json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
     return actions;
 }

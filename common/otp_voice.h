@@ -48,4 +48,16 @@ typedef struct otp_voice_opts {
 json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
                           const char *code, const otp_voice_opts_t *opts);
 
+/* The SMS text (fallback or channel "sms"): plain text, {brand} and {code}
+ * filled in. malloc'd, NULL on error. */
+char *otp_voice_render_sms(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
+                           const char *code);
+
+/* Keypad mode: ask the callee to key in the code the app shows and press #,
+ * then send the digits with a signed webhook_send (type otp_keypad) to
+ * notify_uri. NULL without a notify_uri. New reference. */
+json_t *otp_voice_keypad_actions(const otp_voice_catalog_t *cat, const char *locale,
+                                 const char *brand, int code_length, const char *notify_uri,
+                                 const char *request_id);
+
 #endif

@@ -8,6 +8,8 @@
 
 #include "otp_time.h"
 
+#include <sodium.h>
+
 #define RESP_MAX (256 * 1024)
 
 typedef struct vb_xfer {
@@ -21,6 +23,7 @@ typedef struct vb_xfer {
     vb_done_cb *cb;
     void *opaque;
     int busy;
+    int is_message; /* the id is the Message's own, not calls[0].id */
 } vb_xfer_t;
 
 struct vb_client {
@@ -99,6 +102,9 @@ static void xfer_reset(vb_xfer_t *x)
     if (x->easy)
         curl_easy_cleanup(x->easy);
     curl_slist_free_all(x->headers);
+    /* The body holds a code in plain form: wipe it. */
+    if (x->body)
+        sodium_memzero(x->body, x->body_len);
     free(x->body);
     free(x->resp);
     memset(x, 0, sizeof(*x));
@@ -149,11 +155,11 @@ static CURL *easy_for(vb_client_t *c, const char *path_and_query, vb_xfer_t *x)
     return e;
 }
 
-int vb_call_create(vb_client_t *c, const char *source, const char *destination, json_t *actions,
-                   vb_done_cb *cb, void *opaque)
+/* Queues a POST of req (a reference is taken) to path. */
+static int post_json(vb_client_t *c, const char *path, json_t *req, int is_message, vb_done_cb *cb,
+                     void *opaque)
 {
     vb_xfer_t *x = NULL;
-    json_t *req;
 
     for (int i = 0; i < c->max; i++) {
         if (!c->pool[i].busy) {
@@ -161,19 +167,14 @@ int vb_call_create(vb_client_t *c, const char *source, const char *destination, 
             break;
         }
     }
-    if (!x)
-        return -1;
-    req = json_pack("{s:{s:s, s:s}, s:[{s:s, s:s}], s:O}", "source", "type", "tel", "target",
-                    source, "destinations", "type", "tel", "target", destination, "actions",
-                    actions);
-    if (!req)
+    if (!x || !req)
         return -1;
     x->body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
     if (!x->body)
         return -1;
     x->body_len = strlen(x->body);
-    x->easy = easy_for(c, "/calls", x);
+    x->is_message = is_message;
+    x->easy = easy_for(c, path, x);
     x->headers = curl_slist_append(NULL, "Content-Type: application/json");
     x->headers = curl_slist_append(x->headers, "Accept: application/json");
     if (!x->easy || !x->headers) {
@@ -189,6 +190,27 @@ int vb_call_create(vb_client_t *c, const char *source, const char *destination, 
     curl_multi_add_handle(c->multi, x->easy);
     c->in_flight++;
     return 0;
+}
+
+int vb_call_create(vb_client_t *c, const char *source, const char *destination, json_t *actions,
+                   vb_done_cb *cb, void *opaque)
+{
+    json_t *req = json_pack("{s:{s:s, s:s}, s:[{s:s, s:s}], s:O}", "source", "type", "tel", "target",
+                            source, "destinations", "type", "tel", "target", destination, "actions",
+                            actions);
+    int rc = post_json(c, "/calls", req, 0, cb, opaque);
+    json_decref(req);
+    return rc;
+}
+
+int vb_message_create(vb_client_t *c, const char *source, const char *destination, const char *text,
+                      vb_done_cb *cb, void *opaque)
+{
+    json_t *req = json_pack("{s:{s:s, s:s}, s:[{s:s, s:s}], s:s}", "source", "type", "tel", "target",
+                            source, "destinations", "type", "tel", "target", destination, "text", text);
+    int rc = post_json(c, "/messages", req, 1, cb, opaque);
+    json_decref(req);
+    return rc;
 }
 
 vb_class_t vb_classify(long http_status, int transport_error, int sent)
@@ -244,8 +266,10 @@ static void finish(vb_client_t *c, vb_xfer_t *x, CURLcode cc)
         r.retry_after_ms = x->retry_after_ms;
         if (r.cls == VB_OK) {
             json_t *root = json_loads(x->resp ? x->resp : "", 0, NULL);
-            const char *id =
-                json_string_value(json_object_get(json_array_get(json_object_get(root, "calls"), 0), "id"));
+            const char *id = x->is_message
+                                 ? json_string_value(json_object_get(root, "id"))
+                                 : json_string_value(json_object_get(
+                                       json_array_get(json_object_get(root, "calls"), 0), "id"));
             if (id && strlen(id) == 36) {
                 memcpy(r.call_id, id, 37);
             } else {

@@ -21,7 +21,7 @@ typedef struct vb_result {
     vb_class_t cls;
     long http_status;        /* 0 when no response */
     int64_t retry_after_ms;  /* from Retry-After, 0 if none */
-    char call_id[37];        /* calls[0].id on success */
+    char call_id[37];        /* calls[0].id (or the message id) on success */
     char reason[64];         /* error.reason, or a transport cause like "timeout" */
     char message[160];       /* error.message or curl's words */
 } vb_result_t;
@@ -39,6 +39,11 @@ void vb_client_destroy(vb_client_t *c);
  * -1 when the in-flight window is full. */
 int vb_call_create(vb_client_t *c, const char *source, const char *destination, json_t *actions,
                    vb_done_cb *cb, void *opaque);
+
+/* Queues POST /v1.0/messages (an SMS) with source, one tel destination and
+ * text; on success res->call_id holds the message id. -1 when the window is full. */
+int vb_message_create(vb_client_t *c, const char *source, const char *destination, const char *text,
+                      vb_done_cb *cb, void *opaque);
 
 /* Runs transfers for up to timeout_ms (0 = only what is ready) and calls the
  * callbacks of finished ones. Returns the number still in flight. */

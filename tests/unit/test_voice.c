@@ -797,7 +797,8 @@ static void test_load_errors(void)
     /* a good file alone loads */
     snprintf(path, sizeof(path), "%s/xx-XX.json", tmp);
     write_file(path, "{\"locale\":\"xx-XX\",\"language\":\"xx-XX\",\"intro\":\"i {brand}\","
-                     "\"again\":\"a\",\"outro\":\"o\",\"gate\":\"g\"}");
+                     "\"again\":\"a\",\"outro\":\"o\",\"gate\":\"g\",\"sms\":\"s {code}\","
+                     "\"keypad\":\"k\",\"keypad_thanks\":\"t\"}");
     c = otp_voice_load(tmp, err, sizeof(err));
     CHECK(c != NULL);
     if (c) {
