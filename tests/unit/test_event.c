@@ -117,6 +117,55 @@ static void test_request_good(void)
     }
 }
 
+#define RID2 "5d0f3c1e-8a7b-4e2d-9c6f-1b2a3c4d5e6f"
+#define SEALED "c2VhbGVkLWJveC1vZi10aGUtY29kZQ=="
+
+/* Resends, the SMS channel and keypad mode. */
+static void test_request_delivery_modes(void)
+{
+    otp_request_t r;
+    char reason[64], err[256];
+    const char *ev;
+
+    /* a resend may leave out user_id and phone */
+    ev = "{" F_RID ",\"resend_of\":\"5D0F3C1E-8A7B-4E2D-9C6F-1B2A3C4D5E6F\"," F_AT "}";
+    if (CHECK_EQ_INT(parse(ev, strlen(ev), &r, reason, sizeof(reason), err, sizeof(err)), 0)) {
+        CHECK_EQ_STR(r.resend_of, RID2); /* lower-cased */
+        CHECK_EQ_STR(r.user_id, "");
+        CHECK_EQ_STR(r.phone, "");
+    }
+    ev = EV(",\"resend_of\":\"" RID2 "\"");
+    if (CHECK_EQ_INT(parse(ev, strlen(ev), &r, reason, sizeof(reason), err, sizeof(err)), 0)) {
+        CHECK_EQ_STR(r.resend_of, RID2);
+        CHECK_EQ_STR(r.user_id, "u-42");
+        CHECK_EQ_STR(r.phone, "+14155552671");
+    }
+    /* channels and modes */
+    ev = EV(",\"delivery\":{\"channel\":\"sms\"}");
+    if (CHECK_EQ_INT(parse(ev, strlen(ev), &r, reason, sizeof(reason), err, sizeof(err)), 0)) {
+        CHECK_EQ_INT(r.delivery.sms, 1);
+        CHECK_EQ_INT(r.delivery.keypad, 0);
+    }
+    ev = EV(",\"delivery\":{\"channel\":\"voice\",\"mode\":\"speak\"}");
+    if (CHECK_EQ_INT(parse(ev, strlen(ev), &r, reason, sizeof(reason), err, sizeof(err)), 0)) {
+        CHECK_EQ_INT(r.delivery.sms, 0);
+        CHECK_EQ_INT(r.delivery.keypad, 0);
+    }
+    ev = EV(",\"delivery\":{\"mode\":\"keypad\"},\"keypad_code_sealed\":\"" SEALED "\"");
+    if (CHECK_EQ_INT(parse(ev, strlen(ev), &r, reason, sizeof(reason), err, sizeof(err)), 0)) {
+        CHECK_EQ_INT(r.delivery.keypad, 1);
+        CHECK_EQ_STR(r.keypad_code_sealed, SEALED);
+    }
+    /* without delivery, neither */
+    ev = EV("");
+    if (CHECK_EQ_INT(parse(ev, strlen(ev), &r, reason, sizeof(reason), err, sizeof(err)), 0)) {
+        CHECK_EQ_INT(r.delivery.sms, 0);
+        CHECK_EQ_INT(r.delivery.keypad, 0);
+        CHECK_EQ_STR(r.resend_of, "");
+        CHECK_EQ_STR(r.keypad_code_sealed, "");
+    }
+}
+
 /* Builds a message of exactly `len` bytes: a good event padded with spaces. */
 static char *padded_event(size_t len)
 {
@@ -249,6 +298,26 @@ static const struct {
     {"metadata an array", EV(",\"metadata\":[1]"), 0, "invalid_metadata", 1},
     {"metadata a string", EV(",\"metadata\":\"x\""), 0, "invalid_metadata", 1},
     {"metadata too large", NULL, 0, "metadata_too_large", 1},
+    {"resend_of not a UUID", EV(",\"resend_of\":\"abc\""), 0, "invalid_resend_of", 1},
+    {"resend_of a number", EV(",\"resend_of\":7"), 0, "invalid_resend_of", 1},
+    {"resend_of null", EV(",\"resend_of\":null"), 0, "invalid_resend_of", 1},
+    {"resend with a bad phone", "{" F_RID ",\"resend_of\":\"" RID2 "\",\"phone\":\"123\"," F_AT "}",
+     0, "invalid_phone", 1},
+    {"resend without requested_at", "{" F_RID ",\"resend_of\":\"" RID2 "\"}", 0,
+     "missing_requested_at", 1},
+    {"channel unknown", EV(",\"delivery\":{\"channel\":\"fax\"}"), 0, "invalid_delivery", 1},
+    {"channel a bool", EV(",\"delivery\":{\"channel\":true}"), 0, "invalid_delivery", 1},
+    {"mode unknown", EV(",\"delivery\":{\"mode\":\"spell\"}"), 0, "invalid_delivery", 1},
+    {"keypad without the sealed code", EV(",\"delivery\":{\"mode\":\"keypad\"}"), 0,
+     "invalid_keypad_code", 1},
+    {"sealed code without keypad", EV(",\"keypad_code_sealed\":\"" SEALED "\""), 0,
+     "invalid_keypad_code", 1},
+    {"sealed code empty", EV(",\"delivery\":{\"mode\":\"keypad\"},\"keypad_code_sealed\":\"\""), 0,
+     "invalid_keypad_code", 1},
+    {"sealed code a number", EV(",\"delivery\":{\"mode\":\"keypad\"},\"keypad_code_sealed\":1"), 0,
+     "invalid_keypad_code", 1},
+    {"keypad by SMS", EV(",\"delivery\":{\"mode\":\"keypad\",\"channel\":\"sms\"},"
+                         "\"keypad_code_sealed\":\"" SEALED "\""), 0, "invalid_delivery", 1},
     {"unknown field", EV(",\"code\":\"123456\""), 0, "unknown_field", 1},
     {"unknown field, case", EV(",\"Phone\":\"+14155552671\""), 0, "unknown_field", 1},
     {"duplicate key", EV(",\"phone\":\"+4915112345678\""), 0, "invalid_json", 0},
@@ -355,7 +424,11 @@ static void check_same_request(const otp_request_t *a, const otp_request_t *b)
     CHECK_EQ_INT(a->delivery.gate, b->delivery.gate);
     CHECK_EQ_INT(a->delivery.amd, b->delivery.amd);
     CHECK_EQ_INT(a->delivery.sms_fallback, b->delivery.sms_fallback);
+    CHECK_EQ_INT(a->delivery.sms, b->delivery.sms);
+    CHECK_EQ_INT(a->delivery.keypad, b->delivery.keypad);
     CHECK_EQ_STR(a->metadata, b->metadata);
+    CHECK_EQ_STR(a->resend_of, b->resend_of);
+    CHECK_EQ_STR(a->keypad_code_sealed, b->keypad_code_sealed);
 }
 
 static void round_trip(const char *what, const char *ev)
@@ -390,6 +463,14 @@ static void test_round_trip(void)
                   "\"metadata\":{\"tenant\":\"t1\",\"n\":[1,2,{\"x\":null}],\"q\":\"\\\"<&>\"}"));
     round_trip("offset and fraction",
                "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"2026-06-30T23:59:59.999-07:30\"}");
+    round_trip("resend", "{" F_RID ",\"resend_of\":\"" RID2 "\"," F_AT "}");
+    round_trip("sms", EV(",\"delivery\":{\"channel\":\"sms\",\"sms_fallback\":true}"));
+    round_trip("keypad", EV(",\"delivery\":{\"mode\":\"keypad\"},\"keypad_code_sealed\":\"" SEALED "\""));
+    round_trip("voice, speak", EV(",\"delivery\":{\"channel\":\"voice\",\"mode\":\"speak\"}"));
+    round_trip("before 1970", "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"1969-12-31T23:59:59.5Z\"}");
+    /* accepted, so it must serialise to something accepted again */
+    round_trip("last minute of 9999 with an offset",
+               "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"9999-12-31T23:59:00-01:00\"}");
     round_trip("unicode user", "{" F_RID ",\"user_id\":\"\\u00fc\\u4e2d\\ud83d\\ude00 \\\"q\\\"\","
                                F_PHONE "," F_AT "}");
 
@@ -593,6 +674,7 @@ int main(int argc, char **argv)
         return 1;
     }
     test_request_good();
+    test_request_delivery_modes();
     test_request_bad();
     test_request_bounds();
     test_round_trip();

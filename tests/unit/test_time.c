@@ -127,6 +127,31 @@ static void test_format(void)
     CHECK_EQ_STR(out, "2026-01-15");
 }
 
+/* Whatever otp_time_parse accepts, otp_time_format writes in a form it
+ * accepts again, at the same instant. */
+static void test_round_trip_edges(void)
+{
+    static const char *const rows[] = {
+        "1000-01-01T00:00:00Z",  "1900-03-01T00:00:00Z",      "1969-12-31T23:59:59.999Z",
+        "0999-12-31T23:59:59Z",  "0001-01-01T00:00:00Z",      "0000-01-01T00:00:00+00:01",
+        "9999-12-31T23:59:59Z",  "9999-12-31T23:59:00-01:00",
+    };
+    char out[40];
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
+        int64_t ms = 0, back = 0;
+        unit_ctx("round trip \"%s\"", rows[i]);
+        if (otp_time_parse(rows[i], &ms) != 0)
+            continue; /* refusing it is fine too */
+        otp_time_format(ms, out, sizeof(out));
+        if (CHECK_EQ_INT(otp_time_parse(out, &back), 0))
+            CHECK_EQ_INT(back, ms);
+        else
+            printf("    formatted as \"%s\"\n", out);
+    }
+    unit_ctx(NULL);
+}
+
 static void test_round_trip(void)
 {
     char out[40];
@@ -166,5 +191,6 @@ int main(int argc, char **argv)
     test_parse_bad();
     test_format();
     test_round_trip();
+    test_round_trip_edges();
     return unit_finish(argv[0]);
 }
