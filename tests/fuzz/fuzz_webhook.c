@@ -26,17 +26,17 @@ static void check_event(const uint8_t *data, size_t size)
         abort();
     if (rc != 0)
         return;
-    if (ev.no_input) {
-        /* our gate's own webhook_send */
-        if (strcmp(ev.type, "otp_no_input") != 0 || !otp_uuid_valid(ev.call_id) ||
-            !otp_uuid_valid(ev.request_id) || strcmp(ev.status, "no_input") != 0)
+    if (strncmp(ev.type, "otp_", 4) == 0) {
+        /* our own flows' webhook_send events (otp_no_input, ...) */
+        if (!otp_uuid_valid(ev.call_id) || !otp_uuid_valid(ev.request_id) || !ev.status[0] ||
+            (ev.no_input && strcmp(ev.type, "otp_no_input") != 0))
             abort();
         return;
     }
     if (strncmp(ev.type, "call_", 5) != 0 || !otp_uuid_valid(ev.call_id) ||
         otp_call_status_rank(ev.status) < 0 || strlen(ev.hangup_by) >= sizeof(ev.hangup_by) ||
         strlen(ev.hangup_reason) >= sizeof(ev.hangup_reason) ||
-        (ev.progressed != 0 && ev.progressed != 1) || ev.request_id[0])
+        (ev.progressed != 0 && ev.progressed != 1) || ev.no_input || ev.request_id[0])
         abort();
 }
 

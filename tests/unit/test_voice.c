@@ -19,6 +19,8 @@
 #define BRAND "A&B <Co> \"Q\" 'x'"
 #define BRAND_ESC "A&amp;B &lt;Co&gt; &quot;Q&quot; &apos;x&apos;"
 #define MAX_FILES 64
+#define HOOK "http://127.0.0.1:1/hook"
+#define REQ_ID "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"
 
 /* What the test itself reads from each common/locales/<locale>.json. */
 typedef struct {
@@ -28,6 +30,9 @@ typedef struct {
     char countries[256]; /* ",de,at," */
     char lines[3][1024]; /* intro, again, outro: the lines read with the code */
     char gate[1024];
+    char sms[1024];
+    char keypad[1024];
+    char keypad_thanks[1024];
 } locale_file_t;
 
 static locale_file_t files[MAX_FILES];
@@ -77,6 +82,9 @@ static void read_locale_files(void)
             snprintf(f->lines[k], sizeof(f->lines[k]), "%s",
                      str_of(o, keys[k]));
         snprintf(f->gate, sizeof(f->gate), "%s", str_of(o, "gate"));
+        snprintf(f->sms, sizeof(f->sms), "%s", str_of(o, "sms"));
+        snprintf(f->keypad, sizeof(f->keypad), "%s", str_of(o, "keypad"));
+        snprintf(f->keypad_thanks, sizeof(f->keypad_thanks), "%s", str_of(o, "keypad_thanks"));
         /* the file name is the locale */
         CHECK(len - 5 == strlen(f->locale) && strncmp(e->d_name, f->locale, len - 5) == 0);
         unit_ctx(NULL);
@@ -604,8 +612,8 @@ static json_t *nth_action(json_t *actions, size_t i, const char *type)
 
 static void test_actions(const otp_voice_catalog_t *cat)
 {
-    otp_voice_opts_t plain = {0, 0, NULL, "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"};
-    otp_voice_opts_t amd = {0, 1, NULL, "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"};
+    otp_voice_opts_t plain = {.gate = 0, .amd = 0, .notify_uri = NULL, .request_id = REQ_ID};
+    otp_voice_opts_t amd = {.gate = 0, .amd = 1, .notify_uri = NULL, .request_id = REQ_ID};
 
     for (int i = 0; i < nfiles; i++) {
         const locale_file_t *f = &files[i];
@@ -751,9 +759,9 @@ static void check_gate_flow(const otp_voice_catalog_t *cat, const locale_file_t 
 
 static void test_actions_gate(const otp_voice_catalog_t *cat)
 {
-    otp_voice_opts_t notify = {1, 0, "http://127.0.0.1:1/hook", "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"};
-    otp_voice_opts_t quiet = {1, 0, NULL, "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"};
-    otp_voice_opts_t both = {1, 1, "http://127.0.0.1:1/hook", "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01"};
+    otp_voice_opts_t notify = {.gate = 1, .notify_uri = HOOK, .request_id = REQ_ID};
+    otp_voice_opts_t quiet = {.gate = 1, .notify_uri = NULL, .request_id = REQ_ID};
+    otp_voice_opts_t both = {.gate = 1, .amd = 1, .notify_uri = HOOK, .request_id = REQ_ID};
 
     for (int i = 0; i < nfiles; i++) {
         check_gate_flow(cat, &files[i], &notify);
@@ -766,6 +774,109 @@ static void test_actions_gate(const otp_voice_catalog_t *cat)
         CHECK(nth_action(a, 0, "amd") != NULL);
         json_decref(a);
     }
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* The SMS text: plain text (no escaping), {brand} and {code} filled in. */
+static void test_sms(const otp_voice_catalog_t *cat)
+{
+    static const char *const bad_codes[] = {"12a456", "", "123", "12 456", "-1234"};
+
+    for (int i = 0; i < nfiles; i++) {
+        const locale_file_t *f = &files[i];
+        char *s;
+
+        unit_ctx("sms %s", f->locale);
+        s = otp_voice_render_sms(cat, f->locale, BRAND, "482913");
+        if (CHECK(s != NULL)) {
+            CHECK_EQ_INT(count(s, "482913"), count(f->sms, "{code}"));
+            CHECK(count(f->sms, "{code}") >= 1);
+            CHECK_EQ_INT(count(s, BRAND), count(f->sms, "{brand}"));
+            CHECK(strstr(s, "&amp;") == NULL);
+            CHECK(strstr(s, "{code}") == NULL && strstr(s, "{brand}") == NULL);
+        }
+        free(s);
+        /* a brand holding a placeholder is not filled in again */
+        s = otp_voice_render_sms(cat, f->locale, "{code}", "482913");
+        if (CHECK(s != NULL))
+            CHECK_EQ_INT(count(s, "482913"), count(f->sms, "{code}"));
+        free(s);
+        for (size_t k = 0; k < sizeof(bad_codes) / sizeof(*bad_codes); k++) {
+            s = otp_voice_render_sms(cat, f->locale, BRAND, bad_codes[k]);
+            CHECK(s == NULL);
+            free(s);
+        }
+        CHECK(otp_voice_render_sms(cat, f->locale, BRAND, NULL) == NULL);
+    }
+    unit_ctx(NULL);
+    CHECK(otp_voice_render_sms(cat, "xx-XX", BRAND, "482913") == NULL);
+}
+
+/* Keypad mode: prompt, collect code_length digits and '#', send them with
+ * webhook_send (otp_keypad), thank, hang up. Nothing without a notify_uri. */
+static void test_keypad(const otp_voice_catalog_t *cat)
+{
+    for (int i = 0; i < nfiles; i++) {
+        const locale_file_t *f = &files[i];
+        char prompt[4096];
+        json_t *a, *d = NULL;
+        const char *why = "";
+
+        unit_ctx("keypad %s", f->locale);
+        CHECK(otp_voice_keypad_actions(cat, f->locale, BRAND, 6, NULL, REQ_ID) == NULL);
+        CHECK(otp_voice_keypad_actions(cat, f->locale, BRAND, 6, "", REQ_ID) == NULL);
+        a = otp_voice_keypad_actions(cat, f->locale, BRAND, 6, HOOK, REQ_ID);
+        if (!CHECK(json_is_array(a)) || !CHECK(json_array_size(a) >= 4)) {
+            json_decref(a);
+            continue;
+        }
+        expected_line(f->keypad, prompt, sizeof(prompt));
+        {
+            json_t *talk = nth_action(a, 0, "talk");
+            json_t *opt = json_object_get(talk, "option");
+            const char *text = json_string_value(json_object_get(opt, "text"));
+            CHECK(talk != NULL);
+            CHECK(text && strstr(text, prompt) != NULL);
+            CHECK(text && xml_check(text, &why) == 0);
+            CHECK_EQ_STR(json_string_value(json_object_get(opt, "language")), f->language);
+        }
+        for (size_t k = 0; k < json_array_size(a); k++) {
+            json_t *act = json_array_get(a, k);
+            json_t *opt = json_object_get(act, "option");
+            const char *type = json_string_value(json_object_get(act, "type"));
+            if (type && strcmp(type, "digits_receive") == 0) {
+                CHECK_EQ_STR(json_string_value(json_object_get(opt, "key")), "#");
+                CHECK(json_integer_value(json_object_get(opt, "length")) >= 6);
+            }
+            if (type && strcmp(type, "webhook_send") == 0) {
+                const char *data = json_string_value(json_object_get(opt, "data"));
+                CHECK_EQ_STR(json_string_value(json_object_get(opt, "uri")), HOOK);
+                d = data ? json_loads(data, 0, NULL) : NULL;
+            }
+            if (type && strcmp(type, "talk") == 0) {
+                const char *text = json_string_value(json_object_get(opt, "text"));
+                CHECK(text && xml_check(text, &why) == 0);
+            }
+        }
+        if (CHECK(d != NULL)) {
+            json_t *dd = json_object_get(d, "data");
+            CHECK_EQ_STR(json_string_value(json_object_get(d, "type")), "otp_keypad");
+            CHECK_EQ_STR(json_string_value(json_object_get(dd, "request_id")), REQ_ID);
+            CHECK_EQ_STR(json_string_value(json_object_get(dd, "digits")), "${voipbin.call.digits}");
+        }
+        json_decref(d);
+        CHECK(nth_action(a, json_array_size(a) - 1, "hangup") != NULL);
+        json_decref(a);
+    }
+    unit_ctx(NULL);
+    CHECK(otp_voice_keypad_actions(cat, "xx-XX", BRAND, 6, HOOK, REQ_ID) == NULL);
 }
 
 static void write_file(const char *path, const char *text)
@@ -864,6 +975,8 @@ int main(int argc, char **argv)
     test_pick_generic(cat);
     test_actions(cat);
     test_actions_gate(cat);
+    test_sms(cat);
+    test_keypad(cat);
     test_load_errors();
     otp_voice_destroy(cat);
     return unit_finish(argv[0]);
