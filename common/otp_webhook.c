@@ -10,6 +10,22 @@
 #include "otp_log.h"
 #include "otp_outbox.h"
 
+/* One advisory lock per call id (two-key form: its own space, apart from the
+ * relay's single-key lock). */
+#define CALL_LOCK_SQL(fn) "SELECT " fn "(727276, hashtext($1))"
+
+static void call_unlock(PGconn *db, const char *call_id)
+{
+    const char *p[1] = {call_id};
+    PGresult *r;
+
+    /* After a failed statement inside a transaction the unlock would fail too. */
+    if (PQtransactionStatus(db) == PQTRANS_INERROR)
+        otp_db_rollback(db);
+    r = PQexecParams(db, "SELECT pg_advisory_unlock(727276, hashtext($1))", 1, NULL, p, NULL, NULL, 0);
+    PQclear(r);
+}
+
 int otp_call_status_rank(const char *status)
 {
     static const char *const order[] = {"dialing", "ringing", "progressing", "terminating", "hangup"};
@@ -166,15 +182,24 @@ int otp_call_event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw
     if (otp_db_begin(db) != 0)
         return -1;
     p[0] = ev->call_id;
+    /* Decide "apply now" or "keep for later" under the call's lock, which
+     * otp_call_apply_pending also holds while it reads the kept events: else
+     * an event kept just after the worker looked would never be applied. */
+    if (otp_db_exec(db, "webhook_call_lock", CALL_LOCK_SQL("pg_advisory_xact_lock"), 1, p))
+        goto fail;
     r = otp_db_query(db, "webhook_lookup",
                      "SELECT c.request_id, c.status_rank, c.answered, ch.status,"
-                     "       ch.call_id IS NOT DISTINCT FROM c.call_id"
+                     "       ch.call_id IS NOT DISTINCT FROM c.call_id,"
+                     "       ch.status = 'calling' AND ch.call_id IS DISTINCT FROM c.call_id"
+                     "         AND c.attempt >= ch.call_attempts"
                      "  FROM calls c JOIN challenges ch USING (request_id)"
                      " WHERE c.call_id = $1 FOR UPDATE OF c, ch",
                      1, p);
     if (!r)
         goto fail;
-    if (PQntuples(r) == 0) {
+    /* No call row yet, or the worker has written the call row but not yet
+     * moved its challenge on to it: keep the event until it has. */
+    if (PQntuples(r) == 0 || PQgetvalue(r, 0, 5)[0] == 't') {
         PQclear(r);
         p[1] = raw_body;
         if (otp_db_exec(db, "webhook_keep",
@@ -257,13 +282,20 @@ fail:
 int otp_call_apply_pending(PGconn *db, const char *call_id)
 {
     const char *p[1] = {call_id};
-    PGresult *r = otp_db_query(db, "webhook_pending",
-                               "SELECT id, body::text FROM webhook_pending WHERE call_id = $1 ORDER BY id",
-                               1, p);
+    PGresult *r;
     int rc = 0;
 
-    if (!r)
+    /* Session lock (the events below apply in their own transactions): a
+     * webhook that is deciding to keep an event for this call finishes first,
+     * so its row is visible to the SELECT. */
+    if (otp_db_exec(db, "webhook_pending_lock", CALL_LOCK_SQL("pg_advisory_lock"), 1, p))
         return -1;
+    r = otp_db_query(db, "webhook_pending",
+                     "SELECT id, body::text FROM webhook_pending WHERE call_id = $1 ORDER BY id", 1, p);
+    if (!r) {
+        call_unlock(db, call_id);
+        return -1;
+    }
     for (int i = 0; i < PQntuples(r); i++) {
         otp_call_event_t ev;
         char err[128];
@@ -281,5 +313,6 @@ int otp_call_apply_pending(PGconn *db, const char *call_id)
         }
     }
     PQclear(r);
+    call_unlock(db, call_id);
     return rc;
 }
