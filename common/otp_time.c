@@ -86,6 +86,9 @@ int otp_time_parse(const char *s, int64_t *ms_out)
     if (*p != '\0')
         return -1;
     *ms_out = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) - off * 60) * 1000 + ms;
+    /* Years 0001-9999 once the offset is applied: what otp_time_format can write back. */
+    if (*ms_out < -62135596800000LL || *ms_out > 253402300799999LL)
+        return -1;
     return 0;
 }
 
@@ -96,9 +99,11 @@ void otp_time_format(int64_t ms, char *out, size_t out_size)
     int frac = (int)(ms - secs * 1000);
     time_t t = (time_t)secs;
     struct tm tm;
-    char base[32];
+    char base[80];
 
     gmtime_r(&t, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    /* %Y does not pad years below 1000. */
+    snprintf(base, sizeof(base), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     snprintf(out, out_size, "%s.%03dZ", base, frac);
 }

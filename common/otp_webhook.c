@@ -74,6 +74,25 @@ int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, cha
         snprintf(errstr, errstr_size, "expected an object \"data\"");
         goto out;
     }
+    if (strcmp(ev->type, "otp_keypad") == 0) {
+        const char *d;
+        size_t n = 0;
+        if (copy_str(data, "id", ev->call_id, sizeof(ev->call_id), 1) || !otp_uuid_valid(ev->call_id) ||
+            copy_str(data, "request_id", ev->request_id, sizeof(ev->request_id), 1) ||
+            !otp_uuid_valid(ev->request_id) || !json_is_string(json_object_get(data, "digits"))) {
+            snprintf(errstr, errstr_size, "otp_keypad needs data.id, data.request_id and data.digits");
+            goto out;
+        }
+        /* Keep the digits; '#' ends the entry and is not part of the code. */
+        for (d = json_string_value(json_object_get(data, "digits")); *d && n < sizeof(ev->digits) - 1; d++)
+            if (*d >= '0' && *d <= '9')
+                ev->digits[n++] = *d;
+        ev->digits[n] = '\0';
+        ev->keypad = 1;
+        snprintf(ev->status, sizeof(ev->status), "keypad");
+        rc = 0;
+        goto out;
+    }
     if (strcmp(ev->type, "otp_no_input") == 0) {
         if (copy_str(data, "id", ev->call_id, sizeof(ev->call_id), 1) || !otp_uuid_valid(ev->call_id) ||
             copy_str(data, "request_id", ev->request_id, sizeof(ev->request_id), 1) ||

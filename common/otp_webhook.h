@@ -17,12 +17,15 @@ typedef struct otp_call_event {
     char hangup_reason[16];
     int progressed;        /* tm_progressing present: the callee answered */
     int no_input;          /* our own webhook_send: the gate heard no key */
-    char request_id[37];   /* set with no_input */
+    int keypad;            /* our own webhook_send: the digits keyed in (keypad mode) */
+    char request_id[37];   /* set with no_input and keypad */
+    char digits[16];       /* keypad: the digits, '#' and other keys removed */
 } otp_call_event_t;
 
-/* Parses a webhook body: a VoIPBin call event, or the otp_no_input event our
- * gate flow sends with webhook_send ({"type":"otp_no_input","data":{
- * "request_id","id"}}). 0 ok; 1 a well-formed event that is not about a call
+/* Parses a webhook body: a VoIPBin call event, or one our own call flows send
+ * with webhook_send: {"type":"otp_no_input","data":{"request_id","id"}} (the
+ * gate heard no key) or {"type":"otp_keypad","data":{"request_id","id",
+ * "digits"}} (keypad mode). 0 ok; 1 a well-formed event that is not about a call
  * (ignored by callers); -1 malformed, with errstr. Thread-safe. */
 int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, char *errstr,
                          size_t errstr_size) __attribute__((warn_unused_result));

@@ -39,7 +39,7 @@ typedef struct claimed {
     char country[4];
     char prev_status[24];
     int64_t attempt_started_ms;
-    int gate, amd;
+    int gate, amd, sms_fallback, sms_channel, keypad;
 } claimed_t;
 
 typedef struct call_ctx {
@@ -47,7 +47,11 @@ typedef struct call_ctx {
     claimed_t row;
     int attempt;
     int64_t started_ms;
+    int sms;      /* the request was an SMS, not a call */
+    int fallback; /* ...sent because every call failed */
 } call_ctx_t;
+
+static void send_sms(worker_t *w, const claimed_t *row, int fallback);
 
 /* Runs a state change of a row this worker holds, with its event, in one
  * transaction. `set` is the SET list; $1 = request_id, $2 = worker id, then
@@ -92,6 +96,12 @@ fail_noattrs:
 
 static void finish_failed(worker_t *w, const claimed_t *row, const char *cause, json_t *attrs)
 {
+    /* The calls did not get through: an SMS with a fresh code, if asked for. */
+    if (row->sms_fallback && !row->sms_channel && strncmp(cause, "sms_", 4) != 0) {
+        json_decref(attrs);
+        send_sms(w, row, 1);
+        return;
+    }
     if (!attrs)
         attrs = json_object();
     json_object_set_new(attrs, "cause", json_string(cause));
@@ -101,6 +111,11 @@ static void finish_failed(worker_t *w, const claimed_t *row, const char *cause, 
         atomic_fetch_add(&w->m.calls_failed, 1);
         otp_info("request_failed", "request_id=%s phone=%s cause=%s", row->request_id,
                  row->phone_masked, cause);
+        /* Lets an app offer "Didn't get the call?" (a resend by SMS). */
+        if (!row->sms_channel &&
+            otp_outbox_add(w->db, row->request_id, "fallback_available",
+                           json_pack("{s:s}", "channel", "sms")) != 0)
+            atomic_fetch_add(&w->m.db_errors, 1);
     }
 }
 
@@ -206,6 +221,26 @@ static void on_call_done(void *opaque, const vb_result_t *res)
         snprintf(cause, sizeof(cause), "http_%ld_%s", res->http_status, res->reason);
     else
         snprintf(cause, sizeof(cause), "%s", res->reason);
+    if (ctx->sms) {
+        if (res->cls == VB_OK) {
+            const char *extra[1] = {res->call_id};
+            if (change_held(w, row->request_id,
+                            "status = 'sms_sent', next_attempt_at = NULL, lease_owner = NULL,"
+                            " attempt_started_at = NULL, call_id = NULL",
+                            0, NULL, "sms_sent",
+                            json_pack("{s:s, s:b}", "message_id", extra[0], "fallback", ctx->fallback)) == 1)
+                otp_info("sms_sent", "request_id=%s phone=%s message_id=%s fallback=%d",
+                         row->request_id, row->phone_masked, res->call_id, ctx->fallback);
+        } else if (res->cls == VB_RETRY_SAFE && !ctx->fallback) {
+            schedule_retry(w, row, cause, res->retry_after_ms, 0, 0);
+        } else {
+            char sms_cause[112];
+            snprintf(sms_cause, sizeof(sms_cause), "sms_%s", cause);
+            finish_failed(w, row, sms_cause, NULL);
+        }
+        free(ctx);
+        return;
+    }
     switch (res->cls) {
     case VB_OK:
         record_call(w, row, res->call_id, ctx->attempt, 0);
@@ -259,6 +294,23 @@ static void place_call(worker_t *w, const claimed_t *row)
         finish_expired(w, row, row->call_attempts ? "no_time_left_to_retry" : "too_late_to_call");
         return;
     }
+    if (row->sms_channel) {
+        send_sms(w, row, 0);
+        return;
+    }
+    if (row->keypad) {
+        /* The code is the app's (its hash came with the request): the call
+         * only collects the digits, so a retry keeps the same hash. */
+        snprintf(attempt_s, sizeof(attempt_s), "%d", attempt);
+        extra[0] = attempt_s;
+        if (change_held(w, row->request_id,
+                        "call_attempts = $3::int, tries = tries + 1, attempt_started_at = now()", 1,
+                        extra, NULL, NULL) != 1)
+            goto out;
+        actions = otp_voice_keypad_actions(w->voice, row->locale, w->cfg.brand, row->code_length,
+                                           w->cfg.callback_url, row->request_id);
+        goto start;
+    }
     if (otp_code_generate(code, sizeof(code), row->code_length) != 0 ||
         otp_code_hash(&w->keys, w->keys.current_id, row->request_id, code, hash) != 0)
         goto out;
@@ -272,6 +324,7 @@ static void place_call(worker_t *w, const claimed_t *row)
                     3, extra, NULL, NULL) != 1)
         goto out;
     actions = otp_voice_actions(w->voice, row->locale, w->cfg.brand, code, &vopts);
+start:
     ctx = calloc(1, sizeof(*ctx));
     if (!actions || !ctx)
         goto out;
@@ -287,6 +340,51 @@ static void place_call(worker_t *w, const claimed_t *row)
 out:
     free(ctx);
     json_decref(actions);
+    sodium_memzero(code, sizeof(code));
+}
+
+/* Sends a fresh code by SMS (channel "sms", or the fallback after the last
+ * failed call). The new hash replaces the old one. */
+static void send_sms(worker_t *w, const claimed_t *row, int fallback)
+{
+    char code[OTP_CODE_MAX + 1];
+    unsigned char hash[OTP_HASH_BYTES];
+    char hash_hex[OTP_HASH_BYTES * 2 + 1], key_id[8];
+    const char *extra[2] = {hash_hex, key_id};
+    call_ctx_t *ctx = NULL;
+    char *text = NULL;
+
+    if (otp_code_generate(code, sizeof(code), row->code_length) != 0 ||
+        otp_code_hash(&w->keys, w->keys.current_id, row->request_id, code, hash) != 0)
+        goto out;
+    sodium_bin2hex(hash_hex, sizeof(hash_hex), hash, sizeof(hash));
+    snprintf(key_id, sizeof(key_id), "%d", w->keys.current_id);
+    if (change_held(w, row->request_id,
+                    "code_hash = decode($3, 'hex'), key_id = $4::smallint, tries = tries + 1,"
+                    " status = 'calling'",
+                    2, extra, NULL, NULL) != 1)
+        goto out;
+    text = otp_voice_render_sms(w->voice, row->locale, w->cfg.brand, code);
+    ctx = calloc(1, sizeof(*ctx));
+    if (!text || !ctx)
+        goto out;
+    ctx->w = w;
+    ctx->row = *row;
+    ctx->row.tries = row->tries + 1;
+    ctx->attempt = row->call_attempts;
+    ctx->sms = 1;
+    ctx->fallback = fallback;
+    ctx->started_ms = otp_now_ms();
+    if (vb_message_create(w->vb, caller_id_for(w, row->country), row->phone, text, on_call_done, ctx) != 0)
+        goto out;
+    ctx = NULL;
+    atomic_fetch_add(&w->m.in_flight, 1);
+out:
+    free(ctx);
+    if (text) {
+        sodium_memzero(text, strlen(text));
+        free(text);
+    }
     sodium_memzero(code, sizeof(code));
 }
 
@@ -392,6 +490,9 @@ int dispatch_run(worker_t *w)
         row.attempt_started_ms = strtoll(PQgetvalue(r, i, 9), NULL, 10);
         row.gate = strstr(opts, "\"gate\": true") != NULL;
         row.amd = strstr(opts, "\"amd\": true") != NULL;
+        row.sms_fallback = strstr(opts, "\"sms_fallback\": true") != NULL;
+        row.sms_channel = strstr(opts, "\"channel\": \"sms\"") != NULL;
+        row.keypad = strstr(opts, "\"keypad\": true") != NULL;
         row.tries = (int)strtol(PQgetvalue(r, i, 11), NULL, 10);
         snprintf(row.country, sizeof(row.country), "%s", PQgetvalue(r, i, 12));
 

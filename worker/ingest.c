@@ -1,3 +1,4 @@
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,9 @@ static const char insert_sql[] =
     "WITH ins AS ("
     "  INSERT INTO challenges (request_id, user_id, purpose, phone, phone_masked, country, locale,"
     "    code_length, max_attempts, max_call_attempts, options, metadata, requested_at, expires_at,"
-    "    status, next_attempt_at)"
+    "    status, next_attempt_at, code_hash, key_id)"
     "  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15,"
-    "    CASE WHEN $15 = 'pending' THEN now() END)"
+    "    CASE WHEN $15 = 'pending' THEN now() END, decode($18, 'hex'), $19::smallint)"
     "  ON CONFLICT (request_id) DO NOTHING"
     "  RETURNING request_id, status"
     "), sup AS ("
@@ -31,7 +32,8 @@ static const char insert_sql[] =
     "   WHERE ins.status = 'pending' AND c.user_id = $2 AND c.purpose = $3"
     "     AND c.request_id <> ins.request_id AND c.requested_at <= $13::timestamptz"
     "     AND c.status IN ('pending', 'calling', 'call_requested', 'ringing', 'answered',"
-    "                      'delivered', 'no_answer', 'busy', 'voicemail', 'call_failed', 'no_input')"
+    "                      'delivered', 'no_answer', 'busy', 'voicemail', 'call_failed', 'no_input',"
+    "                      'failed', 'sms_sent')"
     "  RETURNING c.request_id"
     "), ob AS ("
     "  INSERT INTO outbox (request_id, type, attrs)"
@@ -56,11 +58,78 @@ static int resolve_flag(int requested, int deflt)
     return requested < 0 ? deflt : requested;
 }
 
-/* Writes one valid request. 1 new, 0 duplicate, -1 error. */
-static int store_request(worker_t *w, const otp_request_t *req, int64_t now_ms)
+/* Resend: fills the number, user, purpose (and locale, unless the new request
+ * names one) from the request being resent. 0 ok, 1 unknown, -1 error. */
+static int resolve_resend(worker_t *w, otp_request_t *req)
+{
+    const char *p[1] = {req->resend_of};
+    PGresult *r = otp_db_query(w->db, "resend_lookup",
+                               "SELECT phone, user_id, purpose, locale FROM challenges WHERE request_id = $1",
+                               1, p);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return 1;
+    }
+    snprintf(req->phone, sizeof(req->phone), "%s", PQgetvalue(r, 0, 0));
+    if (!req->user_id[0])
+        snprintf(req->user_id, sizeof(req->user_id), "%s", PQgetvalue(r, 0, 1));
+    snprintf(req->purpose, sizeof(req->purpose), "%s", PQgetvalue(r, 0, 2));
+    if (!req->locale[0])
+        snprintf(req->locale, sizeof(req->locale), "%s", PQgetvalue(r, 0, 3));
+    PQclear(r);
+    return 0;
+}
+
+/* Keypad mode: opens the sealed code (the only place it is plain) and hashes
+ * it. 0 ok (hash_hex, *code_len set), -1 with reason/error. */
+static int open_keypad_code(worker_t *w, const otp_request_t *req, char hash_hex[65], int *code_len,
+                            char *reason, size_t rsz, char *error, size_t esz)
+{
+    unsigned char sealed[192], code[OTP_CODE_MAX + crypto_box_SEALBYTES + 1];
+    unsigned char hash[OTP_HASH_BYTES];
+    size_t sealed_len = 0, n;
+    int rc = -1;
+
+    if (!w->cfg.keypad_enabled) {
+        snprintf(reason, rsz, "keypad_disabled");
+        snprintf(error, esz, "keypad mode is not set up on this worker (OTP_KEYPAD_SECRET_KEY)");
+        return -1;
+    }
+    if (sodium_base642bin(sealed, sizeof(sealed), req->keypad_code_sealed,
+                          strlen(req->keypad_code_sealed), NULL, &sealed_len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        sealed_len <= crypto_box_SEALBYTES || sealed_len - crypto_box_SEALBYTES > OTP_CODE_MAX ||
+        crypto_box_seal_open(code, sealed, sealed_len, w->cfg.keypad_pk, w->cfg.keypad_sk) != 0) {
+        snprintf(reason, rsz, "invalid_keypad_code");
+        snprintf(error, esz, "keypad_code_sealed does not open with the workers' key");
+        goto out;
+    }
+    n = sealed_len - crypto_box_SEALBYTES;
+    code[n] = '\0';
+    if (n < OTP_CODE_MIN || strspn((char *)code, "0123456789") != n) {
+        snprintf(reason, rsz, "invalid_keypad_code");
+        snprintf(error, esz, "the sealed code must be %d-%d digits", OTP_CODE_MIN, OTP_CODE_MAX);
+        goto out;
+    }
+    if (otp_code_hash(&w->keys, w->keys.current_id, req->request_id, (char *)code, hash) != 0)
+        goto out;
+    sodium_bin2hex(hash_hex, 65, hash, sizeof(hash));
+    *code_len = (int)n;
+    rc = 0;
+out:
+    sodium_memzero(code, sizeof(code));
+    return rc;
+}
+
+/* Writes one valid request. 1 new, 0 duplicate, -1 error. hash_hex: the
+ * keypad code's hash, or NULL. */
+static int store_request(worker_t *w, const otp_request_t *req, int64_t now_ms, const char *hash_hex,
+                         int keypad_len)
 {
     char masked[OTP_PHONE_MAX + 4], code_len[8], max_att[8], max_calls[8], req_at[40], exp_at[40];
-    char options[128];
+    char options[192], key_id[8];
     const char *country = otp_phone_country(req->phone);
     const char *locale = otp_voice_pick(w->voice, req->locale, country, w->cfg.default_locale);
     int ttl = req->ttl_seconds ? req->ttl_seconds : w->cfg.ttl_s;
@@ -88,26 +157,30 @@ static int store_request(worker_t *w, const otp_request_t *req, int64_t now_ms)
     snprintf(other_js, sizeof(other_js), "{\"reason\":\"%s\"}", reason);
 
     otp_phone_mask(req->phone, masked, sizeof(masked));
-    snprintf(code_len, sizeof(code_len), "%d", req->code_length ? req->code_length : w->cfg.code_length);
+    snprintf(code_len, sizeof(code_len), "%d",
+             keypad_len ? keypad_len : req->code_length ? req->code_length : w->cfg.code_length);
+    snprintf(key_id, sizeof(key_id), "%d", w->keys.current_id);
     snprintf(max_att, sizeof(max_att), "%d", w->cfg.max_attempts);
     snprintf(max_calls, sizeof(max_calls), "%d", w->cfg.max_call_attempts);
     otp_time_format(req->requested_at_ms, req_at, sizeof(req_at));
     otp_time_format(expires_ms, exp_at, sizeof(exp_at));
-    snprintf(options, sizeof(options), "{\"gate\":%s,\"amd\":%s,\"sms_fallback\":%s}",
+    snprintf(options, sizeof(options),
+             "{\"gate\":%s,\"amd\":%s,\"sms_fallback\":%s,\"channel\":\"%s\",\"keypad\":%s}",
              resolve_flag(req->delivery.gate, w->cfg.gate_default) ? "true" : "false",
              resolve_flag(req->delivery.amd, w->cfg.amd_default) ? "true" : "false",
-             resolve_flag(req->delivery.sms_fallback, 0) ? "true" : "false");
+             resolve_flag(req->delivery.sms_fallback, w->cfg.sms_fallback_default) ? "true" : "false",
+             req->delivery.sms ? "sms" : "voice", req->delivery.keypad ? "true" : "false");
     accepted = json_pack("{s:s, s:s, s:i, s:s}", "locale", locale, "requested_locale",
                          req->locale[0] ? req->locale : "", "code_length",
                          req->code_length ? req->code_length : w->cfg.code_length, "expires_at", exp_at);
     accepted_js = json_dumps(accepted, JSON_COMPACT);
     json_decref(accepted);
     {
-        const char *p[17] = {req->request_id, req->user_id, req->purpose, req->phone, masked,
+        const char *p[19] = {req->request_id, req->user_id, req->purpose, req->phone, masked,
                              country, locale, code_len, max_att, max_calls, options,
                              req->metadata[0] ? req->metadata : NULL, req_at, exp_at,
-                             status, accepted_js, other_js};
-        r = otp_db_query(w->db, "ingest_insert", insert_sql, 17, p);
+                             status, accepted_js, other_js, hash_hex, hash_hex ? key_id : NULL};
+        r = otp_db_query(w->db, "ingest_insert", insert_sql, 19, p);
     }
     free(accepted_js);
     if (!r)
@@ -275,8 +348,26 @@ int ingest_poll(worker_t *w, int timeout_ms)
         otp_info("circuit_closed", "accepted_last_hour=%ld", w->global_accepted);
     for (int i = 0; i < n; i++) {
         batch_item_t *it = &items[i];
+        char hash_hex[65];
+        int keypad_len = 0;
+
+        if (it->valid && it->req.resend_of[0]) {
+            int rr = resolve_resend(w, &it->req);
+            if (rr < 0)
+                goto fail_tx;
+            if (rr == 1) {
+                it->valid = 0;
+                snprintf(it->reason, sizeof(it->reason), "unknown_resend_of");
+                snprintf(it->error, sizeof(it->error), "resend_of names no known request");
+            }
+        }
+        if (it->valid && it->req.delivery.keypad &&
+            open_keypad_code(w, &it->req, hash_hex, &keypad_len, it->reason, sizeof(it->reason),
+                             it->error, sizeof(it->error)) != 0)
+            it->valid = 0;
         if (it->valid) {
-            int s = store_request(w, &it->req, now_ms);
+            int s = store_request(w, &it->req, now_ms, keypad_len ? hash_hex : NULL, keypad_len);
+            sodium_memzero(hash_hex, sizeof(hash_hex));
             if (s < 0)
                 goto fail_tx;
             atomic_fetch_add(s ? &w->m.accepted : &w->m.duplicates, 1);

@@ -1,5 +1,6 @@
 /* otp-worker: consumes otp.requested, places VoIPBin calls, relays status. */
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,18 @@ static int setup(worker_t *w, char *err, size_t errsz)
     c->callback_url = otp_config_str("OTP_CALLBACK_URL");
     c->gate_default = otp_config_bool("OTP_GATE_DEFAULT");
     c->amd_default = otp_config_bool("OTP_AMD_DEFAULT");
+    c->sms_fallback_default = otp_config_bool("OTP_SMS_FALLBACK_DEFAULT");
+    if (*otp_config_str("OTP_KEYPAD_SECRET_KEY")) {
+        size_t bin_len = 0;
+        const char *hex = otp_config_str("OTP_KEYPAD_SECRET_KEY");
+        if (strlen(hex) != 64 ||
+            sodium_hex2bin(c->keypad_sk, 32, hex, 64, NULL, &bin_len, NULL) != 0 || bin_len != 32) {
+            snprintf(err, errsz, "OTP_KEYPAD_SECRET_KEY: expected 64 hex characters (otp-worker --keygen)");
+            return -1;
+        }
+        crypto_scalarmult_base(c->keypad_pk, c->keypad_sk);
+        c->keypad_enabled = 1;
+    }
     c->default_locale = otp_config_str("OTP_DEFAULT_LOCALE");
     c->code_length = (int)otp_config_int("OTP_CODE_LENGTH");
     c->ttl_s = (int)otp_config_int("OTP_TTL_SECONDS");
@@ -200,6 +213,20 @@ int main(int argc, char **argv)
                               "       otp-worker --preview LOCALE CODE   (print the call's SSML)\n"
                               "       otp-worker --settings-markdown\n"
                               "Consumes otp.requested, calls, relays otp.call_status.");
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--keygen") == 0) {
+        /* The keypad key pair: the producer seals codes to the public key. */
+        unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+        char pk_hex[2 * sizeof(pk) + 1], sk_hex[2 * sizeof(sk) + 1];
+        if (otp_crypto_init() != 0)
+            return 2;
+        crypto_box_keypair(pk, sk);
+        sodium_bin2hex(pk_hex, sizeof(pk_hex), pk, sizeof(pk));
+        sodium_bin2hex(sk_hex, sizeof(sk_hex), sk, sizeof(sk));
+        printf("OTP_KEYPAD_PUBLIC_KEY=%s\nOTP_KEYPAD_SECRET_KEY=%s\n", pk_hex, sk_hex);
+        sodium_memzero(sk, sizeof(sk));
+        sodium_memzero(sk_hex, sizeof(sk_hex));
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "--settings-markdown") == 0) {

@@ -19,7 +19,9 @@
 typedef struct worker_settings {
     const char *topic_requests, *topic_status, *topic_dlq;
     const char *caller_id, *brand, *default_locale, *callback_url;
-    int gate_default, amd_default;
+    int gate_default, amd_default, sms_fallback_default;
+    int keypad_enabled;
+    unsigned char keypad_pk[32], keypad_sk[32];
     char worker_id[128];
     int code_length, ttl_s, max_attempts, max_call_attempts;
     int64_t min_remaining_ms, retry_base_ms, retry_cap_ms;

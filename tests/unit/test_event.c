@@ -470,7 +470,17 @@ static void test_round_trip(void)
     round_trip("before 1970", "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"1969-12-31T23:59:59.5Z\"}");
     /* accepted, so it must serialise to something accepted again */
     round_trip("last minute of 9999 with an offset",
-               "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"9999-12-31T23:59:00-01:00\"}");
+               "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"9999-12-31T23:59:00+01:00\"}");
+    /* past 9999 once the offset is applied: refused, as it could not be written back */
+    {
+        otp_request_t a;
+        char reason[64], err[256];
+        const char *ev = "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"9999-12-31T23:59:00-01:00\"}";
+        unit_ctx("year 10000 after the offset");
+        CHECK_EQ_INT(parse(ev, strlen(ev), &a, reason, sizeof(reason), err, sizeof(err)), -1);
+        CHECK_EQ_STR(reason, "invalid_requested_at");
+        unit_ctx(NULL);
+    }
     round_trip("unicode user", "{" F_RID ",\"user_id\":\"\\u00fc\\u4e2d\\ud83d\\ude00 \\\"q\\\"\","
                                F_PHONE "," F_AT "}");
 
