@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 static const char usage[] =
     "usage: otp-produce --phone E164 --user ID [--purpose P] [--locale TAG] [--request-id UUID]\n"
     "                   [--ttl SECONDS] [--code-length N] [--gate] [--amd] [--sms-fallback]\n"
-    "                   [--metadata JSON]\n"
+    "                   [--channel voice|sms] [--keypad-code DIGITS] [--metadata JSON]\n"
+    "       otp-produce --resend REQUEST_ID [--channel voice|sms]   (a new code, same number)\n"
     "       otp-produce --file FILE|-  [--raw]   (NDJSON, one request per line)\n"
     "Publishes otp.requested events (key = phone) with librdkafka's idempotent producer.\n"
     "In NDJSON, request_id and requested_at are filled in when missing; --raw sends lines as\n"
@@ -62,6 +64,31 @@ static int publish(rd_kafka_t *rk, const char *topic, const char *key, const cha
         }
         return 0;
     }
+}
+
+/* Keypad mode: seals the code the app shows to the workers' public key, so it
+ * never travels in plain form on Kafka. */
+static int seal_keypad_code(const char *code, otp_request_t *req, char *err, size_t errsz)
+{
+    const char *pk_hex = otp_config_str("OTP_KEYPAD_PUBLIC_KEY");
+    unsigned char pk[crypto_box_PUBLICKEYBYTES], sealed[OTP_CODE_MAX + crypto_box_SEALBYTES];
+    size_t n = strlen(code), pk_len = 0;
+
+    if (n < OTP_CODE_MIN || n > OTP_CODE_MAX || strspn(code, "0123456789") != n) {
+        snprintf(err, errsz, "--keypad-code must be %d-%d digits", OTP_CODE_MIN, OTP_CODE_MAX);
+        return -1;
+    }
+    if (strlen(pk_hex) != 64 || sodium_hex2bin(pk, sizeof(pk), pk_hex, 64, NULL, &pk_len, NULL) != 0 ||
+        pk_len != sizeof(pk)) {
+        snprintf(err, errsz, "OTP_KEYPAD_PUBLIC_KEY: expected 64 hex characters (otp-worker --keygen)");
+        return -1;
+    }
+    if (crypto_box_seal(sealed, (const unsigned char *)code, n, pk) != 0)
+        return -1;
+    sodium_bin2base64(req->keypad_code_sealed, sizeof(req->keypad_code_sealed), sealed,
+                      n + crypto_box_SEALBYTES, sodium_base64_VARIANT_ORIGINAL);
+    req->delivery.keypad = 1;
+    return 0;
 }
 
 /* Fills request_id and requested_at when a line lacks them, then checks it. */
@@ -108,6 +135,8 @@ int main(int argc, char **argv)
         {"amd", no_argument, 0, 'a'},               {"sms-fallback", no_argument, 0, 's'},
         {"metadata", required_argument, 0, 'm'},    {"file", required_argument, 0, 'f'},
         {"raw", no_argument, 0, 'R'},               {"help", no_argument, 0, 'h'},
+        {"resend", required_argument, 0, 'S'},      {"channel", required_argument, 0, 'C'},
+        {"keypad-code", required_argument, 0, 'K'},
         {0, 0, 0, 0}};
     otp_request_t req;
     const char *file = NULL, *topic;
@@ -120,7 +149,9 @@ int main(int argc, char **argv)
     memset(&req, 0, sizeof(req));
     req.delivery.gate = req.delivery.amd = req.delivery.sms_fallback = -1;
     snprintf(req.purpose, sizeof(req.purpose), "login");
-    while ((opt = getopt_long(argc, argv, "p:u:P:l:r:t:c:gasm:f:Rh", opts, NULL)) != -1) {
+    const char *keypad_code = NULL;
+
+    while ((opt = getopt_long(argc, argv, "p:u:P:l:r:t:c:gasm:f:RhS:C:K:", opts, NULL)) != -1) {
         switch (opt) {
         case 'p': snprintf(req.phone, sizeof(req.phone), "%s", optarg); break;
         case 'u': snprintf(req.user_id, sizeof(req.user_id), "%s", optarg); break;
@@ -135,6 +166,15 @@ int main(int argc, char **argv)
         case 'm': snprintf(req.metadata, sizeof(req.metadata), "%s", optarg); break;
         case 'f': file = optarg; break;
         case 'R': raw = 1; break;
+        case 'S': snprintf(req.resend_of, sizeof(req.resend_of), "%s", optarg); break;
+        case 'C':
+            if (strcmp(optarg, "sms") != 0 && strcmp(optarg, "voice") != 0) {
+                fprintf(stderr, "otp-produce: --channel is voice or sms\n");
+                return 2;
+            }
+            req.delivery.sms = strcmp(optarg, "sms") == 0;
+            break;
+        case 'K': keypad_code = optarg; break;
         case 'h':
             otp_config_print_help(OTP_PROG_PRODUCER, usage);
             return 0;
@@ -149,8 +189,12 @@ int main(int argc, char **argv)
     }
     otp_log_init("otp-produce", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")));
     topic = otp_config_str("OTP_TOPIC_REQUESTS");
-    if (!file && (!req.phone[0] || !req.user_id[0])) {
-        fprintf(stderr, "otp-produce: give --phone and --user, or --file\n%s\n", usage);
+    if (!file && !req.resend_of[0] && (!req.phone[0] || !req.user_id[0])) {
+        fprintf(stderr, "otp-produce: give --phone and --user, --resend, or --file\n%s\n", usage);
+        return 2;
+    }
+    if (keypad_code && seal_keypad_code(keypad_code, &req, err, sizeof(err)) != 0) {
+        fprintf(stderr, "otp-produce: %s\n", err);
         return 2;
     }
 
@@ -181,7 +225,9 @@ int main(int argc, char **argv)
             free(js);
             goto out;
         }
-        if (publish(rk, topic, req.phone, js) == 0) {
+        /* A resend without a number is keyed by the request it resends, so it
+         * stays in order with that one's other resends. */
+        if (publish(rk, topic, req.phone[0] ? req.phone : req.resend_of, js) == 0) {
             sent++;
             printf("%s\n", req.request_id);
         }

@@ -27,6 +27,7 @@ import hashlib
 from stack import Stack, free_port  # noqa: F401  (re-exported for tests)
 
 CALLER_ID = "+15550100000"
+CALLER_ID_GB = "+442071230000"  # a second number the simulated account owns
 
 
 def spoken_code(text):
@@ -104,7 +105,7 @@ class Pipeline:
         self.bootstrap = stack.start_kafka(brokers=brokers)
         self.webhook_uri = "http://127.0.0.1:%d/v1/webhooks/voipbin" % self.verifier_port
         self.sim = stack.start_sim(
-            extra_args=["--numbers", CALLER_ID, "--whitelist", "all",
+            extra_args=["--numbers", CALLER_ID + "," + CALLER_ID_GB, "--whitelist", "all",
                         "--time-scale", str(time_scale)] + list(sim_args),
             access_key=self.access_key, webhook_secret=self.webhook_secret,
             webhook_uri=self.webhook_uri)

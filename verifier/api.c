@@ -183,6 +183,19 @@ static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx
     if (rc == 1)
         return otp_http_reply(c, 200, "application/json", "{\"applied\":false}");
     conn = db(a);
+    if (ev.keypad) {
+        /* Keypad mode: the digits are checked like any verify request; the
+         * outcome (verified / verify_failed / locked) goes to the status topic. */
+        int left = 0;
+        verify_result_t vr = conn ? verify_code(conn, &a->keys, ev.request_id, ev.digits,
+                                                a->max_failed_per_hour, &left)
+                                  : VERIFY_ERROR;
+        sodium_memzero(ev.digits, sizeof(ev.digits));
+        if (vr == VERIFY_ERROR)
+            return otp_http_error(c, 503, "unavailable", "could not check the digits; send them again");
+        atomic_fetch_add(vr == VERIFY_OK ? &a->verified : vr == VERIFY_INCORRECT ? &a->incorrect : &a->rejected, 1);
+        return otp_http_reply(c, 200, "application/json", "{\"applied\":true}");
+    }
     rc = conn ? otp_call_event_apply(conn, &ev, ctx->body) : -1;
     if (rc < 0) {
         atomic_fetch_add(&a->db_errors, 1);

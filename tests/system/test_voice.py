@@ -5,6 +5,7 @@ Real stack: PostgreSQL, Kafka broker, VoIPBin simulator (scripted callee), worke
 
 import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -18,11 +19,29 @@ import pipeline as P  # noqa: E402
 def pipe():
     with Stack() as s:
         p = P.Pipeline(s)
+        keys = dict(line.split("=", 1) for line in subprocess.run(
+            [Stack.bin("otp-worker"), "--keygen"], capture_output=True, text=True,
+            check=True).stdout.split())
+        p.keypad_public = keys["OTP_KEYPAD_PUBLIC_KEY"]
         p.start_verifier()
         # One call per request here: outcomes are final, not retried.
-        p.start_worker(OTP_MAX_CALL_ATTEMPTS=1)
+        p.start_worker(OTP_MAX_CALL_ATTEMPTS=1, OTP_KEYPAD_SECRET_KEY=keys["OTP_KEYPAD_SECRET_KEY"],
+                       OTP_CALLER_ID_BY_COUNTRY="gb:+442071230000")
         yield p
         p.close()
+
+
+def produce_cli(p, *args):
+    """otp-produce from flags (one request); returns its request_id."""
+    out = subprocess.run([Stack.bin("otp-produce")] + list(args), capture_output=True, text=True,
+                         env={**os.environ, **p.env(OTP_KEYPAD_PUBLIC_KEY=p.keypad_public)}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def sms_to(p, phone):
+    return [m for m in p.sim.messages()
+            if (P.call_request(m).get("destinations") or [{}])[0].get("target") == phone]
 
 
 def types_of(p, rid):
@@ -91,3 +110,58 @@ def test_locale_is_spoken_and_reported(pipe):
     assert "Code" in re.sub(r"<[^>]*>", "", talk["text"])
     acc = [e for e in pipe.status.of(rid) if e["type"] == "accepted"][0]
     assert acc["locale"] == "de-DE" and acc["requested_locale"] == "de-AT"
+
+
+def test_keypad_mode_verifies_the_keyed_digits(pipe):
+    ph_ok, ph_bad = "+15553000011", "+15553000012"
+    pipe.sim.script(ph_ok, outcome="answer", digits="482913#")
+    pipe.sim.script(ph_bad, outcome="answer", digits="111111#")
+    ok = produce_cli(pipe, "--phone", ph_ok, "--user", "kp-1", "--keypad-code", "482913")
+    bad = produce_cli(pipe, "--phone", ph_bad, "--user", "kp-2", "--keypad-code", "482913")
+    wait_type(pipe, ok, "verified")
+    wait_type(pipe, bad, "verify_failed")
+    # The code never travels in plain form on Kafka, and no call reads it.
+    for e in pipe.status.of(ok) + pipe.status.of(bad):
+        assert "482913" not in str(e)
+    [call] = pipe.calls_to(ph_ok)
+    assert not any("482913" in (t or "") for t in P.call_texts(call))
+    types = [a["type"] for a in P.call_request(call)["actions"]]
+    assert types[:3] == ["talk", "digits_receive", "webhook_send"], types
+    # The keyed code was used: typing it again is refused.
+    assert pipe.verify(ok, "482913")[0] == 404
+
+
+def test_failed_call_falls_back_to_sms_with_a_fresh_code(pipe):
+    ph = "+15553000021"
+    pipe.sim.script(ph, outcome="busy")
+    rid = produce_cli(pipe, "--phone", ph, "--user", "fallback", "--sms-fallback")
+    wait_type(pipe, rid, "sms_sent")
+    [msg] = sms_to(pipe, ph)
+    code = re.search(r"\b(\d{6})\b", msg["text"]).group(1)
+    [call] = pipe.calls_to(ph)
+    assert call["call"]["hangup_reason"] == "busy" and not call["talks"]
+    assert pipe.verify(rid, code)[1]["status"] == "verified"
+    assert "failed" not in types_of(pipe, rid)
+
+
+def test_failed_call_offers_a_resend_by_sms(pipe):
+    ph = "+15553000031"
+    pipe.sim.script(ph, outcome="noanswer", end_ms=2000, times=1)
+    rid = produce_cli(pipe, "--phone", ph, "--user", "resend", "--purpose", "signup")
+    wait_type(pipe, rid, "fallback_available")
+    again = produce_cli(pipe, "--resend", rid, "--channel", "sms")
+    wait_type(pipe, again, "sms_sent")
+    wait_type(pipe, rid, "superseded")
+    [msg] = sms_to(pipe, ph)
+    code = re.search(r"\b(\d{6})\b", msg["text"]).group(1)
+    assert pipe.verify(again, code)[1]["status"] == "verified"
+    acc = [e for e in pipe.status.of(again) if e["type"] == "accepted"][0]
+    assert acc["user_id"] == "resend" and acc["purpose"] == "signup"
+
+
+def test_caller_id_per_country(pipe):
+    ph = "+447700900123"
+    [rid] = pipe.produce([{"phone": ph, "user_id": "uk"}])
+    wait_type(pipe, rid, "call_requested")
+    [call] = pipe.calls_to(ph)
+    assert P.call_request(call)["source"] == {"type": "tel", "target": "+442071230000"}
