@@ -9,7 +9,8 @@
 /* 1 if `s` is E.164: '+', a first digit 1-9, 7 to 15 digits in all. */
 int otp_phone_is_e164(const char *s);
 
-/* Writes a masked form ("+49151*****89": country part and last 2 digits kept)
+/* Writes a masked form ("+4915*******78": "+", up to 4 leading digits and the
+ * last 2 kept, at least 4 hidden)
  * into out. Always NUL-terminates; "(invalid)" for a non-E.164 input. */
 void otp_phone_mask(const char *e164, char *out, size_t out_size);
 

@@ -331,7 +331,8 @@ char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, 
     char brand_esc[512];
     int rate;
 
-    if (!t || !buf || !code || otp_xml_escape(brand ? brand : "", brand_esc, sizeof(brand_esc)))
+    if (!t || !buf || !code || strlen(code) < OTP_CODE_MIN || strlen(code) > OTP_CODE_MAX ||
+        otp_xml_escape(brand ? brand : "", brand_esc, sizeof(brand_esc)))
         goto fail;
     if (put(buf, size, &n, "<speak>"))
         goto fail;
@@ -422,7 +423,8 @@ json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, co
                                         "value_length", 1, "false_target_id", no_input_id));
         json_array_append_new(actions, talk(text, t->language));
         json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
-        if (opts->notify_uri && *opts->notify_uri && opts->request_id) {
+        /* The request id goes into JSON unescaped: only a UUID is allowed there. */
+        if (opts->notify_uri && *opts->notify_uri && opts->request_id && otp_uuid_valid(opts->request_id)) {
             char data[256];
             snprintf(data, sizeof(data),
                      "{\"type\":\"otp_no_input\",\"data\":{\"request_id\":\"%s\","
@@ -454,7 +456,8 @@ char *otp_voice_render_sms(const otp_voice_catalog_t *cat, const char *locale, c
     char *buf = malloc(size);
     const char *p;
 
-    if (!t || !buf || !code || strspn(code, "0123456789") != strlen(code) || strlen(code) < 4)
+    if (!t || !buf || !code || strspn(code, "0123456789") != strlen(code) ||
+        strlen(code) < OTP_CODE_MIN || strlen(code) > OTP_CODE_MAX)
         goto fail;
     for (p = t->sms; *p;) {
         if (strncmp(p, "{brand}", 7) == 0) {
@@ -486,7 +489,7 @@ json_t *otp_voice_keypad_actions(const otp_voice_catalog_t *cat, const char *loc
     char prompt[2048], thanks[1024], brand_esc[512], data[320];
     json_t *actions;
 
-    if (!t || !notify_uri || !*notify_uri || !request_id ||
+    if (!t || !notify_uri || !*notify_uri || !request_id || !otp_uuid_valid(request_id) ||
         otp_xml_escape(brand ? brand : "", brand_esc, sizeof(brand_esc)))
         return NULL;
     prompt[0] = thanks[0] = '\0';

@@ -194,6 +194,11 @@ int otp_call_event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw
     int old_rank, was_answered, current, active, answered;
     char request_id[37], ch_status[32];
 
+    /* A long-lived connection (the verifier keeps one per thread) may have
+     * been cut by a database restart: reconnect, else every later event
+     * fails and VoIPBin gives up on it after its retries. */
+    if (otp_db_ensure(db) != 0)
+        return -1;
     if (ev->no_input)
         return apply_no_input(db, ev);
     if (rank < 0)

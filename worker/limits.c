@@ -111,6 +111,8 @@ const char *limits_check(PGconn *db, const limits_cfg_t *l, const char *phone, c
         snprintf(reason, reason_size, "global_hourly_cap");
         return "rate_limited";
     }
+    if (!l->phone_15min && !l->phone_day && !l->user_hour && !l->country_hour)
+        return NULL;
     r = otp_db_query(db, "limits_counts",
                      "SELECT"
                      " (SELECT count(*) FROM challenges WHERE phone = $1 AND " COUNTED
