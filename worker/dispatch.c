@@ -1,4 +1,5 @@
 #include <sodium.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,26 +71,26 @@ static int change_held(worker_t *w, const char *request_id, const char *set, int
              "UPDATE challenges SET %s, updated_at = now() WHERE request_id = $1"
              " AND status = 'calling' AND lease_owner = $2",
              set);
-    if (otp_db_begin(w->db) != 0) {
+    if (otp_db_begin(w->ddb) != 0) {
         json_decref(attrs);
         return -1;
     }
-    r = otp_db_query(w->db, event, sql, 2 + nextra, p);
+    r = otp_db_query(w->ddb, event, sql, 2 + nextra, p);
     if (!r)
         goto fail;
     changed = strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
-    if (changed && event && otp_outbox_add(w->db, request_id, event, attrs))
+    if (changed && event && otp_outbox_add(w->ddb, request_id, event, attrs))
         goto fail_noattrs;
     if (!changed)
         json_decref(attrs);
-    if (otp_db_commit(w->db) != 0)
+    if (otp_db_commit(w->ddb) != 0)
         return -1;
     return changed;
 fail:
     json_decref(attrs);
 fail_noattrs:
-    otp_db_rollback(w->db);
+    otp_db_rollback(w->ddb);
     atomic_fetch_add(&w->m.db_errors, 1);
     return -1;
 }
@@ -113,7 +114,7 @@ static void finish_failed(worker_t *w, const claimed_t *row, const char *cause, 
                  row->phone_masked, cause);
         /* Lets an app offer "Didn't get the call?" (a resend by SMS). */
         if (!row->sms_channel &&
-            otp_outbox_add(w->db, row->request_id, "fallback_available",
+            otp_outbox_add(w->ddb, row->request_id, "fallback_available",
                            json_pack("{s:s}", "channel", "sms")) != 0)
             atomic_fetch_add(&w->m.db_errors, 1);
     }
@@ -184,7 +185,7 @@ static void record_call(worker_t *w, const claimed_t *row, const char *call_id, 
     snprintf(attempt_s, sizeof(attempt_s), "%d", attempt);
     snprintf(exp_s, sizeof(exp_s), "%lld", (long long)row->expires_ms);
     /* The call exists whatever happened to the challenge meanwhile: record it first. */
-    if (otp_db_exec(w->db, "record_call",
+    if (otp_db_exec(w->ddb, "record_call",
                     "INSERT INTO calls (call_id, request_id, attempt) VALUES ($1, $2, $3)"
                     " ON CONFLICT (call_id) DO NOTHING",
                     3, p)) {
@@ -203,7 +204,7 @@ static void record_call(worker_t *w, const claimed_t *row, const char *call_id, 
         atomic_fetch_add(adopted ? &w->m.calls_adopted : &w->m.calls_placed, 1);
         otp_info("call_requested", "request_id=%s phone=%s call_id=%s attempt=%d adopted=%d",
                  row->request_id, row->phone_masked, call_id, attempt, adopted);
-        if (otp_call_apply_pending(w->db, call_id) != 0)
+        if (otp_call_apply_pending(w->ddb, call_id) != 0)
             atomic_fetch_add(&w->m.db_errors, 1);
     }
 }
@@ -417,7 +418,7 @@ int budget_take(worker_t *w, int want)
     int got;
 
     snprintf(want_s, sizeof(want_s), "%d", want);
-    r = otp_db_query(w->db, "budget_take",
+    r = otp_db_query(w->ddb, "budget_take",
                      "WITH b AS (SELECT least($2::float8, tokens + $1::float8 *"
                      "    extract(epoch FROM clock_timestamp() - updated_at)) AS avail"
                      "  FROM rate_budget WHERE name = 'voipbin' FOR UPDATE)"
@@ -440,7 +441,7 @@ static void budget_return(worker_t *w, int n)
     const char *p[2] = {w->cfg.burst, n_s};
 
     snprintf(n_s, sizeof(n_s), "%d", n);
-    if (otp_db_exec(w->db, "budget_return",
+    if (otp_db_exec(w->ddb, "budget_return",
                     "UPDATE rate_budget SET tokens = least($1::float8, tokens + $2::int)"
                     " WHERE name = 'voipbin'",
                     2, p))
@@ -457,7 +458,7 @@ int dispatch_run(worker_t *w)
 
     if (free_slots <= 0)
         return 0;
-    if (otp_db_ensure(w->db) != 0)
+    if (otp_db_ensure(w->ddb) != 0)
         return -1;
     /* Every claimed row may cost one request to VoIPBin: take the tokens first. */
     free_slots = budget_take(w, free_slots);
@@ -465,7 +466,7 @@ int dispatch_run(worker_t *w)
         return free_slots;
     snprintf(limit, sizeof(limit), "%d", free_slots);
     snprintf(lease, sizeof(lease), "%d", w->cfg.lease_s);
-    r = otp_db_query(w->db, "claim", claim_sql, 3, p);
+    r = otp_db_query(w->ddb, "claim", claim_sql, 3, p);
     if (!r) {
         atomic_fetch_add(&w->m.db_errors, 1);
         return -1;
@@ -509,4 +510,23 @@ int dispatch_run(worker_t *w)
     }
     PQclear(r);
     return n;
+}
+
+void *dispatch_thread(void *arg)
+{
+    worker_t *w = arg;
+    int64_t drain_deadline;
+
+    while (*w->running) {
+        int claimed = dispatch_run(w);
+        if (vb_client_in_flight(w->vb) > 0)
+            vb_client_perform(w->vb, claimed > 0 ? 0 : 20);
+        else if (claimed <= 0)
+            usleep(PQstatus(w->ddb) == CONNECTION_OK ? 20000 : 200000); /* idle: poll the due rows */
+    }
+    /* Drain: no new claims; the calls in flight finish and are recorded. */
+    drain_deadline = otp_monotonic_ms() + 15000;
+    while (vb_client_in_flight(w->vb) > 0 && otp_monotonic_ms() < drain_deadline)
+        vb_client_perform(w->vb, 100);
+    return NULL;
 }

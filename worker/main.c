@@ -1,4 +1,5 @@
 /* otp-worker: consumes otp.requested, places VoIPBin calls, relays status. */
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -128,6 +129,9 @@ static int setup(worker_t *w, char *err, size_t errsz)
     w->db = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker", err, errsz);
     if (!w->db)
         return -1;
+    w->ddb = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker-dispatch", err, errsz);
+    if (!w->ddb)
+        return -1;
     atomic_store(&w->m.db_ok, 1);
     w->vb = vb_client_new(otp_config_str("OTP_VOIPBIN_BASE_URL"),
                           otp_config_str("OTP_VOIPBIN_ACCESS_KEY"), c->max_in_flight,
@@ -205,7 +209,7 @@ int main(int argc, char **argv)
     static worker_t w;
     char err[512];
     void *http = NULL;
-    int64_t drain_deadline;
+    pthread_t dispatcher;
 
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         otp_config_print_help(OTP_PROG_WORKER,
@@ -257,26 +261,28 @@ int main(int argc, char **argv)
     }
     otp_info("worker_started", "worker_id=%s in_flight=%d", w.cfg.worker_id, w.cfg.max_in_flight);
 
+    /* Calls on their own thread and connection: a burst of calls never holds
+     * up ingest, and the two use both cores. */
+    if (pthread_create(&dispatcher, NULL, dispatch_thread, &w) != 0) {
+        fprintf(stderr, "otp-worker: cannot start the dispatch thread\n");
+        return 2;
+    }
     while (running) {
         int busy = 0;
-        int idle_wait = vb_client_in_flight(w.vb) ? 0 : 50;
 
-        busy += ingest_poll(&w, idle_wait) > 0;
-        busy += dispatch_run(&w) > 0;
-        vb_client_perform(w.vb, busy ? 0 : 10);
+        busy += ingest_poll(&w, 50) > 0;
         busy += relay_run(&w) > 0;
         rd_kafka_poll(w.producer, 0);
-        atomic_store(&w.m.db_ok, PQstatus(w.db) == CONNECTION_OK);
+        atomic_store(&w.m.db_ok, PQstatus(w.db) == CONNECTION_OK && PQstatus(w.ddb) == CONNECTION_OK);
         if (PQstatus(w.db) != CONNECTION_OK)
             usleep(200000);
+        (void)busy;
     }
 
-    /* Drain: no new messages or claims; finish the calls in flight (their
-     * results are recorded), relay, commit offsets, leave the group. */
-    otp_info("worker_draining", "in_flight=%d", vb_client_in_flight(w.vb));
-    drain_deadline = otp_monotonic_ms() + 15000;
-    while (vb_client_in_flight(w.vb) > 0 && otp_monotonic_ms() < drain_deadline)
-        vb_client_perform(w.vb, 100);
+    /* Drain: no new messages or claims; the calls in flight finish and are
+     * recorded (dispatch thread), then relay, commit offsets, leave the group. */
+    otp_info("worker_draining", "in_flight=%d", (int)atomic_load(&w.m.in_flight));
+    pthread_join(dispatcher, NULL);
     relay_run(&w);
     rd_kafka_consumer_close(w.consumer);
     rd_kafka_flush(w.producer, 5000);
@@ -286,6 +292,7 @@ int main(int argc, char **argv)
     vb_client_destroy(w.vb);
     otp_voice_destroy(w.voice);
     PQfinish(w.db);
+    PQfinish(w.ddb);
     otp_keyring_clear(&w.keys);
     otp_info("worker_stopped", "consumed=%lld calls=%lld", (long long)w.m.consumed,
              (long long)w.m.calls_placed);

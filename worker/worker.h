@@ -46,7 +46,8 @@ typedef struct worker {
     worker_settings_t cfg;
     otp_keyring_t keys;
     otp_voice_catalog_t *voice;
-    PGconn *db;
+    PGconn *db;  /* ingest and relay (main thread) */
+    PGconn *ddb; /* dispatch thread */
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
     vb_client_t *vb;
@@ -64,8 +65,13 @@ typedef struct worker {
 int ingest_poll(worker_t *w, int timeout_ms);
 
 /* Claims due challenges (up to the free in-flight slots) and starts calls,
- * retries, expiries. Returns the number of rows claimed, -1 on error. */
+ * retries, expiries. Returns the number of rows claimed, -1 on error.
+ * Dispatch thread only (it owns w->ddb and w->vb). */
 int dispatch_run(worker_t *w);
+
+/* The dispatch thread: claims, calls and records until *running is 0, then
+ * finishes the calls in flight (bounded). arg is the worker_t. */
+void *dispatch_thread(void *arg);
 
 /* Takes up to `want` tokens from the shared VoIPBin request budget in
  * PostgreSQL; returns how many were granted (0 when empty), -1 on error. */
