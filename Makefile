@@ -61,7 +61,7 @@ unit-test: all
 	@tests/unit/run.sh $(UNIT_TESTS)
 
 system-test: all
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_stack_smoke.py tests/voice tests/sim tests/system
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
 
 test: all unit-test system-test
 
