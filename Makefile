@@ -63,7 +63,12 @@ unit-test: all
 system-test: all
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
 
-test: all unit-test system-test
+# Every test: unit (plain, then under ASan+UBSan), each fuzz target for 30 s, then the
+# simulator contract and the system tests on the real local stack.
+test: all unit-test
+	@$(MAKE) --no-print-directory unit-test-asan
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
+	@$(MAKE) --no-print-directory system-test
 
 demo: all
 	$(PYTHON) tests/demo.py
