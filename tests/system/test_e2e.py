@@ -205,3 +205,17 @@ def test_migrations_apply_once(pipe):
     out = pipe.migrate()
     assert re.search(r"0 applied, \d+ already current", out), out
     assert pipe.s.psql("SELECT version, applied_at FROM schema_migrations ORDER BY version") == before
+
+
+def test_new_request_supersedes_the_older_one(pipe):
+    first, = pipe.produce([{"phone": phone(400), "user_id": "twice", "purpose": "login"}])
+    [c1] = pipe.wait_calls(1, pred=lambda c: c["target"] == phone(400) and c["talks"])
+    old_code = P.spoken_code(P.call_texts(c1)[0])
+    second, = pipe.produce([{"phone": phone(401), "user_id": "twice", "purpose": "login"}])
+    pipe.status.wait_for(lambda evs: any(e.get("request_id") == first and e["type"] == "superseded"
+                                         and e["by"] == second for e in evs), what="superseded")
+    [c2] = pipe.wait_calls(1, pred=lambda c: c["target"] == phone(401) and c["talks"])
+    st, body = pipe.verify(first, old_code)
+    assert (st, body["status"]) == (404, "rejected")
+    st, body = pipe.verify(second, P.spoken_code(P.call_texts(c2)[0]))
+    assert body["status"] == "verified"
