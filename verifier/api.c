@@ -59,6 +59,9 @@ static PGconn *db(api_t *a)
         thread_db = otp_db_connect(a->db_url, "otp-verifier", err, sizeof(err));
         if (!thread_db)
             otp_error("db_connect_failed", "error=\"%s\"", err);
+    } else if (otp_db_ensure(thread_db) != 0) {
+        otp_warn("db_reconnect_failed", "error=\"%.*s\"", (int)strcspn(PQerrorMessage(thread_db), "\n"),
+                 PQerrorMessage(thread_db));
     }
     return thread_db;
 }

@@ -400,6 +400,11 @@ static void recover_calling(worker_t *w, claimed_t *row)
         place_call(w, row); /* claimed but never sent */
         return;
     }
+    /* The lookup is a request to VoIPBin too: it needs a token of its own. */
+    if (budget_take(w, 1) != 1) {
+        schedule_retry(w, row, "rate_budget", 0, 0, 1);
+        return;
+    }
     found = vb_find_call_since(w->vb, row->phone, row->attempt_started_ms - 2000, call_id);
     if (found == 1) {
         record_call(w, row, call_id, row->call_attempts, 1);
