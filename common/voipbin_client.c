@@ -24,6 +24,7 @@ typedef struct vb_xfer {
     void *opaque;
     int busy;
     int is_message; /* the id is the Message's own, not calls[0].id */
+    int started;    /* vb_client_perform has run since it was queued */
 } vb_xfer_t;
 
 struct vb_client {
@@ -299,6 +300,8 @@ int vb_client_perform(vb_client_t *c, int timeout_ms)
 
     if (c->in_flight == 0)
         return 0;
+    for (int i = 0; i < c->max; i++)
+        c->pool[i].started |= c->pool[i].busy;
     if (timeout_ms > 0)
         curl_multi_poll(c->multi, NULL, 0, timeout_ms, NULL);
     curl_multi_perform(c->multi, &running);
@@ -310,6 +313,24 @@ int vb_client_perform(vb_client_t *c, int timeout_ms)
         finish(c, x, m->data.result);
     }
     return c->in_flight;
+}
+
+int vb_client_drop_unsent(vb_client_t *c, void (*free_opaque)(void *))
+{
+    int n = 0;
+
+    for (int i = 0; i < c->max; i++) {
+        vb_xfer_t *x = &c->pool[i];
+        if (!x->busy || x->started)
+            continue;
+        curl_multi_remove_handle(c->multi, x->easy);
+        c->in_flight--;
+        if (free_opaque)
+            free_opaque(x->opaque);
+        xfer_reset(x);
+        n++;
+    }
+    return n;
 }
 
 int vb_client_in_flight(const vb_client_t *c)

@@ -45,6 +45,11 @@ int vb_call_create(vb_client_t *c, const char *source, const char *destination, 
 int vb_message_create(vb_client_t *c, const char *source, const char *destination, const char *text,
                       vb_done_cb *cb, void *opaque);
 
+/* Drops the requests queued since the last vb_client_perform (none of their
+ * bytes has been sent), handing each opaque to free_opaque instead of calling
+ * its callback. Returns how many were dropped. */
+int vb_client_drop_unsent(vb_client_t *c, void (*free_opaque)(void *));
+
 /* Runs transfers for up to timeout_ms (0 = only what is ready) and calls the
  * callbacks of finished ones. Returns the number still in flight. */
 int vb_client_perform(vb_client_t *c, int timeout_ms);

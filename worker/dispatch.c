@@ -54,9 +54,34 @@ typedef struct call_ctx {
 
 static void send_sms(worker_t *w, const claimed_t *row, int fallback);
 
-/* Runs a state change of a row this worker holds, with its event, in one
- * transaction. `set` is the SET list; $1 = request_id, $2 = worker id, then
- * extra params. 1 changed, 0 the row was no longer ours, -1 error. */
+/* The dispatch thread writes in batches: the first write opens a transaction,
+ * and the loop commits once per claim batch and once per round of finished
+ * calls (one WAL flush each, not one per row). Calls queued meanwhile are not
+ * sent before that commit; if it fails they are dropped (rows come due again). */
+static int tx_open(worker_t *w)
+{
+    if (PQtransactionStatus(w->ddb) == PQTRANS_IDLE)
+        return otp_db_begin(w->ddb);
+    return PQtransactionStatus(w->ddb) == PQTRANS_INTRANS ? 0 : -1;
+}
+
+/* Commits the open batch, if any. 0 ok (or nothing open), -1 rolled back. */
+static int tx_close(worker_t *w)
+{
+    PGTransactionStatusType st = PQtransactionStatus(w->ddb);
+
+    if (st == PQTRANS_IDLE)
+        return 0;
+    if (st == PQTRANS_INTRANS && otp_db_commit(w->ddb) == 0)
+        return 0;
+    otp_db_rollback(w->ddb);
+    atomic_fetch_add(&w->m.db_errors, 1);
+    return -1;
+}
+
+/* A state change of a row this worker holds, with its event, in the open
+ * batch. `set` is the SET list; $1 = request_id, $2 = worker id, then extra
+ * params. 1 changed, 0 the row was no longer ours, -1 error. */
 static int change_held(worker_t *w, const char *request_id, const char *set, int nextra,
                        const char *const *extra, const char *event, json_t *attrs)
 {
@@ -71,28 +96,21 @@ static int change_held(worker_t *w, const char *request_id, const char *set, int
              "UPDATE challenges SET %s, updated_at = now() WHERE request_id = $1"
              " AND status = 'calling' AND lease_owner = $2",
              set);
-    if (otp_db_begin(w->ddb) != 0) {
+    if (tx_open(w) != 0) {
         json_decref(attrs);
         return -1;
     }
-    r = otp_db_query(w->ddb, event, sql, 2 + nextra, p);
-    if (!r)
-        goto fail;
+    r = otp_db_query(w->ddb, event ? event : "change_held", sql, 2 + nextra, p);
+    if (!r) {
+        json_decref(attrs);
+        return -1;
+    }
     changed = strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
-    if (changed && event && otp_outbox_add(w->ddb, request_id, event, attrs))
-        goto fail_noattrs;
-    if (!changed)
-        json_decref(attrs);
-    if (otp_db_commit(w->ddb) != 0)
-        return -1;
-    return changed;
-fail:
+    if (changed && event)
+        return otp_outbox_add(w->ddb, request_id, event, attrs) ? -1 : 1;
     json_decref(attrs);
-fail_noattrs:
-    otp_db_rollback(w->ddb);
-    atomic_fetch_add(&w->m.db_errors, 1);
-    return -1;
+    return changed;
 }
 
 static void finish_failed(worker_t *w, const claimed_t *row, const char *cause, json_t *attrs)
@@ -185,7 +203,7 @@ static void record_call(worker_t *w, const claimed_t *row, const char *call_id, 
     snprintf(attempt_s, sizeof(attempt_s), "%d", attempt);
     snprintf(exp_s, sizeof(exp_s), "%lld", (long long)row->expires_ms);
     /* The call exists whatever happened to the challenge meanwhile: record it first. */
-    if (otp_db_exec(w->ddb, "record_call",
+    if (tx_open(w) != 0 || otp_db_exec(w->ddb, "record_call",
                     "INSERT INTO calls (call_id, request_id, attempt) VALUES ($1, $2, $3)"
                     " ON CONFLICT (call_id) DO NOTHING",
                     3, p)) {
@@ -204,8 +222,9 @@ static void record_call(worker_t *w, const claimed_t *row, const char *call_id, 
         atomic_fetch_add(adopted ? &w->m.calls_adopted : &w->m.calls_placed, 1);
         otp_info("call_requested", "request_id=%s phone=%s call_id=%s attempt=%d adopted=%d",
                  row->request_id, row->phone_masked, call_id, attempt, adopted);
-        if (otp_call_apply_pending(w->ddb, call_id) != 0)
-            atomic_fetch_add(&w->m.db_errors, 1);
+        /* Webhooks that beat this write are applied once it is committed. */
+        if (w->n_recorded < (int)(sizeof(w->recorded) / sizeof(w->recorded[0])))
+            memcpy(w->recorded[w->n_recorded++], call_id, 37);
     }
 }
 
@@ -471,9 +490,12 @@ int dispatch_run(worker_t *w)
         return free_slots;
     snprintf(limit, sizeof(limit), "%d", free_slots);
     snprintf(lease, sizeof(lease), "%d", w->cfg.lease_s);
+    if (tx_open(w) != 0)
+        return -1;
     r = otp_db_query(w->ddb, "claim", claim_sql, 3, p);
     if (!r) {
         atomic_fetch_add(&w->m.db_errors, 1);
+        tx_close(w);
         return -1;
     }
     n = PQntuples(r);
@@ -514,7 +536,23 @@ int dispatch_run(worker_t *w)
             finish_expired(w, &row, "no_final_call_status");
     }
     PQclear(r);
+    if (tx_close(w) != 0) {
+        /* Nothing of the batch is durable: its calls must not go out. */
+        int dropped = vb_client_drop_unsent(w->vb, free);
+        atomic_fetch_sub(&w->m.in_flight, dropped);
+        otp_warn("dispatch_batch_rolled_back", "claimed=%d calls_not_sent=%d", n, dropped);
+        return -1;
+    }
     return n;
+}
+
+/* Applies webhooks kept for calls recorded in the committed batch. */
+static void apply_recorded(worker_t *w)
+{
+    for (int i = 0; i < w->n_recorded; i++)
+        if (otp_call_apply_pending(w->ddb, w->recorded[i]) != 0)
+            atomic_fetch_add(&w->m.db_errors, 1);
+    w->n_recorded = 0;
 }
 
 void *dispatch_thread(void *arg)
@@ -524,14 +562,26 @@ void *dispatch_thread(void *arg)
 
     while (*w->running) {
         int claimed = dispatch_run(w);
-        if (vb_client_in_flight(w->vb) > 0)
+        if (vb_client_in_flight(w->vb) > 0) {
             vb_client_perform(w->vb, claimed > 0 ? 0 : 20);
-        else if (claimed <= 0)
+            /* The results of the calls that finished, in one commit. If it
+             * fails they are lost here, and found again: their rows stay
+             * 'calling' until the lease ends, then the claim looks the call up. */
+            if (tx_close(w) == 0)
+                apply_recorded(w);
+            else
+                w->n_recorded = 0;
+        } else if (claimed <= 0) {
             usleep(PQstatus(w->ddb) == CONNECTION_OK ? 20000 : 200000); /* idle: poll the due rows */
+        }
     }
     /* Drain: no new claims; the calls in flight finish and are recorded. */
     drain_deadline = otp_monotonic_ms() + 15000;
-    while (vb_client_in_flight(w->vb) > 0 && otp_monotonic_ms() < drain_deadline)
+    while (vb_client_in_flight(w->vb) > 0 && otp_monotonic_ms() < drain_deadline) {
         vb_client_perform(w->vb, 100);
+        if (tx_close(w) == 0)
+            apply_recorded(w);
+    }
+    tx_close(w);
     return NULL;
 }

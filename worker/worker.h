@@ -54,6 +54,8 @@ typedef struct worker {
     worker_metrics_t m;
     limits_cfg_t limits;
     long global_accepted; /* requests let through in the last hour (ingest) */
+    char recorded[256][37]; /* calls recorded in the open dispatch batch */
+    int n_recorded;
     volatile sig_atomic_t *running;
     int64_t relay_last_ms;
 } worker_t;
