@@ -185,6 +185,15 @@ static int post_json(vb_client_t *c, const char *path, json_t *req, int is_messa
     curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
     curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->body);
     curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE, (long)x->body_len);
+    /* A POST that places a call or sends an SMS must go out once. On a reused
+     * keep-alive connection that breaks before any answer, libcurl silently
+     * sends the request again on a new connection (it assumes the server had
+     * closed the idle connection) -- but the server may have acted on the
+     * first one: a second paid call for one attempt. A connection of its own,
+     * never reused, makes such a break an error the caller sees (ambiguous,
+     * looked up before any new call). */
+    curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
     x->cb = cb;
     x->opaque = opaque;
     x->busy = 1;
