@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define W OTP_PROG_WORKER
 #define V OTP_PROG_VERIFIER
@@ -188,7 +189,11 @@ int otp_config_load(unsigned program, char *errstr, size_t errstr_size)
             if (settings[i].type != OTP_CFG_SECRET || !(settings[i].programs & program) || !values[i])
                 continue;
             for (size_t k = 0; k < sizeof(sample_secrets) / sizeof(*sample_secrets); k++) {
-                if (strcmp(values[i], sample_secrets[k]) == 0) {
+                /* Case does not matter (hex); a long sample also counts inside a
+                 * list such as OTP_HASH_KEYS_PREVIOUS ("1:<sample>"). */
+                size_t len = strlen(sample_secrets[k]);
+                if (strcasecmp(values[i], sample_secrets[k]) == 0 ||
+                    (len >= 32 && strcasestr(values[i], sample_secrets[k]))) {
                     snprintf(errstr, errstr_size,
                              "%s holds a sample value; set a real secret (or OTP_DEMO_MODE=1 locally)",
                              settings[i].name);

@@ -71,6 +71,19 @@ static int purpose_ok(const char *s)
     return 1;
 }
 
+/* A field name fit to quote back in an error: printable ASCII only, at most
+ * 64 characters (a cut never splits a UTF-8 character, nothing forges a line). */
+static const char *safe_name(const char *name, char out[72])
+{
+    size_t n = 0;
+    for (; *name && n < 64; name++)
+        out[n++] = (*name >= 0x20 && *name < 0x7f && *name != '"' && *name != '\\') ? *name : '?';
+    if (*name)
+        out[n++] = '~';
+    out[n] = '\0';
+    return out;
+}
+
 static const char *const known_fields[] = {
     "request_id", "user_id", "phone", "locale", "purpose", "requested_at",
     "ttl_seconds", "code_length", "delivery", "metadata", "schema_version", "resend_of",
@@ -130,7 +143,9 @@ int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *rea
         for (size_t i = 0; i < sizeof(known_fields) / sizeof(*known_fields); i++)
             known |= strcmp(key, known_fields[i]) == 0;
         if (!known) {
-            fail(reason, rsz, errstr, esz, "unknown_field", "unexpected field \"%.64s\"", key);
+            char shown[72];
+            fail(reason, rsz, errstr, esz, "unknown_field", "unexpected field \"%s\"",
+                 safe_name(key, shown));
             goto out;
         }
     }
@@ -246,8 +261,9 @@ int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *rea
             (void)dv;
             if (strcmp(dk, "gate") && strcmp(dk, "amd") && strcmp(dk, "sms_fallback") &&
                 strcmp(dk, "channel") && strcmp(dk, "mode")) {
+                char shown[72];
                 fail(reason, rsz, errstr, esz, "invalid_delivery",
-                     "delivery has an unexpected field \"%.64s\"", dk);
+                     "delivery has an unexpected field \"%s\"", safe_name(dk, shown));
                 goto out;
             }
         }
@@ -426,7 +442,8 @@ int otp_verify_request_parse(const char *body, size_t len, char request_id[37], 
     }
     json_object_foreach(root, key, v) {
         if (strcmp(key, "request_id") != 0 && strcmp(key, "code") != 0) {
-            snprintf(errstr, errstr_size, "unexpected field \"%.64s\"", key);
+            char shown[72];
+            snprintf(errstr, errstr_size, "unexpected field \"%s\"", safe_name(key, shown));
             goto out;
         }
     }
@@ -450,4 +467,48 @@ int otp_verify_request_parse(const char *body, size_t len, char request_id[37], 
 out:
     json_decref(root);
     return rc;
+}
+
+/* Length of the digit-like token at p: a digit (1) or a \uXXXX escape (6); 0 otherwise. */
+static size_t digit_token(const char *p, const char *end)
+{
+    if (p < end && *p >= '0' && *p <= '9')
+        return 1;
+    if (end - p >= 6 && p[0] == '\\' && p[1] == 'u' && isxdigit((unsigned char)p[2]) &&
+        isxdigit((unsigned char)p[3]) && isxdigit((unsigned char)p[4]) && isxdigit((unsigned char)p[5]))
+        return 6;
+    return 0;
+}
+
+char *otp_redact_numbers(const void *payload, size_t len, size_t *out_len)
+{
+    const char *in = payload, *end = in + len;
+    char *out = malloc(len + 1);
+    size_t n = 0;
+
+    if (!out)
+        return NULL;
+    while (in < end) {
+        const char *q = in;
+        size_t tokens = 0, k;
+        while ((k = digit_token(q, end)) > 0) {
+            q += k;
+            tokens++;
+        }
+        if (tokens >= 7) {
+            /* A phone-length run: one '*' per digit or escape. */
+            for (size_t i = 0; i < tokens; i++)
+                out[n++] = '*';
+            in = q;
+        } else if (tokens > 0) {
+            memcpy(out + n, in, (size_t)(q - in));
+            n += (size_t)(q - in);
+            in = q;
+        } else {
+            out[n++] = *in++;
+        }
+    }
+    out[n] = '\0';
+    *out_len = n;
+    return out;
 }

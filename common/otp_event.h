@@ -64,6 +64,12 @@ char *otp_dlq_envelope(const char *reason, const char *error, const char *topic,
 int otp_verify_request_parse(const char *body, size_t len, char request_id[37], char code[11],
                              char *errstr, size_t errstr_size) __attribute__((warn_unused_result));
 
+/* A copy of a raw message with every run of 7 or more digits masked ('*'),
+ * counting a JSON escape such as \u0030 as a digit, whether or not the
+ * message parses: what may go to a topic other than otp.requested. The
+ * caller frees it; *out_len is its length. NULL on allocation failure. */
+char *otp_redact_numbers(const void *payload, size_t len, size_t *out_len);
+
 /* 1 if s looks like a BCP-47 tag: 2-3 letters, then -subtags of 2-8 alnum. */
 int otp_locale_valid(const char *s);
 

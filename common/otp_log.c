@@ -51,6 +51,11 @@ void otp_log(otp_log_level_t level, const char *event, const char *fmt, ...)
     }
     if (n > sizeof(line) - 2)
         n = sizeof(line) - 2;
+    /* One event, one line: a newline or other control byte inside a value
+     * (a hostile field name, say) must not start a forged line. */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = '?';
     line[n++] = '\n';
     /* One write(2) keeps concurrent lines whole. */
     if (write(STDERR_FILENO, line, n) < 0)

@@ -206,48 +206,49 @@ static int store_request(worker_t *w, const otp_request_t *req, int64_t now_ms, 
     return rc;
 }
 
-/* A copy of the payload with every occurrence of its phone number masked: a
- * full number never reaches another topic. NULL when there is nothing to mask. */
-static char *redact_phone(const void *payload, size_t len, size_t *out_len)
-{
-    json_t *root = json_loadb(payload, len, 0, NULL);
-    const char *phone = json_string_value(json_object_get(root, "phone"));
-    char masked[OTP_PHONE_MAX + 4];
-    char *out = NULL;
-    size_t plen, n = 0;
-
-    if (!phone || !otp_phone_is_e164(phone))
-        goto done;
-    otp_phone_mask(phone, masked, sizeof(masked));
-    plen = strlen(phone);
-    out = malloc(len + 1);
-    if (!out)
-        goto done;
-    for (size_t i = 0; i < len;) {
-        if (i + plen <= len && memcmp((const char *)payload + i, phone, plen) == 0) {
-            memcpy(out + n, masked, plen); /* the mask has the phone's length */
-            n += plen;
-            i += plen;
-        } else {
-            out[n++] = ((const char *)payload)[i++];
-        }
-    }
-    *out_len = n;
-done:
-    json_decref(root);
-    return out;
-}
-
+/* Keeps the exact bytes in dead_letters (same transaction as the batch) and
+ * sends the masked copy to the DLQ with the row's id. */
 static int send_to_dlq(worker_t *w, batch_item_t *it, delivery_tracker_t *t)
 {
     rd_kafka_message_t *m = it->msg;
     size_t red_len = 0;
-    char *red = redact_phone(m->payload, m->len, &red_len);
-    char *env = otp_dlq_envelope(it->reason, it->error, rd_kafka_topic_name(m->rkt), m->partition,
-                                 m->offset, red ? red : m->payload, red ? red_len : m->len);
+    char *red = otp_redact_numbers(m->payload, m->len, &red_len);
+    char *env = NULL, part[12], off[24];
+    const char *p[6] = {it->reason, it->error, rd_kafka_topic_name(m->rkt), part, off, NULL};
+    int lens[6] = {0, 0, 0, 0, 0, (int)m->len};
+    int fmts[6] = {0, 0, 0, 0, 0, 1};
     rd_kafka_resp_err_t err;
+    PGresult *r;
+    json_t *o;
 
+    if (!red)
+        return -1;
+    snprintf(part, sizeof(part), "%d", (int)m->partition);
+    snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+    p[5] = m->payload ? m->payload : "";
+    r = PQexecParams(w->db,
+                     "INSERT INTO dead_letters (reason, error, topic, kpartition, koffset, payload)"
+                     " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                     6, NULL, p, lens, fmts, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        otp_error("db_error", "what=dead_letter error=\"%.*s\"",
+                  (int)strcspn(PQresultErrorMessage(r), "\n"), PQresultErrorMessage(r));
+        PQclear(r);
+        free(red);
+        return -1;
+    }
+    env = otp_dlq_envelope(it->reason, it->error, rd_kafka_topic_name(m->rkt), m->partition,
+                           m->offset, red, red_len);
     free(red);
+    o = env ? json_loads(env, 0, NULL) : NULL;
+    free(env);
+    env = NULL;
+    if (o) {
+        json_object_set_new(o, "dead_letter_id", json_integer(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
+        env = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+    }
+    PQclear(r);
     if (!env)
         return -1;
     err = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(w->cfg.topic_dlq),
