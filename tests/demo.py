@@ -19,8 +19,11 @@ from stack import Stack  # noqa: E402
 import pipeline as P  # noqa: E402
 
 
+BOLD, PLAIN = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+
+
 def say(step, text):
-    print("\033[1m%-10s\033[0m %s" % (step, text), flush=True)
+    print("%s%-10s%s %s" % (BOLD, step, PLAIN, text), flush=True)
 
 
 def main():
