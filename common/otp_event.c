@@ -15,6 +15,8 @@
 static int fail(char *reason, size_t rsz, char *errstr, size_t esz, const char *r, const char *fmt,
                 ...) __attribute__((format(printf, 6, 7)));
 
+static void redact_in_place(char *s);
+
 static int fail(char *reason, size_t rsz, char *errstr, size_t esz, const char *r, const char *fmt,
                 ...)
 {
@@ -23,6 +25,9 @@ static int fail(char *reason, size_t rsz, char *errstr, size_t esz, const char *
     va_start(ap, fmt);
     vsnprintf(errstr, esz, fmt, ap);
     va_end(ap);
+    /* The words go to logs, the DLQ and the status topic: a quoted token
+     * (jansson's "near '+1555...'", a field name) must not carry a number. */
+    redact_in_place(errstr);
     return -1;
 }
 
@@ -438,6 +443,7 @@ int otp_verify_request_parse(const char *body, size_t len, char request_id[37], 
     if (!json_is_object(root)) {
         snprintf(errstr, errstr_size, "the body must be a JSON object%s%s", root ? "" : ": ",
                  root ? "" : jerr.text);
+        redact_in_place(errstr);
         goto out;
     }
     json_object_foreach(root, key, v) {
@@ -511,4 +517,14 @@ char *otp_redact_numbers(const void *payload, size_t len, size_t *out_len)
     out[n] = '\0';
     *out_len = n;
     return out;
+}
+
+static void redact_in_place(char *s)
+{
+    size_t n = 0;
+    char *red = otp_redact_numbers(s, strlen(s), &n);
+    if (red) {
+        memcpy(s, red, n + 1); /* never longer than the input */
+        free(red);
+    }
 }

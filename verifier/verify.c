@@ -65,10 +65,41 @@ fail:
     return -1;
 }
 
+static verify_result_t verify_locked(PGconn *db, const otp_keyring_t *keys, const char *request_id,
+                                     const char *code, const char *cap, int *attempts_left);
+
+static const char user_lock_sql[] = "SELECT pg_advisory_lock(727276, hashtext(coalesce("
+    "(SELECT user_id FROM challenges WHERE request_id = $1::uuid), $1::text)))";
+static const char user_unlock_sql[] = "SELECT pg_advisory_unlock(727276, hashtext(coalesce("
+    "(SELECT user_id FROM challenges WHERE request_id = $1::uuid), $1::text)))";
+
 verify_result_t verify_code(PGconn *db, const otp_keyring_t *keys, const char *request_id,
                             const char *code, int max_failed_per_hour, int *attempts_left)
 {
     char cap[12];
+    const char *p[1] = {request_id};
+    verify_result_t res;
+
+    if (otp_db_ensure(db) != 0)
+        return VERIFY_ERROR;
+    snprintf(cap, sizeof(cap), "%d", max_failed_per_hour);
+    /* One user's checks run one at a time (a session advisory lock on the
+     * user, or on the request id when there is no such challenge, so every
+     * path costs the same round trips): the hourly cap of wrong codes counts
+     * a failure before the next check of that user reads the count. */
+    if (otp_db_exec(db, "verify_lock", user_lock_sql, 1, p) != 0)
+        return VERIFY_ERROR;
+    res = verify_locked(db, keys, request_id, code, cap, attempts_left);
+    if (otp_db_exec(db, "verify_unlock", user_unlock_sql, 1, p) != 0) {
+        /* Do not keep a lock on a connection we cannot trust: start afresh. */
+        PQreset(db);
+    }
+    return res;
+}
+
+static verify_result_t verify_locked(PGconn *db, const otp_keyring_t *keys, const char *request_id,
+                                     const char *code, const char *cap, int *attempts_left)
+{
     const char *p[2] = {request_id, cap};
     unsigned char stored[OTP_HASH_BYTES];
     char masked[32];
@@ -76,9 +107,6 @@ verify_result_t verify_code(PGconn *db, const otp_keyring_t *keys, const char *r
     int key_id, attempts, max_attempts, match;
     PGresult *r;
 
-    if (otp_db_ensure(db) != 0)
-        return VERIFY_ERROR;
-    snprintf(cap, sizeof(cap), "%d", max_failed_per_hour);
     r = otp_db_query(db, "verify_attempt", attempt_sql, 2, p);
     if (!r)
         return VERIFY_ERROR;
