@@ -38,8 +38,7 @@ struct MHD_Daemon *otp_http_start(const char *setting, const char *listen, unsig
                              MHD_USE_TURBO,
                          (uint16_t)port, NULL, NULL, handler, cls, MHD_OPTION_SOCK_ADDR, &sa,
                          MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
-                         completed, cls, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+                         completed, cls, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
     if (!d)
         snprintf(errstr, errstr_size, "%s=%s: cannot listen (in use?)", setting, listen);
     return d;

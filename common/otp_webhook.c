@@ -225,6 +225,7 @@ int otp_call_event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw
      * moved its challenge on to it: keep the event until it has. */
     if (PQntuples(r) == 0 || PQgetvalue(r, 0, 5)[0] == 't') {
         PQclear(r);
+        r = NULL; /* the fail: path clears it again */
         p[1] = raw_body;
         if (otp_db_exec(db, "webhook_keep",
                         "INSERT INTO webhook_pending (call_id, body) VALUES ($1, $2::jsonb)", 2, p) ||

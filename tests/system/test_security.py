@@ -777,12 +777,7 @@ def test_hostile_webhook_bodies_never_break_the_verifier(pipe):
     assert all(tables_exist(pipe).values())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "common/otp_webhook.c otp_call_event_apply(): when the call id is unknown, r is PQclear()ed "
-    "and a failure of the webhook_keep INSERT (or of the commit) jumps to fail:, which PQclear()s "
-    "r again: double free, otp-verifier aborts (SIGABRT). Trigger: a signed webhook whose JSON "
-    "jansson accepts but jsonb refuses (a number with >16383 fraction digits) or any database "
-    "error at that moment; expected a 5xx/4xx answer and a live verifier"))
+# Regression: a kept webhook that PostgreSQL refuses once crashed the verifier (double free).
 def test_signed_webhook_that_postgres_refuses_does_not_crash_the_verifier(pipe):
     proc, port = spawn_verifier(pipe, "verifier-jsonb")
     body = ('{"type":"call_hangup","data":{"id":"%s","status":"hangup","hangup_reason":"normal",'
