@@ -185,7 +185,9 @@ fail:
     return -1;
 }
 
-int otp_call_event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_body)
+/* Applies one event; *kept_left (when not NULL) says whether events kept
+ * earlier for this (known) call are still waiting in webhook_pending. */
+static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_body, int *kept_left)
 {
     const char *p[6];
     char rank_s[8], answered_s[2];
@@ -240,6 +242,15 @@ int otp_call_event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw
     current = PQgetvalue(r, 0, 4)[0] == 't';
     PQclear(r);
     r = NULL;
+    if (kept_left) {
+        r = otp_db_query(db, "webhook_kept_left",
+                         "SELECT EXISTS (SELECT 1 FROM webhook_pending WHERE call_id = $1)", 1, p);
+        if (!r)
+            goto fail;
+        *kept_left = PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+        r = NULL;
+    }
 
     if (rank <= old_rank) {
         /* A duplicate or an event overtaken by a later one: nothing moves back. */
@@ -304,6 +315,20 @@ fail:
     return -1;
 }
 
+int otp_call_event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_body)
+{
+    int kept_left = 0;
+    int rc = event_apply(db, ev, raw_body, &kept_left);
+
+    /* The call is known, yet events kept for it are still waiting: the worker
+     * that recorded the call died between its commit and applying them. The
+     * call's later events pick them up (they change nothing a later status
+     * has not already, and leave webhook_pending clean). */
+    if (rc == 0 && kept_left && otp_call_apply_pending(db, ev->call_id) != 0)
+        return -1;
+    return rc;
+}
+
 int otp_call_apply_pending(PGconn *db, const char *call_id)
 {
     const char *p[1] = {call_id};
@@ -328,7 +353,7 @@ int otp_call_apply_pending(PGconn *db, const char *call_id)
         const char *dp[1] = {PQgetvalue(r, i, 0)};
 
         if (otp_call_event_parse(body, strlen(body), &ev, err, sizeof(err)) == 0 &&
-            otp_call_event_apply(db, &ev, body) < 0) {
+            event_apply(db, &ev, body, NULL) < 0) {
             rc = -1;
             break;
         }

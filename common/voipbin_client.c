@@ -348,11 +348,12 @@ int vb_client_in_flight(const vb_client_t *c)
 }
 
 int vb_find_call_since(vb_client_t *c, const char *destination, int64_t since_ms,
-                       char call_id_out[37])
+                       char call_id_out[37], int *requests_out)
 {
     char token[64] = "";
     int found = -1;
 
+    *requests_out = 0;
     /* Newest first; stop at an empty page or once items are older than since. */
     for (int page = 0; page < 20; page++) {
         vb_xfer_t x;
@@ -369,6 +370,7 @@ int vb_find_call_since(vb_client_t *c, const char *destination, int64_t since_ms
         x.easy = easy_for(c, path, &x);
         if (!x.easy)
             return -1;
+        (*requests_out)++;
         cc = curl_easy_perform(x.easy);
         curl_easy_getinfo(x.easy, CURLINFO_RESPONSE_CODE, &status);
         if (cc != CURLE_OK || status != 200) {

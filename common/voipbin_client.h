@@ -61,8 +61,9 @@ vb_class_t vb_classify(long http_status, int transport_error, int sent);
 
 /* Synchronous: finds a call to `destination` created at or after since_ms
  * (GET /v1.0/calls, newest first, paging until older). 1 found (id in
- * call_id_out), 0 none, -1 error. Used after an ambiguous failure. */
+ * call_id_out), 0 none, -1 error. *requests_out: the GETs it sent (each
+ * counts against the account's rate). Used after an ambiguous failure. */
 int vb_find_call_since(vb_client_t *c, const char *destination, int64_t since_ms,
-                       char call_id_out[37]);
+                       char call_id_out[37], int *requests_out);
 
 #endif

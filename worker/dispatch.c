@@ -53,6 +53,7 @@ typedef struct call_ctx {
 } call_ctx_t;
 
 static void send_sms(worker_t *w, const claimed_t *row, int fallback);
+static void budget_charge(worker_t *w, int n);
 
 /* The dispatch thread writes in batches: the first write opens a transaction,
  * and the loop commits once per claim batch and once per round of finished
@@ -158,8 +159,8 @@ static void schedule_retry(worker_t *w, const claimed_t *row, const char *cause,
     /* The exponent counts every request sent, so a run of 429s backs off too. */
     int64_t delay = otp_backoff_delay_ms(row->tries > 0 ? row->tries : 1, w->cfg.retry_base_ms,
                                          w->cfg.retry_cap_ms, retry_after_ms, randombytes_random());
-    char delay_s[24], attempts_s[12];
-    const char *extra[2] = {delay_s, attempts_s};
+    char delay_s[24], attempts_s[12], tries_s[12];
+    const char *extra[3] = {delay_s, attempts_s, tries_s};
     json_t *attrs;
 
     if (keep_calling && delay < 1000)
@@ -175,15 +176,17 @@ static void schedule_retry(worker_t *w, const claimed_t *row, const char *cause,
     }
     snprintf(delay_s, sizeof(delay_s), "%lld", (long long)delay);
     snprintf(attempts_s, sizeof(attempts_s), "%d", placed);
+    snprintf(tries_s, sizeof(tries_s), "%d", row->tries);
     attrs = json_pack("{s:i, s:I, s:s, s:b}", "attempt", placed + 1, "delay_ms", (json_int_t)delay,
                       "cause", cause, "ambiguous", keep_calling);
     if (change_held(w, row->request_id,
                     keep_calling
                         ? "next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),"
-                          " call_attempts = $4::int, lease_owner = NULL"
+                          " call_attempts = $4::int, tries = greatest(tries, $5::int), lease_owner = NULL"
                         : "status = 'pending', next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),"
-                          " call_attempts = $4::int, lease_owner = NULL, attempt_started_at = NULL",
-                    2, extra, "retry_scheduled", attrs) == 1) {
+                          " call_attempts = $4::int, tries = greatest(tries, $5::int), lease_owner = NULL,"
+                          " attempt_started_at = NULL",
+                    3, extra, "retry_scheduled", attrs) == 1) {
         atomic_fetch_add(&w->m.calls_retried, 1);
         otp_info("retry_scheduled", "request_id=%s phone=%s cause=%s delay_ms=%lld attempt=%d",
                  row->request_id, row->phone_masked, cause, (long long)delay, placed + 1);
@@ -413,25 +416,45 @@ out:
 static void recover_calling(worker_t *w, claimed_t *row)
 {
     char call_id[37];
-    int found;
+    int found, pages = 0;
 
     if (row->attempt_started_ms == 0 || row->call_attempts == 0) {
         place_call(w, row); /* claimed but never sent */
         return;
     }
-    /* The lookup is a request to VoIPBin too: it needs a token of its own. */
-    if (budget_take(w, 1) != 1) {
-        schedule_retry(w, row, "rate_budget", 0, 0, 1);
-        return;
-    }
-    found = vb_find_call_since(w->vb, row->phone, row->attempt_started_ms - 2000, call_id);
+    /* The row's token (taken by dispatch_run) pays for the first lookup page;
+     * further pages are charged after the fact. */
+    found = vb_find_call_since(w->vb, row->phone, row->attempt_started_ms - 2000, call_id, &pages);
+    if (pages > 1)
+        budget_charge(w, pages - 1);
     if (found == 1) {
         record_call(w, row, call_id, row->call_attempts, 1);
     } else if (found == 0) {
-        place_call(w, row);
+        /* Known now: nothing was placed. A new call needs a token of its own;
+         * without one the row waits as an ordinary pending retry. */
+        if (budget_take(w, 1) == 1)
+            place_call(w, row);
+        else
+            schedule_retry(w, row, "rate_budget", 0, 1, 0);
     } else {
-        schedule_retry(w, row, "call_lookup_failed", 0, 0, 1);
+        /* Backs off like any try (the exponent grows), still 'calling'. */
+        claimed_t again = *row;
+        again.tries++;
+        schedule_retry(w, &again, "call_lookup_failed", 0, 0, 1);
     }
+}
+
+/* Takes n tokens whether or not they are there (the bucket may go below 0):
+ * requests already sent must be paid for. */
+static void budget_charge(worker_t *w, int n)
+{
+    char n_s[12];
+    const char *p[1] = {n_s};
+
+    snprintf(n_s, sizeof(n_s), "%d", n);
+    if (otp_db_exec(w->ddb, "budget_charge",
+                    "UPDATE rate_budget SET tokens = tokens - $1::int WHERE name = 'voipbin'", 1, p))
+        atomic_fetch_add(&w->m.db_errors, 1);
 }
 
 int budget_take(worker_t *w, int want)
@@ -456,6 +479,15 @@ int budget_take(worker_t *w, int want)
     got = PQntuples(r) ? (int)strtol(PQgetvalue(r, 0, 0), NULL, 10) : 0;
     PQclear(r);
     return got;
+}
+
+/* Applies webhooks kept for calls recorded in the committed batch. */
+static void apply_recorded(worker_t *w)
+{
+    for (int i = 0; i < w->n_recorded; i++)
+        if (otp_call_apply_pending(w->ddb, w->recorded[i]) != 0)
+            atomic_fetch_add(&w->m.db_errors, 1);
+    w->n_recorded = 0;
 }
 
 /* Gives back tokens taken for rows that were not there to claim. */
@@ -541,19 +573,13 @@ int dispatch_run(worker_t *w)
         int dropped = vb_client_drop_unsent(w->vb, free);
         atomic_fetch_sub(&w->m.in_flight, dropped);
         otp_warn("dispatch_batch_rolled_back", "claimed=%d calls_not_sent=%d", n, dropped);
+        w->n_recorded = 0;
         return -1;
     }
+    apply_recorded(w); /* calls adopted in this batch */
     return n;
 }
 
-/* Applies webhooks kept for calls recorded in the committed batch. */
-static void apply_recorded(worker_t *w)
-{
-    for (int i = 0; i < w->n_recorded; i++)
-        if (otp_call_apply_pending(w->ddb, w->recorded[i]) != 0)
-            atomic_fetch_add(&w->m.db_errors, 1);
-    w->n_recorded = 0;
-}
 
 void *dispatch_thread(void *arg)
 {

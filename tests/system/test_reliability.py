@@ -253,13 +253,6 @@ def test_kafka_broker_down_10s():
     assert fig["calls"] == 600
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "worker/dispatch.c: ambiguous calls do not resolve under load. recover_calling() takes a "
-    "second token for the GET /v1.0/calls lookup though dispatch_run() paid one for the row "
-    "(livelock: retry_scheduled cause=rate_budget every ~1 s); the lookup's further pages are "
-    "not budgeted and a failed lookup (429) is retried after a flat ~1 s, without Retry-After "
-    "or growing backoff (livelock: cause=call_lookup_failed); and dispatch_thread() applies "
-    "webhooks kept for a call adopted in dispatch_run() only while other calls are in flight"))
 def test_simulator_500s_and_latency():
     share = R.CallFaultShare(0.3, [{"fail_next": 1, "status": 500},
                                    {"drop_next": 1, "drop": "after"}])
