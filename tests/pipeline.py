@@ -220,6 +220,22 @@ class Pipeline:
         self.dlq.close()
 
 
+def running(worker_env=None, verifier_env=None, **pipeline_kw):
+    """A Pipeline with one verifier and one worker on a fresh Stack, for a pytest fixture:
+    `yield from P.running(...)`. Everything is stopped afterwards."""
+    with Stack() as s:
+        p = Pipeline(s, **pipeline_kw)
+        p.start_verifier(**(verifier_env or {}))
+        p.start_worker(**(worker_env or {}))
+        yield p
+        p.close()
+
+
+def types_of(p, rid):
+    """The event types of one request on otp.call_status, in order."""
+    return [e["type"] for e in sorted(p.status.of(rid), key=lambda e: e["seq"])]
+
+
 def call_request(call):
     """The JSON body that created a simulator call (GET /_sim/calls → request)."""
     return call.get("request") or {}

@@ -15,7 +15,6 @@ import uuid
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from stack import Stack  # noqa: E402
 import pipeline as P  # noqa: E402
 
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -29,20 +28,14 @@ def load_schema(name):
 
 @pytest.fixture(scope="module")
 def pipe():
-    with Stack() as s:
-        p = P.Pipeline(s)
-        p.start_verifier()
-        p.start_worker()
-        yield p
-        p.close()
+    yield from P.running()
 
 
 def phone(i, base=155520000):
     return "+1%09d" % (base + i)
 
 
-def types_of(p, rid):
-    return [e["type"] for e in sorted(p.status.of(rid), key=lambda e: e["seq"])]
+types_of = P.types_of
 
 
 def test_fifty_requests_called_read_and_verified(pipe):

@@ -84,12 +84,7 @@ def load_schema(name):
 
 @pytest.fixture(scope="module")
 def pipe():
-    with Stack() as s:
-        p = P.Pipeline(s)
-        p.start_verifier()
-        p.start_worker()
-        yield p
-        p.close()
+    yield from P.running()
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -212,8 +207,7 @@ def wait_row(pipe, rid, cols, pred, timeout=30):
         time.sleep(0.1)
 
 
-def types_of(pipe, rid):
-    return [e["type"] for e in sorted(pipe.status.of(rid), key=lambda e: e["seq"])]
+types_of = P.types_of
 
 
 def tables_exist(pipe):

@@ -44,8 +44,7 @@ def sms_to(p, phone):
             if (P.call_request(m).get("destinations") or [{}])[0].get("target") == phone]
 
 
-def types_of(p, rid):
-    return [e["type"] for e in sorted(p.status.of(rid), key=lambda e: e["seq"])]
+types_of = P.types_of
 
 
 def wait_type(p, rid, t, timeout=60):
