@@ -7,155 +7,138 @@
 
 #include "otp_db.h"
 #include "otp_log.h"
-#include "otp_outbox.h"
 
-#define NOT_FINAL "status NOT IN ('verified', 'locked', 'expired', 'superseded')"
+/* One statement, one round trip, one commit per check (autocommit). In order:
+ *   k    the caller's candidate hashes, one per key id of the keyring;
+ *   c    the challenge, locked, if a code may still be checked for it; `ok`
+ *        compares the stored hash with the candidate of the row's key id by
+ *        XOR over all 256 bits (no early exit);
+ *   f    a wrong code is counted against the user's hourly cap, only while
+ *        the user is under it (the upsert's row lock makes the test and the
+ *        count one step, whatever other challenges the user is checking);
+ *   upd  the attempt is counted, and the code consumed or the challenge
+ *        locked, in the same row change; a right code is taken only while
+ *        the user is under the cap;
+ *   ob   the events, in the same transaction.
+ * No row back: unknown, expired, locked, used, superseded or over the cap,
+ * all read-only and alike. The answer is sent after the commit, so the
+ * attempt is always counted before anyone learns the outcome. */
+#define NOT_FINAL "ch.status NOT IN ('verified', 'locked', 'expired', 'superseded')"
+#define RECENT(col) col " > now() - interval '1 hour'"
 
-/* The attempt is counted first, in its own statement; a user over the hourly
- * cap of wrong codes (across challenges) gets no attempt at all. */
-static const char attempt_sql[] =
-    "UPDATE challenges c SET attempts = attempts + 1, updated_at = now()"
-    " WHERE request_id = $1 AND code_hash IS NOT NULL AND expires_at > now()"
-    "   AND attempts < max_attempts AND " NOT_FINAL
-    "   AND (SELECT count(*) FROM verify_failures f"
-    "         WHERE f.user_id = c.user_id AND f.at > now() - interval '1 hour') < $2::int"
-    " RETURNING encode(code_hash, 'hex'), key_id, attempts, max_attempts, phone_masked, user_id";
+static const char verify_sql[] =
+    "WITH k AS ("
+    "  SELECT * FROM unnest($2::int[], $3::text[]) AS k(key_id, h)"
+    "), c AS ("
+    "  SELECT ch.request_id, ch.user_id,"
+    "    coalesce(bit_count(('x' || encode(ch.code_hash, 'hex'))::bit(256)"
+    "                       # ('x' || k.h)::bit(256)) = 0, false) AS ok"
+    "    FROM challenges ch LEFT JOIN k ON k.key_id = ch.key_id"
+    "   WHERE ch.request_id = $1 AND ch.code_hash IS NOT NULL AND ch.expires_at > now()"
+    "     AND ch.attempts < ch.max_attempts AND " NOT_FINAL
+    "   FOR UPDATE OF ch"
+    "), f AS ("
+    "  INSERT INTO verify_user_failures AS u (user_id, at)"
+    "  SELECT user_id, ARRAY[now()] FROM c WHERE NOT ok"
+    "  ON CONFLICT (user_id) DO UPDATE"
+    "     SET at = array(SELECT t FROM unnest(u.at) t WHERE " RECENT("t") " ORDER BY t) || now()"
+    "   WHERE (SELECT count(*) FROM unnest(u.at) t WHERE " RECENT("t") ") < $4::int"
+    "  RETURNING 1"
+    "), upd AS ("
+    "  UPDATE challenges t SET attempts = t.attempts + 1, updated_at = now(),"
+    "     status = CASE WHEN c.ok THEN 'verified'"
+    "                   WHEN t.attempts + 1 >= t.max_attempts THEN 'locked' ELSE t.status END,"
+    "     verified_at = CASE WHEN c.ok THEN now() ELSE t.verified_at END,"
+    "     next_attempt_at = CASE WHEN c.ok OR t.attempts + 1 >= t.max_attempts THEN NULL"
+    "                            ELSE t.next_attempt_at END"
+    "    FROM c"
+    "   WHERE t.request_id = c.request_id AND CASE WHEN c.ok"
+    "     THEN (SELECT count(*) FROM verify_user_failures u, unnest(u.at) x"
+    "            WHERE u.user_id = c.user_id AND " RECENT("x") ") < $4::int"
+    "     ELSE EXISTS (SELECT 1 FROM f) END"
+    "  RETURNING t.request_id, c.ok, t.attempts, t.max_attempts, t.phone_masked"
+    "), ob AS ("
+    "  INSERT INTO outbox (request_id, type, attrs)"
+    "  SELECT request_id, 'verified', jsonb_build_object('attempts', attempts) FROM upd WHERE ok"
+    "  UNION ALL"
+    "  SELECT request_id, 'verify_failed', jsonb_build_object('attempts', attempts,"
+    "         'attempts_left', max_attempts - attempts) FROM upd WHERE NOT ok"
+    "  UNION ALL"
+    "  SELECT request_id, 'locked', jsonb_build_object('attempts', attempts)"
+    "    FROM upd WHERE NOT ok AND attempts >= max_attempts"
+    ")"
+    "SELECT ok, attempts, max_attempts, phone_masked FROM upd";
 
-static const char consume_sql[] =
-    "UPDATE challenges SET status = 'verified', verified_at = now(), next_attempt_at = NULL,"
-    "       updated_at = now()"
-    " WHERE request_id = $1 AND code_hash = decode($2, 'hex') AND expires_at > now() AND " NOT_FINAL;
-
-static const char lock_sql[] =
-    "UPDATE challenges SET status = 'locked', next_attempt_at = NULL, updated_at = now()"
-    " WHERE request_id = $1 AND " NOT_FINAL;
-
-/* In one transaction: runs sql (if any) and, when it changed the row (or
- * there is no sql), adds the event. 1 changed, 0 not, -1 error. */
-static int change_tx(PGconn *db, const char *sql, int nparams, const char *const *params,
-                     const char *type, json_t *attrs)
+/* "{1,2}" and "{hex,hex}": the candidate hash of `code` under every key of
+ * the keyring, so the row's own key id picks one. The same work on every
+ * path, whether or not the challenge exists. */
+static int candidates(const otp_keyring_t *keys, const char *request_id, const char *code,
+                      char *ids, size_t ids_size, char *hashes, size_t hashes_size)
 {
-    PGresult *r;
-    int changed = 1;
+    size_t ni = 0, nh = 0;
 
-    if (otp_db_begin(db) != 0) {
-        json_decref(attrs);
+    ids[ni++] = '{';
+    hashes[nh++] = '{';
+    for (int i = 0; i < keys->n; i++) {
+        unsigned char h[OTP_HASH_BYTES];
+        int w;
+
+        if (otp_code_hash(keys, keys->keys[i].id, request_id, code, h) != 0)
+            return -1;
+        w = snprintf(ids + ni, ids_size - ni, "%s%d", i ? "," : "", keys->keys[i].id);
+        if (w < 0 || (size_t)w >= ids_size - ni || nh + 2 * OTP_HASH_BYTES + 3 > hashes_size)
+            return -1;
+        ni += (size_t)w;
+        if (i)
+            hashes[nh++] = ',';
+        sodium_bin2hex(hashes + nh, hashes_size - nh, h, sizeof(h));
+        nh += 2 * OTP_HASH_BYTES;
+        sodium_memzero(h, sizeof(h));
+    }
+    if (ni + 2 > ids_size)
         return -1;
-    }
-    if (sql) {
-        r = otp_db_query(db, type, sql, nparams, params);
-        if (!r) {
-            json_decref(attrs);
-            goto fail;
-        }
-        changed = strcmp(PQcmdTuples(r), "1") == 0;
-        PQclear(r);
-    }
-    if (changed) {
-        if (otp_outbox_add(db, params[0], type, attrs))
-            goto fail;
-    } else {
-        json_decref(attrs);
-    }
-    if (otp_db_commit(db) != 0)
-        return -1;
-    return changed;
-fail:
-    otp_db_rollback(db);
-    return -1;
+    ids[ni++] = '}';
+    ids[ni] = '\0';
+    hashes[nh++] = '}';
+    hashes[nh] = '\0';
+    return 0;
 }
-
-static verify_result_t verify_locked(PGconn *db, const otp_keyring_t *keys, const char *request_id,
-                                     const char *code, const char *cap, int *attempts_left);
-
-static const char user_lock_sql[] = "SELECT pg_advisory_lock(727276, hashtext(coalesce("
-    "(SELECT user_id FROM challenges WHERE request_id = $1::uuid), $1::text)))";
-static const char user_unlock_sql[] = "SELECT pg_advisory_unlock(727276, hashtext(coalesce("
-    "(SELECT user_id FROM challenges WHERE request_id = $1::uuid), $1::text)))";
 
 verify_result_t verify_code(PGconn *db, const otp_keyring_t *keys, const char *request_id,
                             const char *code, int max_failed_per_hour, int *attempts_left)
 {
-    char cap[12];
-    const char *p[1] = {request_id};
-    verify_result_t res;
+    char ids[OTP_MAX_KEYS * 12 + 3], hashes[OTP_MAX_KEYS * (2 * OTP_HASH_BYTES + 1) + 3], cap[12];
+    const char *p[4] = {request_id, ids, hashes, cap};
+    verify_result_t res = VERIFY_ERROR;
+    int attempts, max_attempts;
+    PGresult *r = NULL;
 
-    if (otp_db_ensure(db) != 0)
-        return VERIFY_ERROR;
+    if (candidates(keys, request_id, code, ids, sizeof(ids), hashes, sizeof(hashes)) != 0)
+        goto out;
     snprintf(cap, sizeof(cap), "%d", max_failed_per_hour);
-    /* One user's checks run one at a time (a session advisory lock on the
-     * user, or on the request id when there is no such challenge, so every
-     * path costs the same round trips): the hourly cap of wrong codes counts
-     * a failure before the next check of that user reads the count. */
-    if (otp_db_exec(db, "verify_lock", user_lock_sql, 1, p) != 0)
-        return VERIFY_ERROR;
-    res = verify_locked(db, keys, request_id, code, cap, attempts_left);
-    if (otp_db_exec(db, "verify_unlock", user_unlock_sql, 1, p) != 0) {
-        /* Do not keep a lock on a connection we cannot trust: start afresh. */
-        PQreset(db);
-    }
-    return res;
-}
-
-static verify_result_t verify_locked(PGconn *db, const otp_keyring_t *keys, const char *request_id,
-                                     const char *code, const char *cap, int *attempts_left)
-{
-    const char *p[2] = {request_id, cap};
-    unsigned char stored[OTP_HASH_BYTES];
-    char masked[32];
-    size_t stored_len = 0;
-    int key_id, attempts, max_attempts, match;
-    PGresult *r;
-
-    r = otp_db_query(db, "verify_attempt", attempt_sql, 2, p);
+    if (otp_db_ensure(db) != 0)
+        goto out;
+    r = otp_db_query(db, "verify", verify_sql, 4, p);
     if (!r)
-        return VERIFY_ERROR;
+        goto out;
     if (PQntuples(r) == 0) {
-        PQclear(r);
-        /* Do the compare's work anyway, so "no such challenge" costs the same. */
-        (void)otp_code_check(keys, keys->current_id, request_id, code, NULL, 0);
-        return VERIFY_REJECTED;
+        res = VERIFY_REJECTED;
+        goto out;
     }
-    if (sodium_hex2bin(stored, sizeof(stored), PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0),
-                       NULL, &stored_len, NULL) != 0)
-        stored_len = 0;
-    key_id = (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
-    attempts = (int)strtol(PQgetvalue(r, 0, 2), NULL, 10);
-    max_attempts = (int)strtol(PQgetvalue(r, 0, 3), NULL, 10);
-    snprintf(masked, sizeof(masked), "%s", PQgetvalue(r, 0, 4));
-    p[1] = PQgetvalue(r, 0, 0);
-
-    match = otp_code_check(keys, key_id, request_id, code, stored, stored_len);
-    if (match) {
-        /* The consume is one conditional update: of two right answers at once,
-         * only one changes the row. The stored hash is part of the condition,
-         * so a code replaced by a retried call meanwhile cannot be consumed. */
-        int rc = change_tx(db, consume_sql, 2, p, "verified", json_pack("{s:i}", "attempts", attempts));
-        PQclear(r);
-        if (rc < 0)
-            return VERIFY_ERROR;
-        if (rc == 0)
-            return VERIFY_REJECTED;
-        otp_info("verified", "request_id=%s phone=%s attempts=%d", request_id, masked, attempts);
-        return VERIFY_OK;
+    attempts = (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
+    max_attempts = (int)strtol(PQgetvalue(r, 0, 2), NULL, 10);
+    if (PQgetvalue(r, 0, 0)[0] == 't') {
+        otp_info("verified", "request_id=%s phone=%s attempts=%d", request_id, PQgetvalue(r, 0, 3),
+                 attempts);
+        res = VERIFY_OK;
+        goto out;
     }
     *attempts_left = max_attempts - attempts;
-    {
-        const char *fp[1] = {PQgetvalue(r, 0, 5)};
-        if (otp_db_exec(db, "verify_failure_count", "INSERT INTO verify_failures (user_id) VALUES ($1)",
-                        1, fp)) {
-            PQclear(r);
-            return VERIFY_ERROR;
-        }
-    }
+    otp_info("verify_failed", "request_id=%s phone=%s attempts_left=%d", request_id,
+             PQgetvalue(r, 0, 3), *attempts_left);
+    res = VERIFY_INCORRECT;
+out:
+    sodium_memzero(hashes, sizeof(hashes));
     PQclear(r);
-    if (change_tx(db, NULL, 1, p, "verify_failed",
-                  json_pack("{s:i, s:i}", "attempts", attempts, "attempts_left", *attempts_left)) < 0)
-        return VERIFY_ERROR;
-    if (*attempts_left <= 0 &&
-        change_tx(db, lock_sql, 1, p, "locked", json_pack("{s:i}", "attempts", attempts)) < 0)
-        return VERIFY_ERROR;
-    otp_info("verify_failed", "request_id=%s phone=%s attempts_left=%d", request_id, masked,
-             *attempts_left);
-    return VERIFY_INCORRECT;
+    return res;
 }

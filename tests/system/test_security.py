@@ -50,7 +50,7 @@ SCHEMA_DIR = os.path.join(ROOT, "schema")
 SAMPLE_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 CLOSED_DB = "postgresql://otp@127.0.0.1:1/otp"  # nothing listens on port 1
 TABLES = ("challenges", "calls", "outbox", "webhook_pending", "schema_migrations", "rate_budget",
-          "verify_failures")
+          "verify_user_failures", "dead_letters")
 
 # Phones that received a code (or were accepted); check 7 searches logs and topics for them.
 ISSUED_PHONES = set()
@@ -368,8 +368,15 @@ def test_per_user_cap_holds_under_concurrent_guesses(pipe):
     finally:
         proc.stop()
     assert not [r for r in results if r[0] == "error"], results
-    counts = {u: int(pipe.s.psql("SELECT count(*) FROM verify_failures WHERE user_id = '%s'" % u))
-              for u in users}
+    counts = {u: int(pipe.s.psql("SELECT coalesce(sum(cardinality(at)), 0) FROM verify_user_failures"
+                                 " WHERE user_id = '%s'" % u)) for u in users}
+    # What the guesser was told: no user got more "incorrect" answers than the cap.
+    by_rid = {ch.rid: u for ch, u in zip(chs, [u for u in users for _ in purposes])}
+    told = {u: 0 for u in users}
+    for body, (st, ans) in zip(bodies, results):
+        if st == 200 and ans.get("status") == "incorrect":
+            told[by_rid[json.loads(body)["request_id"]]] += 1
+    assert max(told.values()) <= cap, told
     print("%d concurrent wrong codes over %d challenges of %d users, cap %d: failures counted per "
           "user %s" % (len(bodies), len(chs), len(users), cap, sorted(counts.values())))
     assert max(counts.values()) <= cap, counts
