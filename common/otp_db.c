@@ -1,6 +1,7 @@
 #include "otp_db.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "otp_log.h"
@@ -73,4 +74,148 @@ void otp_db_rollback(PGconn *db)
 {
     PGresult *r = PQexec(db, "ROLLBACK");
     PQclear(r);
+}
+
+static void log_result_error(PGconn *db, const char *what, const PGresult *r)
+{
+    const char *msg = r ? PQresultErrorMessage(r) : NULL;
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+    if (!msg || !*msg)
+        msg = PQerrorMessage(db);
+    otp_error("db_error", "what=%s sqlstate=%s error=\"%.*s\"", what, state ? state : "-",
+              (int)strcspn(msg, "\n"), msg);
+}
+
+int otp_db_pipe_open(PGconn *db)
+{
+    return PQenterPipelineMode(db) == 1 ? 0 : -1;
+}
+
+int otp_db_pipe_send(PGconn *db, const char *sql, int nparams, const char *const *params,
+                     const int *lengths, const int *formats)
+{
+    return PQsendQueryParams(db, sql, nparams, NULL, params, lengths, formats, 0) == 1 ? 0 : -1;
+}
+
+int otp_db_pipe_close(PGconn *db, const char *what, PGresult **results, int n)
+{
+    int rc = 0, logged = 0;
+    PGresult *r;
+
+    if (PQpipelineSync(db) != 1) {
+        log_result_error(db, what, NULL);
+        rc = -1;
+        logged = 1;
+    }
+    for (int i = 0; i < n; i++) {
+        ExecStatusType st;
+
+        results[i] = NULL;
+        r = PQgetResult(db);
+        if (!r) {
+            rc = -1;
+            continue;
+        }
+        st = PQresultStatus(r);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            results[i] = r;
+        } else {
+            if (st != PGRES_PIPELINE_ABORTED && !logged) {
+                log_result_error(db, what, r);
+                logged = 1;
+            }
+            rc = -1;
+            PQclear(r);
+            if (st == PGRES_PIPELINE_SYNC)
+                break; /* fewer results than statements: the connection failed */
+        }
+        /* Each statement's results end with a NULL. */
+        while ((r = PQgetResult(db)) != NULL)
+            PQclear(r);
+    }
+    /* Up to and including the sync. */
+    while ((r = PQgetResult(db)) != NULL) {
+        ExecStatusType st = PQresultStatus(r);
+        PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC)
+            break;
+    }
+    if (PQexitPipelineMode(db) != 1) {
+        if (!logged)
+            log_result_error(db, what, NULL);
+        rc = -1;
+    }
+    if (rc != 0 && !logged)
+        otp_error("db_error", "what=%s error=\"pipeline ended early\"", what);
+    return rc;
+}
+
+static void pgarray_put(otp_pgarray_t *a, const char *s, size_t n)
+{
+    if (a->oom)
+        return;
+    if (a->len + n + 2 > a->cap) {
+        size_t cap = a->cap ? a->cap : 256;
+        char *ns;
+        while (a->len + n + 2 > cap)
+            cap *= 2;
+        ns = realloc(a->s, cap);
+        if (!ns) {
+            a->oom = 1;
+            return;
+        }
+        a->s = ns;
+        a->cap = cap;
+    }
+    memcpy(a->s + a->len, s, n);
+    a->len += n;
+}
+
+void otp_pgarray_add(otp_pgarray_t *a, const char *v)
+{
+    pgarray_put(a, a->n ? "," : "{", 1);
+    a->n++;
+    if (!v) {
+        pgarray_put(a, "NULL", 4);
+        return;
+    }
+    pgarray_put(a, "\"", 1);
+    for (const char *p = v; *p;) {
+        size_t k = strcspn(p, "\"\\");
+        pgarray_put(a, p, k);
+        p += k;
+        if (*p) {
+            char esc[2] = {'\\', *p++};
+            pgarray_put(a, esc, 2);
+        }
+    }
+    pgarray_put(a, "\"", 1);
+}
+
+const char *otp_pgarray_str(otp_pgarray_t *a)
+{
+    if (a->n == 0)
+        return "{}";
+    pgarray_put(a, "}", 1);
+    if (a->oom)
+        return NULL;
+    a->s[a->len] = '\0';
+    a->len--; /* the closing brace is re-added by the next call */
+    return a->s;
+}
+
+void otp_pgarray_reset(otp_pgarray_t *a)
+{
+    a->len = 0;
+    a->n = 0;
+    a->oom = 0;
+}
+
+void otp_pgarray_free(otp_pgarray_t *a)
+{
+    if (!a)
+        return;
+    free(a->s);
+    memset(a, 0, sizeof(*a));
 }

@@ -23,6 +23,37 @@ PGresult *otp_db_query(PGconn *db, const char *what, const char *sql, int nparam
 int otp_db_exec(PGconn *db, const char *what, const char *sql, int nparams,
                 const char *const *params) __attribute__((warn_unused_result));
 
+/* Pipeline mode (one round trip for many statements): open, send each
+ * statement, then close, which syncs and collects one result per statement
+ * sent (NULL where it failed or was skipped after an earlier failure; the
+ * caller PQclear()s the others) and leaves pipeline mode. close returns 0
+ * when every statement succeeded, -1 otherwise (the first error is logged
+ * with `what`). Statements after BEGIN in the same pipeline share its
+ * transaction; a failed one aborts the rest up to the sync. */
+int otp_db_pipe_open(PGconn *db) __attribute__((warn_unused_result));
+int otp_db_pipe_send(PGconn *db, const char *sql, int nparams, const char *const *params,
+                     const int *lengths, const int *formats) __attribute__((warn_unused_result));
+int otp_db_pipe_close(PGconn *db, const char *what, PGresult **results, int n)
+    __attribute__((warn_unused_result));
+
+/* A PostgreSQL array literal built one element at a time ("{a,NULL,"b c"}"),
+ * for passing a whole batch as one parameter ($1::text[] and unnest). */
+typedef struct otp_pgarray {
+    char *s;
+    size_t len, cap;
+    int n;
+    int oom;
+} otp_pgarray_t;
+
+/* Appends v (NULL = SQL NULL), quoted and escaped. */
+void otp_pgarray_add(otp_pgarray_t *a, const char *v);
+/* The literal, "{}" when empty; NULL if memory ran out. Owned by a. */
+const char *otp_pgarray_str(otp_pgarray_t *a);
+/* Empties a for reuse (keeps the memory). */
+void otp_pgarray_reset(otp_pgarray_t *a);
+/* Frees the memory; NULL-safe. */
+void otp_pgarray_free(otp_pgarray_t *a);
+
 int otp_db_begin(PGconn *db) __attribute__((warn_unused_result));
 int otp_db_commit(PGconn *db) __attribute__((warn_unused_result));
 void otp_db_rollback(PGconn *db);

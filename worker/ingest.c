@@ -45,41 +45,40 @@ static const char insert_sql[] =
     ")"
     "SELECT status FROM ins";
 
+/* The exact bytes of a bad message, once per source offset (a replayed
+ * batch finds its row again), and its "rejected" event the first time. */
+static const char dead_letter_sql[] =
+    "WITH dl AS ("
+    "  INSERT INTO dead_letters (reason, error, topic, kpartition, koffset, payload)"
+    "  VALUES ($1, $2, $3, $4, $5, $6)"
+    "  ON CONFLICT (topic, kpartition, koffset) DO UPDATE SET reason = excluded.reason"
+    "  RETURNING id, xmax = 0 AS fresh"
+    "), ob AS ("
+    "  INSERT INTO outbox (request_id, type, attrs)"
+    "  SELECT $7::uuid, 'rejected', $8::jsonb FROM dl WHERE fresh AND $7 IS NOT NULL"
+    ")"
+    "SELECT id FROM dl";
+
 typedef struct batch_item {
     rd_kafka_message_t *msg;
     int valid;
     otp_request_t req;
     char reason[48];
     char error[200];
+    /* Decided before the write. */
+    const char *country, *locale;
+    const char *status;  /* pending, expired, blocked or rate_limited */
+    const char *refusal; /* why, when not pending */
+    char hash_hex[65];   /* keypad mode: the app's code, hashed */
+    int keypad_len;
+    /* Learnt from the write. */
+    int is_new;
+    long long dead_letter_id;
 } batch_item_t;
 
 static int resolve_flag(int requested, int deflt)
 {
     return requested < 0 ? deflt : requested;
-}
-
-/* Resend: fills the number, user, purpose (and locale, unless the new request
- * names one) from the request being resent. 0 ok, 1 unknown, -1 error. */
-static int resolve_resend(worker_t *w, otp_request_t *req)
-{
-    const char *p[1] = {req->resend_of};
-    PGresult *r = otp_db_query(w->db, "resend_lookup",
-                               "SELECT phone, user_id, purpose, locale FROM challenges WHERE request_id = $1",
-                               1, p);
-    if (!r)
-        return -1;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return 1;
-    }
-    snprintf(req->phone, sizeof(req->phone), "%s", PQgetvalue(r, 0, 0));
-    if (!req->user_id[0])
-        snprintf(req->user_id, sizeof(req->user_id), "%s", PQgetvalue(r, 0, 1));
-    snprintf(req->purpose, sizeof(req->purpose), "%s", PQgetvalue(r, 0, 2));
-    if (!req->locale[0])
-        snprintf(req->locale, sizeof(req->locale), "%s", PQgetvalue(r, 0, 3));
-    PQclear(r);
-    return 0;
 }
 
 /* Keypad mode: opens the sealed code (the only place it is plain) and hashes
@@ -123,148 +122,6 @@ out:
     return rc;
 }
 
-/* Writes one valid request. 1 new, 0 duplicate, -1 error. hash_hex: the
- * keypad code's hash, or NULL. */
-static int store_request(worker_t *w, const otp_request_t *req, int64_t now_ms, const char *hash_hex,
-                         int keypad_len)
-{
-    char masked[OTP_PHONE_MAX + 4], code_len[8], max_att[8], max_calls[8], req_at[40], exp_at[40];
-    char options[192], key_id[8];
-    const char *country = otp_phone_country(req->phone);
-    const char *locale = otp_voice_pick(w->voice, req->locale, country, w->cfg.default_locale);
-    int ttl = req->ttl_seconds ? req->ttl_seconds : w->cfg.ttl_s;
-    int64_t expires_ms = req->requested_at_ms + (int64_t)ttl * 1000;
-    int too_old = now_ms + w->cfg.min_remaining_ms > expires_ms;
-    const char *status = "pending";
-    char reason[48] = "", other_js[128];
-    json_t *accepted;
-    char *accepted_js;
-    PGresult *r;
-    int rc;
-
-    if (too_old) {
-        status = "expired";
-        snprintf(reason, sizeof(reason), "too_old_on_arrival");
-    } else {
-        int db_error = 0;
-        const char *verdict = limits_check(w->db, &w->limits, req->phone, country, req->user_id,
-                                           w->global_accepted, reason, sizeof(reason), &db_error);
-        if (db_error)
-            return -1;
-        if (verdict)
-            status = verdict;
-    }
-    snprintf(other_js, sizeof(other_js), "{\"reason\":\"%s\"}", reason);
-
-    otp_phone_mask(req->phone, masked, sizeof(masked));
-    snprintf(code_len, sizeof(code_len), "%d",
-             keypad_len ? keypad_len : req->code_length ? req->code_length : w->cfg.code_length);
-    snprintf(key_id, sizeof(key_id), "%d", w->keys.current_id);
-    snprintf(max_att, sizeof(max_att), "%d", w->cfg.max_attempts);
-    snprintf(max_calls, sizeof(max_calls), "%d", w->cfg.max_call_attempts);
-    otp_time_format(req->requested_at_ms, req_at, sizeof(req_at));
-    otp_time_format(expires_ms, exp_at, sizeof(exp_at));
-    snprintf(options, sizeof(options),
-             "{\"gate\":%s,\"amd\":%s,\"sms_fallback\":%s,\"channel\":\"%s\",\"keypad\":%s}",
-             resolve_flag(req->delivery.gate, w->cfg.gate_default) ? "true" : "false",
-             resolve_flag(req->delivery.amd, w->cfg.amd_default) ? "true" : "false",
-             resolve_flag(req->delivery.sms_fallback, w->cfg.sms_fallback_default) ? "true" : "false",
-             req->delivery.sms ? "sms" : "voice", req->delivery.keypad ? "true" : "false");
-    accepted = json_pack("{s:s, s:s, s:i, s:s}", "locale", locale, "requested_locale",
-                         req->locale[0] ? req->locale : "", "code_length",
-                         req->code_length ? req->code_length : w->cfg.code_length, "expires_at", exp_at);
-    accepted_js = json_dumps(accepted, JSON_COMPACT);
-    json_decref(accepted);
-    {
-        const char *p[19] = {req->request_id, req->user_id, req->purpose, req->phone, masked,
-                             country, locale, code_len, max_att, max_calls, options,
-                             req->metadata[0] ? req->metadata : NULL, req_at, exp_at,
-                             status, accepted_js, other_js, hash_hex, hash_hex ? key_id : NULL};
-        r = otp_db_query(w->db, "ingest_insert", insert_sql, 19, p);
-    }
-    free(accepted_js);
-    if (!r)
-        return -1;
-    rc = PQntuples(r) > 0;
-    if (rc && too_old) {
-        atomic_fetch_add(&w->m.expired_on_arrival, 1);
-        otp_info("request_expired", "request_id=%s phone=%s reason=too_old_on_arrival",
-                 req->request_id, masked);
-    } else if (rc && strcmp(status, "pending") != 0) {
-        atomic_fetch_add(strcmp(status, "blocked") == 0 ? &w->m.blocked : &w->m.rate_limited, 1);
-        if (strcmp(reason, "global_hourly_cap") == 0 && !atomic_exchange(&w->m.circuit_open, 1))
-            otp_warn("circuit_open", "reason=global_hourly_cap limit=%d accepted_last_hour=%ld",
-                     w->limits.global_hour, w->global_accepted);
-        otp_info("request_refused", "request_id=%s phone=%s decision=%s reason=%s", req->request_id,
-                 masked, status, reason);
-    } else if (rc) {
-        w->global_accepted++;
-        otp_info("request_accepted", "request_id=%s phone=%s locale=%s", req->request_id, masked,
-                 locale);
-    }
-    PQclear(r);
-    return rc;
-}
-
-/* Keeps the exact bytes in dead_letters (same transaction as the batch) and
- * sends the masked copy to the DLQ with the row's id. */
-static int send_to_dlq(worker_t *w, batch_item_t *it, delivery_tracker_t *t)
-{
-    rd_kafka_message_t *m = it->msg;
-    size_t red_len = 0;
-    char *red = otp_redact_numbers(m->payload, m->len, &red_len);
-    char *env = NULL, part[12], off[24];
-    const char *p[6] = {it->reason, it->error, rd_kafka_topic_name(m->rkt), part, off, NULL};
-    int lens[6] = {0, 0, 0, 0, 0, (int)m->len};
-    int fmts[6] = {0, 0, 0, 0, 0, 1};
-    rd_kafka_resp_err_t err;
-    PGresult *r;
-    json_t *o;
-
-    if (!red)
-        return -1;
-    snprintf(part, sizeof(part), "%d", (int)m->partition);
-    snprintf(off, sizeof(off), "%lld", (long long)m->offset);
-    p[5] = m->payload ? m->payload : "";
-    r = PQexecParams(w->db,
-                     "INSERT INTO dead_letters (reason, error, topic, kpartition, koffset, payload)"
-                     " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                     6, NULL, p, lens, fmts, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        otp_error("db_error", "what=dead_letter error=\"%.*s\"",
-                  (int)strcspn(PQresultErrorMessage(r), "\n"), PQresultErrorMessage(r));
-        PQclear(r);
-        free(red);
-        return -1;
-    }
-    env = otp_dlq_envelope(it->reason, it->error, rd_kafka_topic_name(m->rkt), m->partition,
-                           m->offset, red, red_len);
-    free(red);
-    o = env ? json_loads(env, 0, NULL) : NULL;
-    free(env);
-    env = NULL;
-    if (o) {
-        json_object_set_new(o, "dead_letter_id", json_integer(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
-        env = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-    }
-    PQclear(r);
-    if (!env)
-        return -1;
-    err = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(w->cfg.topic_dlq),
-                            RD_KAFKA_V_VALUE(env, strlen(env)),
-                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                            RD_KAFKA_V_HEADER("dlq.reason", it->reason, -1),
-                            RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
-    if (err) {
-        free(env);
-        otp_error("dlq_produce_failed", "error=\"%s\"", rd_kafka_err2str(err));
-        return -1;
-    }
-    t->pending++;
-    return 0;
-}
-
 /* Hands a failed batch back: the next poll starts again at its first offsets. */
 static void rewind_batch(worker_t *w, batch_item_t *items, int n)
 {
@@ -306,6 +163,326 @@ static void store_offsets(worker_t *w, batch_item_t *items, int n)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
+/* Resends: fills the number, user, purpose (and locale, unless the new
+ * request names one) from the request being resent, found earlier in the
+ * batch or in one lookup for the whole batch. -1 on a database error. */
+static int resolve_resends(worker_t *w, batch_item_t *items, int n)
+{
+    otp_pgarray_t ids = {0};
+    const char *p[1];
+    PGresult *r = NULL;
+    int rc = -1;
+
+    for (int i = 0; i < n; i++)
+        if (items[i].valid && items[i].req.resend_of[0])
+            otp_pgarray_add(&ids, items[i].req.resend_of);
+    if (ids.n == 0)
+        return 0;
+    p[0] = otp_pgarray_str(&ids);
+    if (!p[0])
+        goto out;
+    r = otp_db_query(w->db, "resend_lookup",
+                     "SELECT request_id::text, phone, user_id, purpose, locale FROM challenges"
+                     " WHERE request_id = ANY($1::uuid[])",
+                     1, p);
+    if (!r)
+        goto out;
+    for (int i = 0; i < n; i++) {
+        otp_request_t *req = &items[i].req;
+        const char *phone = NULL, *user = NULL, *purpose = NULL, *locale = NULL;
+
+        if (!items[i].valid || !req->resend_of[0])
+            continue;
+        for (int j = i - 1; j >= 0 && !phone; j--) {
+            if (items[j].valid && strcmp(items[j].req.request_id, req->resend_of) == 0) {
+                phone = items[j].req.phone;
+                user = items[j].req.user_id;
+                purpose = items[j].req.purpose;
+                locale = items[j].locale;
+            }
+        }
+        for (int k = 0; k < PQntuples(r) && !phone; k++) {
+            if (strcmp(PQgetvalue(r, k, 0), req->resend_of) == 0) {
+                phone = PQgetvalue(r, k, 1);
+                user = PQgetvalue(r, k, 2);
+                purpose = PQgetvalue(r, k, 3);
+                locale = PQgetvalue(r, k, 4);
+            }
+        }
+        if (!phone) {
+            items[i].valid = 0;
+            snprintf(items[i].reason, sizeof(items[i].reason), "unknown_resend_of");
+            snprintf(items[i].error, sizeof(items[i].error), "resend_of names no known request");
+            continue;
+        }
+        snprintf(req->phone, sizeof(req->phone), "%s", phone);
+        if (!req->user_id[0])
+            snprintf(req->user_id, sizeof(req->user_id), "%s", user);
+        snprintf(req->purpose, sizeof(req->purpose), "%s", purpose);
+        if (!req->locale[0])
+            snprintf(req->locale, sizeof(req->locale), "%s", locale);
+    }
+    rc = 0;
+out:
+    PQclear(r);
+    otp_pgarray_free(&ids);
+    return rc;
+}
+
+/* The decision for one valid request, in batch order: too old, blocked, over
+ * a budget, or pending (counted in the ledger for the requests after it). */
+static void decide(worker_t *w, batch_item_t *it, int64_t now_ms)
+{
+    const otp_request_t *req = &it->req;
+    int ttl = req->ttl_seconds ? req->ttl_seconds : w->cfg.ttl_s;
+    limits_counts_t counts;
+    limits_verdict_t v;
+
+    it->status = "pending";
+    it->refusal = "";
+    if (now_ms + w->cfg.min_remaining_ms > req->requested_at_ms + (int64_t)ttl * 1000) {
+        it->status = "expired";
+        it->refusal = "too_old_on_arrival";
+        return;
+    }
+    limits_ledger_counts(w->ledger, req->phone, req->user_id, it->country, &counts);
+    v = limits_decide(&w->limits, req->phone, it->country, &counts, &it->refusal);
+    if (v != LIMITS_ALLOW) {
+        it->status = limits_verdict_name(v);
+        return;
+    }
+    limits_ledger_add(w->ledger, req->phone, req->user_id, it->country, 0);
+}
+
+/* Sends the insert of one valid request (pipeline mode). */
+static int send_insert(worker_t *w, const batch_item_t *it)
+{
+    const otp_request_t *req = &it->req;
+    char masked[OTP_PHONE_MAX + 4], code_len[8], max_att[8], max_calls[8], req_at[40], exp_at[40];
+    char options[192], key_id[8], other_js[128];
+    int ttl = req->ttl_seconds ? req->ttl_seconds : w->cfg.ttl_s;
+    int64_t expires_ms = req->requested_at_ms + (int64_t)ttl * 1000;
+    const char *hash_hex = it->keypad_len ? it->hash_hex : NULL;
+    json_t *accepted;
+    char *accepted_js;
+    int rc;
+
+    snprintf(other_js, sizeof(other_js), "{\"reason\":\"%s\"}", it->refusal);
+    otp_phone_mask(req->phone, masked, sizeof(masked));
+    snprintf(code_len, sizeof(code_len), "%d",
+             it->keypad_len ? it->keypad_len : req->code_length ? req->code_length : w->cfg.code_length);
+    snprintf(key_id, sizeof(key_id), "%d", w->keys.current_id);
+    snprintf(max_att, sizeof(max_att), "%d", w->cfg.max_attempts);
+    snprintf(max_calls, sizeof(max_calls), "%d", w->cfg.max_call_attempts);
+    otp_time_format(req->requested_at_ms, req_at, sizeof(req_at));
+    otp_time_format(expires_ms, exp_at, sizeof(exp_at));
+    snprintf(options, sizeof(options),
+             "{\"gate\":%s,\"amd\":%s,\"sms_fallback\":%s,\"channel\":\"%s\",\"keypad\":%s}",
+             resolve_flag(req->delivery.gate, w->cfg.gate_default) ? "true" : "false",
+             resolve_flag(req->delivery.amd, w->cfg.amd_default) ? "true" : "false",
+             resolve_flag(req->delivery.sms_fallback, w->cfg.sms_fallback_default) ? "true" : "false",
+             req->delivery.sms ? "sms" : "voice", req->delivery.keypad ? "true" : "false");
+    accepted = json_pack("{s:s, s:s, s:i, s:s}", "locale", it->locale, "requested_locale",
+                         req->locale[0] ? req->locale : "", "code_length",
+                         req->code_length ? req->code_length : w->cfg.code_length, "expires_at", exp_at);
+    accepted_js = accepted ? json_dumps(accepted, JSON_COMPACT) : NULL;
+    json_decref(accepted);
+    if (!accepted_js)
+        return -1;
+    {
+        const char *p[19] = {req->request_id, req->user_id, req->purpose, req->phone, masked,
+                             it->country, it->locale, code_len, max_att, max_calls, options,
+                             req->metadata[0] ? req->metadata : NULL, req_at, exp_at,
+                             it->status, accepted_js, other_js, hash_hex, hash_hex ? key_id : NULL};
+        rc = otp_db_pipe_send(w->db, insert_sql, 19, p, NULL, NULL);
+    }
+    free(accepted_js);
+    return rc;
+}
+
+/* Sends the dead letter of one bad message (pipeline mode). */
+static int send_dead_letter(worker_t *w, const batch_item_t *it)
+{
+    rd_kafka_message_t *m = it->msg;
+    char part[12], off[24];
+    json_t *attrs = json_pack("{s:s, s:s}", "reason", it->reason, "error", it->error);
+    char *attrs_js = attrs ? json_dumps(attrs, JSON_COMPACT) : NULL;
+    const char *p[8] = {it->reason, it->error, rd_kafka_topic_name(m->rkt), part, off,
+                        m->payload ? m->payload : "",
+                        it->req.request_id[0] ? it->req.request_id : NULL, attrs_js};
+    int lens[8] = {0, 0, 0, 0, 0, (int)m->len, 0, 0};
+    int fmts[8] = {0, 0, 0, 0, 0, 1, 0, 0};
+    int rc = -1;
+
+    json_decref(attrs);
+    snprintf(part, sizeof(part), "%d", (int)m->partition);
+    snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+    if (attrs_js)
+        rc = otp_db_pipe_send(w->db, dead_letter_sql, 8, p, lens, fmts);
+    free(attrs_js);
+    return rc;
+}
+
+/* Sends the masked copy of a bad message to the DLQ, naming its dead letter. */
+static int produce_dlq(worker_t *w, const batch_item_t *it, delivery_tracker_t *t)
+{
+    rd_kafka_message_t *m = it->msg;
+    size_t red_len = 0;
+    char *red = otp_redact_numbers(m->payload, m->len, &red_len);
+    char *env = NULL;
+    rd_kafka_resp_err_t err;
+    json_t *o;
+
+    if (!red)
+        return -1;
+    env = otp_dlq_envelope(it->reason, it->error, rd_kafka_topic_name(m->rkt), m->partition,
+                           m->offset, red, red_len);
+    free(red);
+    o = env ? json_loads(env, 0, NULL) : NULL;
+    free(env);
+    env = NULL;
+    if (o) {
+        json_object_set_new(o, "dead_letter_id", json_integer(it->dead_letter_id));
+        env = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+    }
+    if (!env)
+        return -1;
+    err = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(w->cfg.topic_dlq),
+                            RD_KAFKA_V_VALUE(env, strlen(env)),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                            RD_KAFKA_V_HEADER("dlq.reason", it->reason, -1),
+                            RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+    if (err) {
+        free(env);
+        otp_error("dlq_produce_failed", "error=\"%s\"", rd_kafka_err2str(err));
+        return -1;
+    }
+    t->pending++;
+    return 0;
+}
+
+/* Logs and counts the outcome of each message of a committed batch. */
+static void report_batch(worker_t *w, const batch_item_t *items, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const batch_item_t *it = &items[i];
+        char masked[OTP_PHONE_MAX + 4];
+
+        if (!it->valid) {
+            otp_warn("request_rejected", "request_id=%s reason=%s error=\"%s\" partition=%d offset=%lld",
+                     it->req.request_id[0] ? it->req.request_id : "-", it->reason, it->error,
+                     (int)it->msg->partition, (long long)it->msg->offset);
+            atomic_fetch_add(&w->m.dlq, 1);
+            continue;
+        }
+        atomic_fetch_add(it->is_new ? &w->m.accepted : &w->m.duplicates, 1);
+        if (!it->is_new)
+            continue;
+        otp_phone_mask(it->req.phone, masked, sizeof(masked));
+        if (strcmp(it->status, "expired") == 0) {
+            atomic_fetch_add(&w->m.expired_on_arrival, 1);
+            otp_info("request_expired", "request_id=%s phone=%s reason=%s", it->req.request_id,
+                     masked, it->refusal);
+        } else if (strcmp(it->status, "pending") != 0) {
+            atomic_fetch_add(strcmp(it->status, "blocked") == 0 ? &w->m.blocked : &w->m.rate_limited, 1);
+            if (strcmp(it->refusal, "global_hourly_cap") == 0 && !atomic_exchange(&w->m.circuit_open, 1))
+                otp_warn("circuit_open", "reason=global_hourly_cap limit=%d", w->limits.global_hour);
+            otp_info("request_refused", "request_id=%s phone=%s decision=%s reason=%s",
+                     it->req.request_id, masked, it->status, it->refusal);
+        } else {
+            otp_info("request_accepted", "request_id=%s phone=%s locale=%s", it->req.request_id,
+                     masked, it->locale);
+        }
+    }
+}
+
+/* Makes a parsed batch durable: one read of the budgets (and of resent
+ * requests), one pipeline that writes every request and dead letter inside
+ * one transaction, then the DLQ copies, then one pipeline that adds the
+ * batch to the budgets and commits. -1 when nothing of it is committed. */
+static int write_batch(worker_t *w, batch_item_t *items, int n, delivery_tracker_t *dlq)
+{
+    PGresult *res[BATCH_MAX + 1], *fin[2] = {NULL, NULL};
+    int64_t now_ms = otp_now_ms();
+    int n_bad = 0, stored, nfin = 0, rc = -1, in_tx = 0;
+
+    memset(res, 0, sizeof(res));
+    if (resolve_resends(w, items, n) != 0)
+        return -1;
+    limits_ledger_reset(w->ledger);
+    for (int i = 0; i < n; i++) {
+        batch_item_t *it = &items[i];
+        if (it->valid && it->req.delivery.keypad &&
+            open_keypad_code(w, &it->req, it->hash_hex, &it->keypad_len, it->reason,
+                             sizeof(it->reason), it->error, sizeof(it->error)) != 0)
+            it->valid = 0;
+        if (!it->valid)
+            continue;
+        it->country = otp_phone_country(it->req.phone);
+        it->locale = otp_voice_pick(w->voice, it->req.locale, it->country, w->cfg.default_locale);
+        if (limits_ledger_want(w->ledger, it->req.phone, it->req.user_id, it->country) != 0)
+            return -1;
+    }
+    if (limits_ledger_load(w->ledger, w->db) != 0)
+        return -1;
+    if (w->limits.global_hour && limits_ledger_global(w->ledger) < w->limits.global_hour &&
+        atomic_exchange(&w->m.circuit_open, 0))
+        otp_info("circuit_closed", "accepted_last_hour=%ld", limits_ledger_global(w->ledger));
+    for (int i = 0; i < n; i++)
+        if (items[i].valid)
+            decide(w, &items[i], now_ms);
+
+    if (otp_db_pipe_open(w->db) != 0)
+        return -1;
+    stored = otp_db_pipe_send(w->db, "BEGIN", 0, NULL, NULL, NULL);
+    for (int i = 0; i < n && stored == 0; i++)
+        stored = items[i].valid ? send_insert(w, &items[i]) : send_dead_letter(w, &items[i]);
+    if (otp_db_pipe_close(w->db, "ingest_write", res, n + 1) != 0 || stored != 0)
+        goto out;
+    in_tx = 1;
+    for (int i = 0; i < n; i++) {
+        batch_item_t *it = &items[i];
+        PGresult *r = res[i + 1];
+        if (!it->valid) {
+            it->dead_letter_id = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+            if (produce_dlq(w, it, dlq) != 0)
+                goto out;
+            n_bad++;
+            continue;
+        }
+        it->is_new = PQntuples(r) > 0;
+        if (!it->is_new && strcmp(it->status, "pending") == 0)
+            limits_ledger_add(w->ledger, it->req.phone, it->req.user_id, it->country, 1);
+    }
+    /* The DLQ copies must be on the broker before the offsets move past them. */
+    if (n_bad && delivery_wait(w->producer, dlq, 15000) != 0) {
+        otp_error("dlq_delivery_failed", "error=\"%s\"", rd_kafka_err2str(dlq->last_err));
+        goto out;
+    }
+    if (otp_db_pipe_open(w->db) != 0)
+        goto out;
+    stored = limits_ledger_send_store(w->ledger, w->db);
+    nfin = stored == 1 ? 2 : 1;
+    if (stored >= 0)
+        stored = otp_db_pipe_send(w->db, "COMMIT", 0, NULL, NULL, NULL);
+    if (otp_db_pipe_close(w->db, "ingest_commit", fin, nfin) != 0 || stored != 0)
+        goto out;
+    in_tx = 0;
+    report_batch(w, items, n);
+    rc = 0;
+out:
+    for (int i = 0; i <= n; i++)
+        PQclear(res[i]);
+    PQclear(fin[0]);
+    PQclear(fin[1]);
+    for (int i = 0; i < n; i++)
+        sodium_memzero(items[i].hash_hex, sizeof(items[i].hash_hex));
+    if (rc != 0 && (in_tx || PQtransactionStatus(w->db) != PQTRANS_IDLE))
+        otp_db_rollback(w->db);
+    return rc;
+}
+
 int ingest_poll(worker_t *w, int timeout_ms)
 {
     static batch_item_t items[BATCH_MAX];
@@ -313,7 +490,6 @@ int ingest_poll(worker_t *w, int timeout_ms)
      * dead stack frame. Pending counts carry over; failures are per batch. */
     static delivery_tracker_t dlq;
     int n = 0, rc = -1;
-    int64_t now_ms;
 
     while (n < BATCH_MAX) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, n == 0 ? timeout_ms : 0);
@@ -336,71 +512,14 @@ int ingest_poll(worker_t *w, int timeout_ms)
         return 0;
     dlq.failed = 0;
     atomic_fetch_add(&w->m.consumed, n);
-    now_ms = otp_now_ms();
 
-    if (otp_db_ensure(w->db) != 0 || otp_db_begin(w->db) != 0)
-        goto fail;
-    /* One global count per batch; the batch's own acceptances are added as they happen. */
-    w->global_accepted = limits_global_count(w->db);
-    if (w->global_accepted < 0)
-        goto fail_tx;
-    if (w->limits.global_hour && w->global_accepted < w->limits.global_hour &&
-        atomic_exchange(&w->m.circuit_open, 0))
-        otp_info("circuit_closed", "accepted_last_hour=%ld", w->global_accepted);
-    for (int i = 0; i < n; i++) {
-        batch_item_t *it = &items[i];
-        char hash_hex[65];
-        int keypad_len = 0;
-
-        if (it->valid && it->req.resend_of[0]) {
-            int rr = resolve_resend(w, &it->req);
-            if (rr < 0)
-                goto fail_tx;
-            if (rr == 1) {
-                it->valid = 0;
-                snprintf(it->reason, sizeof(it->reason), "unknown_resend_of");
-                snprintf(it->error, sizeof(it->error), "resend_of names no known request");
-            }
-        }
-        if (it->valid && it->req.delivery.keypad &&
-            open_keypad_code(w, &it->req, hash_hex, &keypad_len, it->reason, sizeof(it->reason),
-                             it->error, sizeof(it->error)) != 0)
-            it->valid = 0;
-        if (it->valid) {
-            int s = store_request(w, &it->req, now_ms, keypad_len ? hash_hex : NULL, keypad_len);
-            sodium_memzero(hash_hex, sizeof(hash_hex));
-            if (s < 0)
-                goto fail_tx;
-            atomic_fetch_add(s ? &w->m.accepted : &w->m.duplicates, 1);
-            continue;
-        }
-        otp_warn("request_rejected", "request_id=%s reason=%s error=\"%s\" partition=%d offset=%lld",
-                 it->req.request_id[0] ? it->req.request_id : "-", it->reason, it->error,
-                 (int)it->msg->partition, (long long)it->msg->offset);
-        if (it->req.request_id[0] &&
-            otp_outbox_add(w->db, it->req.request_id, "rejected",
-                           json_pack("{s:s, s:s}", "reason", it->reason, "error", it->error)))
-            goto fail_tx;
-        if (send_to_dlq(w, it, &dlq) != 0)
-            goto fail_tx;
-        atomic_fetch_add(&w->m.dlq, 1);
+    if (otp_db_ensure(w->db) != 0 || write_batch(w, items, n, &dlq) != 0) {
+        atomic_fetch_add(&w->m.db_errors, 1);
+        rewind_batch(w, items, n);
+    } else {
+        store_offsets(w, items, n);
+        rc = n;
     }
-    /* The DLQ copies must be on the broker before the offsets move past them. */
-    if (dlq.pending && delivery_wait(w->producer, &dlq, 15000) != 0) {
-        otp_error("dlq_delivery_failed", "error=\"%s\"", rd_kafka_err2str(dlq.last_err));
-        goto fail_tx;
-    }
-    if (otp_db_commit(w->db) != 0)
-        goto fail;
-    store_offsets(w, items, n);
-    rc = n;
-    goto out;
-fail_tx:
-    otp_db_rollback(w->db);
-fail:
-    atomic_fetch_add(&w->m.db_errors, 1);
-    rewind_batch(w, items, n);
-out:
     for (int i = 0; i < n; i++)
         rd_kafka_message_destroy(items[i].msg);
     return rc;

@@ -1,15 +1,13 @@
 #include "limits.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "otp_config.h"
 #include "otp_db.h"
-
-/* Requests that count against a budget: every one that was let through. */
-#define COUNTED "status NOT IN ('rate_limited', 'blocked')"
 
 static int load_list(char *dst, size_t size, const char *setting, int phone_prefixes, char *errstr,
                      size_t errstr_size)
@@ -57,21 +55,6 @@ int limits_load(limits_cfg_t *l, char *errstr, size_t errstr_size)
     return 0;
 }
 
-long limits_global_count(PGconn *db)
-{
-    PGresult *r = otp_db_query(db, "limits_global",
-                               "SELECT count(*) FROM challenges"
-                               " WHERE created_at > now() - interval '1 hour' AND " COUNTED,
-                               0, NULL);
-    long n;
-
-    if (!r)
-        return -1;
-    n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return n;
-}
-
 static int premium(const limits_cfg_t *l, const char *phone)
 {
     const char *p = l->premium;
@@ -86,62 +69,329 @@ static int premium(const limits_cfg_t *l, const char *phone)
     return 0;
 }
 
-const char *limits_check(PGconn *db, const limits_cfg_t *l, const char *phone, const char *country,
-                         const char *user_id, long global_accepted, char *reason,
-                         size_t reason_size, int *db_error)
+limits_verdict_t limits_decide(const limits_cfg_t *l, const char *phone, const char *country,
+                               const limits_counts_t *c, const char **reason)
 {
-    const char *p[3] = {phone, user_id, country};
-    PGresult *r;
-    long phone_15, phone_day, user_hour, country_hour;
-
-    *db_error = 0;
     if (l->allow[0]) {
         char needle[8];
         snprintf(needle, sizeof(needle), ",%s,", country);
         if (!*country || !strstr(l->allow, needle)) {
-            snprintf(reason, reason_size, "country_not_allowed");
-            return "blocked";
+            *reason = "country_not_allowed";
+            return LIMITS_BLOCKED;
         }
     }
     if (premium(l, phone)) {
-        snprintf(reason, reason_size, "premium_rate_prefix");
-        return "blocked";
+        *reason = "premium_rate_prefix";
+        return LIMITS_BLOCKED;
     }
-    if (l->global_hour && global_accepted >= l->global_hour) {
-        snprintf(reason, reason_size, "global_hourly_cap");
-        return "rate_limited";
-    }
-    if (!l->phone_15min && !l->phone_day && !l->user_hour && !l->country_hour)
-        return NULL;
-    r = otp_db_query(db, "limits_counts",
-                     "SELECT"
-                     " (SELECT count(*) FROM challenges WHERE phone = $1 AND " COUNTED
-                     "    AND created_at > now() - interval '15 minutes'),"
-                     " (SELECT count(*) FROM challenges WHERE phone = $1 AND " COUNTED
-                     "    AND created_at > now() - interval '1 day'),"
-                     " (SELECT count(*) FROM challenges WHERE user_id = $2 AND " COUNTED
-                     "    AND created_at > now() - interval '1 hour'),"
-                     " (SELECT count(*) FROM challenges WHERE country = $3 AND " COUNTED
-                     "    AND created_at > now() - interval '1 hour')",
-                     3, p);
-    if (!r) {
-        *db_error = 1;
-        return NULL;
-    }
-    phone_15 = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-    phone_day = strtol(PQgetvalue(r, 0, 1), NULL, 10);
-    user_hour = strtol(PQgetvalue(r, 0, 2), NULL, 10);
-    country_hour = strtol(PQgetvalue(r, 0, 3), NULL, 10);
-    PQclear(r);
-    if (l->phone_15min && phone_15 >= l->phone_15min)
-        snprintf(reason, reason_size, "phone_15min");
-    else if (l->phone_day && phone_day >= l->phone_day)
-        snprintf(reason, reason_size, "phone_day");
-    else if (l->user_hour && user_hour >= l->user_hour)
-        snprintf(reason, reason_size, "user_hour");
-    else if (l->country_hour && country_hour >= l->country_hour)
-        snprintf(reason, reason_size, "country_hour");
+    if (l->global_hour && c->global_hour >= l->global_hour)
+        *reason = "global_hourly_cap";
+    else if (l->phone_15min && c->phone_15min >= l->phone_15min)
+        *reason = "phone_15min";
+    else if (l->phone_day && c->phone_day >= l->phone_day)
+        *reason = "phone_day";
+    else if (l->user_hour && c->user_hour >= l->user_hour)
+        *reason = "user_hour";
+    else if (l->country_hour && c->country_hour >= l->country_hour)
+        *reason = "country_hour";
     else
+        return LIMITS_ALLOW;
+    return LIMITS_RATE_LIMITED;
+}
+
+const char *limits_verdict_name(limits_verdict_t v)
+{
+    switch (v) {
+    case LIMITS_BLOCKED:
+        return "blocked";
+    case LIMITS_RATE_LIMITED:
+        return "rate_limited";
+    case LIMITS_ALLOW:
+    default:
         return NULL;
-    return "rate_limited";
+    }
+}
+
+/* ---- the ledger ---- */
+
+/* Scopes as stored in budget_counts.scope. */
+#define SCOPE_PHONE 'p'
+#define SCOPE_USER 'u'
+#define SCOPE_COUNTRY 'c'
+#define SCOPE_GLOBAL 'g'
+
+typedef struct ledger_entry {
+    char scope;
+    char *key;
+    long n15, hour, day; /* before the batch */
+    long added;          /* accepted in the batch */
+} ledger_entry_t;
+
+struct limits_ledger {
+    const limits_cfg_t *cfg;
+    ledger_entry_t *e;
+    int n, cap;
+    int *slot; /* open addressing: index into e, -1 = free */
+    int nslots;
+};
+
+static uint32_t key_hash(char scope, const char *key)
+{
+    uint32_t h = 2166136261u ^ (unsigned char)scope;
+
+    h *= 16777619u;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+        h ^= *p;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static int find_slot(const limits_ledger_t *lg, char scope, const char *key)
+{
+    int i = (int)(key_hash(scope, key) & (uint32_t)(lg->nslots - 1));
+
+    while (lg->slot[i] >= 0) {
+        const ledger_entry_t *e = &lg->e[lg->slot[i]];
+        if (e->scope == scope && strcmp(e->key, key) == 0)
+            break;
+        i = (i + 1) & (lg->nslots - 1);
+    }
+    return i;
+}
+
+static ledger_entry_t *lookup(const limits_ledger_t *lg, char scope, const char *key)
+{
+    int i = find_slot(lg, scope, key);
+    return lg->slot[i] >= 0 ? &lg->e[lg->slot[i]] : NULL;
+}
+
+static int grow(limits_ledger_t *lg)
+{
+    int nslots = lg->nslots * 2;
+    int *slot = malloc(sizeof(int) * (size_t)nslots);
+    ledger_entry_t *e = realloc(lg->e, sizeof(*e) * (size_t)(nslots / 2));
+
+    if (!slot || !e) {
+        free(slot);
+        if (e)
+            lg->e = e;
+        return -1;
+    }
+    lg->e = e;
+    lg->cap = nslots / 2;
+    free(lg->slot);
+    lg->slot = slot;
+    lg->nslots = nslots;
+    memset(slot, -1, sizeof(int) * (size_t)nslots);
+    for (int k = 0; k < lg->n; k++)
+        lg->slot[find_slot(lg, lg->e[k].scope, lg->e[k].key)] = k;
+    return 0;
+}
+
+static int want(limits_ledger_t *lg, char scope, const char *key)
+{
+    int i;
+
+    if (lg->n + 1 > lg->cap && grow(lg) != 0)
+        return -1;
+    i = find_slot(lg, scope, key);
+    if (lg->slot[i] >= 0)
+        return 0;
+    lg->e[lg->n].key = strdup(key);
+    if (!lg->e[lg->n].key)
+        return -1;
+    lg->e[lg->n].scope = scope;
+    lg->e[lg->n].n15 = lg->e[lg->n].hour = lg->e[lg->n].day = lg->e[lg->n].added = 0;
+    lg->slot[i] = lg->n++;
+    return 0;
+}
+
+limits_ledger_t *limits_ledger_new(const limits_cfg_t *l)
+{
+    limits_ledger_t *lg = calloc(1, sizeof(*lg));
+
+    if (!lg)
+        return NULL;
+    lg->cfg = l;
+    lg->nslots = 256;
+    lg->cap = lg->nslots / 2;
+    lg->slot = malloc(sizeof(int) * (size_t)lg->nslots);
+    lg->e = malloc(sizeof(*lg->e) * (size_t)lg->cap);
+    if (!lg->slot || !lg->e) {
+        limits_ledger_destroy(lg);
+        return NULL;
+    }
+    memset(lg->slot, -1, sizeof(int) * (size_t)lg->nslots);
+    return lg;
+}
+
+void limits_ledger_reset(limits_ledger_t *lg)
+{
+    for (int k = 0; k < lg->n; k++)
+        free(lg->e[k].key);
+    lg->n = 0;
+    memset(lg->slot, -1, sizeof(int) * (size_t)lg->nslots);
+}
+
+void limits_ledger_destroy(limits_ledger_t *lg)
+{
+    if (!lg)
+        return;
+    if (lg->e)
+        limits_ledger_reset(lg);
+    free(lg->slot);
+    free(lg->e);
+    free(lg);
+}
+
+int limits_ledger_want(limits_ledger_t *lg, const char *phone, const char *user_id,
+                       const char *country)
+{
+    const limits_cfg_t *l = lg->cfg;
+
+    if ((l->phone_15min || l->phone_day) && want(lg, SCOPE_PHONE, phone) != 0)
+        return -1;
+    if (l->user_hour && want(lg, SCOPE_USER, user_id) != 0)
+        return -1;
+    if (l->country_hour && want(lg, SCOPE_COUNTRY, country) != 0)
+        return -1;
+    if (l->global_hour && want(lg, SCOPE_GLOBAL, "") != 0)
+        return -1;
+    return 0;
+}
+
+/* Reads at most one row per key and minute: the phone's day (bounded by the
+ * phone's own limits), the hour of a user, a country, and everyone. */
+static const char load_sql[] =
+    "SELECT k.i,"
+    "  coalesce(sum(b.n) FILTER (WHERE b.bucket >= date_trunc('minute', now() - interval '15 minutes')), 0),"
+    "  coalesce(sum(b.n) FILTER (WHERE b.bucket >= date_trunc('minute', now() - interval '1 hour')), 0),"
+    "  coalesce(sum(b.n), 0)"
+    "  FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(scope, key, i)"
+    "  LEFT JOIN budget_counts b ON b.scope = k.scope AND b.key = k.key"
+    "   AND b.bucket >= date_trunc('minute', now() - CASE k.scope WHEN 'p' THEN interval '1 day'"
+    "                                                 ELSE interval '1 hour' END)"
+    " GROUP BY k.i";
+
+int limits_ledger_load(limits_ledger_t *lg, PGconn *db)
+{
+    otp_pgarray_t scopes = {0}, keys = {0};
+    const char *p[2];
+    PGresult *r = NULL;
+    int rc = -1;
+
+    if (lg->n == 0)
+        return 0;
+    for (int k = 0; k < lg->n; k++) {
+        char sc[2] = {lg->e[k].scope, '\0'};
+        otp_pgarray_add(&scopes, sc);
+        otp_pgarray_add(&keys, lg->e[k].key);
+    }
+    p[0] = otp_pgarray_str(&scopes);
+    p[1] = otp_pgarray_str(&keys);
+    if (!p[0] || !p[1])
+        goto out;
+    r = otp_db_query(db, "limits_load", load_sql, 2, p);
+    if (!r)
+        goto out;
+    for (int i = 0; i < PQntuples(r); i++) {
+        long k = strtol(PQgetvalue(r, i, 0), NULL, 10) - 1;
+        if (k < 0 || k >= lg->n)
+            continue;
+        lg->e[k].n15 = strtol(PQgetvalue(r, i, 1), NULL, 10);
+        lg->e[k].hour = strtol(PQgetvalue(r, i, 2), NULL, 10);
+        lg->e[k].day = strtol(PQgetvalue(r, i, 3), NULL, 10);
+    }
+    rc = 0;
+out:
+    PQclear(r);
+    otp_pgarray_free(&scopes);
+    otp_pgarray_free(&keys);
+    return rc;
+}
+
+void limits_ledger_counts(const limits_ledger_t *lg, const char *phone, const char *user_id,
+                          const char *country, limits_counts_t *out)
+{
+    const ledger_entry_t *e;
+
+    memset(out, 0, sizeof(*out));
+    if ((e = lookup(lg, SCOPE_PHONE, phone)) != NULL) {
+        out->phone_15min = e->n15 + e->added;
+        out->phone_day = e->day + e->added;
+    }
+    if ((e = lookup(lg, SCOPE_USER, user_id)) != NULL)
+        out->user_hour = e->hour + e->added;
+    if ((e = lookup(lg, SCOPE_COUNTRY, country)) != NULL)
+        out->country_hour = e->hour + e->added;
+    if ((e = lookup(lg, SCOPE_GLOBAL, "")) != NULL)
+        out->global_hour = e->hour + e->added;
+}
+
+long limits_ledger_global(const limits_ledger_t *lg)
+{
+    const ledger_entry_t *e = lookup(lg, SCOPE_GLOBAL, "");
+    return e ? e->hour + e->added : 0;
+}
+
+void limits_ledger_add(limits_ledger_t *lg, const char *phone, const char *user_id,
+                       const char *country, int undo)
+{
+    const char scopes[4] = {SCOPE_PHONE, SCOPE_USER, SCOPE_COUNTRY, SCOPE_GLOBAL};
+    const char *keys[4] = {phone, user_id, country, ""};
+
+    for (int i = 0; i < 4; i++) {
+        ledger_entry_t *e = lookup(lg, scopes[i], keys[i]);
+        if (e)
+            e->added += undo ? -1 : 1;
+    }
+}
+
+int limits_ledger_send_store(limits_ledger_t *lg, PGconn *db)
+{
+    otp_pgarray_t scopes = {0}, keys = {0}, adds = {0};
+    const char *p[3];
+    int rc = -1, n = 0;
+
+    for (int k = 0; k < lg->n; k++) {
+        char sc[2] = {lg->e[k].scope, '\0'}, add[24];
+        if (lg->e[k].added <= 0)
+            continue;
+        snprintf(add, sizeof(add), "%ld", lg->e[k].added);
+        otp_pgarray_add(&scopes, sc);
+        otp_pgarray_add(&keys, lg->e[k].key);
+        otp_pgarray_add(&adds, add);
+        n++;
+    }
+    if (n == 0) {
+        rc = 0;
+        goto out;
+    }
+    p[0] = otp_pgarray_str(&scopes);
+    p[1] = otp_pgarray_str(&keys);
+    p[2] = otp_pgarray_str(&adds);
+    if (p[0] && p[1] && p[2] &&
+        otp_db_pipe_send(db,
+                         "INSERT INTO budget_counts AS b (scope, key, bucket, n)"
+                         " SELECT scope, key, date_trunc('minute', now()), n"
+                         "   FROM unnest($1::text[], $2::text[], $3::int[]) AS t(scope, key, n)"
+                         "  ORDER BY scope, key"
+                         " ON CONFLICT (scope, key, bucket) DO UPDATE SET n = b.n + excluded.n",
+                         3, p, NULL, NULL) == 0)
+        rc = 1;
+out:
+    otp_pgarray_free(&scopes);
+    otp_pgarray_free(&keys);
+    otp_pgarray_free(&adds);
+    return rc;
+}
+
+int limits_ledger_purge(PGconn *db)
+{
+    return otp_db_exec(db, "limits_purge",
+                            "DELETE FROM budget_counts WHERE ctid = ANY(ARRAY("
+                            "SELECT ctid FROM budget_counts"
+                            " WHERE bucket < now() - interval '1 day 10 minutes' LIMIT 5000))",
+                            0, NULL);
 }

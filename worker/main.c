@@ -109,6 +109,11 @@ static int setup(worker_t *w, char *err, size_t errsz)
     }
     if (limits_load(&w->limits, err, errsz) != 0)
         return -1;
+    w->ledger = limits_ledger_new(&w->limits);
+    if (!w->ledger) {
+        snprintf(err, errsz, "out of memory");
+        return -1;
+    }
     if (otp_keyring_load(&w->keys, (int)otp_config_int("OTP_HASH_KEY_ID"),
                          otp_config_str("OTP_HASH_KEY"), otp_config_str("OTP_HASH_KEYS_PREVIOUS"),
                          err, errsz) != 0)
@@ -291,6 +296,7 @@ int main(int argc, char **argv)
     rd_kafka_destroy(w.producer);
     vb_client_destroy(w.vb);
     otp_voice_destroy(w.voice);
+    limits_ledger_destroy(w.ledger);
     PQfinish(w.db);
     PQfinish(w.ddb);
     otp_keyring_clear(&w.keys);

@@ -53,7 +53,7 @@ typedef struct worker {
     vb_client_t *vb;
     worker_metrics_t m;
     limits_cfg_t limits;
-    long global_accepted; /* requests let through in the last hour (ingest) */
+    limits_ledger_t *ledger; /* ingest: the budgets of the batch being written */
     char recorded[256][37]; /* calls recorded in the open dispatch batch */
     int n_recorded;
     volatile sig_atomic_t *running;
