@@ -1,5 +1,6 @@
 #include "otp_db.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,4 +219,114 @@ void otp_pgarray_free(otp_pgarray_t *a)
         return;
     free(a->s);
     memset(a, 0, sizeof(*a));
+}
+
+int otp_db_listen(PGconn *db, const char *channel, int *session)
+{
+    char sql[96];
+
+    if (*session == PQbackendPID(db) && *session != 0)
+        return 0;
+    snprintf(sql, sizeof(sql), "LISTEN %s", channel);
+    if (otp_db_exec(db, "listen", sql, 0, NULL) != 0)
+        return -1;
+    *session = PQbackendPID(db);
+    return 0;
+}
+
+static int drain_notifies(PGconn *db)
+{
+    PGnotify *n;
+    int got = 0;
+
+    while ((n = PQnotifies(db)) != NULL) {
+        got = 1;
+        PQfreemem(n);
+    }
+    return got;
+}
+
+int otp_db_wait_notify(PGconn *db, int timeout_ms)
+{
+    struct pollfd pfd;
+
+    if (PQstatus(db) != CONNECTION_OK)
+        return -1;
+    if (drain_notifies(db))
+        return 1;
+    pfd.fd = PQsocket(db);
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    if (pfd.fd < 0)
+        return -1;
+    if (poll(&pfd, 1, timeout_ms < 0 ? 0 : timeout_ms) > 0 && PQconsumeInput(db) != 1)
+        return -1;
+    return drain_notifies(db);
+}
+
+/* The statements prepared on this thread's sessions: a connection, the
+ * backend that has it (a reset starts a new one) and the name. */
+#define PREPARED_MAX 64
+static __thread struct {
+    const PGconn *db;
+    int pid;
+    const char *name;
+} prepared[PREPARED_MAX];
+
+int otp_db_prepare(PGconn *db, const char *name, const char *sql, int nparams)
+{
+    int pid = PQbackendPID(db), free_slot = -1;
+    PGresult *r;
+
+    for (int i = 0; i < PREPARED_MAX; i++) {
+        if (prepared[i].db == db && prepared[i].name == name) {
+            if (prepared[i].pid == pid)
+                return 0;
+            free_slot = i; /* prepared on a session that has ended */
+            break;
+        }
+        if (free_slot < 0 && !prepared[i].name)
+            free_slot = i;
+    }
+    r = PQprepare(db, name, sql, nparams, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        /* Another statement of that name on this session (e.g. a slot lost
+         * to a full table): use it. */
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (!state || strcmp(state, "42P05") != 0) {
+            log_result_error(db, name, r);
+            PQclear(r);
+            return -1;
+        }
+    }
+    PQclear(r);
+    if (free_slot >= 0) {
+        prepared[free_slot].db = db;
+        prepared[free_slot].pid = pid;
+        prepared[free_slot].name = name;
+    }
+    return 0;
+}
+
+PGresult *otp_db_query_prepared(PGconn *db, const char *name, const char *sql, int nparams,
+                                const char *const *params)
+{
+    PGresult *r;
+    ExecStatusType st;
+
+    if (otp_db_prepare(db, name, sql, nparams) != 0)
+        return NULL;
+    r = PQexecPrepared(db, name, nparams, params, NULL, NULL, 0);
+    st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return r;
+    log_result_error(db, name, r);
+    PQclear(r);
+    return NULL;
+}
+
+int otp_db_pipe_send_prepared(PGconn *db, const char *name, int nparams, const char *const *params,
+                              const int *lengths, const int *formats)
+{
+    return PQsendQueryPrepared(db, name, nparams, params, lengths, formats, 0) == 1 ? 0 : -1;
 }

@@ -19,6 +19,16 @@ int otp_db_ensure(PGconn *db);
 PGresult *otp_db_query(PGconn *db, const char *what, const char *sql, int nparams,
                        const char *const *params);
 
+/* Prepares sql as `name` on this session unless it already is (the first
+ * use after a connect or a reset). Later runs skip parsing and planning.
+ * 0 ok, -1 error (logged). One PGconn per thread, as everywhere. */
+int otp_db_prepare(PGconn *db, const char *name, const char *sql, int nparams)
+    __attribute__((warn_unused_result));
+
+/* otp_db_query through the prepared statement `name` (prepared on first use). */
+PGresult *otp_db_query_prepared(PGconn *db, const char *name, const char *sql, int nparams,
+                                const char *const *params);
+
 /* Like otp_db_query for statements without rows: 0 ok, -1 error. */
 int otp_db_exec(PGconn *db, const char *what, const char *sql, int nparams,
                 const char *const *params) __attribute__((warn_unused_result));
@@ -33,6 +43,9 @@ int otp_db_exec(PGconn *db, const char *what, const char *sql, int nparams,
 int otp_db_pipe_open(PGconn *db) __attribute__((warn_unused_result));
 int otp_db_pipe_send(PGconn *db, const char *sql, int nparams, const char *const *params,
                      const int *lengths, const int *formats) __attribute__((warn_unused_result));
+/* Sends a statement made with otp_db_prepare (pipeline mode). */
+int otp_db_pipe_send_prepared(PGconn *db, const char *name, int nparams, const char *const *params,
+                              const int *lengths, const int *formats) __attribute__((warn_unused_result));
 int otp_db_pipe_close(PGconn *db, const char *what, PGresult **results, int n)
     __attribute__((warn_unused_result));
 
@@ -53,6 +66,15 @@ const char *otp_pgarray_str(otp_pgarray_t *a);
 void otp_pgarray_reset(otp_pgarray_t *a);
 /* Frees the memory; NULL-safe. */
 void otp_pgarray_free(otp_pgarray_t *a);
+
+/* LISTENs on channel if this session does not yet (a reset connection is a
+ * new session: *session holds the backend pid that listens). 0 ok, -1 error. */
+int otp_db_listen(PGconn *db, const char *channel, int *session) __attribute__((warn_unused_result));
+
+/* Waits until a notification comes or timeout_ms passes (0 = only look).
+ * Drains every notification received. 1 one came, 0 none, -1 the connection
+ * is broken. */
+int otp_db_wait_notify(PGconn *db, int timeout_ms);
 
 int otp_db_begin(PGconn *db) __attribute__((warn_unused_result));
 int otp_db_commit(PGconn *db) __attribute__((warn_unused_result));

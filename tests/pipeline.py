@@ -161,15 +161,19 @@ class Pipeline:
         return w
 
     # ---- requests ----
-    def produce(self, requests, raw=False):
+    def produce(self, requests, raw=False, timeout=60):
         """Publishes requests (dicts) with otp-produce --file -; returns their request_ids."""
         lines = "".join(json.dumps(r) + "\n" for r in requests)
         args = [Stack.bin("otp-produce"), "--file", "-"] + (["--raw"] if raw else [])
         out = subprocess.run(args, input=lines, env={**os.environ, **self.env()},
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=timeout)
         if out.returncode != 0:
             raise RuntimeError("otp-produce failed: %s" % out.stderr)
         return out.stdout.split()
+
+    def produce_many(self, requests, timeout=600):
+        """Like produce, for large batches (benchmarks): returns the count published."""
+        return len(self.produce(requests, timeout=timeout))
 
     def raw_kafka(self, values, key=None, topic="otp.requested"):
         """Publishes arbitrary bytes (malformed events) with an independent client."""

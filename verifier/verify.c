@@ -118,7 +118,7 @@ verify_result_t verify_code(PGconn *db, const otp_keyring_t *keys, const char *r
     snprintf(cap, sizeof(cap), "%d", max_failed_per_hour);
     if (otp_db_ensure(db) != 0)
         goto out;
-    r = otp_db_query(db, "verify", verify_sql, 4, p);
+    r = otp_db_query_prepared(db, "verify", verify_sql, 4, p);
     if (!r)
         goto out;
     if (PQntuples(r) == 0) {

@@ -12,21 +12,53 @@
 #include "otp_webhook.h"
 #include "worker.h"
 
-/* Claims due rows. Setting next_attempt_at to the lease's end means a worker
- * that dies holding the row simply lets it come due again. */
+/* The longest an idle dispatcher sleeps before it looks again on its own. */
+#define DISPATCH_IDLE_MS 10000
+
+/* Claims due rows, as many as there are free slots and request tokens, and
+ * pays for them from the shared VoIPBin budget, in one statement. Setting
+ * next_attempt_at to the lease's end means a worker that dies holding the row
+ * simply lets it come due again. The budget row is written only when a row
+ * was claimed; tokens accrue from its last write. */
 static const char claim_sql[] =
-    "WITH d AS ("
+    "WITH b AS ("
+    "  SELECT least($5::float8, tokens + $4::float8 *"
+    "         extract(epoch FROM clock_timestamp() - updated_at)) AS avail"
+    "    FROM rate_budget WHERE name = 'voipbin' FOR UPDATE"
+    "), d AS ("
     "  SELECT request_id, status AS prev_status FROM challenges"
-    "   WHERE next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $2"
+    "   WHERE next_attempt_at <= now() ORDER BY next_attempt_at"
+    "   LIMIT (SELECT least($2::int, greatest(floor(avail), 0)::int) FROM b)"
     "   FOR UPDATE SKIP LOCKED"
+    "), c AS ("
+    "  UPDATE challenges c SET status = 'calling', lease_owner = $1, updated_at = now(),"
+    "         next_attempt_at = now() + make_interval(secs => $3::int)"
+    "    FROM d WHERE c.request_id = d.request_id"
+    "  RETURNING c.request_id, c.phone, c.phone_masked, c.locale, c.code_length,"
+    "    (extract(epoch FROM c.expires_at) * 1000)::bigint AS expires_ms, c.call_attempts,"
+    "    c.max_call_attempts, d.prev_status,"
+    "    coalesce((extract(epoch FROM c.attempt_started_at) * 1000)::bigint, 0) AS started_ms,"
+    "    coalesce((c.options->>'gate')::boolean, false) AS gate,"
+    "    coalesce((c.options->>'amd')::boolean, false) AS amd,"
+    "    coalesce((c.options->>'sms_fallback')::boolean, false) AS sms_fallback,"
+    "    coalesce(c.options->>'channel' = 'sms', false) AS sms_channel,"
+    "    coalesce((c.options->>'keypad')::boolean, false) AS keypad,"
+    "    c.tries, c.country"
+    "), t AS ("
+    "  UPDATE rate_budget r SET tokens = b.avail - (SELECT count(*) FROM c),"
+    "         updated_at = clock_timestamp()"
+    "    FROM b WHERE r.name = 'voipbin' AND EXISTS (SELECT 1 FROM c)"
     ")"
-    "UPDATE challenges c SET status = 'calling', lease_owner = $1, updated_at = now(),"
-    "       next_attempt_at = now() + make_interval(secs => $3::int)"
-    "  FROM d WHERE c.request_id = d.request_id"
-    " RETURNING c.request_id, c.phone, c.phone_masked, c.locale, c.code_length,"
-    "   (extract(epoch FROM c.expires_at) * 1000)::bigint, c.call_attempts, c.max_call_attempts,"
-    "   d.prev_status, coalesce((extract(epoch FROM c.attempt_started_at) * 1000)::bigint, 0),"
-    "   c.options::text, c.tries, c.country";
+    "SELECT * FROM c";
+
+/* When there may be work next: the earliest due row and when the budget
+ * will have a token again (read-only). */
+static const char next_work_sql[] =
+    "SELECT (extract(epoch FROM min(next_attempt_at) - now()) * 1000)::bigint,"
+    "  (SELECT least($2::float8, tokens + $1::float8 *"
+    "          extract(epoch FROM clock_timestamp() - updated_at)) FROM rate_budget"
+    "    WHERE name = 'voipbin')"
+    "  FROM challenges WHERE next_attempt_at IS NOT NULL";
 
 typedef struct claimed {
     char request_id[37];
@@ -73,8 +105,15 @@ static int tx_close(worker_t *w)
 
     if (st == PQTRANS_IDLE)
         return 0;
-    if (st == PQTRANS_INTRANS && otp_db_commit(w->ddb) == 0)
+    /* Events were written: the relay (of whichever worker leads it) hears of
+     * them at this commit. One notification per batch, never per row. */
+    if (st == PQTRANS_INTRANS &&
+        (!w->events_in_tx || otp_db_exec(w->ddb, "notify", "NOTIFY otp_outbox", 0, NULL) == 0) &&
+        otp_db_commit(w->ddb) == 0) {
+        w->events_in_tx = 0;
         return 0;
+    }
+    w->events_in_tx = 0;
     otp_db_rollback(w->ddb);
     atomic_fetch_add(&w->m.db_errors, 1);
     return -1;
@@ -108,8 +147,10 @@ static int change_held(worker_t *w, const char *request_id, const char *set, int
     }
     changed = strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
-    if (changed && event)
+    if (changed && event) {
+        w->events_in_tx = 1;
         return otp_outbox_add(w->ddb, request_id, event, attrs) ? -1 : 1;
+    }
     json_decref(attrs);
     return changed;
 }
@@ -490,72 +531,61 @@ static void apply_recorded(worker_t *w)
     w->n_recorded = 0;
 }
 
-/* Gives back tokens taken for rows that were not there to claim. */
-static void budget_return(worker_t *w, int n)
+/* Reads the claimed row's columns by name. */
+static void read_claimed(const PGresult *r, int i, claimed_t *row)
 {
-    char n_s[12];
-    const char *p[2] = {w->cfg.burst, n_s};
-
-    snprintf(n_s, sizeof(n_s), "%d", n);
-    if (otp_db_exec(w->ddb, "budget_return",
-                    "UPDATE rate_budget SET tokens = least($1::float8, tokens + $2::int)"
-                    " WHERE name = 'voipbin'",
-                    2, p))
-        atomic_fetch_add(&w->m.db_errors, 1);
+#define COL(name) PQgetvalue(r, i, PQfnumber(r, name))
+#define FLAG(name) (COL(name)[0] == 't')
+    memset(row, 0, sizeof(*row));
+    snprintf(row->request_id, sizeof(row->request_id), "%s", COL("request_id"));
+    snprintf(row->phone, sizeof(row->phone), "%s", COL("phone"));
+    snprintf(row->phone_masked, sizeof(row->phone_masked), "%s", COL("phone_masked"));
+    snprintf(row->locale, sizeof(row->locale), "%s", COL("locale"));
+    snprintf(row->prev_status, sizeof(row->prev_status), "%s", COL("prev_status"));
+    snprintf(row->country, sizeof(row->country), "%s", COL("country"));
+    row->code_length = (int)strtol(COL("code_length"), NULL, 10);
+    row->expires_ms = strtoll(COL("expires_ms"), NULL, 10);
+    row->call_attempts = (int)strtol(COL("call_attempts"), NULL, 10);
+    row->max_call_attempts = (int)strtol(COL("max_call_attempts"), NULL, 10);
+    row->attempt_started_ms = strtoll(COL("started_ms"), NULL, 10);
+    row->tries = (int)strtol(COL("tries"), NULL, 10);
+    row->gate = FLAG("gate");
+    row->amd = FLAG("amd");
+    row->sms_fallback = FLAG("sms_fallback");
+    row->sms_channel = FLAG("sms_channel");
+    row->keypad = FLAG("keypad");
+#undef FLAG
+#undef COL
 }
 
-int dispatch_run(worker_t *w)
+int dispatch_run(worker_t *w, int *asked)
 {
     int free_slots = w->cfg.max_in_flight - vb_client_in_flight(w->vb);
     char limit[12], lease[12];
-    const char *p[3] = {w->cfg.worker_id, limit, lease};
+    const char *p[5] = {w->cfg.worker_id, limit, lease, w->cfg.rate_per_s, w->cfg.burst};
     PGresult *r;
     int n;
 
+    *asked = free_slots;
     if (free_slots <= 0)
         return 0;
     if (otp_db_ensure(w->ddb) != 0)
         return -1;
-    /* Every claimed row may cost one request to VoIPBin: take the tokens first. */
-    free_slots = budget_take(w, free_slots);
-    if (free_slots <= 0)
-        return free_slots;
     snprintf(limit, sizeof(limit), "%d", free_slots);
     snprintf(lease, sizeof(lease), "%d", w->cfg.lease_s);
     if (tx_open(w) != 0)
         return -1;
-    r = otp_db_query(w->ddb, "claim", claim_sql, 3, p);
+    r = otp_db_query_prepared(w->ddb, "claim", claim_sql, 5, p);
     if (!r) {
         atomic_fetch_add(&w->m.db_errors, 1);
-        tx_close(w);
+        otp_db_rollback(w->ddb);
         return -1;
     }
     n = PQntuples(r);
-    if (n < free_slots)
-        budget_return(w, free_slots - n);
     for (int i = 0; i < n; i++) {
         claimed_t row;
-        const char *opts = PQgetvalue(r, i, 10);
 
-        memset(&row, 0, sizeof(row));
-        snprintf(row.request_id, sizeof(row.request_id), "%s", PQgetvalue(r, i, 0));
-        snprintf(row.phone, sizeof(row.phone), "%s", PQgetvalue(r, i, 1));
-        snprintf(row.phone_masked, sizeof(row.phone_masked), "%s", PQgetvalue(r, i, 2));
-        snprintf(row.locale, sizeof(row.locale), "%s", PQgetvalue(r, i, 3));
-        row.code_length = (int)strtol(PQgetvalue(r, i, 4), NULL, 10);
-        row.expires_ms = strtoll(PQgetvalue(r, i, 5), NULL, 10);
-        row.call_attempts = (int)strtol(PQgetvalue(r, i, 6), NULL, 10);
-        row.max_call_attempts = (int)strtol(PQgetvalue(r, i, 7), NULL, 10);
-        snprintf(row.prev_status, sizeof(row.prev_status), "%s", PQgetvalue(r, i, 8));
-        row.attempt_started_ms = strtoll(PQgetvalue(r, i, 9), NULL, 10);
-        row.gate = strstr(opts, "\"gate\": true") != NULL;
-        row.amd = strstr(opts, "\"amd\": true") != NULL;
-        row.sms_fallback = strstr(opts, "\"sms_fallback\": true") != NULL;
-        row.sms_channel = strstr(opts, "\"channel\": \"sms\"") != NULL;
-        row.keypad = strstr(opts, "\"keypad\": true") != NULL;
-        row.tries = (int)strtol(PQgetvalue(r, i, 11), NULL, 10);
-        snprintf(row.country, sizeof(row.country), "%s", PQgetvalue(r, i, 12));
-
+        read_claimed(r, i, &row);
         if (strcmp(row.prev_status, "pending") == 0)
             place_call(w, &row);
         else if (strcmp(row.prev_status, "calling") == 0)
@@ -580,16 +610,56 @@ int dispatch_run(worker_t *w)
     return n;
 }
 
+/* How long the dispatcher may sleep: until the earliest due row, or until
+ * the budget has a token again when rows are due now. -1 on error. */
+static int64_t next_work_ms(worker_t *w)
+{
+    const char *p[2] = {w->cfg.rate_per_s, w->cfg.burst};
+    PGresult *r = otp_db_query(w->ddb, "next_work", next_work_sql, 2, p);
+    double rate = strtod(w->cfg.rate_per_s, NULL), tokens;
+    int64_t wait = DISPATCH_IDLE_MS;
+
+    if (!r)
+        return -1;
+    tokens = strtod(PQgetvalue(r, 0, 1), NULL);
+    if (!PQgetisnull(r, 0, 0)) {
+        int64_t due_in = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        wait = due_in > 0 ? due_in : 0;
+    }
+    PQclear(r);
+    if (wait == 0 && tokens < 1.0 && rate > 0)
+        wait = (int64_t)((1.0 - tokens) / rate * 1000.0) + 1;
+    return wait < DISPATCH_IDLE_MS ? wait : DISPATCH_IDLE_MS;
+}
 
 void *dispatch_thread(void *arg)
 {
     worker_t *w = arg;
-    int64_t drain_deadline;
+    int64_t drain_deadline, claim_at = 0;
+    int session = 0;
 
     while (*w->running) {
-        int claimed = dispatch_run(w);
+        int64_t now = otp_monotonic_ms();
+        int woken;
+
+        if (otp_db_ensure(w->ddb) != 0 || otp_db_listen(w->ddb, "otp_due", &session) != 0) {
+            usleep(200000);
+            continue;
+        }
+        if (now >= claim_at) {
+            int asked = 0, claimed = dispatch_run(w, &asked);
+            int64_t wait = 0;
+            if (claimed < 0)
+                wait = 200;
+            else if (claimed < asked && (wait = next_work_ms(w)) < 0)
+                wait = 200;
+            else if (claimed < asked && wait < 20)
+                wait = 20; /* due rows held by other workers: look again soon, not at once */
+            claim_at = otp_monotonic_ms() + wait;
+        }
         if (vb_client_in_flight(w->vb) > 0) {
-            vb_client_perform(w->vb, claimed > 0 ? 0 : 20);
+            int64_t t = claim_at - otp_monotonic_ms();
+            vb_client_perform(w->vb, t < 0 ? 0 : t > 20 ? 20 : (int)t);
             /* The results of the calls that finished, in one commit. If it
              * fails they are lost here, and found again: their rows stay
              * 'calling' until the lease ends, then the claim looks the call up. */
@@ -597,9 +667,14 @@ void *dispatch_thread(void *arg)
                 apply_recorded(w);
             else
                 w->n_recorded = 0;
-        } else if (claimed <= 0) {
-            usleep(PQstatus(w->ddb) == CONNECTION_OK ? 20000 : 200000); /* idle: poll the due rows */
+            woken = otp_db_wait_notify(w->ddb, 0);
+        } else {
+            int64_t t = claim_at - otp_monotonic_ms();
+            /* Idle: sleep until a row is due or someone says one is. */
+            woken = t > 0 ? otp_db_wait_notify(w->ddb, t > 500 ? 500 : (int)t) : 0;
         }
+        if (woken == 1)
+            claim_at = 0;
     }
     /* Drain: no new claims; the calls in flight finish and are recorded. */
     drain_deadline = otp_monotonic_ms() + 15000;
@@ -608,6 +683,7 @@ void *dispatch_thread(void *arg)
         if (tx_close(w) == 0)
             apply_recorded(w);
     }
-    tx_close(w);
+    if (tx_close(w) != 0)
+        otp_warn("dispatch_drain_rolled_back", "in_flight=%d", vb_client_in_flight(w->vb));
     return NULL;
 }

@@ -294,7 +294,7 @@ static int send_insert(worker_t *w, const batch_item_t *it)
                              it->country, it->locale, code_len, max_att, max_calls, options,
                              req->metadata[0] ? req->metadata : NULL, req_at, exp_at,
                              it->status, accepted_js, other_js, hash_hex, hash_hex ? key_id : NULL};
-        rc = otp_db_pipe_send(w->db, insert_sql, 19, p, NULL, NULL);
+        rc = otp_db_pipe_send_prepared(w->db, "ingest_insert", 19, p, NULL, NULL);
     }
     free(accepted_js);
     return rc;
@@ -318,7 +318,7 @@ static int send_dead_letter(worker_t *w, const batch_item_t *it)
     snprintf(part, sizeof(part), "%d", (int)m->partition);
     snprintf(off, sizeof(off), "%lld", (long long)m->offset);
     if (attrs_js)
-        rc = otp_db_pipe_send(w->db, dead_letter_sql, 8, p, lens, fmts);
+        rc = otp_db_pipe_send_prepared(w->db, "ingest_dead_letter", 8, p, lens, fmts);
     free(attrs_js);
     return rc;
 }
@@ -403,7 +403,7 @@ static void report_batch(worker_t *w, const batch_item_t *items, int n)
  * batch to the budgets and commits. -1 when nothing of it is committed. */
 static int write_batch(worker_t *w, batch_item_t *items, int n, delivery_tracker_t *dlq)
 {
-    PGresult *res[BATCH_MAX + 1], *fin[2] = {NULL, NULL};
+    PGresult *res[BATCH_MAX + 1], *fin[3] = {NULL, NULL, NULL};
     int64_t now_ms = otp_now_ms();
     int n_bad = 0, stored, nfin = 0, rc = -1, in_tx = 0;
 
@@ -433,7 +433,9 @@ static int write_batch(worker_t *w, batch_item_t *items, int n, delivery_tracker
         if (items[i].valid)
             decide(w, &items[i], now_ms);
 
-    if (otp_db_pipe_open(w->db) != 0)
+    if (otp_db_prepare(w->db, "ingest_insert", insert_sql, 19) != 0 ||
+        otp_db_prepare(w->db, "ingest_dead_letter", dead_letter_sql, 8) != 0 ||
+        otp_db_pipe_open(w->db) != 0)
         return -1;
     stored = otp_db_pipe_send(w->db, "BEGIN", 0, NULL, NULL, NULL);
     for (int i = 0; i < n && stored == 0; i++)
@@ -462,9 +464,12 @@ static int write_batch(worker_t *w, batch_item_t *items, int n, delivery_tracker
     }
     if (otp_db_pipe_open(w->db) != 0)
         goto out;
+    /* The counters, a word to the relay (one per batch), the commit. */
     stored = limits_ledger_send_store(w->ledger, w->db);
-    nfin = stored == 1 ? 2 : 1;
+    nfin = stored == 1 ? 3 : 2;
     if (stored >= 0)
+        stored = otp_db_pipe_send(w->db, "NOTIFY otp_outbox", 0, NULL, NULL, NULL);
+    if (stored == 0)
         stored = otp_db_pipe_send(w->db, "COMMIT", 0, NULL, NULL, NULL);
     if (otp_db_pipe_close(w->db, "ingest_commit", fin, nfin) != 0 || stored != 0)
         goto out;
@@ -474,8 +479,8 @@ static int write_batch(worker_t *w, batch_item_t *items, int n, delivery_tracker
 out:
     for (int i = 0; i <= n; i++)
         PQclear(res[i]);
-    PQclear(fin[0]);
-    PQclear(fin[1]);
+    for (int i = 0; i < 3; i++)
+        PQclear(fin[i]);
     for (int i = 0; i < n; i++)
         sodium_memzero(items[i].hash_hex, sizeof(items[i].hash_hex));
     if (rc != 0 && (in_tx || PQtransactionStatus(w->db) != PQTRANS_IDLE))

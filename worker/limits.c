@@ -292,7 +292,7 @@ int limits_ledger_load(limits_ledger_t *lg, PGconn *db)
     p[1] = otp_pgarray_str(&keys);
     if (!p[0] || !p[1])
         goto out;
-    r = otp_db_query(db, "limits_load", load_sql, 2, p);
+    r = otp_db_query_prepared(db, "limits_load", load_sql, 2, p);
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {

@@ -17,6 +17,12 @@
 #include "otp_time.h"
 #include "worker.h"
 
+/* How often a worker that does not relay tries to take the relay over. */
+#define WORKER_IDLE_MS 10000
+/* The relay's poll of an empty outbox backs off from MIN to MAX. */
+#define RELAY_POLL_MIN_MS 50
+#define RELAY_POLL_MAX_MS 2000
+
 static volatile sig_atomic_t running = 1;
 
 static void on_signal(int sig)
@@ -215,6 +221,8 @@ int main(int argc, char **argv)
     char err[512];
     void *http = NULL;
     pthread_t dispatcher;
+    int64_t relay_at = 0, purge_at = 0, relay_poll = RELAY_POLL_MIN_MS;
+    int listen_session = 0;
 
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         otp_config_print_help(OTP_PROG_WORKER,
@@ -273,22 +281,49 @@ int main(int argc, char **argv)
         return 2;
     }
     while (running) {
-        int busy = 0;
+        int64_t now = otp_monotonic_ms();
 
-        busy += ingest_poll(&w, 50) > 0;
-        busy += relay_run(&w) > 0;
+        ingest_poll(&w, 50);
         rd_kafka_poll(w.producer, 0);
         atomic_store(&w.m.db_ok, PQstatus(w.db) == CONNECTION_OK && PQstatus(w.ddb) == CONNECTION_OK);
-        if (PQstatus(w.db) != CONNECTION_OK)
+        if (otp_db_ensure(w.db) != 0 || otp_db_listen(w.db, "otp_outbox", &listen_session) != 0) {
             usleep(200000);
-        (void)busy;
+            continue;
+        }
+        /* The relay runs when a worker says it wrote events, and polls,
+         * backing off while the outbox stays empty (the verifier's events
+         * come without a word, so they wait at most RELAY_POLL_MAX_MS). The
+         * other workers try for the relay now and then, in case its worker
+         * died. */
+        if (otp_db_wait_notify(w.db, 0) == 1)
+            relay_at = 0;
+        if (now >= relay_at) {
+            int n = relay_run(&w);
+            if (n < 0) {
+                relay_at = now + 1000;
+            } else if (w.relay_session == 0) {
+                relay_at = now + WORKER_IDLE_MS;
+            } else if (n > 0) {
+                relay_poll = RELAY_POLL_MIN_MS;
+                relay_at = now + (n >= RELAY_BATCH ? 0 : relay_poll);
+            } else {
+                relay_poll = relay_poll * 2 > RELAY_POLL_MAX_MS ? RELAY_POLL_MAX_MS : relay_poll * 2;
+                relay_at = now + relay_poll;
+            }
+        }
+        if (now >= purge_at) {
+            if (limits_ledger_purge(w.db) != 0)
+                atomic_fetch_add(&w.m.db_errors, 1);
+            purge_at = now + 60000;
+        }
     }
 
     /* Drain: no new messages or claims; the calls in flight finish and are
      * recorded (dispatch thread), then relay, commit offsets, leave the group. */
     otp_info("worker_draining", "in_flight=%d", (int)atomic_load(&w.m.in_flight));
     pthread_join(dispatcher, NULL);
-    relay_run(&w);
+    if (relay_run(&w) < 0)
+        otp_warn("relay_at_stop_failed", "the outbox is relayed by the next worker");
     rd_kafka_consumer_close(w.consumer);
     rd_kafka_flush(w.producer, 5000);
     worker_http_stop(http);

@@ -8,7 +8,10 @@
 #include "otp_time.h"
 #include "worker.h"
 
-#define RELAY_LOCK "727275" /* pg_advisory_xact_lock key: one relay at a time */
+#define RELAY_LOCK "727275" /* pg_advisory_lock key: one relay at a time, for its session */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define RELAY_BATCH_S STR(RELAY_BATCH)
 
 /* The event as consumers see it: envelope, challenge context (phone masked,
  * never a code or hash), then the attributes of the change. */
@@ -23,25 +26,38 @@ static const char select_sql[] =
     "   || CASE WHEN c.metadata IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('metadata', c.metadata) END"
     "   || o.attrs)::text"
     "  FROM outbox o LEFT JOIN challenges c ON c.request_id = o.request_id"
-    " ORDER BY o.id LIMIT 1000";
+    " ORDER BY o.id LIMIT " RELAY_BATCH_S;
+
+int relay_lead(worker_t *w)
+{
+    PGresult *r;
+    int got;
+
+    if (w->relay_session != 0 && w->relay_session == PQbackendPID(w->db))
+        return 1;
+    w->relay_session = 0;
+    r = otp_db_query(w->db, "relay_lock", "SELECT pg_try_advisory_lock(" RELAY_LOCK ")", 0, NULL);
+    if (!r)
+        return -1;
+    got = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (got) {
+        w->relay_session = PQbackendPID(w->db);
+        otp_info("relay_leader", "worker_id=%s", w->cfg.worker_id);
+    }
+    return got;
+}
 
 int relay_run(worker_t *w)
 {
     static delivery_tracker_t t; /* static: see ingest.c */
-    PGresult *r = NULL, *lock = NULL;
+    PGresult *r = NULL;
     char *ids = NULL;
     size_t ids_len = 0;
     int n = 0, rc = -1;
 
-    if (otp_db_ensure(w->db) != 0 || otp_db_begin(w->db) != 0)
-        return -1;
-    lock = otp_db_query(w->db, "relay_lock", "SELECT pg_try_advisory_xact_lock(" RELAY_LOCK ")", 0, NULL);
-    if (!lock)
-        goto out;
-    if (PQgetvalue(lock, 0, 0)[0] != 't') {
-        rc = 0; /* another worker is relaying */
-        goto out;
-    }
+    if (relay_lead(w) != 1)
+        return 0; /* another worker is relaying */
     r = otp_db_query(w->db, "relay_select", select_sql, 0, NULL);
     if (!r)
         goto out;
@@ -95,15 +111,9 @@ int relay_run(worker_t *w)
             goto out;
     }
     rc = n;
+    atomic_fetch_add(&w->m.relayed, rc);
 out:
-    PQclear(lock);
     PQclear(r);
     free(ids);
-    if (rc >= 0 && otp_db_commit(w->db) == 0) {
-        if (rc > 0)
-            atomic_fetch_add(&w->m.relayed, rc);
-        return rc;
-    }
-    otp_db_rollback(w->db);
-    return -1;
+    return rc;
 }

@@ -56,6 +56,8 @@ typedef struct worker {
     limits_ledger_t *ledger; /* ingest: the budgets of the batch being written */
     char recorded[256][37]; /* calls recorded in the open dispatch batch */
     int n_recorded;
+    int events_in_tx;  /* dispatch: the open batch wrote events */
+    int relay_session; /* main thread: backend pid of w->db holding the relay lock, 0 = none */
     volatile sig_atomic_t *running;
     int64_t relay_last_ms;
 } worker_t;
@@ -66,10 +68,12 @@ typedef struct worker {
  * handed back by seeking, nothing is stored). */
 int ingest_poll(worker_t *w, int timeout_ms);
 
-/* Claims due challenges (up to the free in-flight slots) and starts calls,
- * retries, expiries. Returns the number of rows claimed, -1 on error.
- * Dispatch thread only (it owns w->ddb and w->vb). */
-int dispatch_run(worker_t *w);
+/* Claims due challenges (up to the free in-flight slots and the request
+ * tokens) and starts calls, retries, expiries. Returns the number of rows
+ * claimed, -1 on error; *asked is how many it could have taken (fewer
+ * claimed = nothing more is due now). Dispatch thread only (it owns w->ddb
+ * and w->vb). */
+int dispatch_run(worker_t *w, int *asked);
 
 /* The dispatch thread: claims, calls and records until *running is 0, then
  * finishes the calls in flight (bounded). arg is the worker_t. */
@@ -79,10 +83,18 @@ void *dispatch_thread(void *arg);
  * PostgreSQL; returns how many were granted (0 when empty), -1 on error. */
 int budget_take(worker_t *w, int want);
 
+/* The most events one relay_run sends. */
+#define RELAY_BATCH 1000
+
+/* Takes the relay's session lock if nobody holds it (kept until w->db's
+ * session ends). 1 this worker relays, 0 another does, -1 error. */
+int relay_lead(worker_t *w);
+
 /* Sends pending outbox rows to otp.call_status and deletes the acknowledged
- * ones. Only one worker relays at a time (advisory lock), so events stay in
- * order per request. Returns rows relayed, -1 on error. */
-int relay_run(worker_t *w);
+ * ones. Only the worker holding the relay lock relays, so events stay in
+ * order per request; on the others it returns 0 at once. Returns rows
+ * relayed, -1 on error. Main thread (w->db). */
+int relay_run(worker_t *w) __attribute__((warn_unused_result));
 
 /* Serves /healthz and /metrics on listen ("host:port"); NULL = off. */
 void *worker_http_start(worker_t *w, const char *listen, char *errstr, size_t errstr_size);

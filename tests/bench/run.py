@@ -1,76 +1,345 @@
-"""make bench: benchmarks that print figures (not timed tests).
+"""make bench: the product's hot paths beside what PostgreSQL itself does on the same server in
+the same run (crash-safe settings: fsync and synchronous_commit on), printed as one table.
 
-1. the VoIPBin simulator alone (tests/bench/sim_bench.sh, wrk);
-2. the pipeline: N requests through otp-produce → Kafka → otp-worker → PostgreSQL → simulator,
-   with the account rate limit lifted, on the crash-safe PostgreSQL settings (fsync on):
-   ingest rate (accepted events/s), call rate (call_requested/s), worker peak memory;
-3. otp-verifier: POST /v1/verify requests/s with wrk (rejected path: the DB statement + hash).
+Baselines (pgbench -n -c 8 -j 2 -T 10 against copies of the challenges table, same indexes):
+  INSERT  one challenge row per transaction, every NOT NULL column filled as ingest fills it;
+  UPDATE  `attempts = attempts + 1 ... WHERE k = :i AND attempts < max_attempts AND expires_at >
+          now()` over 100,000 seeded rows.
+Rows:
+  verifier   POST /v1/verify with wrk -t2 -c32 -d10s --latency at the default thread count:
+             unknown request ids, wrong codes for 100,000 live challenges (one user each), right
+             codes (each used once), locked challenges; p99 at half the wrong-code peak; other
+             users' p99 while one user floods wrong codes, against the same load unloaded;
+  ingest     N requests waiting in otp.requested, default abuse limits on, one worker: requests
+             made durable per second (first row to last), 5,000 and 50,000;
+  calls      the simulator answers POST /calls after 250 ms (account limit lifted): calls/s of
+             one worker and of three;
+  idle       two workers, no traffic: commits and row updates per second per worker;
+  memory     worker RSS with 2,000 calls in flight; verifier peak RSS.
+The VoIPBin simulator alone has its own benchmark (tests/bench/sim_bench.sh), run first.
 """
 
+import hashlib
+import json
 import os
 import re
+import secrets
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from stack import Stack  # noqa: E402
+from stack import PG_BIN, Stack  # noqa: E402
 import pipeline as P  # noqa: E402
 
-N = int(os.environ.get("OTP_BENCH_REQUESTS", "5000"))
+ROWS = []  # (section, what, figure, baseline name or "", ratio or "", target)
+BASE = {}
 
 
-def peak_kib(pid):
+def row(section, what, figure, base="", target=""):
+    ratio = ""
+    if base and BASE.get(base):
+        value = float(re.match(r"[\d.]+", figure).group(0))
+        ratio = "%.2f" % (value / BASE[base])
+    ROWS.append((section, what, figure, base, ratio, target))
+    print("  %-9s %-52s %-26s %-7s %-5s %s" % (section, what, figure, base, ratio, target), flush=True)
+
+
+def kib(pid, field):
     with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+        return int(re.search(field + r":\s+(\d+)", f.read()).group(1))
 
 
-def bench_pipeline():
-    with Stack() as s:
-        p = P.Pipeline(s, time_scale=0.02)
-        p.sim.fault(rate=1000000, burst=1000000)
-        p.start_verifier(OTP_VERIFIER_THREADS=2)
-        w = p.start_worker(OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000, OTP_MAX_IN_FLIGHT=256,
-                           OTP_LIMIT_PHONE_15MIN=0, OTP_LIMIT_PHONE_DAY=0, OTP_LIMIT_USER_HOUR=0,
-                           OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0)
-        reqs = [{"phone": "+1555%07d" % i, "user_id": "bench-%d" % i} for i in range(N)]
-        t0 = time.monotonic()
-        ids = set(p.produce(reqs))
-        t_produced = time.monotonic() - t0
+def code_hash(key_hex, rid, code):
+    return hashlib.blake2b(b"otp-code-v1\0" + rid.encode() + b"\0" + code.encode(),
+                           key=bytes.fromhex(key_hex), digest_size=32).hexdigest()
 
-        def count(t):
-            return sum(1 for e in p.status.snapshot() if e["type"] == t and e["request_id"] in ids)
-        while count("accepted") < N and time.monotonic() - t0 < 600:
-            time.sleep(0.05)
-        t_accepted = time.monotonic() - t0
-        while count("call_requested") < N and time.monotonic() - t0 < 600:
-            time.sleep(0.05)
-        t_called = time.monotonic() - t0
-        print("pipeline: %d requests; otp-produce %.2f s (%.0f/s); all accepted after %.2f s "
-              "(%.0f/s); all calls placed after %.2f s (%.0f calls/s end to end)" % (
-                  N, t_produced, N / t_produced, t_accepted, N / t_accepted, t_called, N / t_called))
-        print("pipeline: otp-worker peak RSS %.1f MiB" % (peak_kib(w.proc.pid) / 1024))
 
-        env = dict(os.environ, OTP_BENCH_API_KEY=p.api_key)
-        out = subprocess.run(["wrk", "-t2", "-c32", "-d5s", "-s", os.path.join(HERE, "verify_bench.lua"),
-                              "http://127.0.0.1:%d/v1/verify" % p.verifier_port],
-                             capture_output=True, text=True, env=env, timeout=60).stdout
-        rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-        lat = re.search(r"Latency\s+(\S+)", out)
-        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        print("verifier: POST /v1/verify (unknown request, rejected path): %s requests/s, mean latency %s, "
-              "2 HTTP threads, %s answered 404 as designed" % (
-                  rps.group(1) if rps else "?", lat.group(1) if lat else "?",
-                  non2xx.group(1) if non2xx else "0"))
-        p.close()
+def copy_rows(s, table, columns, rows):
+    """COPY rows (tuples of text) into table through psql."""
+    path = tempfile.mktemp(prefix="bench-", suffix=".tsv", dir=s.root_dir)
+    with open(path, "w") as f:
+        for r in rows:
+            f.write("\t".join(r) + "\n")
+    os.chmod(path, 0o644)
+    s.psql("\\copy %s (%s) FROM '%s'" % (table, ", ".join(columns), path))
+    os.unlink(path)
+
+
+# ---- baselines ---------------------------------------------------------------------------------
+
+INSERT_SQL = """INSERT INTO bench_insert (request_id, user_id, purpose, phone, phone_masked, country,
+  locale, code_length, max_attempts, max_call_attempts, options, requested_at, expires_at, status,
+  next_attempt_at) VALUES (gen_random_uuid(), 'user', 'login', '+15550100000', '+1555****000', 'us',
+  'en-US', 6, 5, 3, '{}', now(), now() + interval '5 minutes', 'pending', now());
+"""
+UPDATE_SQL = """\\set i random(1, 100000)
+UPDATE bench_update SET attempts = attempts + 1, updated_at = now()
+ WHERE k = :i AND attempts < max_attempts AND expires_at > now();
+"""
+
+
+def pgbench(s, name, script):
+    path = os.path.join(s.root_dir, name + ".sql")
+    with open(path, "w") as f:
+        f.write(script)
+    os.chmod(path, 0o644)
+    out = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-n", "-c", "8", "-j", "2", "-T", "10",
+                          "-h", s.pg_socket_dir, "-p", str(s.pg_port), "-U", "otp", "-f", path,
+                          "otp"], capture_output=True, text=True, timeout=120)
+    m = re.search(r"tps = ([\d.]+)", out.stdout)
+    if not m:
+        raise RuntimeError("pgbench failed: %s %s" % (out.stdout, out.stderr))
+    return float(m.group(1))
+
+
+def baselines(s):
+    s.psql("CREATE TABLE bench_insert (LIKE challenges INCLUDING ALL)")
+    s.psql("CREATE TABLE bench_update (LIKE challenges INCLUDING ALL, k integer UNIQUE)")
+    s.psql("INSERT INTO bench_update (k, request_id, user_id, purpose, phone, phone_masked, locale,"
+           " code_length, max_attempts, max_call_attempts, requested_at, expires_at, status)"
+           " SELECT i, gen_random_uuid(), 'u' || i, 'login', '+15550100000', '+1555****000',"
+           " 'en-US', 6, 1000000, 3, now(), now() + interval '1 day', 'delivered'"
+           " FROM generate_series(1, 100000) i")
+    s.psql("VACUUM ANALYZE bench_update")
+    BASE["INSERT"] = pgbench(s, "insert", INSERT_SQL)
+    BASE["UPDATE"] = pgbench(s, "update", UPDATE_SQL)
+    row("pgbench", "INSERT, one challenge row per transaction", "%.0f/s" % BASE["INSERT"])
+    row("pgbench", "UPDATE attempts by key, 100,000 rows", "%.0f/s" % BASE["UPDATE"])
+
+
+# ---- verifier ----------------------------------------------------------------------------------
+
+def seed_challenges(p, n, prefix, status="delivered", attempts=0, users=None):
+    """n live challenges with known codes; returns [(request_id, code)]."""
+    out, rows = [], []
+    for i in range(n):
+        rid = str(uuid.uuid4())
+        code = "%06d" % secrets.randbelow(10 ** 6)
+        user = users(i) if users else "%s-%d" % (prefix, i)
+        out.append((rid, code))
+        rows.append((rid, user, "login", "+15550100000", "+1555****000", "us", "en-US", "6",
+                     code_hash(p.hash_key, rid, code), "1", status, str(attempts), "5", "3",
+                     "2026-01-01T00:00:00Z", "2099-01-01T00:00:00Z"))
+    copy_rows(p.s, "challenges", ["request_id", "user_id", "purpose", "phone", "phone_masked",
+                                  "country", "locale", "code_length", "code_hash", "key_id",
+                                  "status", "attempts", "max_attempts", "max_call_attempts",
+                                  "requested_at", "expires_at"],
+              [r[:8] + ("\\\\x" + r[8],) + r[9:] for r in rows])
+    return out
+
+
+def wrk(p, mode, ids=None, connections=32, seconds=10, rate=0, threads=2):
+    """wrk against POST /v1/verify; returns (requests/s, p50 ms, p99 ms, non-2xx)."""
+    env = dict(os.environ, OTP_BENCH_API_KEY=p.api_key, OTP_BENCH_MODE=mode,
+               OTP_BENCH_RATE_MS=str(1000.0 * connections / rate if rate else 0))
+    if ids is not None:
+        path = os.path.join(p.s.root_dir, "ids-%s.txt" % mode)
+        with open(path, "w") as f:
+            f.write("".join("%s %s\n" % x for x in ids))
+        env["OTP_BENCH_IDS"] = path
+    out = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % seconds,
+                          "--latency", "-s", os.path.join(HERE, "verify_bench.lua"),
+                          "http://127.0.0.1:%d/v1/verify" % p.verifier_port],
+                         capture_output=True, text=True, env=env, timeout=seconds + 60).stdout
+
+    def ms(label):
+        m = re.search(r"\s%s\s+([\d.]+)(us|ms|s)\b" % label, out)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, ms("50%"), ms("99%"), int(non2xx.group(1)) if non2xx else 0, out
+
+
+def bench_verifier(p):
+    wrong = seed_challenges(p, 100000, "w")
+    right = seed_challenges(p, 120000, "r")
+    locked = seed_challenges(p, 20000, "l", status="locked", attempts=5)
+    flood_user = seed_challenges(p, 50, "f", users=lambda i: "flooder")
+    p.s.psql("VACUUM ANALYZE challenges")
+    v = p.start_verifier()
+
+    rps, p50, p99, _, st = wrk(p, "unknown")
+    row("verifier", "unknown request id (404)", "%.0f/s p99 %.1f ms" % (rps, p99), "UPDATE", ">= 0.8")
+    rps_w, p50, p99, _, st = wrk(p, "wrong", wrong)
+    row("verifier", "wrong code, existing challenge (200 incorrect)",
+        "%.0f/s p99 %.1f ms" % (rps_w, p99), "UPDATE", ">= 0.8")
+    rps, p50, p99, non2xx, st = wrk(p, "right", right)
+    row("verifier", "right code, each used once (200 verified)", "%.0f/s p99 %.1f ms" % (rps, p99),
+        "UPDATE", ">= 0.8")
+    if non2xx:
+        print("  (right: %d answers were not 200: the %d ids ran out)" % (non2xx, len(right)))
+    rps, p50, p99, _, st = wrk(p, "locked", locked)
+    row("verifier", "locked challenge (404)", "%.0f/s p99 %.1f ms" % (rps, p99), "UPDATE", ">= 0.8")
+    half = rps_w / 2
+    rps, p50, p99, _, st = wrk(p, "wrong", wrong, connections=16, rate=half)
+    row("verifier", "wrong code at half the peak (%.0f/s)" % half, "p50 %.2f p99 %.2f ms" % (p50, p99),
+        "", "p99 <= 5 ms")
+
+    # Other users at a steady rate, alone and then beside one user's flood of wrong codes.
+    _, _, calm, _, _ = wrk(p, "wrong", wrong, connections=8, rate=400)
+    env = dict(os.environ, OTP_BENCH_API_KEY=p.api_key, OTP_BENCH_MODE="wrong",
+               OTP_BENCH_RATE_MS="0", OTP_BENCH_IDS=os.path.join(p.s.root_dir, "flood.txt"))
+    with open(env["OTP_BENCH_IDS"], "w") as f:
+        f.write("".join("%s 000000\n" % rid for rid, _ in flood_user))
+    flood = subprocess.Popen(["wrk", "-t1", "-c16", "-d14s", "-s", os.path.join(HERE, "verify_bench.lua"),
+                              "http://127.0.0.1:%d/v1/verify" % p.verifier_port], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(2)
+    _, _, loaded, _, _ = wrk(p, "wrong", wrong, connections=8, rate=400, threads=1)
+    flood_out = flood.communicate(timeout=60)[0]
+    flood_rps = re.search(r"Requests/sec:\s+([\d.]+)", flood_out)
+    row("verifier", "others' p99 at 400/s: alone / beside a flood (%s/s)" % (
+        flood_rps.group(1).split(".")[0] if flood_rps else "?"),
+        "%.2f / %.2f ms (%.1fx)" % (calm, loaded, loaded / calm if calm else 0), "", "<= 2x")
+    row("memory", "verifier peak RSS", "%.1f MiB" % (kib(v.pid, "VmHWM") / 1024), "", "<= 32 MiB")
+    v.stop()
+    p.verifier = None
+
+
+# ---- ingest, calls, idle, memory ------------------------------------------------------------------
+
+def count(p, sql):
+    return int(p.s.psql(sql).strip() or 0)
+
+
+def ingest_rate(p, n, tag, **worker_env):
+    """n requests already waiting in the topic; one worker makes them durable."""
+    reqs = [{"phone": "+1555%07d" % i, "user_id": "%s-%d" % (tag, i)} for i in range(n)]
+    p.produce_many(reqs)
+    w = p.start_worker(**worker_env)
+    where = "user_id LIKE '%s-%%'" % tag
+    first = None
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        c = count(p, "SELECT count(*) FROM challenges WHERE " + where)
+        now = time.monotonic()
+        if c and first is None:
+            first, c0 = now, c
+        if c >= n:
+            break
+        time.sleep(0.05)
+    took = time.monotonic() - first
+    split = p.s.psql("SELECT string_agg(status || '=' || n, ' ') FROM (SELECT status, count(*) n"
+                     " FROM challenges WHERE %s AND status IN ('rate_limited', 'blocked', 'expired')"
+                     " GROUP BY 1 ORDER BY 1) x" % where).strip()
+    w.stop()
+    p.workers.remove(w)
+    return (n - c0) / took if took > 0 else float("nan"), split
+
+
+def bench_ingest(p):
+    r5, split5 = ingest_rate(p, 5000, "i5")
+    row("ingest", "5,000 waiting, default limits on (%s)" % (split5 or "all accepted"), "%.0f/s" % r5,
+        "INSERT", ">= 0.5")
+    r50, split50 = ingest_rate(p, 50000, "i50")
+    row("ingest", "50,000 waiting, default limits on (%s)" % (split50 or "all accepted"),
+        "%.0f/s" % r50, "INSERT", ">= 0.5, within 15%% of 5,000: %+.0f%%" % (100.0 * (r50 - r5) / r5))
+
+
+def call_rate(p, n, workers, tag):
+    reqs = [{"phone": "+1666%07d" % i, "user_id": "%s-%d" % (tag, i)} for i in range(n)]
+    env = dict(OTP_MAX_IN_FLIGHT=1024, OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
+               OTP_LIMIT_PHONE_15MIN=0, OTP_LIMIT_PHONE_DAY=0, OTP_LIMIT_USER_HOUR=0,
+               OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0)
+    ws = [p.start_worker(**env) for _ in range(workers)]
+    time.sleep(4)  # the group join
+    base = count(p, "SELECT count(*) FROM calls")
+    p.produce_many(reqs)
+    first = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        c = count(p, "SELECT count(*) FROM calls") - base
+        now = time.monotonic()
+        if c and first is None:
+            first, c0 = now, c
+        if c >= n:
+            break
+        time.sleep(0.05)
+    took = time.monotonic() - first
+    for w in ws:
+        w.stop()
+        p.workers.remove(w)
+    return (n - c0) / took if took > 0 else float("nan")
+
+
+def bench_calls(p):
+    p.sim.fault(path="/v1.0/calls", method="POST", latency_ms=250)
+    one = call_rate(p, 6000, 1, "c1")
+    row("calls", "one worker, POST /calls answered after 250 ms", "%.0f calls/s" % one, "", ">= 1000")
+    three = call_rate(p, 12000, 3, "c3")
+    row("calls", "three workers, same setup", "%.0f calls/s (%.1fx)" % (three, three / one), "",
+        ">= 2.5x one")
+    p.sim.clear_faults()
+
+
+def bench_memory(p):
+    p.sim.fault(path="/v1.0/calls", method="POST", latency_ms=20000)
+    w = p.start_worker(OTP_MAX_IN_FLIGHT=2048, OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
+                       OTP_LIMIT_PHONE_15MIN=0, OTP_LIMIT_PHONE_DAY=0, OTP_LIMIT_USER_HOUR=0,
+                       OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0, OTP_LEASE_SECONDS=60)
+    time.sleep(4)
+    p.produce_many([{"phone": "+1777%07d" % i, "user_id": "m-%d" % i} for i in range(2000)])
+    deadline = time.monotonic() + 30
+    inflight = 0
+    while time.monotonic() < deadline:
+        inflight = count(p, "SELECT count(*) FROM challenges WHERE user_id LIKE 'm-%' AND status = 'calling'")
+        if inflight >= 2000:
+            break
+        time.sleep(0.2)
+    time.sleep(1)
+    row("memory", "worker RSS, %d calls in flight" % inflight, "%.1f MiB" % (kib(w.pid, "VmRSS") / 1024),
+        "", "<= 64 MiB")
+    w.kill()
+    p.workers.remove(w)
+    p.sim.clear_faults()
+
+
+def bench_idle(p):
+    ws = [p.start_worker() for _ in range(2)]
+    time.sleep(8)  # joined, backlog (if any) relayed
+
+    def stats():
+        out = p.s.psql("SELECT xact_commit, (SELECT sum(n_tup_upd + n_tup_ins + n_tup_del)"
+                       " FROM pg_stat_user_tables) FROM pg_stat_database WHERE datname = 'otp'")
+        return [int(x) for x in out.strip().split("|")]
+    p.s.psql("SELECT pg_stat_clear_snapshot()")
+    a = stats()
+    time.sleep(20)
+    b = stats()
+    # The two probes are transactions of their own.
+    commits = (b[0] - a[0] - 2) / 20.0 / len(ws)
+    rows = (b[1] - a[1]) / 20.0 / len(ws)
+    row("idle", "two workers, no traffic, per worker", "%.2f commits/s, %.2f rows/s" % (commits, rows),
+        "", "<= 1 commit/s")
+    for w in ws:
+        w.stop()
+        p.workers.remove(w)
 
 
 def main():
-    print("== VoIPBin simulator", flush=True)
+    print("== VoIPBin simulator alone", flush=True)
     subprocess.run([os.path.join(HERE, "sim_bench.sh"), "5"], check=True)
-    print("== pipeline and verifier (%d cores)" % os.cpu_count(), flush=True)
-    bench_pipeline()
+    print("== the product beside PostgreSQL (%d cores; crash-safe PostgreSQL 15)" % os.cpu_count())
+    print("  %-9s %-52s %-26s %-7s %-5s %s" % ("", "", "figure", "vs", "ratio", "target"))
+    with Stack() as s:
+        p = P.Pipeline(s, time_scale=0.02)
+        p.sim.fault(rate=1000000, burst=1000000)
+        baselines(s)
+        bench_verifier(p)
+        bench_idle(p)
+        bench_ingest(p)
+        bench_calls(p)
+        bench_memory(p)
+        p.close()
+    print("\n| path | figure | baseline | ratio | target |\n|---|---|---|---|---|")
+    for section, what, figure, base, ratio, target in ROWS:
+        print("| %s: %s | %s | %s | %s | %s |" % (section, what, figure, base, ratio, target))
 
 
 if __name__ == "__main__":
