@@ -75,6 +75,14 @@ typedef struct claimed {
     int gate, amd, sms_fallback, sms_channel, keypad;
 } claimed_t;
 
+/* A placed (or adopted) call waiting to be recorded (worker_t.records). */
+typedef struct record {
+    claimed_t row;
+    char call_id[37];
+    int attempt, adopted;
+    int applied; /* its row changed: webhooks kept for it are applied after the commit */
+} record_t;
+
 typedef struct call_ctx {
     worker_t *w;
     claimed_t row;
@@ -98,10 +106,16 @@ static int tx_open(worker_t *w)
     return PQtransactionStatus(w->ddb) == PQTRANS_INTRANS ? 0 : -1;
 }
 
-/* Commits the open batch, if any. 0 ok (or nothing open), -1 rolled back. */
+static void flush_records(worker_t *w);
+
+/* Writes the queued call records into the open batch and commits it, if any.
+ * 0 ok (or nothing open), -1 rolled back (nothing of it is durable). */
 static int tx_close(worker_t *w)
 {
-    PGTransactionStatusType st = PQtransactionStatus(w->ddb);
+    PGTransactionStatusType st;
+
+    flush_records(w);
+    st = PQtransactionStatus(w->ddb);
 
     if (st == PQTRANS_IDLE)
         return 0;
@@ -114,6 +128,7 @@ static int tx_close(worker_t *w)
         return 0;
     }
     w->events_in_tx = 0;
+    w->n_committed = 0;
     otp_db_rollback(w->ddb);
     atomic_fetch_add(&w->m.db_errors, 1);
     return -1;
@@ -234,41 +249,110 @@ static void schedule_retry(worker_t *w, const claimed_t *row, const char *cause,
     }
 }
 
-/* Records a placed (or adopted) call: the call row, the challenge status and
- * the event, then applies webhooks that arrived before this write. */
+/* Records a placed (or adopted) call, in one statement: the call row (the
+ * call exists whatever happened to the challenge meanwhile), the challenge
+ * status (due again at expiry until a final call status comes) and the
+ * event. $1 call id, $2 request id, $3 attempt, $4 expiry (ms), $5 worker id,
+ * $6 the event's attributes. */
+static const char record_sql[] =
+    "WITH ins AS ("
+    "  INSERT INTO calls (call_id, request_id, attempt) VALUES ($1, $2, $3)"
+    "  ON CONFLICT (call_id) DO NOTHING"
+    "), upd AS ("
+    "  UPDATE challenges SET status = 'call_requested', call_id = $1::uuid, lease_owner = NULL,"
+    "         attempt_started_at = NULL, next_attempt_at = to_timestamp($4::bigint / 1000.0),"
+    "         updated_at = now()"
+    "   WHERE request_id = $2 AND status = 'calling' AND lease_owner = $5"
+    "  RETURNING request_id"
+    "), ob AS ("
+    "  INSERT INTO outbox (request_id, type, attrs) SELECT request_id, 'call_requested', $6::jsonb FROM upd"
+    ")"
+    "SELECT count(*) FROM upd";
+
+/* Queues the record of a placed (or adopted) call; flush_records writes the
+ * queue in one pipeline. */
 static void record_call(worker_t *w, const claimed_t *row, const char *call_id, int attempt,
                         int adopted)
 {
-    char attempt_s[12], exp_s[24];
-    const char *p[4] = {call_id, row->request_id, attempt_s, NULL};
-    const char *extra[2] = {call_id, exp_s};
-    int changed;
+    record_t *r;
 
-    snprintf(attempt_s, sizeof(attempt_s), "%d", attempt);
-    snprintf(exp_s, sizeof(exp_s), "%lld", (long long)row->expires_ms);
-    /* The call exists whatever happened to the challenge meanwhile: record it first. */
-    if (tx_open(w) != 0 || otp_db_exec(w->ddb, "record_call",
-                    "INSERT INTO calls (call_id, request_id, attempt) VALUES ($1, $2, $3)"
-                    " ON CONFLICT (call_id) DO NOTHING",
-                    3, p)) {
+    if (w->n_records == w->cap_records) {
+        int cap = w->cap_records ? w->cap_records * 2 : 64;
+        record_t *nr = realloc(w->records, sizeof(*nr) * (size_t)cap);
+        if (!nr) {
+            /* Not recorded: the row stays 'calling' and its lease's end
+             * finds the call again (lookup and adopt). */
+            atomic_fetch_add(&w->m.db_errors, 1);
+            return;
+        }
+        w->records = nr;
+        w->cap_records = cap;
+    }
+    r = &w->records[w->n_records++];
+    r->row = *row;
+    snprintf(r->call_id, sizeof(r->call_id), "%s", call_id);
+    r->attempt = attempt;
+    r->adopted = adopted;
+    r->applied = 0;
+}
+
+/* Writes the queued records into the open batch, one round trip for all. */
+static void flush_records(worker_t *w)
+{
+    PGresult **res;
+    int sent = 0, n = w->n_records, rc;
+
+    if (n == 0)
+        return;
+    res = calloc((size_t)n, sizeof(*res));
+    if (!res || tx_open(w) != 0 || otp_db_prepare(w->ddb, "record_call", record_sql, 6) != 0 ||
+        otp_db_pipe_open(w->ddb) != 0) {
+        free(res);
+        w->n_records = 0;
         atomic_fetch_add(&w->m.db_errors, 1);
         return;
     }
-    /* Until a final call status comes, the row is due again at expiry. */
-    changed = change_held(w, row->request_id,
-                          "status = 'call_requested', call_id = $3::uuid, lease_owner = NULL,"
-                          " attempt_started_at = NULL,"
-                          " next_attempt_at = to_timestamp($4::bigint / 1000.0)",
-                          2, extra, "call_requested",
-                          json_pack("{s:s, s:i, s:s, s:b}", "call_id", call_id, "attempt", attempt,
-                                    "locale", row->locale, "adopted", adopted));
-    if (changed == 1) {
-        atomic_fetch_add(adopted ? &w->m.calls_adopted : &w->m.calls_placed, 1);
-        otp_info("call_requested", "request_id=%s phone=%s call_id=%s attempt=%d adopted=%d",
-                 row->request_id, row->phone_masked, call_id, attempt, adopted);
-        /* Webhooks that beat this write are applied once it is committed. */
-        if (w->n_recorded < (int)(sizeof(w->recorded) / sizeof(w->recorded[0])))
-            memcpy(w->recorded[w->n_recorded++], call_id, 37);
+    for (int i = 0; i < n; i++) {
+        record_t *r = &w->records[i];
+        char attempt_s[12], exp_s[24], *attrs;
+        const char *p[6] = {r->call_id, r->row.request_id, attempt_s, exp_s, w->cfg.worker_id, NULL};
+        json_t *o = json_pack("{s:s, s:i, s:s, s:b}", "call_id", r->call_id, "attempt", r->attempt,
+                              "locale", r->row.locale, "adopted", r->adopted);
+
+        snprintf(attempt_s, sizeof(attempt_s), "%d", r->attempt);
+        snprintf(exp_s, sizeof(exp_s), "%lld", (long long)r->row.expires_ms);
+        attrs = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        p[5] = attrs;
+        if (attrs && otp_db_pipe_send_prepared(w->ddb, "record_call", 6, p, NULL, NULL) == 0)
+            sent++;
+        free(attrs);
+        if (sent != i + 1)
+            break;
+    }
+    rc = otp_db_pipe_close(w->ddb, "record_call", res, sent);
+    for (int i = 0; i < sent; i++) {
+        record_t *r = &w->records[i];
+        if (rc == 0 && res[i] && strcmp(PQgetvalue(res[i], 0, 0), "1") == 0) {
+            w->events_in_tx = 1;
+            r->applied = 1;
+            atomic_fetch_add(r->adopted ? &w->m.calls_adopted : &w->m.calls_placed, 1);
+            otp_info("call_requested", "request_id=%s phone=%s call_id=%s attempt=%d adopted=%d",
+                     r->row.request_id, r->row.phone_masked, r->call_id, r->attempt, r->adopted);
+        }
+        PQclear(res[i]);
+    }
+    if (rc != 0 || sent != n)
+        atomic_fetch_add(&w->m.db_errors, 1);
+    free(res);
+    /* The applied ones stay queued until the commit, for apply_recorded. */
+    {
+        int k = 0;
+        for (int i = 0; i < sent; i++)
+            if (w->records[i].applied)
+                w->records[k++] = w->records[i];
+        w->n_records = 0;
+        w->n_committed = k;
     }
 }
 
@@ -407,6 +491,89 @@ out:
     sodium_memzero(code, sizeof(code));
 }
 
+/* Stores a fresh code's hash for the call about to be placed. $1 request
+ * id, $2 worker id, $3 hash (hex), $4 key id, $5 attempt. */
+static const char place_sql[] =
+    "UPDATE challenges SET code_hash = decode($3, 'hex'), key_id = $4::smallint,"
+    "       call_attempts = $5::int, tries = tries + 1, attempt_started_at = now(),"
+    "       status = 'calling', updated_at = now()"
+    " WHERE request_id = $1 AND status = 'calling' AND lease_owner = $2";
+
+/* 1 when place_call would send this row a plain voice call now. */
+static int plain_call(const worker_t *w, const claimed_t *row)
+{
+    return !row->sms_channel && !row->keypad && row->call_attempts + 1 <= row->max_call_attempts &&
+           otp_backoff_worth_it(otp_now_ms(), 0, row->expires_ms, w->cfg.min_remaining_ms);
+}
+
+/* place_call for many rows (each passed plain_call): every new hash in one
+ * round trip, then the calls. The codes live in this frame's buffer (wiped
+ * before it returns) and in the request bodies being sent. */
+static void place_batch(worker_t *w, const claimed_t *rows, int n)
+{
+    char (*codes)[OTP_CODE_MAX + 1] = calloc((size_t)n, sizeof(*codes));
+    PGresult **res = calloc((size_t)n, sizeof(*res));
+    char key_id[8];
+    int sent = 0;
+
+    if (!codes || !res || tx_open(w) != 0 ||
+        otp_db_prepare(w->ddb, "place_call", place_sql, 5) != 0 || otp_db_pipe_open(w->ddb) != 0)
+        goto out; /* the leases run out and the rows come due again */
+    snprintf(key_id, sizeof(key_id), "%d", w->keys.current_id);
+    for (int i = 0; i < n; i++) {
+        unsigned char hash[OTP_HASH_BYTES];
+        char hash_hex[OTP_HASH_BYTES * 2 + 1], attempt_s[12];
+        const char *p[5] = {rows[i].request_id, w->cfg.worker_id, hash_hex, key_id, attempt_s};
+
+        if (otp_code_generate(codes[i], sizeof(codes[i]), rows[i].code_length) != 0 ||
+            otp_code_hash(&w->keys, w->keys.current_id, rows[i].request_id, codes[i], hash) != 0)
+            break;
+        sodium_bin2hex(hash_hex, sizeof(hash_hex), hash, sizeof(hash));
+        snprintf(attempt_s, sizeof(attempt_s), "%d", rows[i].call_attempts + 1);
+        if (otp_db_pipe_send_prepared(w->ddb, "place_call", 5, p, NULL, NULL) != 0)
+            break;
+        sent++;
+    }
+    if (otp_db_pipe_close(w->ddb, "place_call", res, sent) != 0) {
+        atomic_fetch_add(&w->m.db_errors, 1);
+        goto out; /* the batch is rolled back at its commit */
+    }
+    for (int i = 0; i < sent; i++) {
+        const claimed_t *row = &rows[i];
+        otp_voice_opts_t vopts = {row->gate, row->amd, w->cfg.callback_url, row->request_id};
+        json_t *actions;
+        call_ctx_t *ctx;
+
+        if (strcmp(PQcmdTuples(res[i]), "1") != 0)
+            continue; /* no longer ours */
+        actions = otp_voice_actions(w->voice, row->locale, w->cfg.brand, codes[i], &vopts);
+        ctx = calloc(1, sizeof(*ctx));
+        if (actions && ctx) {
+            ctx->w = w;
+            ctx->row = *row;
+            ctx->attempt = row->call_attempts + 1;
+            ctx->row.tries = row->tries + 1;
+            ctx->started_ms = otp_now_ms();
+            if (vb_call_create(w->vb, caller_id_for(w, row->country), row->phone, actions,
+                               on_call_done, ctx) == 0) {
+                ctx = NULL; /* owned by the in-flight call now */
+                atomic_fetch_add(&w->m.in_flight, 1);
+            }
+        }
+        free(ctx);
+        json_decref(actions);
+    }
+out:
+    if (res)
+        for (int i = 0; i < n; i++)
+            PQclear(res[i]);
+    free(res);
+    if (codes) {
+        sodium_memzero(codes, sizeof(*codes) * (size_t)n);
+        free(codes);
+    }
+}
+
 /* Sends a fresh code by SMS (channel "sms", or the fallback after the last
  * failed call). The new hash replaces the old one. */
 static void send_sms(worker_t *w, const claimed_t *row, int fallback)
@@ -522,13 +689,52 @@ int budget_take(worker_t *w, int want)
     return got;
 }
 
-/* Applies webhooks kept for calls recorded in the committed batch. */
+/* Applies webhooks kept for calls recorded in the committed batch. A webhook
+ * handler that found the call unknown keeps its event under the call's lock
+ * (otp_webhook.c): taking every call's lock first makes each such event
+ * visible to the look-up. One round trip for the batch; only the calls with
+ * kept events are applied one by one. */
 static void apply_recorded(worker_t *w)
 {
-    for (int i = 0; i < w->n_recorded; i++)
-        if (otp_call_apply_pending(w->ddb, w->recorded[i]) != 0)
-            atomic_fetch_add(&w->m.db_errors, 1);
-    w->n_recorded = 0;
+    otp_pgarray_t ids = {0};
+    PGresult *res[3] = {NULL, NULL, NULL};
+    const char *p[1];
+    int rc = -1, n = w->n_committed;
+
+    w->n_committed = 0;
+    if (n == 0)
+        return;
+    for (int i = 0; i < n; i++)
+        otp_pgarray_add(&ids, w->records[i].call_id);
+    p[0] = otp_pgarray_str(&ids);
+    if (!p[0] || otp_db_pipe_open(w->ddb) != 0)
+        goto out;
+    if (otp_db_pipe_send(w->ddb,
+                         "SELECT count(pg_advisory_lock(727276, hashtext(x)))"
+                         "  FROM (SELECT unnest($1::text[]) x ORDER BY 1) s",
+                         1, p, NULL, NULL) == 0 &&
+        otp_db_pipe_send(w->ddb,
+                         "SELECT DISTINCT call_id::text FROM webhook_pending"
+                         " WHERE call_id = ANY($1::uuid[])",
+                         1, p, NULL, NULL) == 0 &&
+        otp_db_pipe_send(w->ddb,
+                         "SELECT count(pg_advisory_unlock(727276, hashtext(x)))"
+                         "  FROM unnest($1::text[]) x",
+                         1, p, NULL, NULL) == 0)
+        rc = 0;
+    if (otp_db_pipe_close(w->ddb, "apply_recorded", res, 3) != 0 || rc != 0) {
+        rc = -1;
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(res[1]); i++)
+        if (otp_call_apply_pending(w->ddb, PQgetvalue(res[1], i, 0)) != 0)
+            rc = -1;
+out:
+    if (rc != 0)
+        atomic_fetch_add(&w->m.db_errors, 1);
+    for (int i = 0; i < 3; i++)
+        PQclear(res[i]);
+    otp_pgarray_free(&ids);
 }
 
 /* Reads the claimed row's columns by name. */
@@ -564,7 +770,8 @@ int dispatch_run(worker_t *w, int *asked)
     char limit[12], lease[12];
     const char *p[5] = {w->cfg.worker_id, limit, lease, w->cfg.rate_per_s, w->cfg.burst};
     PGresult *r;
-    int n;
+    claimed_t *plain;
+    int n, n_plain = 0;
 
     *asked = free_slots;
     if (free_slots <= 0)
@@ -582,11 +789,14 @@ int dispatch_run(worker_t *w, int *asked)
         return -1;
     }
     n = PQntuples(r);
+    plain = n ? calloc((size_t)n, sizeof(*plain)) : NULL;
     for (int i = 0; i < n; i++) {
         claimed_t row;
 
         read_claimed(r, i, &row);
-        if (strcmp(row.prev_status, "pending") == 0)
+        if (strcmp(row.prev_status, "pending") == 0 && plain && plain_call(w, &row))
+            plain[n_plain++] = row;
+        else if (strcmp(row.prev_status, "pending") == 0)
             place_call(w, &row);
         else if (strcmp(row.prev_status, "calling") == 0)
             recover_calling(w, &row);
@@ -598,12 +808,15 @@ int dispatch_run(worker_t *w, int *asked)
             finish_expired(w, &row, "no_final_call_status");
     }
     PQclear(r);
+    if (n_plain)
+        place_batch(w, plain, n_plain);
+    free(plain);
     if (tx_close(w) != 0) {
         /* Nothing of the batch is durable: its calls must not go out. */
         int dropped = vb_client_drop_unsent(w->vb, free);
         atomic_fetch_sub(&w->m.in_flight, dropped);
         otp_warn("dispatch_batch_rolled_back", "claimed=%d calls_not_sent=%d", n, dropped);
-        w->n_recorded = 0;
+        w->n_committed = 0;
         return -1;
     }
     apply_recorded(w); /* calls adopted in this batch */
@@ -666,7 +879,7 @@ void *dispatch_thread(void *arg)
             if (tx_close(w) == 0)
                 apply_recorded(w);
             else
-                w->n_recorded = 0;
+                w->n_committed = 0;
             woken = otp_db_wait_notify(w->ddb, 0);
         } else {
             int64_t t = claim_at - otp_monotonic_ms();
@@ -685,5 +898,7 @@ void *dispatch_thread(void *arg)
     }
     if (tx_close(w) != 0)
         otp_warn("dispatch_drain_rolled_back", "in_flight=%d", vb_client_in_flight(w->vb));
+    free(w->records);
+    w->records = NULL;
     return NULL;
 }

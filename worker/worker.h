@@ -54,8 +54,10 @@ typedef struct worker {
     worker_metrics_t m;
     limits_cfg_t limits;
     limits_ledger_t *ledger; /* ingest: the budgets of the batch being written */
-    char recorded[256][37]; /* calls recorded in the open dispatch batch */
-    int n_recorded;
+    /* Dispatch: placed or adopted calls to record (flush_records), then,
+     * after the commit, the recorded ones whose kept webhooks to apply. */
+    struct record *records;
+    int n_records, cap_records, n_committed;
     int events_in_tx;  /* dispatch: the open batch wrote events */
     int relay_session; /* main thread: backend pid of w->db holding the relay lock, 0 = none */
     volatile sig_atomic_t *running;
