@@ -408,10 +408,9 @@ static int put_break(char *buf, size_t size, size_t *n, int ms)
 
 int otp_voice_groups(size_t len, int *groups)
 {
-    /* Up to 5 digits: one run, paced digit by digit. Then the usual phone
-     * grouping: 3-3, 3-4, 4-4, 3-3-3, 3-3-4. */
+    /* The usual phone grouping: 2-2, 3-2, 3-3, 3-4, 4-4, 3-3-3, 3-3-4. */
     static const int table[11][4] = {
-        [4] = {4},    [5] = {5},       [6] = {3, 3},     [7] = {3, 4},
+        [4] = {2, 2}, [5] = {3, 2},    [6] = {3, 3},     [7] = {3, 4},
         [8] = {4, 4}, [9] = {3, 3, 3}, [10] = {3, 3, 4},
     };
     int k = 0;
@@ -424,8 +423,7 @@ int otp_voice_groups(size_t len, int *groups)
 }
 
 /* The code once: groups of digits, OTP_VOICE_INNER_MS between the digits of a
- * group (OTP_VOICE_DIGIT_MS when the code is one run), OTP_VOICE_GROUP_MS
- * between groups. No pause after the last digit: the caller's follows. */
+ * group, OTP_VOICE_GROUP_MS between groups. No pause after the last digit: the caller's follows. */
 static int put_code(char *buf, size_t size, size_t *n, const voice_template_t *t, const char *code)
 {
     int groups[4], ng = otp_voice_groups(strlen(code), groups);
@@ -435,8 +433,7 @@ static int put_code(char *buf, size_t size, size_t *n, const voice_template_t *t
         for (int k = 0; k < groups[g]; k++, c++) {
             if (put_digit(buf, size, n, t, *c))
                 return -1;
-            if (k + 1 < groups[g] &&
-                put_break(buf, size, n, ng == 1 ? OTP_VOICE_DIGIT_MS : OTP_VOICE_INNER_MS))
+            if (k + 1 < groups[g] && put_break(buf, size, n, OTP_VOICE_INNER_MS))
                 return -1;
         }
         if (g + 1 < ng && put_break(buf, size, n, OTP_VOICE_GROUP_MS))

@@ -33,7 +33,6 @@ int otp_xml_escape(const char *in, char *out, size_t out_size);
 /* The pauses written into the call (ms). The budget of a call is one of
  * structure, not of speed: natural speaking rate, these pauses as written. */
 #define OTP_VOICE_LEAD_MS 300        /* silence before the first word */
-#define OTP_VOICE_DIGIT_MS 250       /* between digits of a code read as one run */
 #define OTP_VOICE_INNER_MS 120       /* between digits inside a group */
 #define OTP_VOICE_GROUP_MS 350       /* between groups */
 #define OTP_VOICE_BEFORE_CODE_MS 200 /* after "your code is" */

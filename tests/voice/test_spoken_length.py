@@ -51,19 +51,19 @@ ESPEAK = {"en-US": "en-us", "en-GB": "en-gb", "de-DE": "de", "fr-FR": "fr-fr", "
 # (は → わ).
 READINGS = {
     "ja-JP": {
-        "{brand}の確認コードは、": "{brand}のかくにんコードわ、",
-        "繰り返します。": "くりかえします。",
-        "{brand}がこのコードをお尋ねすることはありません。": "{brand}がこのコードをおたずねすることわありません。",
+        "{brand}のコードは、": "{brand}のコードわ、",
+        "もう一度、": "もういちど、",
+        "{brand}がこのコードを伺うことはありません。": "{brand}がこのコードをうかがうことわありません。",
     },
     "zh-CN": {
-        "您的{brand}验证码是": "nin2 de5 {brand} yan4 zheng4 ma3 shi4",
+        "{brand}验证码是": "{brand} yan4 zheng4 ma3 shi4",
         "重复一遍：": "chong2 fu4 yi2 bian4.",
-        "{brand}不会向您索要验证码。": "{brand} bu2 hui4 xiang4 nin2 suo3 yao4 yan4 zheng4 ma3.",
+        "{brand}绝不会向您索取。": "{brand} jue2 bu2 hui4 xiang4 nin2 suo3 qu3.",
     },
     "zh-TW": {
-        "您的{brand}驗證碼是": "nin2 de5 {brand} yan4 zheng4 ma3 shi4",
+        "{brand}驗證碼是": "{brand} yan4 zheng4 ma3 shi4",
         "再說一次：": "zai4 shuo1 yi2 ci4.",
-        "{brand}不會向您索取驗證碼。": "{brand} bu2 hui4 xiang4 nin2 suo3 qu3 yan4 zheng4 ma3.",
+        "{brand}絕不會向您索取。": "{brand} jue2 bu2 hui4 xiang4 nin2 suo3 qu3.",
     },
 }
 BRAND_READING = {"ja-JP": "アクメ", "zh-CN": "ai1 ke4 mei2", "zh-TW": "ai1 ke4 mei2"}
@@ -282,14 +282,14 @@ RECORDED = {
     ("es-ES", 9): 16.37, ("es-ES", 10): 17.47,
     ("fr-FR", 9): 15.66, ("fr-FR", 10): 16.74,
     ("hi-IN", 8): 16.16, ("hi-IN", 9): 17.90, ("hi-IN", 10): 19.17,
-    ("it-IT", 7): 16.06, ("it-IT", 8): 17.51, ("it-IT", 9): 19.43, ("it-IT", 10): 20.88,
-    ("ja-JP", 6): 15.04, ("ja-JP", 7): 16.23, ("ja-JP", 8): 17.44, ("ja-JP", 9): 19.09, ("ja-JP", 10): 20.30,
+    ("it-IT", 7): 15.29, ("it-IT", 8): 16.74, ("it-IT", 9): 18.66, ("it-IT", 10): 20.11,
+    ("ja-JP", 8): 15.97, ("ja-JP", 9): 17.64, ("ja-JP", 10): 18.84,
     ("ko-KR", 8): 16.05, ("ko-KR", 9): 17.67, ("ko-KR", 10): 18.85,
     ("pt-BR", 8): 15.83, ("pt-BR", 9): 17.52, ("pt-BR", 10): 18.76,
     ("pt-PT", 9): 16.52, ("pt-PT", 10): 17.66,
     ("ru-RU", 8): 15.39, ("ru-RU", 9): 17.03, ("ru-RU", 10): 18.20,
-    ("zh-CN", 5): 15.45, ("zh-CN", 6): 15.97, ("zh-CN", 7): 17.10, ("zh-CN", 8): 18.23, ("zh-CN", 9): 19.83, ("zh-CN", 10): 20.96,
-    ("zh-TW", 5): 15.42, ("zh-TW", 6): 15.93, ("zh-TW", 7): 17.06, ("zh-TW", 8): 18.19, ("zh-TW", 9): 19.79, ("zh-TW", 10): 20.92,
+    ("zh-CN", 7): 15.68, ("zh-CN", 8): 16.76, ("zh-CN", 9): 18.32, ("zh-CN", 10): 19.40,
+    ("zh-TW", 7): 15.60, ("zh-TW", 8): 16.68, ("zh-TW", 9): 18.24, ("zh-TW", 10): 19.32,
 }
 TOLERANCE_S = 0.3
 
