@@ -423,7 +423,8 @@ int otp_voice_groups(size_t len, int *groups)
 }
 
 /* The code once: groups of digits, OTP_VOICE_INNER_MS between the digits of a
- * group, OTP_VOICE_GROUP_MS between groups. No pause after the last digit: the caller's follows. */
+ * group, OTP_VOICE_GROUP_MS between groups. No pause after the last digit:
+ * the caller's follows. */
 static int put_code(char *buf, size_t size, size_t *n, const voice_template_t *t, const char *code)
 {
     int groups[4], ng = otp_voice_groups(strlen(code), groups);
