@@ -1,5 +1,6 @@
 #include "otp_voice.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
@@ -25,8 +26,10 @@ typedef struct voice_template {
     char sms[LINE_MAX_BYTES];
     char keypad[LINE_MAX_BYTES];
     char keypad_thanks[LINE_MAX_BYTES];
-    char rate[8]; /* SSML prosody rate such as "110%", "" = the voice's own */
-    int digit_pause_ms;
+    /* What the voice says for each digit where phone usage differs from the
+     * engine's own reading (ja よん/なな, zh 幺, ko 공): said through
+     * <sub alias>. Empty: <say-as interpret-as="characters">. */
+    char digits[10][32];
 } voice_template_t;
 
 struct otp_voice_catalog {
@@ -74,17 +77,30 @@ static int load_one(voice_template_t *t, const char *path, char *errstr, size_t 
         goto out;
     }
     t->primary = json_is_true(json_object_get(o, "primary"));
-    if (copy_line(o, "rate", t->rate, sizeof(t->rate), 0) ||
-        (t->rate[0] && (strspn(t->rate, "0123456789") + 1 != strlen(t->rate) ||
-                        t->rate[strlen(t->rate) - 1] != '%'))) {
-        snprintf(errstr, errstr_size, "%s: rate must look like \"110%%\"", path);
+    /* The pace is the product's, never a template's: no rate, no speed-up. */
+    if (json_object_get(o, "rate") || json_object_get(o, "digit_pause_ms")) {
+        snprintf(errstr, errstr_size,
+                 "%s: \"rate\" and \"digit_pause_ms\" are gone: the call is never sped up", path);
         goto out;
     }
-    t->digit_pause_ms = (int)json_integer_value(json_object_get(o, "digit_pause_ms"));
-    if (t->digit_pause_ms <= 0 || t->digit_pause_ms > 2000)
-        t->digit_pause_ms = 300;
+    c = json_object_get(o, "digits");
+    if (c && (!json_is_array(c) || json_array_size(c) != 10)) {
+        snprintf(errstr, errstr_size, "%s: digits must be an array of 10 strings (0 to 9)", path);
+        goto out;
+    }
+    for (i = 0; c && i < 10; i++) {
+        json_t *w = json_array_get(c, i);
+        if (!json_is_string(w) || json_string_length(w) == 0 ||
+            json_string_length(w) >= sizeof(t->digits[0])) {
+            snprintf(errstr, errstr_size, "%s: digits[%zu] must be a word under %zu bytes", path, i,
+                     sizeof(t->digits[0]));
+            goto out;
+        }
+        memcpy(t->digits[i], json_string_value(w), json_string_length(w) + 1);
+    }
     t->countries[0] = ',';
-    json_array_foreach(json_object_get(o, "countries"), i, c) {
+    json_array_foreach(json_object_get(o, "countries"), i, c)
+    {
         if (json_is_string(c) && n + json_string_length(c) + 2 < sizeof(t->countries)) {
             memcpy(t->countries + n, json_string_value(c), json_string_length(c));
             n += json_string_length(c);
@@ -169,29 +185,86 @@ void otp_voice_default_dir(char *out, size_t out_size)
     snprintf(out, out_size, "common/locales");
 }
 
+/* A requested tag, cleaned: '_' read as '-' (en_GB), at most 35 bytes. */
+static void normalize(const char *in, char *out, size_t out_size)
+{
+    size_t n = 0;
+
+    for (; in && *in && n + 1 < out_size; in++)
+        out[n++] = *in == '_' ? '-' : *in;
+    out[n] = '\0';
+}
+
 static const voice_template_t *find_exact(const otp_voice_catalog_t *cat, const char *locale)
 {
+    char want[36];
+
+    normalize(locale, want, sizeof(want));
     for (int i = 0; i < cat->n; i++)
-        if (strcasecmp(cat->t[i].locale, locale) == 0)
+        if (strcasecmp(cat->t[i].locale, want) == 0)
             return &cat->t[i];
     return NULL;
 }
 
-static const voice_template_t *find_language(const otp_voice_catalog_t *cat, const char *locale)
+static int lists_country(const voice_template_t *t, const char *iso)
 {
-    const voice_template_t *any = NULL;
-    size_t lang_len = strcspn(locale, "-_");
+    char needle[8];
 
+    if (!iso || strlen(iso) != 2)
+        return 0;
+    snprintf(needle, sizeof(needle), ",%c%c,", tolower((unsigned char)iso[0]),
+             tolower((unsigned char)iso[1]));
+    return strstr(t->countries, needle) != NULL;
+}
+
+/* The region of a BCP-47 tag (de-AT → "at", zh-Hant-TW → "tw"); zh-Hant
+ * without a region is Traditional Chinese, read as Taiwan's. "" if none. */
+static void region_of(const char *tag, char *out, size_t out_size)
+{
+    const char *p = tag + strcspn(tag, "-");
+
+    out[0] = '\0';
+    while (*p == '-') {
+        size_t k = strcspn(p + 1, "-");
+        if (k == 2 && out_size > 2) {
+            out[0] = (char)tolower((unsigned char)p[1]);
+            out[1] = (char)tolower((unsigned char)p[2]);
+            out[2] = '\0';
+            return;
+        }
+        if (k == 4 && strncasecmp(p + 1, "hant", 4) == 0)
+            snprintf(out, out_size, "tw");
+        p += k + 1;
+    }
+}
+
+/* A file of the tag's language: the one that lists the tag's region (es-MX →
+ * es-419, en-AU → en-GB), else the one that lists the phone's country, else
+ * the primary one, else any. */
+static const voice_template_t *find_language(const otp_voice_catalog_t *cat, const char *tag,
+                                             const char *phone_country)
+{
+    const voice_template_t *by_phone = NULL, *primary = NULL, *any = NULL;
+    char want[36], region[4];
+    size_t lang_len;
+
+    normalize(tag, want, sizeof(want));
+    lang_len = strcspn(want, "-");
+    region_of(want, region, sizeof(region));
     for (int i = 0; i < cat->n; i++) {
         const voice_template_t *t = &cat->t[i];
-        if (strncasecmp(t->locale, locale, lang_len) == 0 && strcspn(t->locale, "-") == lang_len) {
-            if (t->primary)
-                return t;
-            if (!any)
-                any = t;
-        }
+        if (strncasecmp(t->locale, want, lang_len) != 0 || strcspn(t->locale, "-") != lang_len)
+            continue;
+        if (region[0] && lists_country(t, region))
+            return t;
+        if (!by_phone && lists_country(t, phone_country))
+            by_phone = t;
+        if (!primary && t->primary)
+            primary = t;
+        if (!any)
+            any = t;
     }
-    return any;
+    return by_phone ? by_phone : primary ? primary : any;
 }
 
 const char *otp_voice_pick(const otp_voice_catalog_t *cat, const char *requested,
@@ -202,21 +275,22 @@ const char *otp_voice_pick(const otp_voice_catalog_t *cat, const char *requested
     if (requested && *requested) {
         t = find_exact(cat, requested);
         if (!t)
-            t = find_language(cat, requested);
+            t = find_language(cat, requested, phone_country);
     }
     if (!t && phone_country && *phone_country) {
-        char needle[8];
-        snprintf(needle, sizeof(needle), ",%s,", phone_country);
         /* Prefer the primary locale of a language spoken there. */
         for (int i = 0; i < cat->n && !t; i++)
-            if (cat->t[i].primary && strstr(cat->t[i].countries, needle))
+            if (cat->t[i].primary && lists_country(&cat->t[i], phone_country))
                 t = &cat->t[i];
         for (int i = 0; i < cat->n && !t; i++)
-            if (strstr(cat->t[i].countries, needle))
+            if (lists_country(&cat->t[i], phone_country))
                 t = &cat->t[i];
     }
-    if (!t && operator_default && *operator_default)
+    if (!t && operator_default && *operator_default) {
         t = find_exact(cat, operator_default);
+        if (!t)
+            t = find_language(cat, operator_default, NULL);
+    }
     if (!t)
         t = find_exact(cat, "en-US");
     if (!t)
@@ -239,12 +313,24 @@ int otp_xml_escape(const char *in, char *out, size_t out_size)
         char one[2] = {*in, '\0'};
         size_t k;
         switch (*in) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&apos;"; break;
-        default: rep = one; break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&apos;";
+            break;
+        default:
+            rep = one;
+            break;
         }
         k = strlen(rep);
         if (n + k + 1 > out_size)
@@ -295,31 +381,73 @@ static int put_line(char *buf, size_t size, size_t *n, const char *line, const c
     return 0;
 }
 
-static int put_digits(char *buf, size_t size, size_t *n, const char *code, int pause_ms)
+/* One digit: the template's word for it through <sub alias>, else the digit
+ * spelled by the engine. The digit itself stays in the text either way. */
+static int put_digit(char *buf, size_t size, size_t *n, const voice_template_t *t, char d)
 {
-    char piece[64];
-    for (const char *c = code; *c; c++) {
-        if (*c < '0' || *c > '9')
+    char piece[256], alias[6 * sizeof(t->digits[0])];
+    const char *word = t->digits[d - '0'];
+
+    if (word[0]) {
+        if (otp_xml_escape(word, alias, sizeof(alias)))
             return -1;
-        /* No pause after the last digit: the caller's longer break follows. */
-        if (c[1])
-            snprintf(piece, sizeof(piece), "%c<break time=\"%dms\"/>", *c, pause_ms);
-        else
-            snprintf(piece, sizeof(piece), "%c", *c);
-        if (put(buf, size, n, piece))
+        snprintf(piece, sizeof(piece), "<sub alias=\"%s\">%c</sub>", alias, d);
+    } else {
+        snprintf(piece, sizeof(piece), "<say-as interpret-as=\"characters\">%c</say-as>", d);
+    }
+    return put(buf, size, n, piece);
+}
+
+static int put_break(char *buf, size_t size, size_t *n, int ms)
+{
+    char piece[48];
+
+    snprintf(piece, sizeof(piece), "<break time=\"%dms\"/>", ms);
+    return put(buf, size, n, piece);
+}
+
+int otp_voice_groups(size_t len, int *groups)
+{
+    /* The usual phone grouping: 2-2, 3-2, 3-3, 3-4, 4-4, 3-3-3, 3-3-4. */
+    static const int table[11][4] = {
+        [4] = {2, 2}, [5] = {3, 2},    [6] = {3, 3},     [7] = {3, 4},
+        [8] = {4, 4}, [9] = {3, 3, 3}, [10] = {3, 3, 4},
+    };
+    int k = 0;
+
+    if (len < OTP_CODE_MIN || len > OTP_CODE_MAX)
+        return 0;
+    for (; k < 4 && table[len][k]; k++)
+        groups[k] = table[len][k];
+    return k;
+}
+
+/* The code once: groups of digits, OTP_VOICE_INNER_MS between the digits of a
+ * group, OTP_VOICE_GROUP_MS between groups. No pause after the last digit:
+ * the caller's follows. */
+static int put_code(char *buf, size_t size, size_t *n, const voice_template_t *t, const char *code)
+{
+    int groups[4], ng = otp_voice_groups(strlen(code), groups);
+    const char *c = code;
+
+    for (int g = 0; g < ng; g++) {
+        for (int k = 0; k < groups[g]; k++, c++) {
+            if (put_digit(buf, size, n, t, *c))
+                return -1;
+            if (k + 1 < groups[g] && put_break(buf, size, n, OTP_VOICE_INNER_MS))
+                return -1;
+        }
+        if (g + 1 < ng && put_break(buf, size, n, OTP_VOICE_GROUP_MS))
             return -1;
     }
     return 0;
 }
 
-/* The pause after each digit. Every break is also a clause boundary to the
- * TTS, which adds its own short pause, so long codes get shorter explicit
- * ones: the whole message stays under 15 s at 10 digits. */
-static int digit_pause(const voice_template_t *t, size_t len)
+static int code_ok(const char *code)
 {
-    if (len <= 6)
-        return t->digit_pause_ms;
-    return len <= 8 ? t->digit_pause_ms / 2 : t->digit_pause_ms / 6;
+    size_t len = code ? strlen(code) : 0;
+
+    return len >= OTP_CODE_MIN && len <= OTP_CODE_MAX && strspn(code, "0123456789") == len;
 }
 
 char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
@@ -329,32 +457,20 @@ char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, 
     size_t size = 8192, n = 0;
     char *buf = malloc(size);
     char brand_esc[512];
-    int rate;
 
-    if (!t || !buf || !code || strlen(code) < OTP_CODE_MIN || strlen(code) > OTP_CODE_MAX ||
+    if (!t || !buf || !code_ok(code) ||
         otp_xml_escape(brand ? brand : "", brand_esc, sizeof(brand_esc)))
         goto fail;
-    if (put(buf, size, &n, "<speak>"))
-        goto fail;
-    /* Twenty digits and three lines in under 15 s: long codes are read faster
-     * (the template's own rate when it is faster still). */
-    rate = strlen(code) > 8 ? 125 : strlen(code) > 6 ? 110 : 100;
-    if (t->rate[0] && strtol(t->rate, NULL, 10) > rate)
-        rate = (int)strtol(t->rate, NULL, 10);
-    if (rate != 100) {
-        char open_tag[48];
-        snprintf(open_tag, sizeof(open_tag), "<prosody rate=\"%d%%\">", rate);
-        if (put(buf, size, &n, open_tag))
-            goto fail;
-    }
-    if (put_line(buf, size, &n, t->intro, brand_esc) ||
-        put(buf, size, &n, "<break time=\"300ms\"/>") ||
-        put_digits(buf, size, &n, code, digit_pause(t, strlen(code))) ||
-        put(buf, size, &n, "<break time=\"500ms\"/>") || put_line(buf, size, &n, t->again, brand_esc) ||
-        put(buf, size, &n, "<break time=\"300ms\"/>") ||
-        put_digits(buf, size, &n, code, digit_pause(t, strlen(code))) ||
-        put(buf, size, &n, "<break time=\"500ms\"/>") || put_line(buf, size, &n, t->outro, brand_esc) ||
-        (rate != 100 && put(buf, size, &n, "</prosody>")) || put(buf, size, &n, "</speak>"))
+    /* A short silence first, so the first word is not lost while the phone
+     * reaches the ear. Natural speed throughout: no <prosody>. */
+    if (put(buf, size, &n, "<speak>") || put_break(buf, size, &n, OTP_VOICE_LEAD_MS) ||
+        put_line(buf, size, &n, t->intro, brand_esc) ||
+        put_break(buf, size, &n, OTP_VOICE_BEFORE_CODE_MS) || put_code(buf, size, &n, t, code) ||
+        put_break(buf, size, &n, OTP_VOICE_AFTER_CODE_MS) ||
+        put_line(buf, size, &n, t->again, brand_esc) ||
+        put_break(buf, size, &n, OTP_VOICE_BEFORE_CODE_MS) || put_code(buf, size, &n, t, code) ||
+        put_break(buf, size, &n, OTP_VOICE_AFTER_CODE_MS) ||
+        put_line(buf, size, &n, t->outro, brand_esc) || put(buf, size, &n, "</speak>"))
         goto fail;
     return buf;
 fail:
@@ -376,8 +492,8 @@ static char *render_gate(const voice_template_t *t, const char *brand)
     char brand_esc[512];
 
     if (!buf || otp_xml_escape(brand ? brand : "", brand_esc, sizeof(brand_esc)) ||
-        put(buf, size, &n, "<speak>") || put_line(buf, size, &n, t->gate, brand_esc) ||
-        put(buf, size, &n, "</speak>")) {
+        put(buf, size, &n, "<speak>") || put_break(buf, size, &n, OTP_VOICE_LEAD_MS) ||
+        put_line(buf, size, &n, t->gate, brand_esc) || put(buf, size, &n, "</speak>")) {
         free(buf);
         return NULL;
     }
@@ -402,42 +518,47 @@ json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, co
                                                  "machine_handle", "hangup", "async", 0));
     if (opts && opts->gate) {
         /* Press any key to hear the code: a voicemail box never presses one,
-         * so the code is never read into it. No key → report and hang up. */
-        char no_input_id[37];
+         * so the code is never read into it. No key → the prompt once more
+         * (goto, loop_count 1), then still none → report and hang up. */
+        char gate_id[37], again_id[37];
         gate = render_gate(t, brand);
         if (!gate) {
             json_decref(actions);
             free(text);
             return NULL;
         }
-        otp_uuid_v4(no_input_id);
-        json_array_append_new(actions, json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "talk", "option",
-                                                 "text", gate, "language", t->language,
-                                                 "digits_handle", "next"));
+        otp_uuid_v4(gate_id);
+        otp_uuid_v4(again_id);
+        json_array_append_new(actions, json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "id", gate_id,
+                                                 "type", "talk", "option", "text", gate, "language",
+                                                 t->language, "digits_handle", "next"));
         json_array_append_new(actions, json_pack("{s:s, s:{s:i, s:i}}", "type", "digits_receive",
                                                  "option", "duration", 6000, "length", 1));
         json_array_append_new(actions,
                               json_pack("{s:s, s:{s:s, s:s, s:s, s:i, s:s}}", "type",
-                                        "condition_variable", "option", "condition", ">=",
-                                        "variable", "voipbin.call.digits", "value_type", "length",
-                                        "value_length", 1, "false_target_id", no_input_id));
+                                        "condition_variable", "option", "condition",
+                                        ">=", "variable", "voipbin.call.digits", "value_type",
+                                        "length", "value_length", 1, "false_target_id", again_id));
         json_array_append_new(actions, talk(text, t->language));
         json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
+        json_array_append_new(actions,
+                              json_pack("{s:s, s:s, s:{s:s, s:i}}", "id", again_id, "type", "goto",
+                                        "option", "target_id", gate_id, "loop_count", 1));
         /* The request id goes into JSON unescaped: only a UUID is allowed there. */
-        if (opts->notify_uri && *opts->notify_uri && opts->request_id && otp_uuid_valid(opts->request_id)) {
+        if (opts->notify_uri && *opts->notify_uri && opts->request_id &&
+            otp_uuid_valid(opts->request_id)) {
             char data[256];
             snprintf(data, sizeof(data),
                      "{\"type\":\"otp_no_input\",\"data\":{\"request_id\":\"%s\","
                      "\"id\":\"${voipbin.call.id}\"}}",
                      opts->request_id);
-            json_array_append_new(actions,
-                                  json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:b}}", "id", no_input_id,
-                                            "type", "webhook_send", "option", "uri", opts->notify_uri,
-                                            "method", "POST", "data_type", "application/json", "data",
-                                            data, "sync", 1));
+            json_array_append_new(
+                actions, json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:b}}", "type", "webhook_send",
+                                   "option", "uri", opts->notify_uri, "method", "POST", "data_type",
+                                   "application/json", "data", data, "sync", 1));
             json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
         } else {
-            json_array_append_new(actions, json_pack("{s:s, s:s}", "id", no_input_id, "type", "hangup"));
+            json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
         }
     } else {
         json_array_append_new(actions, talk(text, t->language));
@@ -507,15 +628,86 @@ json_t *otp_voice_keypad_actions(const otp_voice_catalog_t *cat, const char *loc
              "\"id\":\"${voipbin.call.id}\",\"digits\":\"${voipbin.call.digits}\"}}",
              request_id);
     actions = json_array();
-    json_array_append_new(actions, json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "talk", "option", "text",
-                                             prompt, "language", t->language, "digits_handle", "next"));
-    json_array_append_new(actions, json_pack("{s:s, s:{s:i, s:i, s:s}}", "type", "digits_receive",
-                                             "option", "duration", 20000, "length", code_length + 1,
-                                             "key", "#"));
-    json_array_append_new(actions, json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:b}}", "type", "webhook_send",
-                                             "option", "uri", notify_uri, "method", "POST", "data_type",
-                                             "application/json", "data", data, "sync", 1));
+    json_array_append_new(actions,
+                          json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "talk", "option", "text",
+                                    prompt, "language", t->language, "digits_handle", "next"));
+    json_array_append_new(actions,
+                          json_pack("{s:s, s:{s:i, s:i, s:s}}", "type", "digits_receive", "option",
+                                    "duration", 20000, "length", code_length + 1, "key", "#"));
+    json_array_append_new(actions,
+                          json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:b}}", "type", "webhook_send",
+                                    "option", "uri", notify_uri, "method", "POST", "data_type",
+                                    "application/json", "data", data, "sync", 1));
     json_array_append_new(actions, talk(thanks, t->language));
     json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
     return actions;
+}
+
+/* The next code point of s (valid, shortest-form UTF-8), or -1. */
+static long utf8_next(const unsigned char **s)
+{
+    const unsigned char *p = *s;
+    long cp;
+    int extra;
+
+    if (p[0] < 0x80) {
+        cp = p[0];
+        extra = 0;
+    } else if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        cp = p[0] & 0x1f;
+        extra = 1;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        cp = p[0] & 0x0f;
+        extra = 2;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        cp = p[0] & 0x07;
+        extra = 3;
+    } else {
+        return -1;
+    }
+    for (int i = 1; i <= extra; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return -1;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return -1;
+    *s = p + extra + 1;
+    return cp;
+}
+
+int otp_voice_brand_check(const char *brand, char *errstr, size_t errstr_size)
+{
+    const unsigned char *p = (const unsigned char *)(brand ? brand : "");
+    int chars = 0, visible = 0;
+
+    while (*p) {
+        long cp = utf8_next(&p);
+        if (cp < 0) {
+            snprintf(errstr, errstr_size, "OTP_BRAND: not valid UTF-8 (byte %zu)",
+                     (size_t)(p - (const unsigned char *)brand));
+            return -1;
+        }
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029) {
+            snprintf(errstr, errstr_size,
+                     "OTP_BRAND: holds a control character (U+%04lX at character %d); the brand "
+                     "is spoken in every call",
+                     cp, chars + 1);
+            return -1;
+        }
+        visible |= cp != ' ' && cp != 0xa0 && cp != 0x3000;
+        if (++chars > OTP_VOICE_BRAND_MAX) {
+            snprintf(errstr, errstr_size,
+                     "OTP_BRAND: longer than %d characters; it is spoken twice in every call, "
+                     "whose message must stay under 15 s",
+                     OTP_VOICE_BRAND_MAX);
+            return -1;
+        }
+    }
+    if (!visible) {
+        snprintf(errstr, errstr_size, "OTP_BRAND: empty or blank; the call says who is calling");
+        return -1;
+    }
+    return 0;
 }

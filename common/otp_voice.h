@@ -30,16 +30,37 @@ const char *otp_voice_language(const otp_voice_catalog_t *cat, const char *local
 /* Escapes & < > " ' for XML text. Returns 0, or -1 if out is too small. */
 int otp_xml_escape(const char *in, char *out, size_t out_size);
 
-/* The SSML read in the call: intro, the digits one by one with pauses, again,
- * the digits, the "never share this code" line. Every inserted value is
- * escaped. Returns a malloc'd string, or NULL. */
+/* The pauses written into the call (ms). The budget of a call is one of
+ * structure, not of speed: natural speaking rate, these pauses as written. */
+#define OTP_VOICE_LEAD_MS 300        /* silence before the first word */
+#define OTP_VOICE_INNER_MS 120       /* between digits inside a group */
+#define OTP_VOICE_GROUP_MS 350       /* between groups */
+#define OTP_VOICE_BEFORE_CODE_MS 200 /* after "your code is" */
+#define OTP_VOICE_AFTER_CODE_MS 300  /* after the code */
+
+/* How a code of len digits is grouped when read: fills groups (up to 4) and
+ * returns their count; 0 if len is outside 4-10. */
+int otp_voice_groups(size_t len, int *groups);
+
+/* OTP_BRAND is spoken in every call: 0 if brand is valid UTF-8, 1 to
+ * OTP_VOICE_BRAND_MAX characters (at most 4 bytes each), without control
+ * characters and not blank; else -1 with the reason, naming the setting. */
+#define OTP_VOICE_BRAND_MAX 32
+int otp_voice_brand_check(const char *brand, char *errstr, size_t errstr_size)
+    __attribute__((warn_unused_result));
+
+/* The SSML read in the call: a short silence, the intro, the code in groups
+ * (otp_voice_groups) with the pauses above, again, the code, then "{brand}
+ * will never ask you for this code". Digits are <say-as
+ * interpret-as="characters"> or the locale's own digit words (<sub alias>).
+ * Every inserted value is escaped. Returns a malloc'd string, or NULL. */
 char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
                             const char *code);
 
 /* Options that shape the call flow. */
 typedef struct otp_voice_opts {
-    int gate;             /* ask for a key before reading the code */
-    int amd;              /* answering-machine detection: machine → hang up */
+    int gate;               /* ask for a key before reading the code */
+    int amd;                /* answering-machine detection: machine → hang up */
     const char *notify_uri; /* where webhook_send reports no_input (gate), may be NULL */
     const char *request_id;
 } otp_voice_opts_t;

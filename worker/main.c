@@ -44,6 +44,8 @@ static int setup(worker_t *w, char *err, size_t errsz)
     c->topic_dlq = otp_config_str("OTP_TOPIC_DLQ");
     c->caller_id = otp_config_str("OTP_CALLER_ID");
     c->brand = otp_config_str("OTP_BRAND");
+    if (otp_voice_brand_check(c->brand, err, errsz) != 0)
+        return -1;
     c->callback_url = otp_config_str("OTP_CALLBACK_URL");
     c->gate_default = otp_config_bool("OTP_GATE_DEFAULT");
     c->amd_default = otp_config_bool("OTP_AMD_DEFAULT");
@@ -131,11 +133,16 @@ static int setup(worker_t *w, char *err, size_t errsz)
     w->voice = otp_voice_load(voice_dir, err, errsz);
     if (!w->voice)
         return -1;
-    if (!otp_voice_pick(w->voice, c->default_locale, "", "") ||
-        strcasecmp(otp_voice_pick(w->voice, c->default_locale, "", ""), c->default_locale) != 0) {
-        snprintf(err, errsz, "OTP_DEFAULT_LOCALE=%.40s: no template for it in %.400s",
-                 c->default_locale, voice_dir);
-        return -1;
+    {
+        /* "fr" or "en_GB" resolve like a request's locale; another language is an error. */
+        const char *picked = otp_voice_pick(w->voice, "", "", c->default_locale);
+        size_t lang = strcspn(c->default_locale, "-_");
+        if (lang == 0 || strncasecmp(picked, c->default_locale, lang) != 0 || picked[lang] != '-') {
+            snprintf(err, errsz, "OTP_DEFAULT_LOCALE=%.40s: no template for it in %.400s",
+                     c->default_locale, voice_dir);
+            return -1;
+        }
+        c->default_locale = picked;
     }
     w->db = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker", err, errsz);
     if (!w->db)
@@ -200,6 +207,11 @@ static int preview(const char *locale, const char *code)
     cat = otp_voice_load(dir, err, sizeof(err));
     if (!cat) {
         fprintf(stderr, "otp-worker: %s\n", err);
+        return 2;
+    }
+    if (otp_voice_brand_check(brand, err, sizeof(err)) != 0) {
+        fprintf(stderr, "otp-worker: %s\n", err);
+        otp_voice_destroy(cat);
         return 2;
     }
     picked = otp_voice_pick(cat, locale, "", "en-US");

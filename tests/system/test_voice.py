@@ -80,6 +80,10 @@ def test_gate_without_a_key_never_reads_the_code(pipe):
     wait_type(pipe, rid, "failed")
     [call] = pipe.calls_to(ph)
     assert not code_read(call), P.call_texts(call)
+    # The prompt is said twice (once more when no key came) and says to open the keypad.
+    texts = P.call_texts(call)
+    assert len(texts) == 2 and texts[0] == texts[1], texts
+    assert "open your keypad" in texts[0].lower(), texts
     ws = call.get("webhook_sends") or []
     assert ws and '"otp_no_input"' in ws[0]["body"] and rid in ws[0]["body"]
     failed = [e for e in pipe.status.of(rid) if e["type"] == "failed"][0]

@@ -176,7 +176,10 @@ static int xml_check(const char *s, const char **why)
                     char q = p[1];
                     p += 2;
                     while (*p && *p != q) {
-                        if (*p == '<' || *p == '&') {
+                        if (*p == '<' ||
+                            (*p == '&' && strncmp(p, "&amp;", 5) && strncmp(p, "&lt;", 4) &&
+                             strncmp(p, "&gt;", 4) && strncmp(p, "&quot;", 6) &&
+                             strncmp(p, "&apos;", 6))) {
                             *why = "raw < or & in an attribute value";
                             return -1;
                         }
@@ -253,12 +256,13 @@ static void test_xml_checker(void)
     static const char *const good[] = {
         "<speak>a</speak>", "<speak>1<break time=\"400ms\"/>2</speak>", " <speak/> ",
         "<speak>&amp;&lt;&gt;&quot;&apos;&#38;&#x26;</speak>", "<a><b x='1'>t</b></a>",
+        "<speak><sub alias=\"a&amp;&lt;&quot;\">4</sub></speak>",
     };
     static const char *const bad[] = {
         "<speak>A & B</speak>", "<speak>a < b</speak>", "<speak><b></speak>",
         "<speak>text", "</speak>", "<speak/><speak/>", "x<speak/>", "<speak>&amp</speak>",
         "<speak><break time=400ms/></speak>", "<speak><break time=\"4\"00\"/></speak>",
-        "<speak></speaks>", "",
+        "<speak></speaks>", "", "<speak><sub alias=\"a&b\">4</sub></speak>",
     };
     const char *why = "";
 
@@ -368,6 +372,54 @@ static void expected_line(const char *line, char *out, size_t size)
     out[n < size ? n : size - 1] = '\0';
 }
 
+/* The pauses between consecutive digits of each reading of the code: every
+ * one >= 250 ms, or groups of 2-4 digits with >= 120 ms inside and >= 350 ms
+ * between groups (issue 10). */
+static void check_pauses(const char *s, int len)
+{
+    const char *p = s;
+    int readings = 0;
+
+    while ((p = strstr(p, "</")) != NULL) {
+        int gaps[16], ng = 0, size = 1, paced = 1, grouped = 1;
+        const char *q = p;
+        /* a run: digit-close, break, digit, ... */
+        if (!(strncmp(p, "</sub>", 6) == 0 || strncmp(p, "</say-as>", 9) == 0) ||
+            !(p[-1] >= '0' && p[-1] <= '9')) {
+            p += 2;
+            continue;
+        }
+        for (;;) {
+            const char *b = strchr(q, '>') + 1;
+            int ms;
+            if (strncmp(b, "<break time=\"", 13) != 0 || sscanf(b + 13, "%dms", &ms) != 1)
+                break;
+            b = strchr(b, '>') + 1;
+            if (strncmp(b, "<sub", 4) != 0 && strncmp(b, "<say-as", 7) != 0)
+                break;
+            if (ng < 16)
+                gaps[ng++] = ms;
+            q = strstr(b, "</");
+        }
+        CHECK_EQ_INT(ng, len - 1);
+        for (int i = 0; i < ng; i++) {
+            paced &= gaps[i] >= 250;
+            grouped &= gaps[i] >= 120;
+            if (gaps[i] >= 350) {
+                grouped &= size >= 2 && size <= 4;
+                size = 1;
+            } else {
+                size++;
+            }
+        }
+        grouped &= size >= 2 && size <= 4;
+        CHECK(paced || grouped);
+        readings++;
+        p = strchr(q, '>');
+    }
+    CHECK_EQ_INT(readings, 2);
+}
+
 static void check_render(const otp_voice_catalog_t *cat, const locale_file_t *f, int len)
 {
     static const char digits[] = "7305918264";
@@ -412,14 +464,20 @@ static void check_render(const otp_voice_catalog_t *cat, const locale_file_t *f,
         CHECK(strstr(got_digits, twice) != NULL);
     else
         CHECK_EQ_STR(got_digits, twice);
-    /* each digit is read on its own: a pause follows it */
+    /* each digit is read as a digit: alone in a <say-as interpret-as="characters"> or a
+     * <sub alias> holding the locale's word for it */
     {
         int spoken = 0;
         for (const char *p = s; *p; p++)
-            if (*p >= '0' && *p <= '9' && p > s && p[-1] == '>' && strncmp(p + 1, "<break", 6) == 0)
+            if (*p >= '0' && *p <= '9' && p > s && p[-1] == '>' &&
+                (strncmp(p + 1, "</say-as>", 9) == 0 || strncmp(p + 1, "</sub>", 6) == 0))
                 spoken++;
         CHECK_EQ_INT(spoken, 2 * len);
     }
+    /* never faster than the voice's own rate; a silence first */
+    CHECK(strstr(s, "prosody") == NULL && strstr(s, "rate") == NULL);
+    CHECK(strncmp(s, "<speak><break time=\"", 20) == 0);
+    check_pauses(s, len);
     free(s);
     unit_ctx(NULL);
 }
@@ -496,14 +554,33 @@ static void test_pick_table(const otp_voice_catalog_t *cat)
         {"case-insensitive", "en-gb", "", "", "en-GB", "en-GB"},
         {"case-insensitive", "EN-US", "", "", "en-US", "en-US"},
         {"same language, other region", "de-AT", "", "", "de-DE", "de-DE !de-AT"},
-        {"same language, the primary file", "en-AU", "", "", "en-US", "*en-US !en-AU"},
+        {"same language, the file listing the region", "en-AU", "", "", "en-GB", "en-GB !en-AU"},
+        {"same language, the file listing the region", "en-NZ", "", "", "en-GB", "en-GB !en-NZ"},
+        {"same language, the file listing the region", "en-IE", "+14155552671", "", "en-GB",
+         "en-GB !en-IE"},
+        {"underscore separator", "en_GB", "", "", "en-GB", "en-GB"},
+        {"underscore, lower case", "en_gb", "", "", "en-GB", "en-GB"},
+        {"Latin-American Spanish", "es-MX", "", "", "es-419", "es-419 !es-MX"},
+        {"Latin-American Spanish", "es-AR", "", "", "es-419", "es-419 !es-AR"},
+        {"Latin-American Spanish", "es-419", "", "", "es-419", "es-419"},
+        {"language only, the phone's country picks the region", "es", "+5215512345678", "",
+         "es-419", "es-419 !es"},
+        {"language only, no phone: the primary file", "es", "", "", "es-ES", "*es-ES !es"},
+        {"European Portuguese", "pt-PT", "+5511912345678", "", "pt-PT", "pt-PT"},
+        {"Traditional Chinese", "zh-TW", "", "", "zh-TW", "zh-TW"},
+        {"Traditional Chinese script", "zh-Hant", "", "", "zh-TW", "zh-TW !zh-Hant"},
+        {"country of the phone", "", "+886912345678", "", "zh-TW", "zh-TW"},
+        {"country of the phone", "", "+61412345678", "", "en-GB", "en-GB"},
+        {"country of the phone", "", "+351912345678", "", "pt-PT", "pt-PT"},
+        {"operator default, language only", "", "", "fr", "fr-FR", "fr-FR !fr"},
+        {"operator default, underscore", "", "", "en_GB", "en-GB", "en-GB"},
         {"same language, the primary file", "en-IN", "+919812345678", "", "en-US",
          "*en-US !en-IN"},
         {"language only", "fr", "", "", "fr-FR", "fr-FR !fr"},
         {"language only", "ja", "+14155552671", "", "ja-JP", "ja-JP !ja"},
         {"underscore separator", "pt_BR", "", "", "pt-BR", "pt-BR"},
-        {"same language beats country", "es-MX", "+4915112345678", "", "es-ES",
-         "*es-ES !es-MX de-DE"},
+        {"same language beats country", "es-MX", "+4915112345678", "", "es-419",
+         "es-419 !es-MX de-DE"},
         {"country of the phone", "", "+4915112345678", "", "de-DE", "*de-DE"},
         {"country of the phone", "", "+43664123456", "", "de-DE", "*de-DE"},
         {"country of the phone", "sv-SE", "+33612345678", "", "fr-FR", "*fr-FR !sv-SE"},
@@ -732,6 +809,17 @@ static void check_gate_flow(const otp_voice_catalog_t *cat, const locale_file_t 
     /* no key: past the code, and the code is followed by a hangup before that */
     if (CHECK(no_key_at > code_at) && CHECK(hangup_after_code > code_at))
         CHECK(hangup_after_code < no_key_at);
+    /* no key: the prompt once more (goto the gate talk, loop_count 1); still none: the report */
+    if (no_key_at >= 0) {
+        json_t *jump = json_array_get(a, (size_t)no_key_at);
+        json_t *jopt = json_object_get(jump, "option");
+        json_t *gate_act = gate_at >= 0 ? json_array_get(a, (size_t)gate_at) : NULL;
+        CHECK_EQ_STR(json_string_value(json_object_get(jump, "type")), "goto");
+        CHECK_EQ_INT(json_integer_value(json_object_get(jopt, "loop_count")), 1);
+        CHECK(gate_act && json_string_value(json_object_get(gate_act, "id")) &&
+              action_with_id(a, json_string_value(json_object_get(jopt, "target_id"))) == gate_at);
+        no_key_at++;
+    }
     if (no_key_at >= 0) {
         json_t *target = json_array_get(a, (size_t)no_key_at);
         const char *type = json_string_value(json_object_get(target, "type"));
@@ -879,6 +967,57 @@ static void test_keypad(const otp_voice_catalog_t *cat)
     CHECK(otp_voice_keypad_actions(cat, "xx-XX", BRAND, 6, HOOK, REQ_ID) == NULL);
 }
 
+/* OTP_BRAND: valid UTF-8, no control characters, 1-32 characters, not blank;
+ * the error names the setting. */
+static void test_brand(void)
+{
+    static const char *const good[] = {
+        "Acme", "A&B <Co>", "Société Générale", "株式会社アクメ", "Acme 🚀", "12345678901234567890123456789012",
+        "スーパーマーケット・アクメ・ジャパン株式会社東京本店ですよね",
+    };
+    static const char *const bad[] = {
+        "", "   ", "Acme\n", "Ac\tme", "Acme\x7f", "\xc2\x85" "Acme", "Acme\xff", "\xc0\xaf" "Acme",
+        "\xed\xa0\x80", "\xe2\x80\xa8", "\xf4\x90\x80\x80", "Acme\xe2\x82",
+        "123456789012345678901234567890123",
+    };
+    char err[256];
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
+        unit_ctx("brand good %zu", i);
+        err[0] = '\0';
+        CHECK_EQ_INT(otp_voice_brand_check(good[i], err, sizeof(err)), 0);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        unit_ctx("brand bad %zu", i);
+        err[0] = '\0';
+        CHECK_EQ_INT(otp_voice_brand_check(bad[i], err, sizeof(err)), -1);
+        CHECK(strncmp(err, "OTP_BRAND: ", 11) == 0);
+    }
+    CHECK_EQ_INT(otp_voice_brand_check(NULL, err, sizeof(err)), -1);
+    unit_ctx(NULL);
+}
+
+/* Grouping: every length 4-10 is split into groups adding up to it. */
+static void test_groups(void)
+{
+    int g[4];
+    for (size_t len = 0; len <= 12; len++) {
+        int n = otp_voice_groups(len, g), sum = 0;
+        unit_ctx("groups of %zu", len);
+        if (len < 4 || len > 10) {
+            CHECK_EQ_INT(n, 0);
+            continue;
+        }
+        CHECK(n >= 2 && n <= 3);
+        for (int i = 0; i < n; i++) {
+            CHECK(g[i] >= 2 && g[i] <= 4);
+            sum += g[i];
+        }
+        CHECK_EQ_INT(sum, (int)len);
+    }
+    unit_ctx(NULL);
+}
+
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -913,8 +1052,29 @@ static void test_load_errors(void)
     c = otp_voice_load(tmp, err, sizeof(err));
     CHECK(c != NULL);
     if (c) {
+        char *s = otp_voice_render_code(c, "xx-XX", "B", "4829");
+        const char *why = "";
         CHECK_EQ_STR(otp_voice_pick(c, "", "", ""), "xx-XX"); /* no en-US: the only one */
+        /* no digit words: each digit spelled by the engine */
+        CHECK(s && strstr(s, "<say-as interpret-as=\"characters\">4</say-as><break time=\"120ms\"/>"
+                             "<say-as interpret-as=\"characters\">8</say-as><break time=\"350ms\"/>"));
+        CHECK(s && !strstr(s, "<sub"));
+        free(s);
         otp_voice_destroy(c);
+        /* digit words are escaped into the alias */
+        snprintf(path, sizeof(path), "%s/ww-WW.json", tmp);
+        write_file(path, "{\"locale\":\"ww-WW\",\"language\":\"ww-WW\",\"intro\":\"i\","
+                         "\"again\":\"a\",\"outro\":\"o\",\"gate\":\"g\",\"sms\":\"s\","
+                         "\"keypad\":\"k\",\"keypad_thanks\":\"t\",\"digits\":[\"0\",\"1\",\"2\","
+                         "\"3\",\"f<o>&\\\"r\",\"5\",\"6\",\"7\",\"8\",\"9\"]}");
+        c = otp_voice_load(tmp, err, sizeof(err));
+        s = c ? otp_voice_render_code(c, "ww-WW", "B", "4444") : NULL;
+        CHECK(s && strstr(s, "<sub alias=\"f&lt;o&gt;&amp;&quot;r\">4</sub>"));
+        CHECK(s && xml_check(s, &why) == 0);
+        CHECK(s && xmllint_ok(s) != 0);
+        free(s);
+        otp_voice_destroy(c);
+        unlink(path);
     }
     otp_voice_destroy(NULL);
 
@@ -942,6 +1102,31 @@ static void test_load_errors(void)
     CHECK(otp_voice_load(tmp, err, sizeof(err)) == NULL);
     unlink(path);
 
+    /* a template cannot speed the call up, and digit words come as ten strings */
+    {
+        static const char *const bad[] = {
+            "\"rate\":\"110%\"", "\"digit_pause_ms\":50", "\"digits\":[\"a\"]",
+            "\"digits\":[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"\"]",
+            "\"digits\":\"0123456789\"",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+            char text[1024];
+            snprintf(path, sizeof(path), "%s/zz-ZZ.json", tmp);
+            snprintf(text, sizeof(text),
+                     "{\"locale\":\"zz-ZZ\",\"language\":\"zz-ZZ\",\"intro\":\"i\","
+                     "\"again\":\"a\",\"outro\":\"o\",\"gate\":\"g\",\"sms\":\"s\","
+                     "\"keypad\":\"k\",\"keypad_thanks\":\"t\",%s}",
+                     bad[i]);
+            write_file(path, text);
+            err[0] = '\0';
+            unit_ctx("template with %s", bad[i]);
+            CHECK(otp_voice_load(tmp, err, sizeof(err)) == NULL);
+            CHECK(strstr(err, "zz-ZZ.json") != NULL);
+            unlink(path);
+        }
+        unit_ctx(NULL);
+    }
+
     snprintf(path, sizeof(path), "%s/xx-XX.json", tmp);
     unlink(path);
     rmdir(tmp);
@@ -964,6 +1149,8 @@ int main(int argc, char **argv)
         otp_voice_default_dir(dir, sizeof(dir));
     test_xml_checker();
     test_xml_escape();
+    test_brand();
+    test_groups();
     read_locale_files();
     cat = otp_voice_load(dir, err, sizeof(err));
     if (!CHECK(cat != NULL)) {
