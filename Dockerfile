@@ -13,7 +13,8 @@ COPY sql sql
 COPY tests/sim tests/sim
 COPY tests/kafka tests/kafka
 COPY tests/unit/unit.mk tests/unit/unit.mk
-RUN make build-all BINS="bin/otp-worker bin/otp-verifier bin/otp-produce bin/otp-migrate" UNIT_TESTS=
+COPY tests/tools/tools.mk tests/tools/tools.mk
+RUN make build-all BINS="bin/otp-worker bin/otp-verifier bin/otp-produce bin/otp-migrate" UNIT_TESTS= TEST_TOOLS=
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \

@@ -28,7 +28,7 @@ COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 COMMON_LIB := $(BUILD)/libotp.a
 
-.PHONY: all build-all deps test unit-test system-test demo bench fuzz lint clean
+.PHONY: all build-all deps test unit-test system-test test-tools demo bench fuzz lint clean
 
 # `all` first makes sure the packages are there, then builds in a fresh make so that
 # pkg-config sees them on a machine that lacked them.
@@ -49,9 +49,10 @@ include verifier/verifier.mk
 include tests/sim/sim.mk
 include tests/kafka/kafka.mk
 include tests/unit/unit.mk
+include tests/tools/tools.mk
 -include tests/fuzz/fuzz.mk
 
-build-all: $(BINS) $(UNIT_TESTS)
+build-all: $(BINS) $(UNIT_TESTS) $(TEST_TOOLS)
 
 # Installs the Debian packages the build, the tests and the demo need (root or sudo).
 deps:
@@ -60,8 +61,16 @@ deps:
 unit-test: all
 	@tests/unit/run.sh $(UNIT_TESTS)
 
-system-test: all
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
+# The linters the contract tests run, pinned by tests/tools/package-lock.json (npm registry).
+REDOCLY := tests/tools/node_modules/.bin/redocly
+$(REDOCLY): tests/tools/package.json tests/tools/package-lock.json
+	npm ci --prefix tests/tools --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test-tools: $(REDOCLY)
+
+system-test: all test-tools
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_contracts.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
 
 # Every test: unit (plain, then under ASan+UBSan), each fuzz target for 30 s, then the
 # simulator contract and the system tests on the real local stack.
