@@ -88,6 +88,8 @@ static const otp_setting_t settings[] = {
     {"OTP_WORKER_LISTEN", OTP_CFG_STR, "127.0.0.1:9090", 0, 0, W,
      "host:port of the worker's /healthz and /metrics; empty = off."},
     {"OTP_LOG_LEVEL", OTP_CFG_STR, "info", 0, 0, W | V | P | M, "debug, info, warn or error."},
+    {"OTP_LOG_FORMAT", OTP_CFG_STR, "logfmt", 0, 0, W | V | P | M,
+     "Log lines as logfmt (key=value) or json (one object per line); librdkafka's own logs included."},
     {"OTP_DEMO_MODE", OTP_CFG_BOOL, "0", 0, 1, W | V | P | M,
      "1 = local demo: sample secrets are accepted."},
 };
@@ -184,6 +186,11 @@ int otp_config_load(unsigned program, char *errstr, size_t errstr_size)
                  values[find("OTP_LOG_LEVEL")]);
         return -1;
     }
+    if (otp_log_format_parse(values[find("OTP_LOG_FORMAT")]) < 0) {
+        snprintf(errstr, errstr_size, "OTP_LOG_FORMAT=%s: expected logfmt or json",
+                 values[find("OTP_LOG_FORMAT")]);
+        return -1;
+    }
     if (!otp_config_demo_mode()) {
         for (size_t i = 0; i < NSETTINGS; i++) {
             if (settings[i].type != OTP_CFG_SECRET || !(settings[i].programs & program) || !values[i])
@@ -209,6 +216,12 @@ const char *otp_config_str(const char *name)
 {
     int i = find(name);
     return i < 0 ? NULL : (values[i] ? values[i] : "");
+}
+
+const char *otp_config_default(const char *name)
+{
+    int i = find(name);
+    return i < 0 ? NULL : settings[i].def;
 }
 
 long otp_config_int(const char *name)

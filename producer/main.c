@@ -150,7 +150,7 @@ int main(int argc, char **argv)
         {0, 0, 0, 0}};
     otp_request_t req;
     const char *file = NULL, *topic;
-    int raw = 0, dry_run = 0, opt, rc = 1;
+    int raw = 0, dry_run = 0, show = 0, opt, rc = 1;
     char err[512];
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk = NULL;
@@ -186,22 +186,31 @@ int main(int argc, char **argv)
             break;
         case 'K': keypad_code = optarg; break;
         case 'n': dry_run = 1; break;
-        case 'V':
-            printf("otp-produce %s\n", OTP_VERSION);
-            return 0;
-        case 'h':
-            otp_config_print_help(OTP_PROG_PRODUCER, usage);
-            return 0;
+        case 'V': show = 'V'; break;
+        case 'h': show = 'h'; break;
         default:
             fprintf(stderr, "%s\n", usage);
             return 2;
         }
     }
+    if (optind < argc) {
+        fprintf(stderr, "otp-produce: unexpected argument \"%s\"\n%s\n", argv[optind], usage);
+        return 2;
+    }
+    if (show == 'h') {
+        otp_config_print_help(OTP_PROG_PRODUCER, usage);
+        return 0;
+    }
+    if (show == 'V') {
+        printf("otp-produce %s\n", OTP_VERSION);
+        return 0;
+    }
     if (otp_config_load(OTP_PROG_PRODUCER, err, sizeof(err)) != 0 || otp_crypto_init() != 0) {
         fprintf(stderr, "otp-produce: %s\n", err);
         return 2;
     }
-    otp_log_init("otp-produce", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")));
+    otp_log_init("otp-produce", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")),
+                 otp_log_format_parse(otp_config_str("OTP_LOG_FORMAT")));
     topic = otp_config_str("OTP_TOPIC_REQUESTS");
     if (!file && !req.resend_of[0] && (!req.phone[0] || !req.user_id[0])) {
         fprintf(stderr, "otp-produce: give --phone and --user, --resend, or --file\n%s\n", usage);

@@ -12,6 +12,7 @@
 #include "otp_config.h"
 #include "otp_db.h"
 #include "otp_log.h"
+#include "otp_version.h"
 
 #define MAX_FILES 256
 #define MIGRATE_LOCK "727274" /* pg_advisory_lock key of the migrator */
@@ -72,16 +73,29 @@ int main(int argc, char **argv)
     DIR *d;
     struct dirent *e;
 
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        otp_config_print_help(OTP_PROG_MIGRATE, "usage: otp-migrate [SQL_DIR]\n"
-                                                "Applies the pending numbered migrations (NNN_name.sql).");
+    static const char usage[] =
+        "usage: otp-migrate [SQL_DIR]   apply the pending migrations (NNN_name.sql)\n"
+        "       otp-migrate --version | --help\n"
+        "SQL_DIR defaults to the installed migrations (share/otp/sql).";
+
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        otp_config_print_help(OTP_PROG_MIGRATE, usage);
         return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("otp-migrate %s\n", OTP_VERSION);
+        return 0;
+    }
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        fprintf(stderr, "otp-migrate: unknown arguments\n%s\n", usage);
+        return 2;
     }
     if (otp_config_load(OTP_PROG_MIGRATE, err, sizeof(err)) != 0) {
         fprintf(stderr, "otp-migrate: %s\n", err);
         return 2;
     }
-    otp_log_init("otp-migrate", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")));
+    otp_log_init("otp-migrate", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")),
+                 otp_log_format_parse(otp_config_str("OTP_LOG_FORMAT")));
     if (argc > 1)
         snprintf(dir, sizeof(dir), "%s", argv[1]);
     else

@@ -7,6 +7,7 @@
 #include "api.h"
 #include "otp_config.h"
 #include "otp_log.h"
+#include "otp_version.h"
 
 static volatile sig_atomic_t running = 1;
 
@@ -16,6 +17,11 @@ static void on_signal(int sig)
     running = 0;
 }
 
+static const char usage[] =
+    "usage: otp-verifier                 run (settings from the environment)\n"
+    "       otp-verifier --version | --help\n"
+    "Serves POST /v1/verify, GET /v1/requests/{id}, POST /v1/webhooks/voipbin, /healthz, /metrics.";
+
 int main(int argc, char **argv)
 {
     static api_t api;
@@ -23,17 +29,24 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d;
     const char *secret;
 
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        otp_config_print_help(OTP_PROG_VERIFIER,
-                              "usage: otp-verifier\nServes POST /v1/verify, GET /v1/requests/{id}, "
-                              "POST /v1/webhooks/voipbin, /healthz, /metrics.");
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        otp_config_print_help(OTP_PROG_VERIFIER, usage);
         return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("otp-verifier %s\n", OTP_VERSION);
+        return 0;
+    }
+    if (argc != 1) {
+        fprintf(stderr, "otp-verifier: unknown arguments\n%s\n", usage);
+        return 2;
     }
     if (otp_config_load(OTP_PROG_VERIFIER, err, sizeof(err)) != 0 || otp_crypto_init() != 0) {
         fprintf(stderr, "otp-verifier: %s\n", err);
         return 2;
     }
-    otp_log_init("otp-verifier", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")));
+    otp_log_init("otp-verifier", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")),
+                 otp_log_format_parse(otp_config_str("OTP_LOG_FORMAT")));
     api.db_url = otp_config_str("OTP_DATABASE_URL");
     secret = otp_config_str("OTP_WEBHOOK_SECRET");
     api.webhook_secret = secret;

@@ -13,8 +13,10 @@
 #include "otp_db.h"
 #include "otp_kafka.h"
 #include "otp_log.h"
+#include "otp_http.h"
 #include "otp_phone.h"
 #include "otp_time.h"
+#include "otp_version.h"
 #include "worker.h"
 
 static volatile sig_atomic_t running = 1;
@@ -204,6 +206,16 @@ static int preview(const char *locale, const char *code)
     return 0;
 }
 
+static const char usage[] =
+    "usage: otp-worker                        run (settings from the environment)\n"
+    "       otp-worker --preview LOCALE CODE  print the call's language and SSML\n"
+    "       otp-worker --keygen               print a new keypad key pair (OTP_KEYPAD_*)\n"
+    "       otp-worker --healthcheck          exit 0 if this host's worker answers /readyz\n"
+    "                                         on OTP_WORKER_LISTEN (for container healthchecks)\n"
+    "       otp-worker --settings-markdown    print the settings table as Markdown\n"
+    "       otp-worker --version | --help\n"
+    "Consumes otp.requested, calls, relays otp.call_status.";
+
 int main(int argc, char **argv)
 {
     static worker_t w;
@@ -211,15 +223,15 @@ int main(int argc, char **argv)
     void *http = NULL;
     pthread_t dispatcher;
 
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        otp_config_print_help(OTP_PROG_WORKER,
-                              "usage: otp-worker\n"
-                              "       otp-worker --preview LOCALE CODE   (print the call's SSML)\n"
-                              "       otp-worker --settings-markdown\n"
-                              "Consumes otp.requested, calls, relays otp.call_status.");
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        otp_config_print_help(OTP_PROG_WORKER, usage);
         return 0;
     }
-    if (argc > 1 && strcmp(argv[1], "--keygen") == 0) {
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("otp-worker %s\n", OTP_VERSION);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--keygen") == 0) {
         /* The keypad key pair: the producer seals codes to the public key. */
         unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
         char pk_hex[2 * sizeof(pk) + 1], sk_hex[2 * sizeof(sk) + 1];
@@ -233,17 +245,24 @@ int main(int argc, char **argv)
         sodium_memzero(sk_hex, sizeof(sk_hex));
         return 0;
     }
-    if (argc > 1 && strcmp(argv[1], "--settings-markdown") == 0) {
+    if (argc == 2 && strcmp(argv[1], "--settings-markdown") == 0) {
         otp_config_print_markdown();
         return 0;
     }
+    if (argc == 2 && strcmp(argv[1], "--healthcheck") == 0)
+        return otp_http_healthcheck("otp-worker", "OTP_WORKER_LISTEN", "/readyz");
     if (argc == 4 && strcmp(argv[1], "--preview") == 0)
         return preview(argv[2], argv[3]);
+    if (argc != 1) {
+        fprintf(stderr, "otp-worker: unknown arguments\n%s\n", usage);
+        return 2;
+    }
     if (otp_config_load(OTP_PROG_WORKER, err, sizeof(err)) != 0 || otp_crypto_init() != 0) {
         fprintf(stderr, "otp-worker: %s\n", err);
         return 2;
     }
-    otp_log_init("otp-worker", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")));
+    otp_log_init("otp-worker", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")),
+                 otp_log_format_parse(otp_config_str("OTP_LOG_FORMAT")));
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
