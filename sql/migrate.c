@@ -13,6 +13,7 @@
 #include "otp_db.h"
 #include "otp_log.h"
 #include "otp_version.h"
+#include "otp_wait.h"
 
 #define MAX_FILES 256
 #define MIGRATE_LOCK "727274" /* pg_advisory_lock key of the migrator */
@@ -62,6 +63,13 @@ static void default_dir(char *out, size_t size)
         }
     }
     snprintf(out, size, "sql");
+}
+
+static int probe_db(void *arg, char *err, size_t errsz)
+{
+    PGconn **out = arg;
+    *out = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-migrate", err, errsz);
+    return *out ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -115,8 +123,8 @@ int main(int argc, char **argv)
     closedir(d);
     qsort(files, (size_t)nfiles, sizeof(*files), by_name);
 
-    db = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-migrate", err, sizeof(err));
-    if (!db) {
+    if (otp_wait_for("database", probe_db, &db, (int)otp_config_int("OTP_STARTUP_TIMEOUT_SECONDS"),
+                     NULL, err, sizeof(err)) != 0) {
         fprintf(stderr, "otp-migrate: %s\n", err);
         goto out;
     }

@@ -13,10 +13,12 @@
 #include "otp_db.h"
 #include "otp_kafka.h"
 #include "otp_log.h"
+#include "otp_metrics.h"
 #include "otp_http.h"
 #include "otp_phone.h"
 #include "otp_time.h"
 #include "otp_version.h"
+#include "otp_wait.h"
 #include "worker.h"
 
 static volatile sig_atomic_t running = 1;
@@ -27,8 +29,32 @@ static void on_signal(int sig)
     running = 0;
 }
 
+static int probe_db(void *arg, char *err, size_t errsz)
+{
+    PGconn **out = arg;
+    *out = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker", err, errsz);
+    return *out ? 0 : -1;
+}
+
+/* Some broker answers a metadata request. */
+static int probe_kafka(void *arg, char *err, size_t errsz)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(arg, 0, NULL, &md, 2000);
+
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errsz, "KAFKA_BOOTSTRAP_SERVERS=%s: %s",
+                 otp_config_str("KAFKA_BOOTSTRAP_SERVERS"), rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
 static int setup(worker_t *w, char *err, size_t errsz)
 {
+    int startup_s = (int)otp_config_int("OTP_STARTUP_TIMEOUT_SECONDS");
     worker_settings_t *c = &w->cfg;
     char voice_dir[1024];
     rd_kafka_conf_t *conf;
@@ -128,8 +154,7 @@ static int setup(worker_t *w, char *err, size_t errsz)
                  c->default_locale, voice_dir);
         return -1;
     }
-    w->db = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker", err, errsz);
-    if (!w->db)
+    if (otp_wait_for("database", probe_db, &w->db, startup_s, w->running, err, errsz) != 0)
         return -1;
     w->ddb = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker-dispatch", err, errsz);
     if (!w->ddb)
@@ -151,6 +176,8 @@ static int setup(worker_t *w, char *err, size_t errsz)
     rd_kafka_conf_set_dr_msg_cb(conf, delivery_report);
     w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errsz);
     if (!w->producer)
+        return -1;
+    if (otp_wait_for("kafka", probe_kafka, w->producer, startup_s, w->running, err, errsz) != 0)
         return -1;
 
     /* Consumer: offsets are stored by hand once a batch is durable in PostgreSQL. */
@@ -261,6 +288,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "otp-worker: %s\n", err);
         return 2;
     }
+    otp_metrics_init("otp-worker", OTP_VERSION);
+    atomic_store(&w.alive_ms, otp_monotonic_ms());
     otp_log_init("otp-worker", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")),
                  otp_log_format_parse(otp_config_str("OTP_LOG_FORMAT")));
     signal(SIGPIPE, SIG_IGN);
@@ -289,6 +318,7 @@ int main(int argc, char **argv)
     while (running) {
         int busy = 0;
 
+        atomic_store(&w.alive_ms, otp_monotonic_ms());
         busy += ingest_poll(&w, 50) > 0;
         busy += relay_run(&w) > 0;
         rd_kafka_poll(w.producer, 0);

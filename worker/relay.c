@@ -5,6 +5,7 @@
 #include "delivery.h"
 #include "otp_db.h"
 #include "otp_log.h"
+#include "otp_metrics.h"
 #include "otp_time.h"
 #include "worker.h"
 
@@ -21,9 +22,24 @@ static const char select_sql[] =
     "        'user_id', c.user_id, 'purpose', c.purpose, 'phone', c.phone_masked,"
     "        'country', c.country, 'locale', c.locale) END"
     "   || CASE WHEN c.metadata IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('metadata', c.metadata) END"
-    "   || o.attrs)::text"
+    "   || o.attrs)::text,"
+    "  o.type,"
+    "  CASE WHEN o.type = 'call_requested' AND o.attrs->>'attempt' = '1'"
+    "       THEN extract(epoch FROM o.created_at - c.requested_at) END"
     "  FROM outbox o LEFT JOIN challenges c ON c.request_id = o.request_id"
     " ORDER BY o.id LIMIT 1000";
+
+/* Metrics of the first n rows of a relayed batch: events by type, and the
+ * time from request to first call. */
+static void count_relayed(PGresult *r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        otp_metric_add(OTP_M_WORKER_STATUS_EVENTS, PQgetvalue(r, i, 3), 1);
+        if (!PQgetisnull(r, i, 4))
+            otp_metric_observe(OTP_M_WORKER_REQUEST_TO_CALL, NULL,
+                               strtod(PQgetvalue(r, i, 4), NULL));
+    }
+}
 
 int relay_run(worker_t *w)
 {
@@ -97,13 +113,15 @@ int relay_run(worker_t *w)
     rc = n;
 out:
     PQclear(lock);
-    PQclear(r);
     free(ids);
     if (rc >= 0 && otp_db_commit(w->db) == 0) {
         if (rc > 0)
             atomic_fetch_add(&w->m.relayed, rc);
+        count_relayed(r, rc);
+        PQclear(r);
         return rc;
     }
+    PQclear(r);
     otp_db_rollback(w->db);
     return -1;
 }
