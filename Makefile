@@ -21,6 +21,12 @@ endif
 
 BUILD   := build
 BINDIR  := bin
+
+# `make install`: PREFIX is where the programs will live, DESTDIR a staging root (packages).
+PREFIX  ?= /usr/local
+DATADIR ?= $(PREFIX)/share/otp
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+INSTALL_BINS := otp-worker otp-verifier otp-produce otp-migrate
 BINS    :=
 UNIT_TESTS :=
 
@@ -28,7 +34,7 @@ COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 COMMON_LIB := $(BUILD)/libotp.a
 
-.PHONY: all build-all deps test unit-test system-test test-tools demo bench fuzz lint clean
+.PHONY: all build-all deps test unit-test system-test test-tools demo bench fuzz lint clean install FORCE
 
 # `all` first makes sure the packages are there, then builds in a fresh make so that
 # pkg-config sees them on a machine that lacked them.
@@ -42,6 +48,13 @@ $(BUILD)/%.o: %.c
 
 $(COMMON_LIB): $(COMMON_OBJ)
 	$(AR) rcs $@ $^
+
+# The compiled-in data folder follows DATADIR: the stamp changes only when DATADIR does.
+$(BUILD)/datadir.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
+$(BUILD)/common/otp_paths.o: CFLAGS += -DOTP_DATADIR='"$(DATADIR)"'
+$(BUILD)/common/otp_paths.o: $(BUILD)/datadir.stamp
 
 include producer/producer.mk
 include worker/worker.mk
@@ -70,7 +83,7 @@ $(REDOCLY): tests/tools/package.json tests/tools/package-lock.json
 test-tools: $(REDOCLY)
 
 system-test: all test-tools
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_contracts.py tests/test_cli.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_contracts.py tests/test_cli.py tests/test_install.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
 
 # Every test: unit (plain, then under ASan+UBSan), each fuzz target for 30 s, then the
 # simulator contract and the system tests on the real local stack.
@@ -88,6 +101,23 @@ bench: all
 lint:
 	@! git grep -nE '\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|gets)\(' -- '*.c' '*.h' || \
 	  { echo "lint: banned function (use snprintf, bounded copies, strtol)"; exit 1; }
+
+# Binaries to PREFIX/bin; voice templates, SQL migrations and schemas to PREFIX/share/otp;
+# systemd units (with PREFIX filled in) to SYSTEMD_UNIT_DIR. DESTDIR stages it all.
+install: build-all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/locales $(DESTDIR)$(DATADIR)/sql \
+	  $(DESTDIR)$(DATADIR)/schema/examples $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	install -m 0755 $(INSTALL_BINS:%=$(BINDIR)/%) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 common/locales/*.json $(DESTDIR)$(DATADIR)/locales/
+	install -m 0644 sql/[0-9]*.sql $(DESTDIR)$(DATADIR)/sql/
+	install -m 0644 schema/*.json schema/*.yaml $(DESTDIR)$(DATADIR)/schema/
+	install -m 0644 schema/examples/*.json $(DESTDIR)$(DATADIR)/schema/examples/
+	install -m 0644 README.md $(DESTDIR)$(DATADIR)/
+	for u in otp-worker otp-verifier; do \
+	  sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@DATADIR@|$(DATADIR)|g' deploy/systemd/$$u.service.in \
+	    > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$u.service && \
+	  chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$u.service || exit 1; \
+	done
 
 clean:
 	rm -rf $(BUILD) $(BINDIR)

@@ -13,8 +13,9 @@
 #define M OTP_PROG_MIGRATE
 
 static const otp_setting_t settings[] = {
-    {"OTP_DATABASE_URL", OTP_CFG_STR, "postgresql:///otp", 0, 0, W | V | M,
-     "PostgreSQL connection string (libpq URL or key=value)."},
+    {"OTP_DATABASE_URL", OTP_CFG_SECRET, "postgresql:///otp", 0, 0, W | V | M,
+     "PostgreSQL connection string (libpq URL or key=value); it may hold a password, so also "
+     "OTP_DATABASE_URL_FILE."},
     {"KAFKA_BOOTSTRAP_SERVERS", OTP_CFG_STR, "localhost:9092", 0, 0, W | P,
      "Kafka brokers. Any KAFKA_X_Y passes through to librdkafka as x.y."},
     {"OTP_TOPIC_REQUESTS", OTP_CFG_STR, "otp.requested", 0, 0, W | P, "Topic of OTP requests."},
@@ -82,7 +83,8 @@ static const otp_setting_t settings[] = {
     {"OTP_BRAND", OTP_CFG_STR, "Acme", 0, 0, W, "Brand name spoken in the call."},
     {"OTP_DEFAULT_LOCALE", OTP_CFG_STR, "en-US", 0, 0, W, "Locale when the request has none."},
     {"OTP_LOCALE_DIR", OTP_CFG_STR, "", 0, 0, W,
-     "Folder of the voice templates; empty = common/locales next to the binary's tree."},
+     "Folder of the voice templates; empty = PREFIX/share/otp/locales of the install (else "
+     "common/locales of the source tree)."},
     {"OTP_VERIFIER_LISTEN", OTP_CFG_STR, "127.0.0.1:8080", 0, 0, V, "host:port of the verifier's API."},
     {"OTP_VERIFIER_ADMIN_LISTEN", OTP_CFG_STR, "127.0.0.1:9091", 0, 0, V,
      "host:port of the verifier's /healthz, /readyz and /metrics (not the API port); empty = off."},

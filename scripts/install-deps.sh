@@ -15,7 +15,7 @@ PACKAGES=(
     espeak-ng sox wrk libxml2-utils
     python3 python3-pytest python3-psycopg python3-confluent-kafka python3-jsonschema
     ca-certificates git
-    prometheus docker-compose
+    prometheus docker-compose systemd
 )
 # The OpenAPI linter (tests/tools, @redocly/cli) runs on Node.js. A node from elsewhere
 # (NodeSource) is fine; only without one are Debian's nodejs and npm installed.

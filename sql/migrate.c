@@ -12,6 +12,7 @@
 #include "otp_config.h"
 #include "otp_db.h"
 #include "otp_log.h"
+#include "otp_paths.h"
 #include "otp_version.h"
 #include "otp_wait.h"
 
@@ -42,27 +43,6 @@ static char *slurp(const char *path)
     }
     fclose(f);
     return buf;
-}
-
-static void default_dir(char *out, size_t size)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        char *slash;
-        exe[n] = '\0';
-        slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            slash = strrchr(exe, '/');
-            if (slash) {
-                *slash = '\0';
-                if (snprintf(out, size, "%.4000s/sql", exe) > 0 && access(out, R_OK) == 0)
-                    return;
-            }
-        }
-    }
-    snprintf(out, size, "sql");
 }
 
 static int probe_db(void *arg, char *err, size_t errsz)
@@ -107,7 +87,7 @@ int main(int argc, char **argv)
     if (argc > 1)
         snprintf(dir, sizeof(dir), "%s", argv[1]);
     else
-        default_dir(dir, sizeof(dir));
+        otp_data_dir("sql", "sql", dir, sizeof(dir));
 
     d = opendir(dir);
     if (!d) {

@@ -13,6 +13,7 @@
 #include "otp_db.h"
 #include "otp_kafka.h"
 #include "otp_log.h"
+#include "otp_paths.h"
 #include "otp_metrics.h"
 #include "otp_http.h"
 #include "otp_phone.h"
@@ -144,7 +145,7 @@ static int setup(worker_t *w, char *err, size_t errsz)
     if (*dir)
         snprintf(voice_dir, sizeof(voice_dir), "%s", dir);
     else
-        otp_voice_default_dir(voice_dir, sizeof(voice_dir));
+        otp_data_dir("locales", "common/locales", voice_dir, sizeof(voice_dir));
     w->voice = otp_voice_load(voice_dir, err, errsz);
     if (!w->voice)
         return -1;
@@ -214,7 +215,7 @@ static int preview(const char *locale, const char *code)
     if (getenv("OTP_LOCALE_DIR") && *getenv("OTP_LOCALE_DIR"))
         snprintf(dir, sizeof(dir), "%s", getenv("OTP_LOCALE_DIR"));
     else
-        otp_voice_default_dir(dir, sizeof(dir));
+        otp_data_dir("locales", "common/locales", dir, sizeof(dir));
     cat = otp_voice_load(dir, err, sizeof(err));
     if (!cat) {
         fprintf(stderr, "otp-worker: %s\n", err);
