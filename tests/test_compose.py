@@ -225,3 +225,14 @@ def test_dashboard_and_alerts_use_existing_metrics():
     with open(os.path.join(DEPLOY, "grafana", "provisioning", "dashboards", "otp.yml")) as f:
         prov = yaml.safe_load(f)
     assert prov["providers"][0]["options"]["path"] == "/etc/grafana/dashboards"
+
+
+def test_env_file_names_are_the_settings_names():
+    """${NAME} values the operator gives in .env carry the settings' own OTP_* names."""
+    with open(COMPOSE, encoding="utf-8") as f:
+        text = f.read()
+    table = settings_table()
+    names = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
+    # The image tag is compose's own, not a program setting.
+    assert names - {"OTP_IMAGE_TAG"} <= set(table), names - set(table)
+    assert {"OTP_CALLER_ID", "OTP_API_KEY_HASHES"} <= names
