@@ -319,10 +319,10 @@ int main(int argc, char **argv)
     while (running) {
         int busy = 0;
 
-        atomic_store(&w.alive_ms, otp_monotonic_ms());
         busy += ingest_poll(&w, 50) > 0;
         busy += relay_run(&w) > 0;
         rd_kafka_poll(w.producer, 0);
+        atomic_store(&w.alive_ms, otp_monotonic_ms());
         atomic_store(&w.m.db_ok, PQstatus(w.db) == CONNECTION_OK && PQstatus(w.ddb) == CONNECTION_OK);
         if (PQstatus(w.db) != CONNECTION_OK)
             usleep(200000);

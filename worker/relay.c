@@ -29,8 +29,8 @@ static const char select_sql[] =
     "  FROM outbox o LEFT JOIN challenges c ON c.request_id = o.request_id"
     " ORDER BY o.id LIMIT 1000";
 
-/* Metrics of the first n rows of a relayed batch: events by type, and the
- * time from request to first call. */
+/* Metrics of the first n rows of a batch the broker acknowledged: events by
+ * type, and the time from request to first call. */
 static void count_relayed(PGresult *r, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -109,19 +109,18 @@ int relay_run(worker_t *w)
         const char *p[1] = {ids};
         if (otp_db_exec(w->db, "relay_delete", "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, p))
             goto out;
+        count_relayed(r, n);
     }
     rc = n;
 out:
     PQclear(lock);
+    PQclear(r);
     free(ids);
     if (rc >= 0 && otp_db_commit(w->db) == 0) {
         if (rc > 0)
             atomic_fetch_add(&w->m.relayed, rc);
-        count_relayed(r, rc);
-        PQclear(r);
         return rc;
     }
-    PQclear(r);
     otp_db_rollback(w->db);
     return -1;
 }
