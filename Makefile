@@ -21,6 +21,12 @@ endif
 
 BUILD   := build
 BINDIR  := bin
+
+# `make install`: PREFIX is where the programs will live, DESTDIR a staging root (packages).
+PREFIX  ?= /usr/local
+DATADIR ?= $(PREFIX)/share/otp
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+INSTALL_BINS := otp-worker otp-verifier otp-produce otp-migrate
 BINS    :=
 UNIT_TESTS :=
 
@@ -28,7 +34,7 @@ COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 COMMON_LIB := $(BUILD)/libotp.a
 
-.PHONY: all build-all deps test unit-test system-test demo bench fuzz lint clean
+.PHONY: all build-all deps test unit-test system-test test-tools demo bench fuzz lint clean install FORCE
 
 # `all` first makes sure the packages are there, then builds in a fresh make so that
 # pkg-config sees them on a machine that lacked them.
@@ -43,15 +49,23 @@ $(BUILD)/%.o: %.c
 $(COMMON_LIB): $(COMMON_OBJ)
 	$(AR) rcs $@ $^
 
+# The compiled-in data folder follows DATADIR: the stamp changes only when DATADIR does.
+$(BUILD)/datadir.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
+$(BUILD)/common/otp_paths.o: CFLAGS += -DOTP_DATADIR='"$(DATADIR)"'
+$(BUILD)/common/otp_paths.o: $(BUILD)/datadir.stamp
+
 include producer/producer.mk
 include worker/worker.mk
 include verifier/verifier.mk
 include tests/sim/sim.mk
 include tests/kafka/kafka.mk
 include tests/unit/unit.mk
+include tests/tools/tools.mk
 -include tests/fuzz/fuzz.mk
 
-build-all: $(BINS) $(UNIT_TESTS)
+build-all: $(BINS) $(UNIT_TESTS) $(TEST_TOOLS)
 
 # Installs the Debian packages the build, the tests and the demo need (root or sudo).
 deps:
@@ -60,8 +74,16 @@ deps:
 unit-test: all
 	@tests/unit/run.sh $(UNIT_TESTS)
 
-system-test: all
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
+# The linters the contract tests run, pinned by tests/tools/package-lock.json (npm registry).
+REDOCLY := tests/tools/node_modules/.bin/redocly
+$(REDOCLY): tests/tools/package.json tests/tools/package-lock.json
+	npm ci --prefix tests/tools --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test-tools: $(REDOCLY)
+
+system-test: all test-tools
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_contracts.py tests/test_cli.py tests/test_install.py tests/test_compose.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
 
 # Every test: unit (plain, then under ASan+UBSan), each fuzz target for 30 s, then the
 # simulator contract and the system tests on the real local stack.
@@ -79,6 +101,23 @@ bench: all
 lint:
 	@! git grep -nE '\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|gets)\(' -- '*.c' '*.h' || \
 	  { echo "lint: banned function (use snprintf, bounded copies, strtol)"; exit 1; }
+
+# Binaries to PREFIX/bin; voice templates, SQL migrations and schemas to PREFIX/share/otp;
+# systemd units (with PREFIX filled in) to SYSTEMD_UNIT_DIR. DESTDIR stages it all.
+install: build-all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/locales $(DESTDIR)$(DATADIR)/sql \
+	  $(DESTDIR)$(DATADIR)/schema/examples $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	install -m 0755 $(INSTALL_BINS:%=$(BINDIR)/%) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 common/locales/*.json $(DESTDIR)$(DATADIR)/locales/
+	install -m 0644 sql/[0-9]*.sql $(DESTDIR)$(DATADIR)/sql/
+	install -m 0644 schema/*.json schema/*.yaml $(DESTDIR)$(DATADIR)/schema/
+	install -m 0644 schema/examples/*.json $(DESTDIR)$(DATADIR)/schema/examples/
+	install -m 0644 README.md $(DESTDIR)$(DATADIR)/
+	for u in otp-worker otp-verifier; do \
+	  sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@DATADIR@|$(DATADIR)|g' deploy/systemd/$$u.service.in \
+	    > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$u.service && \
+	  chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$u.service || exit 1; \
+	done
 
 clean:
 	rm -rf $(BUILD) $(BINDIR)

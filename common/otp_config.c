@@ -13,8 +13,9 @@
 #define M OTP_PROG_MIGRATE
 
 static const otp_setting_t settings[] = {
-    {"OTP_DATABASE_URL", OTP_CFG_STR, "postgresql:///otp", 0, 0, W | V | M,
-     "PostgreSQL connection string (libpq URL or key=value)."},
+    {"OTP_DATABASE_URL", OTP_CFG_SECRET, "postgresql:///otp", 0, 0, W | V | M,
+     "PostgreSQL connection string (libpq URL or key=value); it may hold a password, so also "
+     "OTP_DATABASE_URL_FILE."},
     {"KAFKA_BOOTSTRAP_SERVERS", OTP_CFG_STR, "localhost:9092", 0, 0, W | P,
      "Kafka brokers. Any KAFKA_X_Y passes through to librdkafka as x.y."},
     {"OTP_TOPIC_REQUESTS", OTP_CFG_STR, "otp.requested", 0, 0, W | P, "Topic of OTP requests."},
@@ -84,12 +85,20 @@ static const otp_setting_t settings[] = {
     {"OTP_DEFAULT_LOCALE", OTP_CFG_STR, "en-US", 0, 0, W,
      "Locale when neither the request nor the phone's country gives one (fr, en_GB resolve as a request's)."},
     {"OTP_LOCALE_DIR", OTP_CFG_STR, "", 0, 0, W,
-     "Folder of the voice templates; empty = common/locales next to the binary's tree."},
-    {"OTP_VERIFIER_LISTEN", OTP_CFG_STR, "127.0.0.1:8080", 0, 0, V, "host:port the verifier serves on."},
+     "Folder of the voice templates; empty = PREFIX/share/otp/locales of the install (else "
+     "common/locales of the source tree)."},
+    {"OTP_VERIFIER_LISTEN", OTP_CFG_STR, "127.0.0.1:8080", 0, 0, V, "host:port of the verifier's API."},
+    {"OTP_VERIFIER_ADMIN_LISTEN", OTP_CFG_STR, "127.0.0.1:9091", 0, 0, V,
+     "host:port of the verifier's /healthz, /readyz and /metrics (not the API port); empty = off."},
     {"OTP_VERIFIER_THREADS", OTP_CFG_INT, "4", 1, 256, V, "HTTP threads (one DB connection each)."},
     {"OTP_WORKER_LISTEN", OTP_CFG_STR, "127.0.0.1:9090", 0, 0, W,
-     "host:port of the worker's /healthz and /metrics; empty = off."},
+     "host:port of the worker's /healthz, /readyz and /metrics; empty = off."},
+    {"OTP_STARTUP_TIMEOUT_SECONDS", OTP_CFG_INT, "300", 0, 86400, W | M,
+     "At start, wait this long for PostgreSQL and Kafka (retrying with a logged backoff up to 10 s) "
+     "before giving up; 0 = try once."},
     {"OTP_LOG_LEVEL", OTP_CFG_STR, "info", 0, 0, W | V | P | M, "debug, info, warn or error."},
+    {"OTP_LOG_FORMAT", OTP_CFG_STR, "logfmt", 0, 0, W | V | P | M,
+     "Log lines as logfmt (key=value) or json (one object per line); librdkafka's own logs included."},
     {"OTP_DEMO_MODE", OTP_CFG_BOOL, "0", 0, 1, W | V | P | M,
      "1 = local demo: sample secrets are accepted."},
 };
@@ -186,6 +195,11 @@ int otp_config_load(unsigned program, char *errstr, size_t errstr_size)
                  values[find("OTP_LOG_LEVEL")]);
         return -1;
     }
+    if (otp_log_format_parse(values[find("OTP_LOG_FORMAT")]) < 0) {
+        snprintf(errstr, errstr_size, "OTP_LOG_FORMAT=%s: expected logfmt or json",
+                 values[find("OTP_LOG_FORMAT")]);
+        return -1;
+    }
     if (!otp_config_demo_mode()) {
         for (size_t i = 0; i < NSETTINGS; i++) {
             if (settings[i].type != OTP_CFG_SECRET || !(settings[i].programs & program) || !values[i])
@@ -211,6 +225,12 @@ const char *otp_config_str(const char *name)
 {
     int i = find(name);
     return i < 0 ? NULL : (values[i] ? values[i] : "");
+}
+
+const char *otp_config_default(const char *name)
+{
+    int i = find(name);
+    return i < 0 ? NULL : settings[i].def;
 }
 
 long otp_config_int(const char *name)

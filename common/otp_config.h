@@ -41,6 +41,10 @@ const char *otp_config_str(const char *name);
 long otp_config_int(const char *name);
 int otp_config_bool(const char *name);
 
+/* A setting's default from the table (before otp_config_load); NULL when it
+ * has none or the name is unknown. */
+const char *otp_config_default(const char *name);
+
 /* Prints the settings of `program` as a help table (secrets shown as names only). */
 void otp_config_print_help(unsigned program, const char *usage);
 /* Prints every setting as a Markdown table, for the README. */

@@ -1,11 +1,14 @@
 #include "otp_http.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "otp_config.h"
 
 struct MHD_Daemon *otp_http_start(const char *setting, const char *listen, unsigned threads,
                                   MHD_AccessHandlerCallback handler, void *cls,
@@ -76,4 +79,73 @@ otp_mhd_result otp_http_error(struct MHD_Connection *c, unsigned status, const c
     free(s);
     json_decref(o);
     return ret;
+}
+
+static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    (void)ptr;
+    (void)userdata;
+    return size * nmemb;
+}
+
+int otp_http_probe(const char *listen, const char *path, long timeout_ms, char *errstr,
+                   size_t errstr_size)
+{
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    char url[256];
+    CURL *h;
+    CURLcode rc;
+    long status = 0;
+    size_t hlen;
+
+    if (!colon) {
+        snprintf(errstr, errstr_size, "%s: expected host:port", listen ? listen : "(none)");
+        return -1;
+    }
+    hlen = (size_t)(colon - listen);
+    if (hlen == 0 || (hlen == 7 && strncmp(listen, "0.0.0.0", 7) == 0))
+        snprintf(url, sizeof(url), "http://127.0.0.1%s%s", colon, path);
+    else
+        snprintf(url, sizeof(url), "http://%.*s%s%s", (int)hlen, listen, colon, path);
+    h = curl_easy_init();
+    if (!h) {
+        snprintf(errstr, errstr_size, "cannot set up the HTTP client");
+        return -1;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    rc = curl_easy_perform(h);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    if (rc != CURLE_OK) {
+        snprintf(errstr, errstr_size, "%s: %s", url, curl_easy_strerror(rc));
+        return -1;
+    }
+    if (status != 200) {
+        snprintf(errstr, errstr_size, "%s: HTTP %ld", url, status);
+        return -1;
+    }
+    return 0;
+}
+
+int otp_http_healthcheck(const char *program, const char *setting, const char *path)
+{
+    char err[512];
+    const char *listen = getenv(setting);
+
+    if (!listen || !*listen)
+        listen = otp_config_default(setting);
+    if (!listen || !*listen) {
+        fprintf(stderr, "%s: %s is empty: no admin endpoint to check\n", program, setting);
+        return 1;
+    }
+    if (otp_http_probe(listen, path, 3000, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: not healthy: %s\n", program, err);
+        return 1;
+    }
+    return 0;
 }

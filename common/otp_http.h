@@ -9,6 +9,16 @@
 typedef int otp_mhd_result;
 #else
 typedef enum MHD_Result otp_mhd_result;
+/* GET http://<listen><path> (a 0.0.0.0 or empty host means 127.0.0.1) within
+ * timeout_ms. 0 when the answer is 200; -1 with the reason in errstr. */
+int otp_http_probe(const char *listen, const char *path, long timeout_ms, char *errstr,
+                   size_t errstr_size) __attribute__((warn_unused_result));
+
+/* --healthcheck: probes `path` on the address in the environment variable
+ * `setting` (or its default from the settings table) and returns the exit
+ * status (0 healthy, 1 not), saying why on stderr. */
+int otp_http_healthcheck(const char *program, const char *setting, const char *path);
+
 #endif
 
 /* Starts a daemon with its own polling thread (threads > 1: a thread pool)
@@ -28,5 +38,15 @@ otp_mhd_result otp_http_reply(struct MHD_Connection *c, unsigned status, const c
 /* Queues {"error":{"code":code,"message":message}} with status. */
 otp_mhd_result otp_http_error(struct MHD_Connection *c, unsigned status, const char *code,
                               const char *message);
+
+/* GET http://<listen><path> (a 0.0.0.0 or empty host means 127.0.0.1) within
+ * timeout_ms. 0 when the answer is 200; -1 with the reason in errstr. */
+int otp_http_probe(const char *listen, const char *path, long timeout_ms, char *errstr,
+                   size_t errstr_size) __attribute__((warn_unused_result));
+
+/* --healthcheck: probes `path` on the address in the environment variable
+ * `setting` (or its default from the settings table) and returns the exit
+ * status (0 healthy, 1 not), saying why on stderr. */
+int otp_http_healthcheck(const char *program, const char *setting, const char *path);
 
 #endif

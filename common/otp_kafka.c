@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "otp_log.h"
+
 extern char **environ;
 
 int otp_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
@@ -17,9 +19,28 @@ int otp_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value, ch
     return 0;
 }
 
+void otp_kafka_log(const rd_kafka_t *rk, int level, const char *facility, const char *message)
+{
+    otp_log_level_t l = level <= 3   ? OTP_LOG_ERROR
+                        : level == 4 ? OTP_LOG_WARN
+                        : level <= 6 ? OTP_LOG_INFO
+                                     : OTP_LOG_DEBUG;
+    char msg[1024];
+    size_t n = 0;
+
+    /* Quoted for logfmt: a '"' inside the message becomes '\''. */
+    for (const char *p = message; *p && n < sizeof(msg) - 1; p++)
+        msg[n++] = *p == '"' ? '\'' : *p;
+    msg[n] = '\0';
+    otp_log(l, "kafka_log", "client=%s facility=%s message=\"%s\"", rk ? rd_kafka_name(rk) : "-",
+            facility, msg);
+}
+
 rd_kafka_conf_t *otp_kafka_conf_new(char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    rd_kafka_conf_set_log_cb(conf, otp_kafka_log);
 
     if (otp_kafka_set(conf, "bootstrap.servers", "localhost:9092", errstr, errstr_size))
         goto fail;

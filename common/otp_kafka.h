@@ -7,11 +7,17 @@
 #include <stddef.h>
 
 /* A new conf with the pass-through properties applied (bootstrap.servers
- * defaults to localhost:9092). NULL with errstr naming the bad variable. */
+ * defaults to localhost:9092) and librdkafka's log lines routed through
+ * otp_log (event=kafka_log). NULL with errstr naming the bad variable. */
 rd_kafka_conf_t *otp_kafka_conf_new(char *errstr, size_t errstr_size);
 
 /* Sets one property; on failure writes "name: librdkafka's words" to errstr. */
 int otp_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
                   size_t errstr_size) __attribute__((warn_unused_result));
+
+/* The log callback otp_kafka_conf_new installs (rd_kafka_conf_set_log_cb):
+ * syslog levels map to ours (0-3 error, 4 warn, 5-6 info, 7 debug). Called
+ * from librdkafka's threads; otp_log is thread-safe. */
+void otp_kafka_log(const rd_kafka_t *rk, int level, const char *facility, const char *message);
 
 #endif

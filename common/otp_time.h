@@ -7,6 +7,7 @@
 
 int64_t otp_now_ms(void);       /* CLOCK_REALTIME */
 int64_t otp_monotonic_ms(void); /* CLOCK_MONOTONIC */
+int64_t otp_monotonic_us(void); /* CLOCK_MONOTONIC, microseconds (latency metrics) */
 
 /* Parses "YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm)" (also a space for T,
  * as VoIPBin's legacy format). -1 if it is not one. */

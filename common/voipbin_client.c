@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "otp_metrics.h"
 #include "otp_time.h"
 
 #include <sodium.h>
@@ -251,6 +252,24 @@ static void read_envelope(const char *body, vb_result_t *r)
     json_decref(root);
 }
 
+/* Request time by operation, and the answer by status class (429 apart). */
+static void count_answer(CURL *easy, const char *op, long http_status, CURLcode cc)
+{
+    curl_off_t us = 0;
+
+    curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us);
+    otp_metric_observe(OTP_M_VOIPBIN_REQUEST, op, (double)us / 1e6);
+    otp_metric_add(OTP_M_VOIPBIN_RESPONSES,
+                   cc != CURLE_OK || http_status == 0 ? "transport"
+                   : http_status == 429               ? "429"
+                   : http_status < 300                ? "2xx"
+                   : http_status < 500                ? "4xx"
+                                                      : "5xx",
+                   1);
+    if (cc == CURLE_OK && http_status == 429)
+        otp_metric_add(OTP_M_VOIPBIN_RATE_LIMITED, NULL, 1);
+}
+
 static void finish(vb_client_t *c, vb_xfer_t *x, CURLcode cc)
 {
     vb_result_t r;
@@ -259,6 +278,7 @@ static void finish(vb_client_t *c, vb_xfer_t *x, CURLcode cc)
     memset(&r, 0, sizeof(r));
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r.http_status);
     curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+    count_answer(x->easy, x->is_message ? "create_message" : "create_call", r.http_status, cc);
     if (cc != CURLE_OK) {
         int sent = up >= (curl_off_t)x->body_len && x->body_len > 0;
         /* A connect failure never reached the server, whatever curl counted. */
@@ -373,6 +393,7 @@ int vb_find_call_since(vb_client_t *c, const char *destination, int64_t since_ms
         (*requests_out)++;
         cc = curl_easy_perform(x.easy);
         curl_easy_getinfo(x.easy, CURLINFO_RESPONSE_CODE, &status);
+        count_answer(x.easy, "list_calls", status, cc);
         if (cc != CURLE_OK || status != 200) {
             xfer_reset(&x);
             return -1;

@@ -15,6 +15,7 @@
 #include "otp_kafka.h"
 #include "otp_log.h"
 #include "otp_time.h"
+#include "otp_version.h"
 
 static volatile sig_atomic_t running = 1;
 static long delivered, failed;
@@ -43,12 +44,20 @@ static const char usage[] =
     "                   [--channel voice|sms] [--keypad-code DIGITS] [--metadata JSON]\n"
     "       otp-produce --resend REQUEST_ID [--channel voice|sms]   (a new code, same number)\n"
     "       otp-produce --file FILE|-  [--raw]   (NDJSON, one request per line)\n"
+    "       otp-produce ... --dry-run   (print each message on stdout instead; no broker)\n"
+    "       otp-produce --version | --help\n"
     "Publishes otp.requested events (key = phone) with librdkafka's idempotent producer.\n"
     "In NDJSON, request_id and requested_at are filled in when missing; --raw sends lines as\n"
     "they are (to test the dead-letter path). Prints each request_id on stdout.";
 
+/* With no producer (--dry-run) the message goes to stdout instead. */
 static int publish(rd_kafka_t *rk, const char *topic, const char *key, const char *value)
 {
+    if (!rk) {
+        printf("%s\n", value);
+        delivered++;
+        return 0;
+    }
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
@@ -136,11 +145,12 @@ int main(int argc, char **argv)
         {"metadata", required_argument, 0, 'm'},    {"file", required_argument, 0, 'f'},
         {"raw", no_argument, 0, 'R'},               {"help", no_argument, 0, 'h'},
         {"resend", required_argument, 0, 'S'},      {"channel", required_argument, 0, 'C'},
-        {"keypad-code", required_argument, 0, 'K'},
+        {"keypad-code", required_argument, 0, 'K'}, {"dry-run", no_argument, 0, 'n'},
+        {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     otp_request_t req;
     const char *file = NULL, *topic;
-    int raw = 0, opt, rc = 1;
+    int raw = 0, dry_run = 0, show = 0, opt, rc = 1;
     char err[512];
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk = NULL;
@@ -151,7 +161,7 @@ int main(int argc, char **argv)
     snprintf(req.purpose, sizeof(req.purpose), "login");
     const char *keypad_code = NULL;
 
-    while ((opt = getopt_long(argc, argv, "p:u:P:l:r:t:c:gasm:f:RhS:C:K:", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "p:u:P:l:r:t:c:gasm:f:RhS:C:K:nV", opts, NULL)) != -1) {
         switch (opt) {
         case 'p': snprintf(req.phone, sizeof(req.phone), "%s", optarg); break;
         case 'u': snprintf(req.user_id, sizeof(req.user_id), "%s", optarg); break;
@@ -175,19 +185,32 @@ int main(int argc, char **argv)
             req.delivery.sms = strcmp(optarg, "sms") == 0;
             break;
         case 'K': keypad_code = optarg; break;
-        case 'h':
-            otp_config_print_help(OTP_PROG_PRODUCER, usage);
-            return 0;
+        case 'n': dry_run = 1; break;
+        case 'V': show = 'V'; break;
+        case 'h': show = 'h'; break;
         default:
             fprintf(stderr, "%s\n", usage);
             return 2;
         }
     }
+    if (optind < argc) {
+        fprintf(stderr, "otp-produce: unexpected argument \"%s\"\n%s\n", argv[optind], usage);
+        return 2;
+    }
+    if (show == 'h') {
+        otp_config_print_help(OTP_PROG_PRODUCER, usage);
+        return 0;
+    }
+    if (show == 'V') {
+        printf("otp-produce %s\n", OTP_VERSION);
+        return 0;
+    }
     if (otp_config_load(OTP_PROG_PRODUCER, err, sizeof(err)) != 0 || otp_crypto_init() != 0) {
         fprintf(stderr, "otp-produce: %s\n", err);
         return 2;
     }
-    otp_log_init("otp-produce", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")));
+    otp_log_init("otp-produce", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")),
+                 otp_log_format_parse(otp_config_str("OTP_LOG_FORMAT")));
     topic = otp_config_str("OTP_TOPIC_REQUESTS");
     if (!file && !req.resend_of[0] && (!req.phone[0] || !req.user_id[0])) {
         fprintf(stderr, "otp-produce: give --phone and --user, --resend, or --file\n%s\n", usage);
@@ -198,17 +221,19 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    conf = otp_kafka_conf_new(err, sizeof(err));
-    if (!conf || otp_kafka_set(conf, "enable.idempotence", "true", err, sizeof(err)) ||
-        otp_kafka_set(conf, "linger.ms", "10", err, sizeof(err))) {
-        fprintf(stderr, "otp-produce: %s\n", err);
-        return 2;
-    }
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (!rk) {
-        fprintf(stderr, "otp-produce: %s\n", err);
-        return 2;
+    if (!dry_run) {
+        conf = otp_kafka_conf_new(err, sizeof(err));
+        if (!conf || otp_kafka_set(conf, "enable.idempotence", "true", err, sizeof(err)) ||
+            otp_kafka_set(conf, "linger.ms", "10", err, sizeof(err))) {
+            fprintf(stderr, "otp-produce: %s\n", err);
+            return 2;
+        }
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        if (!rk) {
+            fprintf(stderr, "otp-produce: %s\n", err);
+            return 2;
+        }
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -229,7 +254,8 @@ int main(int argc, char **argv)
          * stays in order with that one's other resends. */
         if (publish(rk, topic, req.phone[0] ? req.phone : req.resend_of, js) == 0) {
             sent++;
-            printf("%s\n", req.request_id);
+            if (rk)
+                printf("%s\n", req.request_id);
         }
         free(js);
     } else {
@@ -263,11 +289,13 @@ int main(int argc, char **argv)
             } else {
                 if (publish(rk, topic, req.phone, js) == 0) {
                     sent++;
-                    printf("%s\n", req.request_id);
+                    if (rk)
+                        printf("%s\n", req.request_id);
                 }
                 free(js);
             }
-            rd_kafka_poll(rk, 0);
+            if (rk)
+                rd_kafka_poll(rk, 0);
             if (tty && otp_monotonic_ms() - last_progress > 200) {
                 double secs = (double)(otp_monotonic_ms() - started) / 1000.0;
                 last_progress = otp_monotonic_ms();
@@ -281,11 +309,13 @@ int main(int argc, char **argv)
         if (in != stdin)
             fclose(in);
     }
-    rd_kafka_flush(rk, 30000);
+    if (rk)
+        rd_kafka_flush(rk, 30000);
     fprintf(stderr, "otp-produce: published %ld, delivered %ld, failed %ld, invalid lines %ld\n",
             sent, delivered, failed + (sent - delivered - failed), invalid);
     rc = (delivered == sent && invalid == 0) ? 0 : 1;
 out:
-    rd_kafka_destroy(rk);
+    if (rk)
+        rd_kafka_destroy(rk);
     return rc;
 }

@@ -15,7 +15,13 @@ PACKAGES=(
     espeak-ng sox wrk libxml2-utils
     python3 python3-pytest python3-psycopg python3-confluent-kafka python3-jsonschema
     ca-certificates git
+    prometheus docker-compose systemd
 )
+# The OpenAPI linter (tests/tools, @redocly/cli) runs on Node.js. A node from elsewhere
+# (NodeSource) is fine; only without one are Debian's nodejs and npm installed.
+if ! command -v npm >/dev/null 2>&1; then
+    PACKAGES+=(nodejs npm)
+fi
 
 if [[ "${OTP_SKIP_DEPS:-}" == 1 ]]; then
     exit 0

@@ -12,6 +12,9 @@
 #include "otp_config.h"
 #include "otp_db.h"
 #include "otp_log.h"
+#include "otp_paths.h"
+#include "otp_version.h"
+#include "otp_wait.h"
 
 #define MAX_FILES 256
 #define MIGRATE_LOCK "727274" /* pg_advisory_lock key of the migrator */
@@ -42,25 +45,11 @@ static char *slurp(const char *path)
     return buf;
 }
 
-static void default_dir(char *out, size_t size)
+static int probe_db(void *arg, char *err, size_t errsz)
 {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        char *slash;
-        exe[n] = '\0';
-        slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            slash = strrchr(exe, '/');
-            if (slash) {
-                *slash = '\0';
-                if (snprintf(out, size, "%.4000s/sql", exe) > 0 && access(out, R_OK) == 0)
-                    return;
-            }
-        }
-    }
-    snprintf(out, size, "sql");
+    PGconn **out = arg;
+    *out = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-migrate", err, errsz);
+    return *out ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -72,20 +61,33 @@ int main(int argc, char **argv)
     DIR *d;
     struct dirent *e;
 
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        otp_config_print_help(OTP_PROG_MIGRATE, "usage: otp-migrate [SQL_DIR]\n"
-                                                "Applies the pending numbered migrations (NNN_name.sql).");
+    static const char usage[] =
+        "usage: otp-migrate [SQL_DIR]   apply the pending migrations (NNN_name.sql)\n"
+        "       otp-migrate --version | --help\n"
+        "SQL_DIR defaults to the installed migrations (share/otp/sql).";
+
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        otp_config_print_help(OTP_PROG_MIGRATE, usage);
         return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("otp-migrate %s\n", OTP_VERSION);
+        return 0;
+    }
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        fprintf(stderr, "otp-migrate: unknown arguments\n%s\n", usage);
+        return 2;
     }
     if (otp_config_load(OTP_PROG_MIGRATE, err, sizeof(err)) != 0) {
         fprintf(stderr, "otp-migrate: %s\n", err);
         return 2;
     }
-    otp_log_init("otp-migrate", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")));
+    otp_log_init("otp-migrate", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")),
+                 otp_log_format_parse(otp_config_str("OTP_LOG_FORMAT")));
     if (argc > 1)
         snprintf(dir, sizeof(dir), "%s", argv[1]);
     else
-        default_dir(dir, sizeof(dir));
+        otp_data_dir("sql", "sql", dir, sizeof(dir));
 
     d = opendir(dir);
     if (!d) {
@@ -101,8 +103,8 @@ int main(int argc, char **argv)
     closedir(d);
     qsort(files, (size_t)nfiles, sizeof(*files), by_name);
 
-    db = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-migrate", err, sizeof(err));
-    if (!db) {
+    if (otp_wait_for("database", probe_db, &db, (int)otp_config_int("OTP_STARTUP_TIMEOUT_SECONDS"),
+                     NULL, err, sizeof(err)) != 0) {
         fprintf(stderr, "otp-migrate: %s\n", err);
         goto out;
     }

@@ -101,6 +101,7 @@ class Pipeline:
         self.webhook_secret = secrets.token_urlsafe(24)
         self.api_key = "otpk_" + secrets.token_urlsafe(24)
         self.verifier_port = free_port()
+        self.verifier_admin_port = free_port()
         self.db_url = stack.start_postgres(fast=pg_fast)
         self.bootstrap = stack.start_kafka(brokers=brokers)
         self.webhook_uri = "http://127.0.0.1:%d/v1/webhooks/voipbin" % self.verifier_port
@@ -128,6 +129,8 @@ class Pipeline:
             "OTP_WEBHOOK_SECRET": self.webhook_secret,
             "OTP_API_KEY_HASHES": hashlib.sha256(self.api_key.encode()).hexdigest(),
             "OTP_VERIFIER_LISTEN": "127.0.0.1:%d" % self.verifier_port,
+            # Any other verifier a test starts takes a free admin port of its own.
+            "OTP_VERIFIER_ADMIN_LISTEN": "127.0.0.1:0",
             "OTP_CALLBACK_URL": self.webhook_uri,
             "OTP_RETRY_BASE_MS": "200",
             "OTP_RETRY_CAP_MS": "2000",
@@ -145,9 +148,11 @@ class Pipeline:
 
     # ---- programs ----
     def start_verifier(self, **extra):
+        settings = {"OTP_VERIFIER_ADMIN_LISTEN": "127.0.0.1:%d" % self.verifier_admin_port}
+        settings.update(extra)
         self.verifier = self.s.spawn(
-            "verifier", [Stack.bin("otp-verifier")], env=self.env(**extra),
-            ready_url="http://127.0.0.1:%d/healthz" % self.verifier_port)
+            "verifier", [Stack.bin("otp-verifier")], env=self.env(**settings),
+            ready_url="http://127.0.0.1:%d/readyz" % self.verifier_admin_port)
         return self.verifier
 
     def start_worker(self, **extra):

@@ -10,6 +10,8 @@
 #include "otp_db.h"
 #include "otp_event.h"
 #include "otp_log.h"
+#include "otp_metrics.h"
+#include "otp_time.h"
 #include "otp_webhook.h"
 #include "verify.h"
 
@@ -94,6 +96,7 @@ static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_
 {
     char request_id[37], code[11], err[160];
     int attempts_left = 0;
+    int64_t started;
     PGconn *conn;
     verify_result_t res;
 
@@ -101,9 +104,12 @@ static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_
         atomic_fetch_add(&a->bad_requests, 1);
         return otp_http_error(c, 400, "invalid_request", err);
     }
+    started = otp_monotonic_us();
     conn = db(a);
     res = conn ? verify_code(conn, &a->keys, request_id, code, a->max_failed_per_hour, &attempts_left) : VERIFY_ERROR;
     sodium_memzero(code, sizeof(code));
+    otp_metric_observe(OTP_M_VERIFIER_VERIFY_LATENCY, NULL,
+                       (double)(otp_monotonic_us() - started) / 1e6);
     switch (res) {
     case VERIFY_OK:
         atomic_fetch_add(&a->verified, 1);
@@ -213,29 +219,53 @@ static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx
 
 static otp_mhd_result handle_metrics(api_t *a, struct MHD_Connection *c)
 {
-    char body[2048];
-    snprintf(body, sizeof(body),
-             "# TYPE otp_verifier_verify_total counter\n"
-             "otp_verifier_verify_total{result=\"verified\"} %lld\n"
-             "otp_verifier_verify_total{result=\"incorrect\"} %lld\n"
-             "otp_verifier_verify_total{result=\"rejected\"} %lld\n"
-             "# TYPE otp_verifier_bad_requests_total counter\n"
-             "otp_verifier_bad_requests_total %lld\n"
-             "# TYPE otp_verifier_unauthorized_total counter\n"
-             "otp_verifier_unauthorized_total %lld\n"
-             "# TYPE otp_verifier_webhooks_total counter\n"
-             "otp_verifier_webhooks_total %lld\n"
-             "# TYPE otp_verifier_webhooks_bad_signature_total counter\n"
-             "otp_verifier_webhooks_bad_signature_total %lld\n"
-             "# TYPE otp_verifier_webhooks_early_total counter\n"
-             "otp_verifier_webhooks_early_total %lld\n"
-             "# TYPE otp_verifier_db_errors_total counter\n"
-             "otp_verifier_db_errors_total %lld\n",
-             (long long)a->verified, (long long)a->incorrect, (long long)a->rejected,
-             (long long)a->bad_requests, (long long)a->unauthorized, (long long)a->webhooks,
-             (long long)a->webhooks_bad_signature, (long long)a->webhooks_pending,
-             (long long)a->db_errors);
-    return otp_http_reply(c, 200, "text/plain; version=0.0.4", body);
+    char *body;
+    otp_mhd_result ret;
+
+    otp_metric_set(OTP_M_VERIFIER_VERIFY, "verified", atomic_load(&a->verified));
+    otp_metric_set(OTP_M_VERIFIER_VERIFY, "incorrect", atomic_load(&a->incorrect));
+    otp_metric_set(OTP_M_VERIFIER_VERIFY, "rejected", atomic_load(&a->rejected));
+    otp_metric_set(OTP_M_VERIFIER_BAD_REQUESTS, NULL, atomic_load(&a->bad_requests));
+    otp_metric_set(OTP_M_VERIFIER_UNAUTHORIZED, NULL, atomic_load(&a->unauthorized));
+    otp_metric_set(OTP_M_VERIFIER_WEBHOOKS, "accepted", atomic_load(&a->webhooks));
+    otp_metric_set(OTP_M_VERIFIER_WEBHOOKS, "bad_signature",
+                   atomic_load(&a->webhooks_bad_signature));
+    otp_metric_set(OTP_M_VERIFIER_WEBHOOKS, "early", atomic_load(&a->webhooks_pending));
+    otp_metric_set(OTP_M_VERIFIER_DB_ERRORS, NULL, atomic_load(&a->db_errors));
+    body = otp_metrics_render(OTP_PROG_VERIFIER);
+    if (!body)
+        return otp_http_error(c, 500, "internal", "out of memory");
+    ret = otp_http_reply(c, 200, "text/plain; version=0.0.4", body);
+    free(body);
+    return ret;
+}
+
+otp_mhd_result api_admin_handle(void *cls, struct MHD_Connection *c, const char *url,
+                                const char *method, const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **con_cls)
+{
+    api_t *a = cls;
+
+    (void)version;
+    (void)upload_data;
+    (void)upload_data_size;
+    (void)con_cls;
+    if (strcmp(method, "GET") != 0)
+        return otp_http_error(c, 405, "method_not_allowed", "only GET is served here");
+    if (strcmp(url, "/healthz") == 0)
+        return otp_http_reply(c, 200, "application/json", "{\"status\":\"ok\"}");
+    if (strcmp(url, "/readyz") == 0) {
+        PGconn *conn = db(a);
+        PGresult *r = conn ? PQexec(conn, "SELECT 1") : NULL;
+        int ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+        return otp_http_reply(c, ok ? 200 : 503, "application/json",
+                              ok ? "{\"status\":\"ok\",\"database\":true}"
+                                 : "{\"status\":\"not_ready\",\"database\":false}");
+    }
+    if (strcmp(url, "/metrics") == 0)
+        return handle_metrics(a, c);
+    return otp_http_error(c, 404, "not_found", "GET /healthz, /readyz or /metrics");
 }
 
 otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -272,14 +302,6 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
         return MHD_YES;
     }
 
-    if (strcmp(url, "/healthz") == 0 && strcmp(method, "GET") == 0) {
-        PGconn *conn = db(a);
-        int ok = conn && otp_db_ensure(conn) == 0;
-        return otp_http_reply(c, ok ? 200 : 503, "application/json",
-                              ok ? "{\"status\":\"ok\"}" : "{\"status\":\"degraded\"}");
-    }
-    if (strcmp(url, "/metrics") == 0 && strcmp(method, "GET") == 0)
-        return handle_metrics(a, c);
     if (ctx->too_large)
         return otp_http_error(c, 413, "body_too_large", "the body is larger than this endpoint takes");
     if (is_post) {

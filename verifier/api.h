@@ -2,8 +2,9 @@
  *   POST /v1/verify                 {"request_id","code"} → verified / incorrect / rejected
  *   GET  /v1/requests/{request_id}  the challenge's state (phone masked)
  *   POST /v1/webhooks/voipbin       VoIPBin call events, X-VoIPBIN-Signature checked
- *   GET  /healthz, GET /metrics
- * /v1/verify and /v1/requests need "Authorization: Bearer <api key>". */
+ * /v1/verify and /v1/requests need "Authorization: Bearer <api key>".
+ * The admin endpoints GET /healthz, /readyz and /metrics are served by
+ * api_admin_handle on their own address (OTP_VERIFIER_ADMIN_LISTEN). */
 #ifndef OTP_VERIFIER_API_H
 #define OTP_VERIFIER_API_H
 
@@ -36,5 +37,11 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
                           void **con_cls);
 void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                    enum MHD_RequestTerminationCode toe);
+
+/* The admin handler: /healthz (alive), /readyz (the database answers),
+ * /metrics; cls is the api_t. */
+otp_mhd_result api_admin_handle(void *cls, struct MHD_Connection *c, const char *url,
+                                const char *method, const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **con_cls);
 
 #endif

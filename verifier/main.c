@@ -7,6 +7,8 @@
 #include "api.h"
 #include "otp_config.h"
 #include "otp_log.h"
+#include "otp_metrics.h"
+#include "otp_version.h"
 
 static volatile sig_atomic_t running = 1;
 
@@ -16,24 +18,43 @@ static void on_signal(int sig)
     running = 0;
 }
 
+static const char usage[] =
+    "usage: otp-verifier                 run (settings from the environment)\n"
+    "       otp-verifier --healthcheck    exit 0 if this host's verifier answers /readyz\n"
+    "                                    on OTP_VERIFIER_ADMIN_LISTEN (for container "
+    "healthchecks)\n"
+    "       otp-verifier --version | --help\n"
+    "Serves POST /v1/verify, GET /v1/requests/{id}, POST /v1/webhooks/voipbin on\n"
+    "OTP_VERIFIER_LISTEN, and GET /healthz, /readyz, /metrics on OTP_VERIFIER_ADMIN_LISTEN.";
+
 int main(int argc, char **argv)
 {
     static api_t api;
     char err[512];
-    struct MHD_Daemon *d;
+    struct MHD_Daemon *d, *admin = NULL;
     const char *secret;
 
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        otp_config_print_help(OTP_PROG_VERIFIER,
-                              "usage: otp-verifier\nServes POST /v1/verify, GET /v1/requests/{id}, "
-                              "POST /v1/webhooks/voipbin, /healthz, /metrics.");
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        otp_config_print_help(OTP_PROG_VERIFIER, usage);
         return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("otp-verifier %s\n", OTP_VERSION);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--healthcheck") == 0)
+        return otp_http_healthcheck("otp-verifier", "OTP_VERIFIER_ADMIN_LISTEN", "/readyz");
+    if (argc != 1) {
+        fprintf(stderr, "otp-verifier: unknown arguments\n%s\n", usage);
+        return 2;
     }
     if (otp_config_load(OTP_PROG_VERIFIER, err, sizeof(err)) != 0 || otp_crypto_init() != 0) {
         fprintf(stderr, "otp-verifier: %s\n", err);
         return 2;
     }
-    otp_log_init("otp-verifier", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")));
+    otp_metrics_init("otp-verifier", OTP_VERSION);
+    otp_log_init("otp-verifier", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")),
+                 otp_log_format_parse(otp_config_str("OTP_LOG_FORMAT")));
     api.db_url = otp_config_str("OTP_DATABASE_URL");
     secret = otp_config_str("OTP_WEBHOOK_SECRET");
     api.webhook_secret = secret;
@@ -56,8 +77,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "otp-verifier: %s\n", err);
         return 2;
     }
-    otp_info("verifier_started", "listen=%s port=%u", otp_config_str("OTP_VERIFIER_LISTEN"),
-             otp_http_port(d));
+    if (*otp_config_str("OTP_VERIFIER_ADMIN_LISTEN")) {
+        admin =
+            otp_http_start("OTP_VERIFIER_ADMIN_LISTEN", otp_config_str("OTP_VERIFIER_ADMIN_LISTEN"),
+                           1, api_admin_handle, &api, NULL, err, sizeof(err));
+        if (!admin) {
+            fprintf(stderr, "otp-verifier: %s\n", err);
+            if (admin)
+                MHD_stop_daemon(admin);
+            MHD_stop_daemon(d);
+            return 2;
+        }
+    }
+    otp_info("verifier_started", "listen=%s port=%u admin_port=%u",
+             otp_config_str("OTP_VERIFIER_LISTEN"), otp_http_port(d),
+             admin ? otp_http_port(admin) : 0);
     while (running)
         pause();
     otp_info("verifier_stopping", "verified=%lld", (long long)api.verified);

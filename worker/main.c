@@ -13,8 +13,13 @@
 #include "otp_db.h"
 #include "otp_kafka.h"
 #include "otp_log.h"
+#include "otp_paths.h"
+#include "otp_metrics.h"
+#include "otp_http.h"
 #include "otp_phone.h"
 #include "otp_time.h"
+#include "otp_version.h"
+#include "otp_wait.h"
 #include "worker.h"
 
 /* How often a worker that does not relay tries to take the relay over. */
@@ -31,8 +36,32 @@ static void on_signal(int sig)
     running = 0;
 }
 
+static int probe_db(void *arg, char *err, size_t errsz)
+{
+    PGconn **out = arg;
+    *out = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker", err, errsz);
+    return *out ? 0 : -1;
+}
+
+/* Some broker answers a metadata request. */
+static int probe_kafka(void *arg, char *err, size_t errsz)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(arg, 0, NULL, &md, 2000);
+
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errsz, "KAFKA_BOOTSTRAP_SERVERS=%s: %s",
+                 otp_config_str("KAFKA_BOOTSTRAP_SERVERS"), rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
 static int setup(worker_t *w, char *err, size_t errsz)
 {
+    int startup_s = (int)otp_config_int("OTP_STARTUP_TIMEOUT_SECONDS");
     worker_settings_t *c = &w->cfg;
     char voice_dir[1024];
     rd_kafka_conf_t *conf;
@@ -129,7 +158,7 @@ static int setup(worker_t *w, char *err, size_t errsz)
     if (*dir)
         snprintf(voice_dir, sizeof(voice_dir), "%s", dir);
     else
-        otp_voice_default_dir(voice_dir, sizeof(voice_dir));
+        otp_data_dir("locales", "common/locales", voice_dir, sizeof(voice_dir));
     w->voice = otp_voice_load(voice_dir, err, errsz);
     if (!w->voice)
         return -1;
@@ -144,8 +173,7 @@ static int setup(worker_t *w, char *err, size_t errsz)
         }
         c->default_locale = picked;
     }
-    w->db = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker", err, errsz);
-    if (!w->db)
+    if (otp_wait_for("database", probe_db, &w->db, startup_s, w->running, err, errsz) != 0)
         return -1;
     w->ddb = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker-dispatch", err, errsz);
     if (!w->ddb)
@@ -167,6 +195,8 @@ static int setup(worker_t *w, char *err, size_t errsz)
     rd_kafka_conf_set_dr_msg_cb(conf, delivery_report);
     w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errsz);
     if (!w->producer)
+        return -1;
+    if (otp_wait_for("kafka", probe_kafka, w->producer, startup_s, w->running, err, errsz) != 0)
         return -1;
 
     /* Consumer: offsets are stored by hand once a batch is durable in PostgreSQL. */
@@ -203,7 +233,7 @@ static int preview(const char *locale, const char *code)
     if (getenv("OTP_LOCALE_DIR") && *getenv("OTP_LOCALE_DIR"))
         snprintf(dir, sizeof(dir), "%s", getenv("OTP_LOCALE_DIR"));
     else
-        otp_voice_default_dir(dir, sizeof(dir));
+        otp_data_dir("locales", "common/locales", dir, sizeof(dir));
     cat = otp_voice_load(dir, err, sizeof(err));
     if (!cat) {
         fprintf(stderr, "otp-worker: %s\n", err);
@@ -227,6 +257,16 @@ static int preview(const char *locale, const char *code)
     return 0;
 }
 
+static const char usage[] =
+    "usage: otp-worker                        run (settings from the environment)\n"
+    "       otp-worker --preview LOCALE CODE  print the call's language and SSML\n"
+    "       otp-worker --keygen               print a new keypad key pair (OTP_KEYPAD_*)\n"
+    "       otp-worker --healthcheck          exit 0 if this host's worker answers /readyz\n"
+    "                                         on OTP_WORKER_LISTEN (for container healthchecks)\n"
+    "       otp-worker --settings-markdown    print the settings table as Markdown\n"
+    "       otp-worker --version | --help\n"
+    "Consumes otp.requested, calls, relays otp.call_status.";
+
 int main(int argc, char **argv)
 {
     static worker_t w;
@@ -236,15 +276,15 @@ int main(int argc, char **argv)
     int64_t relay_at = 0, purge_at = 0, relay_poll = RELAY_POLL_MIN_MS;
     int listen_session = 0;
 
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        otp_config_print_help(OTP_PROG_WORKER,
-                              "usage: otp-worker\n"
-                              "       otp-worker --preview LOCALE CODE   (print the call's SSML)\n"
-                              "       otp-worker --settings-markdown\n"
-                              "Consumes otp.requested, calls, relays otp.call_status.");
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        otp_config_print_help(OTP_PROG_WORKER, usage);
         return 0;
     }
-    if (argc > 1 && strcmp(argv[1], "--keygen") == 0) {
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("otp-worker %s\n", OTP_VERSION);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--keygen") == 0) {
         /* The keypad key pair: the producer seals codes to the public key. */
         unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
         char pk_hex[2 * sizeof(pk) + 1], sk_hex[2 * sizeof(sk) + 1];
@@ -258,17 +298,26 @@ int main(int argc, char **argv)
         sodium_memzero(sk_hex, sizeof(sk_hex));
         return 0;
     }
-    if (argc > 1 && strcmp(argv[1], "--settings-markdown") == 0) {
+    if (argc == 2 && strcmp(argv[1], "--settings-markdown") == 0) {
         otp_config_print_markdown();
         return 0;
     }
+    if (argc == 2 && strcmp(argv[1], "--healthcheck") == 0)
+        return otp_http_healthcheck("otp-worker", "OTP_WORKER_LISTEN", "/readyz");
     if (argc == 4 && strcmp(argv[1], "--preview") == 0)
         return preview(argv[2], argv[3]);
+    if (argc != 1) {
+        fprintf(stderr, "otp-worker: unknown arguments\n%s\n", usage);
+        return 2;
+    }
     if (otp_config_load(OTP_PROG_WORKER, err, sizeof(err)) != 0 || otp_crypto_init() != 0) {
         fprintf(stderr, "otp-worker: %s\n", err);
         return 2;
     }
-    otp_log_init("otp-worker", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")));
+    otp_metrics_init("otp-worker", OTP_VERSION);
+    atomic_store(&w.alive_ms, otp_monotonic_ms());
+    otp_log_init("otp-worker", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")),
+                 otp_log_format_parse(otp_config_str("OTP_LOG_FORMAT")));
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -297,6 +346,7 @@ int main(int argc, char **argv)
 
         ingest_poll(&w, 50);
         rd_kafka_poll(w.producer, 0);
+        atomic_store(&w.alive_ms, otp_monotonic_ms());
         atomic_store(&w.m.db_ok, PQstatus(w.db) == CONNECTION_OK && PQstatus(w.ddb) == CONNECTION_OK);
         if (otp_db_ensure(w.db) != 0 || otp_db_listen(w.db, "otp_outbox", &listen_session) != 0) {
             usleep(200000);

@@ -5,6 +5,7 @@
 #include "delivery.h"
 #include "otp_db.h"
 #include "otp_log.h"
+#include "otp_metrics.h"
 #include "otp_time.h"
 #include "worker.h"
 
@@ -24,7 +25,10 @@ static const char select_sql[] =
     "        'user_id', c.user_id, 'purpose', c.purpose, 'phone', c.phone_masked,"
     "        'country', c.country, 'locale', c.locale) END"
     "   || CASE WHEN c.metadata IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('metadata', c.metadata) END"
-    "   || o.attrs)::text"
+    "   || o.attrs)::text,"
+    "  o.type,"
+    "  CASE WHEN o.type = 'call_requested' AND o.attrs->>'attempt' = '1'"
+    "       THEN extract(epoch FROM o.created_at - c.requested_at) END"
     "  FROM outbox o LEFT JOIN challenges c ON c.request_id = o.request_id"
     " ORDER BY o.id LIMIT " RELAY_BATCH_S;
 
@@ -46,6 +50,18 @@ int relay_lead(worker_t *w)
         otp_info("relay_leader", "worker_id=%s", w->cfg.worker_id);
     }
     return got;
+}
+
+/* Metrics of the first n rows of a batch the broker acknowledged: events by
+ * type, and the time from request to first call. */
+static void count_relayed(PGresult *r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        otp_metric_add(OTP_M_WORKER_STATUS_EVENTS, PQgetvalue(r, i, 3), 1);
+        if (!PQgetisnull(r, i, 4))
+            otp_metric_observe(OTP_M_WORKER_REQUEST_TO_CALL, NULL,
+                               strtod(PQgetvalue(r, i, 4), NULL));
+    }
 }
 
 int relay_run(worker_t *w)
@@ -109,6 +125,7 @@ int relay_run(worker_t *w)
         const char *p[1] = {ids};
         if (otp_db_exec(w->db, "relay_delete", "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, p))
             goto out;
+        count_relayed(r, n);
     }
     rc = n;
     atomic_fetch_add(&w->m.relayed, rc);

@@ -1,7 +1,7 @@
 /* otp-worker: one thread runs a loop over three steps that share nothing but
  * PostgreSQL: ingest (Kafka → challenges), dispatch (due challenges → VoIPBin
  * calls) and relay (outbox → otp.call_status). A small HTTP thread serves
- * /healthz and /metrics from the counters. */
+ * /healthz, /readyz and /metrics (worker/http.c). */
 #ifndef OTP_WORKER_H
 #define OTP_WORKER_H
 
@@ -62,6 +62,7 @@ typedef struct worker {
     int relay_session; /* main thread: backend pid of w->db holding the relay lock, 0 = none */
     volatile sig_atomic_t *running;
     int64_t relay_last_ms;
+    atomic_llong alive_ms; /* otp_monotonic_ms() of the main loop's last turn (/healthz) */
 } worker_t;
 
 /* Polls up to one batch of otp.requested (waiting at most timeout_ms), makes
@@ -98,7 +99,9 @@ int relay_lead(worker_t *w);
  * relayed, -1 on error. Main thread (w->db). */
 int relay_run(worker_t *w) __attribute__((warn_unused_result));
 
-/* Serves /healthz and /metrics on listen ("host:port"); NULL = off. */
+/* Serves /healthz (alive: the main loop turns), /readyz (database and broker
+ * reachable, partitions assigned) and /metrics on listen ("host:port").
+ * NULL with errstr when it cannot listen. */
 void *worker_http_start(worker_t *w, const char *listen, char *errstr, size_t errstr_size);
 void worker_http_stop(void *h);
 

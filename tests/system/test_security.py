@@ -229,7 +229,7 @@ def spawn_verifier(pipe, name, **extra):
     port = free_port()
     env = pipe.env(OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port, **extra)
     proc = pipe.s.spawn(name, [Stack.bin("otp-verifier")], env=env,
-                        ready_url="http://127.0.0.1:%d/healthz" % port)
+                        ready_line=r"event=verifier_started")
     return proc, port
 
 
@@ -1021,7 +1021,8 @@ def program_env(pipe, **changes):
     """The pipeline's settings, made harmless: no database, broker or shared port reachable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTP_", "KAFKA_"))}
     env.update(pipe.env(OTP_DATABASE_URL=CLOSED_DB, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
-                        OTP_VERIFIER_LISTEN="127.0.0.1:0", OTP_WORKER_LISTEN=""))
+                        OTP_VERIFIER_LISTEN="127.0.0.1:0", OTP_WORKER_LISTEN="",
+                        OTP_STARTUP_TIMEOUT_SECONDS=0))
     for k, v in changes.items():
         if v is None:
             env.pop(k, None)
@@ -1272,8 +1273,8 @@ def test_no_codes_phones_or_secrets_in_logs_or_topics(pipe):
                              capture_output=True, timeout=10)
         assert out.returncode == 0 and b"OTP_HASH_KEY" in out.stdout
         texts.append((prog + " --help", out.stdout + out.stderr))
-    for path in ("/metrics", "/healthz"):
-        st, raw = http_raw(pipe.verifier_port, "GET", path)
+    for path in ("/metrics", "/healthz", "/readyz"):
+        st, raw = http_raw(pipe.verifier_admin_port, "GET", path)
         assert st == 200
         texts.append(("verifier " + path, raw))
     # The status API answers with the masked phone only.

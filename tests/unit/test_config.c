@@ -179,6 +179,12 @@ static void test_integers(void)
     worker_env();
     setenv("OTP_LOG_LEVEL", "debug", 1);
     expect_ok(OTP_PROG_WORKER, "OTP_LOG_LEVEL=debug");
+    worker_env();
+    setenv("OTP_LOG_FORMAT", "xml", 1);
+    expect_refused(OTP_PROG_WORKER, "OTP_LOG_FORMAT=xml", "OTP_LOG_FORMAT", "logfmt or json");
+    worker_env();
+    setenv("OTP_LOG_FORMAT", "json", 1);
+    expect_ok(OTP_PROG_WORKER, "OTP_LOG_FORMAT=json");
 }
 
 static void test_sample_secrets(void)

@@ -1,0 +1,97 @@
+/* Prometheus metrics: one table (OTP_METRICS below) gives each family's name,
+ * type, label, buckets, programs and HELP; the exposition text comes from it.
+ * Values live in this module (process-wide, lock-free updates). A labelled
+ * family keeps up to OTP_METRIC_MAX_SERIES label values, first come; later
+ * ones count under "other", so a hostile value cannot grow the page. */
+#ifndef OTP_METRICS_H
+#define OTP_METRICS_H
+
+#include <stddef.h>
+
+#include "otp_config.h"
+
+#define OTP_METRIC_MAX_SERIES 40
+
+/* X(id, name, type, label, buckets, programs, help). buckets: a name from
+ * otp_metrics.c (NOBUCKETS for counters and gauges). */
+#define OTP_METRICS(X)                                                                             \
+    X(BUILD_INFO, "otp_build_info", GAUGE, NULL, NOBUCKETS, OTP_PROG_WORKER | OTP_PROG_VERIFIER,   \
+      "Always 1; the labels say which program and release this is.")                               \
+    X(WORKER_CONSUMED, "otp_worker_messages_consumed_total", COUNTER, NULL, NOBUCKETS,             \
+      OTP_PROG_WORKER, "Messages read from the requests topic.")                                   \
+    X(WORKER_REQUESTS, "otp_worker_requests_total", COUNTER, "outcome", NOBUCKETS,                 \
+      OTP_PROG_WORKER,                                                                             \
+      "Requests by what ingest did with them: accepted, duplicate, dlq, expired_on_arrival, "      \
+      "blocked, rate_limited; failed = ended without a delivered code.")                           \
+    X(WORKER_CALLS, "otp_worker_calls_total", COUNTER, "outcome", NOBUCKETS, OTP_PROG_WORKER,      \
+      "VoIPBin calls: placed, adopted (found after an ambiguous failure), retried.")               \
+    X(WORKER_STATUS_EVENTS, "otp_worker_status_events_total", COUNTER, "type", NOBUCKETS,          \
+      OTP_PROG_WORKER,                                                                             \
+      "Status events relayed to the status topic, by type (call outcomes, verify results...).")    \
+    X(WORKER_DLQ, "otp_worker_dlq_messages_total", COUNTER, "reason", NOBUCKETS, OTP_PROG_WORKER,  \
+      "Messages the broker acknowledged on the dead-letter topic, by reason.")                     \
+    X(WORKER_RELAY_ERRORS, "otp_worker_relay_errors_total", COUNTER, NULL, NOBUCKETS,              \
+      OTP_PROG_WORKER, "Relay batches the broker did not acknowledge (sent again later).")         \
+    X(WORKER_DB_ERRORS, "otp_worker_db_errors_total", COUNTER, NULL, NOBUCKETS, OTP_PROG_WORKER,   \
+      "Failed PostgreSQL statements.")                                                             \
+    X(WORKER_IN_FLIGHT, "otp_worker_calls_in_flight", GAUGE, NULL, NOBUCKETS, OTP_PROG_WORKER,     \
+      "VoIPBin requests in flight on this worker.")                                                \
+    X(WORKER_CIRCUIT_OPEN, "otp_worker_circuit_open", GAUGE, NULL, NOBUCKETS, OTP_PROG_WORKER,     \
+      "1 while the global hourly cap refuses new requests.")                                       \
+    X(WORKER_CONSUMER_LAG, "otp_worker_consumer_lag_messages", GAUGE, NULL, NOBUCKETS,             \
+      OTP_PROG_WORKER,                                                                             \
+      "Messages not yet consumed on this worker's partitions (high watermark - position).")        \
+    X(WORKER_PARTITIONS, "otp_worker_partitions_assigned", GAUGE, NULL, NOBUCKETS,                 \
+      OTP_PROG_WORKER, "Partitions of the requests topic assigned to this worker.")                \
+    X(WORKER_OUTBOX_BACKLOG, "otp_worker_outbox_backlog", GAUGE, NULL, NOBUCKETS, OTP_PROG_WORKER, \
+      "Status events written but not yet acknowledged by the broker (all "                         \
+      "workers; -1 when the database did not answer).")                                            \
+    X(WORKER_REQUEST_TO_CALL, "otp_worker_request_to_call_seconds", HISTOGRAM, NULL, SLOW,         \
+      OTP_PROG_WORKER, "From requested_at to the first call_requested event of a request.")        \
+    X(VOIPBIN_REQUEST, "otp_voipbin_request_duration_seconds", HISTOGRAM, "op", MEDIUM,            \
+      OTP_PROG_WORKER, "VoIPBin REST request time: create_call, create_message, list_calls.")      \
+    X(VOIPBIN_RESPONSES, "otp_voipbin_responses_total", COUNTER, "status", NOBUCKETS,              \
+      OTP_PROG_WORKER, "VoIPBin answers by HTTP status class: 2xx, 429, 4xx, 5xx, transport.")     \
+    X(VOIPBIN_RATE_LIMITED, "otp_voipbin_rate_limited_total", COUNTER, NULL, NOBUCKETS,            \
+      OTP_PROG_WORKER, "VoIPBin 429 Too Many Requests answers.")                                   \
+    X(VERIFIER_VERIFY, "otp_verifier_verify_total", COUNTER, "result", NOBUCKETS,                  \
+      OTP_PROG_VERIFIER,                                                                           \
+      "Code checks (API and keypad): verified, incorrect, rejected (cannot be checked), error.")   \
+    X(VERIFIER_VERIFY_LATENCY, "otp_verifier_verify_duration_seconds", HISTOGRAM, NULL, FAST,      \
+      OTP_PROG_VERIFIER, "Time of one POST /v1/verify check, database included.")                  \
+    X(VERIFIER_BAD_REQUESTS, "otp_verifier_bad_requests_total", COUNTER, NULL, NOBUCKETS,          \
+      OTP_PROG_VERIFIER, "Requests refused as malformed (400).")                                   \
+    X(VERIFIER_UNAUTHORIZED, "otp_verifier_unauthorized_total", COUNTER, NULL, NOBUCKETS,          \
+      OTP_PROG_VERIFIER, "API requests without a known API key (401).")                            \
+    X(VERIFIER_WEBHOOKS, "otp_verifier_webhooks_total", COUNTER, "result", NOBUCKETS,              \
+      OTP_PROG_VERIFIER,                                                                           \
+      "VoIPBin webhooks: accepted, bad_signature, early (kept until the call is recorded).")       \
+    X(VERIFIER_DB_ERRORS, "otp_verifier_db_errors_total", COUNTER, NULL, NOBUCKETS,                \
+      OTP_PROG_VERIFIER, "Requests answered 503 because the database failed.")
+
+typedef enum {
+#define OTP_METRIC_ENUM(id, ...) OTP_M_##id,
+    OTP_METRICS(OTP_METRIC_ENUM)
+#undef OTP_METRIC_ENUM
+        OTP_M__COUNT
+} otp_metric_id_t;
+
+/* Sets the labels of otp_build_info. Call once from main. */
+void otp_metrics_init(const char *program, const char *version);
+
+/* Updates a family; label is the label value (NULL for an unlabelled family).
+ * Thread-safe, lock-free once the label value has a series. */
+void otp_metric_add(otp_metric_id_t id, const char *label, long long n);
+void otp_metric_set(otp_metric_id_t id, const char *label, long long v);
+/* Histograms: one observation in seconds. */
+void otp_metric_observe(otp_metric_id_t id, const char *label, double seconds);
+
+/* The exposition (text format 0.0.4) of every family of `programs`: HELP,
+ * TYPE, then the samples. Returns a malloc'd string the caller frees, NULL on
+ * allocation failure. Thread-safe. */
+char *otp_metrics_render(unsigned programs);
+
+/* Forgets every value (unit tests). Not thread-safe. */
+void otp_metrics_reset(void);
+
+#endif
