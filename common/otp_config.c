@@ -79,6 +79,8 @@ static const otp_setting_t settings[] = {
      "Countries that may be called (us,de,...); empty = all. Others are blocked."},
     {"OTP_PREMIUM_PREFIXES", OTP_CFG_STR, "+1900,+1976,+881,+882,+883,+870,+979,+808,+4470,+449", 0, 0, W,
      "E.164 prefixes never called (premium rate, satellite, shared cost): toll fraud."},
+    {"OTP_BLOCKED_NUMBER_TYPES", OTP_CFG_STR, "premium_rate,shared_cost,uan,personal_number,pager", 0, 0, W,
+     "Number types (libphonenumber) never called: premium_rate, shared_cost, uan, personal_number, pager, voip, toll_free, ...; empty = none."},
     {"OTP_BRAND", OTP_CFG_STR, "Acme", 0, 0, W,
      "Brand name spoken in the call: 1-32 characters of UTF-8, no control characters."},
     {"OTP_DEFAULT_LOCALE", OTP_CFG_STR, "en-US", 0, 0, W,

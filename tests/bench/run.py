@@ -210,7 +210,7 @@ def count(p, sql):
 
 def ingest_rate(p, n, tag, **worker_env):
     """n requests already waiting in the topic; one worker makes them durable."""
-    reqs = [{"phone": "+1555%07d" % i, "user_id": "%s-%d" % (tag, i)} for i in range(n)]
+    reqs = [{"phone": "+1201%07d" % (2000000 + i), "user_id": "%s-%d" % (tag, i)} for i in range(n)]
     p.produce_many(reqs)
     w = p.start_worker(**worker_env)
     where = "user_id LIKE '%s-%%'" % tag
