@@ -16,7 +16,8 @@ CLANG_BASE   := -std=c11 -D_GNU_SOURCE $(WARN) -Icommon $(shell pkg-config --cfl
                 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all
 FUZZ_CFLAGS  := $(CLANG_BASE) -fsanitize=fuzzer-no-link,address,undefined
 ASAN_CFLAGS  := $(CLANG_BASE) -fsanitize=address,undefined
-# The libphonenumber wrapper, built by the same compiler and sanitizers.
+# The libphonenumber wrapper, built by the same compiler and sanitizers (not vptr: that
+# check needs the C++ UBSan runtime, and the C link has only the C one).
 CLANGXX_BASE := -std=c++17 $(WARN:-Wstrict-prototypes=) -Icommon -g -O1 -fno-omit-frame-pointer \
                 -fno-sanitize-recover=all
 
@@ -35,7 +36,7 @@ $(BUILD)/fuzz/%.o: %.c
 
 $(BUILD)/fuzz/%.o: %.cc
 	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) $(CLANGXX_BASE) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c -o $@ $<
+	$(FUZZ_CXX) $(CLANGXX_BASE) -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize=vptr -MMD -MP -c -o $@ $<
 
 $(FUZZ_LIB): $(COMMON_SRC:%.c=$(BUILD)/fuzz/%.o) $(COMMON_CXX:%.cc=$(BUILD)/fuzz/%.o)
 	$(AR) rcs $@ $^
@@ -76,7 +77,7 @@ $(BUILD)/asan/%.o: %.c
 
 $(BUILD)/asan/%.o: %.cc
 	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) $(CLANGXX_BASE) -fsanitize=address,undefined -MMD -MP -c -o $@ $<
+	$(FUZZ_CXX) $(CLANGXX_BASE) -fsanitize=address,undefined -fno-sanitize=vptr -MMD -MP -c -o $@ $<
 
 $(ASAN_LIB): $(COMMON_SRC:%.c=$(BUILD)/asan/%.o) $(COMMON_CXX:%.cc=$(BUILD)/asan/%.o)
 	$(AR) rcs $@ $^
