@@ -60,6 +60,8 @@ static const otp_setting_t settings[] = {
     {"OTP_VOIPBIN_BURST", OTP_CFG_INT, "16", 1, 100000, W, "Largest burst of VoIPBin requests, all workers together."},
     {"OTP_MAX_IN_FLIGHT", OTP_CFG_INT, "64", 1, 4096, W, "Call requests in flight per worker."},
     {"OTP_CALL_TIMEOUT_MS", OTP_CFG_INT, "10000", 100, 120000, W, "Timeout of one VoIPBin request."},
+    {"OTP_CALL_STATUS_TIMEOUT_SECONDS", OTP_CFG_INT, "45", 1, 3600, W,
+     "No final call event this long after call_requested: the worker asks VoIPBin (GET /v1.0/calls/{id}, one request token); still ringing or talking: asked again a third of it later."},
     {"OTP_LEASE_SECONDS", OTP_CFG_INT, "30", 2, 3600, W,
      "A claimed challenge returns to the pool if its worker has not finished by then."},
     {"OTP_CALLBACK_URL", OTP_CFG_STR, "", 0, 0, W,

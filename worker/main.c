@@ -70,6 +70,7 @@ static int setup(worker_t *w, char *err, size_t errsz)
     c->retry_base_ms = otp_config_int("OTP_RETRY_BASE_MS");
     c->retry_cap_ms = otp_config_int("OTP_RETRY_CAP_MS");
     c->lease_s = (int)otp_config_int("OTP_LEASE_SECONDS");
+    c->call_status_timeout_s = (int)otp_config_int("OTP_CALL_STATUS_TIMEOUT_SECONDS");
     c->max_in_flight = (int)otp_config_int("OTP_MAX_IN_FLIGHT");
     snprintf(c->rate_per_s, sizeof(c->rate_per_s), "%.3f",
              (double)otp_config_int("OTP_VOIPBIN_RATE") / 1000.0);

@@ -26,6 +26,7 @@ typedef struct worker_settings {
     int code_length, ttl_s, max_attempts, max_call_attempts;
     int64_t min_remaining_ms, retry_base_ms, retry_cap_ms;
     int lease_s, max_in_flight;
+    int call_status_timeout_s; /* OTP_CALL_STATUS_TIMEOUT_SECONDS */
     char rate_per_s[32], burst[16];
     int n_caller_ids;
     struct {
