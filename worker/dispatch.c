@@ -833,6 +833,28 @@ static void look_up_call(worker_t *w, const claimed_t *row)
     json_decref(call);
 }
 
+/* Hands claimed look-ups back unasked: due now again, their tokens refunded. */
+static void release_lookups(worker_t *w, const claimed_t *rows, int n)
+{
+    otp_pgarray_t ids = {0};
+    const char *p[2];
+
+    for (int i = 0; i < n; i++)
+        otp_pgarray_add(&ids, rows[i].request_id);
+    p[0] = otp_pgarray_str(&ids);
+    p[1] = w->cfg.worker_id;
+    if (!p[0] ||
+        otp_db_exec(w->ddb, "release_lookups",
+                    "UPDATE challenges SET next_attempt_at = now(), lease_owner = NULL"
+                    " WHERE request_id = ANY($1::uuid[]) AND lease_owner = $2"
+                    "   AND status IN ('call_requested', 'ringing', 'answered')",
+                    2, p) != 0)
+        atomic_fetch_add(&w->m.db_errors, 1);
+    else
+        budget_charge(w, -n);
+    otp_pgarray_free(&ids);
+}
+
 /* Reads the claimed row's columns by name. */
 static void read_claimed(const PGresult *r, int i, claimed_t *row)
 {
@@ -921,8 +943,17 @@ int dispatch_run(worker_t *w, int *asked)
         return -1;
     }
     apply_recorded(w); /* calls adopted in this batch */
-    for (int i = 0; i < n_look; i++)
-        look_up_call(w, &look[i]);
+    {
+        /* Calls in flight wait while the look-ups run: bounded per round
+         * (the lease margin counts on it). Rows left over go back to the
+         * pool with their tokens. */
+        int64_t until = otp_monotonic_ms() + DISPATCH_LOOKUP_ROUND_MS;
+        int done = 0;
+        while (done < n_look && (done == 0 || otp_monotonic_ms() < until))
+            look_up_call(w, &look[done++]);
+        if (done < n_look)
+            release_lookups(w, look + done, n_look - done);
+    }
     if (n_look && otp_db_exec(w->ddb, "notify", "NOTIFY otp_outbox", 0, NULL) != 0)
         atomic_fetch_add(&w->m.db_errors, 1);
     free(look);
