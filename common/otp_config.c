@@ -21,7 +21,7 @@ static const otp_setting_t settings[] = {
     {"OTP_TOPIC_STATUS", OTP_CFG_STR, "otp.call_status", 0, 0, W, "Topic of status events."},
     {"OTP_TOPIC_DLQ", OTP_CFG_STR, "otp.requested.dlq", 0, 0, W, "Dead-letter topic for bad requests."},
     {"OTP_CONSUMER_GROUP", OTP_CFG_STR, "otp-worker", 0, 0, W, "Kafka consumer group of the workers."},
-    {"OTP_WORKER_ID", OTP_CFG_STR, "", 0, 0, W, "Lease owner name; empty = host name and pid."},
+    {"OTP_WORKER_ID", OTP_CFG_STR, "", 0, 0, W, "Lease owner name, and the Kafka group.instance.id (static membership: a restarted worker keeps its partitions); empty = host name and pid, not static."},
     {"OTP_VOIPBIN_BASE_URL", OTP_CFG_STR, "https://api.voipbin.net/v1.0", 0, 0, W,
      "VoIPBin REST base URL."},
     {"OTP_VOIPBIN_ACCESS_KEY", OTP_CFG_SECRET, NULL, 0, 0, W,

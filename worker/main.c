@@ -187,6 +187,17 @@ static int setup(worker_t *w, char *err, size_t errsz)
         otp_kafka_set(conf, "enable.auto.offset.store", "false", err, errsz) ||
         otp_kafka_set(conf, "auto.offset.reset", "earliest", err, errsz))
         return -1;
+    /* A restarted worker keeps its partitions (static membership: no
+     * rebalance if it is back within the session timeout), and the others
+     * keep consuming theirs while the group rebalances (cooperative-sticky).
+     * Static only with an explicit OTP_WORKER_ID: the default (host and pid)
+     * changes at every start. KAFKA_* settings still win. */
+    if (*otp_config_str("OTP_WORKER_ID") && !getenv("KAFKA_GROUP_INSTANCE_ID") &&
+        otp_kafka_set(conf, "group.instance.id", c->worker_id, err, errsz))
+        return -1;
+    if (!getenv("KAFKA_PARTITION_ASSIGNMENT_STRATEGY") &&
+        otp_kafka_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, errsz))
+        return -1;
     w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errsz);
     if (!w->consumer)
         return -1;
