@@ -9,11 +9,13 @@
 using i18n::phonenumbers::PhoneNumber;
 using i18n::phonenumbers::PhoneNumberUtil;
 
-namespace {
+namespace
+{
 
 const char *const type_names[OTP_PN_NTYPES] = {
-    "fixed_line", "mobile", "fixed_line_or_mobile", "toll_free", "premium_rate", "shared_cost",
-    "voip",       "personal_number", "pager", "uan", "voicemail", "unknown",
+    "fixed_line",  "mobile",  "fixed_line_or_mobile", "toll_free", "premium_rate",
+    "shared_cost", "voip",    "personal_number",      "pager",     "uan",
+    "voicemail",   "unknown",
 };
 
 bool plain_e164(const char *s)
@@ -53,7 +55,8 @@ extern "C" int otp_pn_lookup(const char *e164, otp_pn_info_t *info)
                 info->region[2] = '\0';
             }
             int t = static_cast<int>(u->GetNumberType(n));
-            info->type = t >= 0 && t < OTP_PN_NTYPES ? static_cast<otp_pn_type_t>(t) : OTP_PN_UNKNOWN;
+            info->type =
+                t >= 0 && t < OTP_PN_NTYPES ? static_cast<otp_pn_type_t>(t) : OTP_PN_UNKNOWN;
         }
         return 0;
     } catch (...) {

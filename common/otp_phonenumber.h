@@ -12,7 +12,6 @@
 extern "C" {
 #endif
 
-
 /* libphonenumber's PhoneNumberType, in its order. */
 typedef enum {
     OTP_PN_FIXED_LINE,

@@ -45,12 +45,12 @@ static void test_allowlist_nanp(void)
     static const struct {
         const char *phone, *want;
     } rows[] = {
-        {"+12015550123", "allow"},               /* New Jersey */
-        {"+14155552671", "allow"},               /* California */
-        {"+18765230123", "country_not_allowed"}, /* Jamaica */
-        {"+18092345678", "country_not_allowed"}, /* Dominican Republic */
-        {"+16135550123", "country_not_allowed"}, /* Ottawa */
-        {"+17872345678", "country_not_allowed"}, /* Puerto Rico */
+        {"+12015550123", "allow"},                /* New Jersey */
+        {"+14155552671", "allow"},                /* California */
+        {"+18765230123", "country_not_allowed"},  /* Jamaica */
+        {"+18092345678", "country_not_allowed"},  /* Dominican Republic */
+        {"+16135550123", "country_not_allowed"},  /* Ottawa */
+        {"+17872345678", "country_not_allowed"},  /* Puerto Rico */
         {"+881612345678", "country_not_allowed"}, /* satellite: no country */
     };
 
@@ -99,7 +99,7 @@ static void test_number_types(void)
     CHECK_EQ_INT(l.blocked_types, 0);
     CHECK_EQ_STR(decide(&l, "+499001234567", "de"), "allow");
     CHECK_EQ_STR(decide(&l, "+19005550100", "us"), "premium_rate_prefix");
-    CHECK_EQ_STR(decide(&l, "+881612345678", ""), "premium_rate_prefix"); /* satellite */
+    CHECK_EQ_STR(decide(&l, "+881612345678", ""), "premium_rate_prefix");   /* satellite */
     CHECK_EQ_STR(decide(&l, "+447012345678", "gb"), "premium_rate_prefix"); /* +4470 */
 
     /* An operator may block more (voip, toll_free). */
