@@ -324,10 +324,10 @@ static void flush_records(worker_t *w)
         const char *p[6] = {r->call_id, r->row.request_id, attempt_s, exp_s, w->cfg.worker_id, NULL};
         json_t *o = json_pack("{s:s, s:i, s:s, s:b}", "call_id", r->call_id, "attempt", r->attempt,
                               "locale", r->row.locale, "adopted", r->adopted);
-
-        snprintf(attempt_s, sizeof(attempt_s), "%d", r->attempt);
+        /* No final call status by then: the call is looked up. */
         int64_t look_ms = otp_now_ms() + (int64_t)w->cfg.call_status_timeout_s * 1000;
 
+        snprintf(attempt_s, sizeof(attempt_s), "%d", r->attempt);
         snprintf(exp_s, sizeof(exp_s), "%lld",
                  (long long)(look_ms < r->row.expires_ms ? look_ms : r->row.expires_ms));
         attrs = o ? json_dumps(o, JSON_COMPACT) : NULL;
