@@ -1,21 +1,27 @@
 # Voice OTP pipeline. `make demo` runs it on a local stack; `make test` runs every test.
 CC      ?= cc
+CXX     ?= g++
 PKGS    := rdkafka libcurl jansson libpq libsodium libmicrohttpd
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Icommon
 LDLIBS  += -lpthread -lm
+# common/otp_phonenumber.cc is the one C++ file: it wraps libphonenumber.
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++17 $(WARN:-Wstrict-prototypes=) -Icommon
 PYTHON  := /usr/bin/python3
 
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(LDLIBS)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lphonenumber -lstdc++ $(LDLIBS)
 
 ifeq ($(SANITIZER),address)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
 ifeq ($(SANITIZER),undefined)
 CFLAGS  += -fsanitize=undefined -fno-sanitize-recover=all
+CXXFLAGS += -fsanitize=undefined -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=undefined
 endif
 
@@ -31,7 +37,8 @@ BINS    :=
 UNIT_TESTS :=
 
 COMMON_SRC := $(wildcard common/*.c)
-COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+COMMON_CXX := $(wildcard common/*.cc)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(COMMON_CXX:%.cc=$(BUILD)/%.o)
 COMMON_LIB := $(BUILD)/libotp.a
 
 .PHONY: all build-all deps test unit-test system-test test-tools demo bench fuzz lint clean install FORCE
@@ -45,6 +52,10 @@ all:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -MMD -MP -c -o $@ $<
 
 $(COMMON_LIB): $(COMMON_OBJ)
 	$(AR) rcs $@ $^
@@ -99,7 +110,7 @@ bench: all
 	$(PYTHON) tests/bench/run.py
 
 lint:
-	@! git grep -nE '\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|gets)\(' -- '*.c' '*.h' || \
+	@! git grep -nE '\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|gets)\(' -- '*.c' '*.cc' '*.h' || \
 	  { echo "lint: banned function (use snprintf, bounded copies, strtol)"; exit 1; }
 
 # Binaries to PREFIX/bin; voice templates, SQL migrations and schemas to PREFIX/share/otp;

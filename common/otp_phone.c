@@ -1,5 +1,8 @@
 #include "otp_phone.h"
 
+#include "otp_phonenumber.h"
+
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,39 +19,26 @@ int otp_phone_is_e164(const char *s)
     return n >= 7 && n <= 15;
 }
 
-/* Calling codes of the countries a voice OTP service is most often asked to
- * reach. NANP ("1") is reported as "us". Longest prefix wins. */
-static const struct {
-    const char *prefix;
-    const char *iso;
-} calling_codes[] = {
-    {"1", "us"},    {"7", "ru"},    {"20", "eg"},   {"27", "za"},   {"30", "gr"},   {"31", "nl"},
-    {"32", "be"},   {"33", "fr"},   {"34", "es"},   {"36", "hu"},   {"39", "it"},   {"40", "ro"},
-    {"41", "ch"},   {"43", "at"},   {"44", "gb"},   {"45", "dk"},   {"46", "se"},   {"47", "no"},
-    {"48", "pl"},   {"49", "de"},   {"51", "pe"},   {"52", "mx"},   {"54", "ar"},   {"55", "br"},
-    {"56", "cl"},   {"57", "co"},   {"60", "my"},   {"61", "au"},   {"62", "id"},   {"63", "ph"},
-    {"64", "nz"},   {"65", "sg"},   {"66", "th"},   {"81", "jp"},   {"82", "kr"},   {"84", "vn"},
-    {"86", "cn"},   {"90", "tr"},   {"91", "in"},   {"92", "pk"},   {"212", "ma"},  {"234", "ng"},
-    {"254", "ke"},  {"351", "pt"},  {"352", "lu"},  {"353", "ie"},  {"358", "fi"},  {"372", "ee"},
-    {"380", "ua"},  {"420", "cz"},  {"421", "sk"},  {"852", "hk"},  {"886", "tw"},  {"966", "sa"},
-    {"971", "ae"},  {"972", "il"},
-};
+/* Every "xy" once, so a region can be returned as static storage. */
+static char region_names[26 * 26][3];
+static pthread_once_t region_once = PTHREAD_ONCE_INIT;
+
+static void region_names_fill(void)
+{
+    for (int i = 0; i < 26 * 26; i++) {
+        region_names[i][0] = (char)('a' + i / 26);
+        region_names[i][1] = (char)('a' + i % 26);
+    }
+}
 
 const char *otp_phone_country(const char *e164)
 {
-    const char *best = "";
-    size_t best_len = 0;
+    otp_pn_info_t info;
 
-    if (!otp_phone_is_e164(e164))
+    if (!otp_phone_is_e164(e164) || otp_pn_lookup(e164, &info) != 0 || !info.region[0])
         return "";
-    for (size_t i = 0; i < sizeof(calling_codes) / sizeof(*calling_codes); i++) {
-        size_t n = strlen(calling_codes[i].prefix);
-        if (n > best_len && strncmp(e164 + 1, calling_codes[i].prefix, n) == 0) {
-            best = calling_codes[i].iso;
-            best_len = n;
-        }
-    }
-    return best;
+    pthread_once(&region_once, region_names_fill);
+    return region_names[(info.region[0] - 'a') * 26 + (info.region[1] - 'a')];
 }
 
 void otp_phone_mask(const char *e164, char *out, size_t out_size)

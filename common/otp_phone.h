@@ -14,8 +14,9 @@ int otp_phone_is_e164(const char *s);
  * into out. Always NUL-terminates; "(invalid)" for a non-E.164 input. */
 void otp_phone_mask(const char *e164, char *out, size_t out_size);
 
-/* Lower-case ISO 3166 alpha-2 country of an E.164 number by the longest known
- * calling-code prefix ("1" → "us"), or "" when unknown. Static storage. */
+/* Lower-case ISO 3166 alpha-2 region of a valid E.164 number, from
+ * libphonenumber (+1-876 → "jm", +1-416 → "ca", +1-787 → "pr"), or "" for an
+ * invalid or non-geographic (+881) number. Static storage; thread-safe. */
 const char *otp_phone_country(const char *e164);
 
 #endif

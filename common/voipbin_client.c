@@ -438,3 +438,39 @@ int vb_find_call_since(vb_client_t *c, const char *destination, int64_t since_ms
     }
     return found;
 }
+
+int vb_call_get(vb_client_t *c, const char *call_id, json_t **call_out)
+{
+    vb_xfer_t x;
+    char path[64];
+    long status = 0;
+    CURLcode cc;
+    json_t *root;
+
+    *call_out = NULL;
+    if (strlen(call_id) != 36 || strspn(call_id, "0123456789abcdefABCDEF-") != 36)
+        return -1; /* never put anything else in the path */
+    memset(&x, 0, sizeof(x));
+    snprintf(path, sizeof(path), "/calls/%s", call_id);
+    x.easy = easy_for(c, path, &x);
+    if (!x.easy)
+        return -1;
+    cc = curl_easy_perform(x.easy);
+    curl_easy_getinfo(x.easy, CURLINFO_RESPONSE_CODE, &status);
+    if (cc == CURLE_OK && status == 404) {
+        xfer_reset(&x);
+        return 0;
+    }
+    if (cc != CURLE_OK || status != 200) {
+        xfer_reset(&x);
+        return -1;
+    }
+    root = json_loads(x.resp ? x.resp : "", 0, NULL);
+    xfer_reset(&x);
+    if (!json_is_object(root) || !json_is_string(json_object_get(root, "status"))) {
+        json_decref(root);
+        return -1;
+    }
+    *call_out = root;
+    return 1;
+}

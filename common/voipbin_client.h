@@ -66,4 +66,10 @@ vb_class_t vb_classify(long http_status, int transport_error, int sent);
 int vb_find_call_since(vb_client_t *c, const char *destination, int64_t since_ms,
                        char call_id_out[37], int *requests_out);
 
+/* Synchronous: GET /v1.0/calls/{id}. 1 with *call_out (a new reference to
+ * the Call object, caller decrefs), 0 when VoIPBin answers 404 (no such
+ * call), -1 on any other failure. One request against the account's rate.
+ * Used when a call's webhooks do not come. */
+int vb_call_get(vb_client_t *c, const char *call_id, json_t **call_out);
+
 #endif

@@ -8,8 +8,9 @@
 set -euo pipefail
 
 PACKAGES=(
-    build-essential pkg-config
+    build-essential g++ pkg-config
     librdkafka-dev libcurl4-openssl-dev libjansson-dev libsodium-dev libmicrohttpd-dev libpq-dev
+    libphonenumber-dev
     postgresql-15 postgresql-client-15
     clang libclang-rt-14-dev
     espeak-ng sox wrk libxml2-utils

@@ -49,7 +49,7 @@ def main():
                    "OTP_VOIPBIN_BASE_URL": p.sim.api_url}
         p.start_worker(**env)
         say("worker", "consuming otp.requested")
-        dest = os.environ.get("OTP_DEMO_PHONE", "+15551234567")
+        dest = os.environ.get("OTP_DEMO_PHONE", "+12015550123")
         locale = os.environ.get("OTP_DEMO_LOCALE", "en-US")
         [rid] = p.produce([{"phone": dest, "user_id": "demo-user", "locale": locale}])
         say("produce", "otp.requested request_id=%s phone=%s locale=%s" % (rid, dest, locale))

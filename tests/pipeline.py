@@ -4,7 +4,7 @@
         p = Pipeline(s)                 # PostgreSQL, Kafka broker, simulator, migrations
         p.start_verifier()
         p.start_worker()
-        ids = p.produce([{"phone": "+15550000001", "user_id": "u1"}])
+        ids = p.produce([{"phone": "+12015550001", "user_id": "u1"}])
         events = p.status.wait_for(lambda evs: ...)
         p.verify(request_id, code)
 

@@ -18,8 +18,10 @@
 /* Claims due rows, as many as there are free slots and request tokens, and
  * pays for them from the shared VoIPBin budget, in one statement. Setting
  * next_attempt_at to the lease's end means a worker that dies holding the row
- * simply lets it come due again. The budget row is written only when a row
- * was claimed; tokens accrue from its last write. */
+ * simply lets it come due again. A row still waiting on a call's final status
+ * keeps that status (its webhooks still apply while it is looked up); its
+ * token pays for the look-up. The budget row is written only when a row was
+ * claimed; tokens accrue from its last write. */
 static const char claim_sql[] =
     "WITH b AS ("
     "  SELECT least($5::float8, tokens + $4::float8 *"
@@ -31,7 +33,9 @@ static const char claim_sql[] =
     "   LIMIT (SELECT least($2::int, greatest(floor(avail), 0)::int) FROM b)"
     "   FOR UPDATE SKIP LOCKED"
     "), c AS ("
-    "  UPDATE challenges c SET status = 'calling', lease_owner = $1, updated_at = now(),"
+    "  UPDATE challenges c SET lease_owner = $1, updated_at = now(),"
+    "         status = CASE WHEN d.prev_status IN ('call_requested', 'ringing', 'answered')"
+    "                       THEN c.status ELSE 'calling' END,"
     "         next_attempt_at = now() + make_interval(secs => $3::int)"
     "    FROM d WHERE c.request_id = d.request_id"
     "  RETURNING c.request_id, c.phone, c.phone_masked, c.locale, c.code_length,"
@@ -43,7 +47,7 @@ static const char claim_sql[] =
     "    coalesce((c.options->>'sms_fallback')::boolean, false) AS sms_fallback,"
     "    coalesce(c.options->>'channel' = 'sms', false) AS sms_channel,"
     "    coalesce((c.options->>'keypad')::boolean, false) AS keypad,"
-    "    c.tries, c.country"
+    "    c.tries, c.country, coalesce(c.call_id::text, '') AS call_id"
     "), t AS ("
     "  UPDATE rate_budget r SET tokens = b.avail - (SELECT count(*) FROM c),"
     "         updated_at = clock_timestamp()"
@@ -71,6 +75,7 @@ typedef struct claimed {
     int tries;
     char country[4];
     char prev_status[24];
+    char call_id[37]; /* the call the row waits on (call_requested, ringing, answered) */
     int64_t attempt_started_ms;
     int gate, amd, sms_fallback, sms_channel, keypad;
 } claimed_t;
@@ -251,9 +256,10 @@ static void schedule_retry(worker_t *w, const claimed_t *row, const char *cause,
 
 /* Records a placed (or adopted) call, in one statement: the call row (the
  * call exists whatever happened to the challenge meanwhile), the challenge
- * status (due again at expiry until a final call status comes) and the
- * event. $1 call id, $2 request id, $3 attempt, $4 expiry (ms), $5 worker id,
- * $6 the event's attributes. */
+ * status (due again OTP_CALL_STATUS_TIMEOUT_SECONDS later, or at expiry if
+ * sooner: then, with no final call status yet, the call is looked up) and the
+ * event. $1 call id, $2 request id, $3 attempt, $4 when to look (ms), $5
+ * worker id, $6 the event's attributes. */
 static const char record_sql[] =
     "WITH ins AS ("
     "  INSERT INTO calls (call_id, request_id, attempt) VALUES ($1, $2, $3)"
@@ -318,9 +324,12 @@ static void flush_records(worker_t *w)
         const char *p[6] = {r->call_id, r->row.request_id, attempt_s, exp_s, w->cfg.worker_id, NULL};
         json_t *o = json_pack("{s:s, s:i, s:s, s:b}", "call_id", r->call_id, "attempt", r->attempt,
                               "locale", r->row.locale, "adopted", r->adopted);
+        /* No final call status by then: the call is looked up. */
+        int64_t look_ms = otp_now_ms() + (int64_t)w->cfg.call_status_timeout_s * 1000;
 
         snprintf(attempt_s, sizeof(attempt_s), "%d", r->attempt);
-        snprintf(exp_s, sizeof(exp_s), "%lld", (long long)r->row.expires_ms);
+        snprintf(exp_s, sizeof(exp_s), "%lld",
+                 (long long)(look_ms < r->row.expires_ms ? look_ms : r->row.expires_ms));
         attrs = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         p[5] = attrs;
@@ -638,12 +647,17 @@ static void recover_calling(worker_t *w, claimed_t *row)
     if (found == 1) {
         record_call(w, row, call_id, row->call_attempts, 1);
     } else if (found == 0) {
-        /* Known now: nothing was placed. A new call needs a token of its own;
-         * without one the row waits as an ordinary pending retry. */
+        /* Known now: nothing was placed, so that attempt does not count (a
+         * 500 that placed no call must not use up an allowed call). A new
+         * call needs a token of its own; without one the row waits as an
+         * ordinary pending retry. */
+        row->call_attempts--;
+        otp_info("call_not_placed_after_all", "request_id=%s phone=%s attempt=%d",
+                 row->request_id, row->phone_masked, row->call_attempts + 1);
         if (budget_take(w, 1) == 1)
             place_call(w, row);
         else
-            schedule_retry(w, row, "rate_budget", 0, 1, 0);
+            schedule_retry(w, row, "rate_budget", 0, 0, 0);
     } else {
         /* Backs off like any try (the exponent grows), still 'calling'. */
         claimed_t again = *row;
@@ -737,6 +751,110 @@ out:
     otp_pgarray_free(&ids);
 }
 
+/* 1 when the row was waiting on a placed call's final status. */
+static int waits_on_call(const claimed_t *row)
+{
+    return strcmp(row->prev_status, "call_requested") == 0 ||
+           strcmp(row->prev_status, "ringing") == 0 || strcmp(row->prev_status, "answered") == 0;
+}
+
+/* After a look-up: a row still waiting on its call is asked about again
+ * later ($4 s, never past expiry), or ends 'expired' once the code's life is
+ * over. Rows a webhook or the look-up has moved on are left alone. $1 request
+ * id, $2 call id, $3 worker id, $4 seconds. */
+static const char look_again_sql[] =
+    "WITH exp AS ("
+    "  UPDATE challenges SET status = 'expired', next_attempt_at = NULL, lease_owner = NULL,"
+    "         updated_at = now()"
+    "   WHERE request_id = $1 AND call_id = $2::uuid AND lease_owner = $3"
+    "     AND status IN ('call_requested', 'ringing', 'answered') AND expires_at <= now()"
+    "  RETURNING request_id"
+    "), again AS ("
+    "  UPDATE challenges SET lease_owner = NULL, updated_at = now(),"
+    "         next_attempt_at = least(now() + make_interval(secs => $4::int), expires_at)"
+    "   WHERE request_id = $1 AND call_id = $2::uuid AND lease_owner = $3"
+    "     AND status IN ('call_requested', 'ringing', 'answered') AND expires_at > now()"
+    "  RETURNING request_id"
+    "), ob AS ("
+    "  INSERT INTO outbox (request_id, type, attrs)"
+    "  SELECT request_id, 'expired', jsonb_build_object('reason', 'no_final_call_status',"
+    "         'call_id', $2::text) FROM exp"
+    ")"
+    "SELECT (SELECT count(*) FROM exp), (SELECT count(*) FROM again)";
+
+/* No final call event came in OTP_CALL_STATUS_TIMEOUT_SECONDS (webhooks lost:
+ * the verifier down past VoIPBin's retries, a wrong callback URL, the
+ * network): asks VoIPBin for the call (GET /v1.0/calls/{id}, paid by the
+ * row's claim token) and applies the answer exactly as its webhook would be
+ * applied (otp_call_event_apply: a missed call is then retried by the next
+ * claim, an answered one is delivered). Runs outside any transaction. */
+static void look_up_call(worker_t *w, const claimed_t *row)
+{
+    json_t *call = NULL, *env = NULL;
+    char *body = NULL, type[40], secs[12], expired_s[24] = "0";
+    const char *status = "", *reason = "";
+    const char *p[4] = {row->request_id, row->call_id, w->cfg.worker_id, secs};
+    int found = vb_call_get(w->vb, row->call_id, &call);
+    int again_s = w->cfg.call_status_timeout_s / 3;
+    PGresult *r;
+
+    if (found == 1) {
+        otp_call_event_t ev;
+        char err[128];
+
+        status = json_string_value(json_object_get(call, "status"));
+        reason = json_string_value(json_object_get(call, "hangup_reason"));
+        snprintf(type, sizeof(type), "call_%s", status);
+        env = json_pack("{s:s, s:O}", "type", type, "data", call);
+        body = env ? json_dumps(env, JSON_COMPACT) : NULL;
+        if (!body || otp_call_event_parse(body, strlen(body), &ev, err, sizeof(err)) != 0) {
+            otp_warn("call_lookup_unreadable", "request_id=%s phone=%s call_id=%s", row->request_id,
+                     row->phone_masked, row->call_id);
+        } else if (otp_call_event_apply(w->ddb, &ev, body) < 0) {
+            atomic_fetch_add(&w->m.db_errors, 1);
+        }
+    }
+    otp_info("call_looked_up",
+             "request_id=%s phone=%s call_id=%s found=%d status=%s hangup_reason=%s",
+             row->request_id, row->phone_masked, row->call_id, found, status ? status : "",
+             reason ? reason : "");
+    snprintf(secs, sizeof(secs), "%d", again_s > 1 ? again_s : 1);
+    r = otp_db_query(w->ddb, "look_again", look_again_sql, 4, p);
+    if (!r)
+        atomic_fetch_add(&w->m.db_errors, 1);
+    else
+        snprintf(expired_s, sizeof(expired_s), "%s", PQgetvalue(r, 0, 0));
+    if (strcmp(expired_s, "1") == 0)
+        otp_info("request_expired", "request_id=%s phone=%s reason=no_final_call_status",
+                 row->request_id, row->phone_masked);
+    PQclear(r);
+    free(body);
+    json_decref(env);
+    json_decref(call);
+}
+
+/* Hands claimed look-ups back unasked: due now again, their tokens refunded. */
+static void release_lookups(worker_t *w, const claimed_t *rows, int n)
+{
+    otp_pgarray_t ids = {0};
+    const char *p[2];
+
+    for (int i = 0; i < n; i++)
+        otp_pgarray_add(&ids, rows[i].request_id);
+    p[0] = otp_pgarray_str(&ids);
+    p[1] = w->cfg.worker_id;
+    if (!p[0] ||
+        otp_db_exec(w->ddb, "release_lookups",
+                    "UPDATE challenges SET next_attempt_at = now(), lease_owner = NULL"
+                    " WHERE request_id = ANY($1::uuid[]) AND lease_owner = $2"
+                    "   AND status IN ('call_requested', 'ringing', 'answered')",
+                    2, p) != 0)
+        atomic_fetch_add(&w->m.db_errors, 1);
+    else
+        budget_charge(w, -n);
+    otp_pgarray_free(&ids);
+}
+
 /* Reads the claimed row's columns by name. */
 static void read_claimed(const PGresult *r, int i, claimed_t *row)
 {
@@ -749,6 +867,7 @@ static void read_claimed(const PGresult *r, int i, claimed_t *row)
     snprintf(row->locale, sizeof(row->locale), "%s", COL("locale"));
     snprintf(row->prev_status, sizeof(row->prev_status), "%s", COL("prev_status"));
     snprintf(row->country, sizeof(row->country), "%s", COL("country"));
+    snprintf(row->call_id, sizeof(row->call_id), "%s", COL("call_id"));
     row->code_length = (int)strtol(COL("code_length"), NULL, 10);
     row->expires_ms = strtoll(COL("expires_ms"), NULL, 10);
     row->call_attempts = (int)strtol(COL("call_attempts"), NULL, 10);
@@ -770,8 +889,8 @@ int dispatch_run(worker_t *w, int *asked)
     char limit[12], lease[12];
     const char *p[5] = {w->cfg.worker_id, limit, lease, w->cfg.rate_per_s, w->cfg.burst};
     PGresult *r;
-    claimed_t *plain;
-    int n, n_plain = 0;
+    claimed_t *plain, *look;
+    int n, n_plain = 0, n_look = 0;
 
     *asked = free_slots;
     if (free_slots <= 0)
@@ -790,6 +909,7 @@ int dispatch_run(worker_t *w, int *asked)
     }
     n = PQntuples(r);
     plain = n ? calloc((size_t)n, sizeof(*plain)) : NULL;
+    look = n ? calloc((size_t)n, sizeof(*look)) : NULL;
     for (int i = 0; i < n; i++) {
         claimed_t row;
 
@@ -804,7 +924,9 @@ int dispatch_run(worker_t *w, int *asked)
                  strcmp(row.prev_status, "voicemail") == 0 || strcmp(row.prev_status, "no_input") == 0 ||
                  strcmp(row.prev_status, "call_failed") == 0)
             schedule_retry(w, &row, row.prev_status, 0, 0, 0);
-        else /* call_requested, ringing, answered at expiry: no final call status came */
+        else if (waits_on_call(&row) && look && row.call_id[0])
+            look[n_look++] = row; /* asked after the commit: no lock held across a request */
+        else
             finish_expired(w, &row, "no_final_call_status");
     }
     PQclear(r);
@@ -817,9 +939,24 @@ int dispatch_run(worker_t *w, int *asked)
         atomic_fetch_sub(&w->m.in_flight, dropped);
         otp_warn("dispatch_batch_rolled_back", "claimed=%d calls_not_sent=%d", n, dropped);
         w->n_committed = 0;
+        free(look);
         return -1;
     }
     apply_recorded(w); /* calls adopted in this batch */
+    {
+        /* Calls in flight wait while the look-ups run: bounded per round
+         * (the lease margin counts on it). Rows left over go back to the
+         * pool with their tokens. */
+        int64_t until = otp_monotonic_ms() + DISPATCH_LOOKUP_ROUND_MS;
+        int done = 0;
+        while (done < n_look && (done == 0 || otp_monotonic_ms() < until))
+            look_up_call(w, &look[done++]);
+        if (done < n_look)
+            release_lookups(w, look + done, n_look - done);
+    }
+    if (n_look && otp_db_exec(w->ddb, "notify", "NOTIFY otp_outbox", 0, NULL) != 0)
+        atomic_fetch_add(&w->m.db_errors, 1);
+    free(look);
     return n;
 }
 

@@ -10,6 +10,7 @@
 #include "otp_log.h"
 #include "otp_outbox.h"
 #include "otp_phone.h"
+#include "otp_phonenumber.h"
 #include "otp_time.h"
 #include "worker.h"
 
@@ -417,6 +418,13 @@ static int write_batch(worker_t *w, batch_item_t *items, int n, delivery_tracker
             open_keypad_code(w, &it->req, it->hash_hex, &it->keypad_len, it->reason,
                              sizeof(it->reason), it->error, sizeof(it->error)) != 0)
             it->valid = 0;
+        if (it->valid && otp_pn_lookup(it->req.phone, NULL) != 0) {
+            /* E.164 in form, yet no number (libphonenumber): never dialled. */
+            it->valid = 0;
+            snprintf(it->reason, sizeof(it->reason), "invalid_phone");
+            snprintf(it->error, sizeof(it->error),
+                     "phone is not a valid number (wrong length or unassigned range)");
+        }
         if (!it->valid)
             continue;
         it->country = otp_phone_country(it->req.phone);

@@ -8,6 +8,7 @@
 
 #include "otp_config.h"
 #include "otp_db.h"
+#include "otp_phonenumber.h"
 
 static int load_list(char *dst, size_t size, const char *setting, int phone_prefixes, char *errstr,
                      size_t errstr_size)
@@ -42,6 +43,30 @@ static int load_list(char *dst, size_t size, const char *setting, int phone_pref
     return 0;
 }
 
+/* OTP_BLOCKED_NUMBER_TYPES: names as otp_pn_type_name spells them. */
+static int load_types(unsigned *mask, char *errstr, size_t errstr_size)
+{
+    const char *p = otp_config_str("OTP_BLOCKED_NUMBER_TYPES");
+
+    *mask = 0;
+    while (*p) {
+        size_t k = strcspn(p, ",");
+        int t = otp_pn_type_from_name(p, k);
+        if (t < 0) {
+            snprintf(errstr, errstr_size,
+                     "OTP_BLOCKED_NUMBER_TYPES: \"%.*s\" is not a number type (premium_rate,"
+                     " shared_cost, uan, personal_number, pager, voip, toll_free, ...)",
+                     (int)(k > 32 ? 32 : k), p);
+            return -1;
+        }
+        *mask |= 1u << t;
+        p += k;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
 int limits_load(limits_cfg_t *l, char *errstr, size_t errstr_size)
 {
     l->phone_15min = (int)otp_config_int("OTP_LIMIT_PHONE_15MIN");
@@ -50,7 +75,8 @@ int limits_load(limits_cfg_t *l, char *errstr, size_t errstr_size)
     l->country_hour = (int)otp_config_int("OTP_LIMIT_COUNTRY_HOUR");
     l->global_hour = (int)otp_config_int("OTP_LIMIT_GLOBAL_HOUR");
     if (load_list(l->allow, sizeof(l->allow), "OTP_COUNTRY_ALLOWLIST", 0, errstr, errstr_size) ||
-        load_list(l->premium, sizeof(l->premium), "OTP_PREMIUM_PREFIXES", 1, errstr, errstr_size))
+        load_list(l->premium, sizeof(l->premium), "OTP_PREMIUM_PREFIXES", 1, errstr, errstr_size) ||
+        load_types(&l->blocked_types, errstr, errstr_size))
         return -1;
     return 0;
 }
@@ -77,6 +103,19 @@ limits_verdict_t limits_decide(const limits_cfg_t *l, const char *phone, const c
         snprintf(needle, sizeof(needle), ",%s,", country);
         if (!*country || !strstr(l->allow, needle)) {
             *reason = "country_not_allowed";
+            return LIMITS_BLOCKED;
+        }
+    }
+    if (l->blocked_types) {
+        static const char *const type_reason[OTP_PN_NTYPES] = {
+            "number_type_fixed_line",   "number_type_mobile",          "number_type_fixed_line_or_mobile",
+            "number_type_toll_free",    "number_type_premium_rate",    "number_type_shared_cost",
+            "number_type_voip",         "number_type_personal_number", "number_type_pager",
+            "number_type_uan",          "number_type_voicemail",       "number_type_unknown",
+        };
+        otp_pn_info_t info;
+        if (otp_pn_lookup(phone, &info) == 0 && (l->blocked_types & (1u << info.type))) {
+            *reason = type_reason[info.type];
             return LIMITS_BLOCKED;
         }
     }

@@ -1,6 +1,7 @@
 /* Calls cost money: the checks a request passes before it may be called
  * (shared/reference/otp-security.md, toll fraud). Blocked: a destination we
- * never call (country not allowed, premium-rate prefix). Rate limited: too
+ * never call (country not allowed, a number type such as premium rate per
+ * libphonenumber, premium-rate prefix). Rate limited: too
  * many requests for the number, the user or the country in a window, or the
  * global hourly cap (the circuit breaker). Every request that was accepted
  * counts, whatever became of it: a hang-up or a code never verified costs as
@@ -21,6 +22,7 @@ typedef struct limits_cfg {
     int phone_15min, phone_day, user_hour, country_hour, global_hour;
     char allow[512];   /* ",us,de," or "" = every country */
     char premium[512]; /* ",+1900,+881," */
+    unsigned blocked_types; /* bit (1u << otp_pn_type_t) set = never called */
 } limits_cfg_t;
 
 typedef enum {
@@ -39,7 +41,8 @@ int limits_load(limits_cfg_t *l, char *errstr, size_t errstr_size)
     __attribute__((warn_unused_result));
 
 /* The decision for one request: pure, no I/O. *reason is set to a static
- * machine-readable word unless the verdict is LIMITS_ALLOW. */
+ * machine-readable word unless the verdict is LIMITS_ALLOW
+ * ("number_type_premium_rate" for a blocked number type). */
 limits_verdict_t limits_decide(const limits_cfg_t *l, const char *phone, const char *country,
                                const limits_counts_t *c, const char **reason);
 

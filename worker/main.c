@@ -99,6 +99,18 @@ static int setup(worker_t *w, char *err, size_t errsz)
     c->retry_base_ms = otp_config_int("OTP_RETRY_BASE_MS");
     c->retry_cap_ms = otp_config_int("OTP_RETRY_CAP_MS");
     c->lease_s = (int)otp_config_int("OTP_LEASE_SECONDS");
+    c->call_status_timeout_s = (int)otp_config_int("OTP_CALL_STATUS_TIMEOUT_SECONDS");
+    c->call_timeout_ms = otp_config_int("OTP_CALL_TIMEOUT_MS");
+    if ((long)c->lease_s * 1000 < c->call_timeout_ms + WORKER_LEASE_MARGIN_MS) {
+        snprintf(err, errsz,
+                 "OTP_LEASE_SECONDS=%d cannot outlive OTP_CALL_TIMEOUT_MS=%ld plus the %d ms"
+                 " look-up margin: a lease that runs out under a live call request lets another"
+                 " worker place a second call; set OTP_LEASE_SECONDS to at least %ld or lower"
+                 " OTP_CALL_TIMEOUT_MS",
+                 c->lease_s, c->call_timeout_ms, WORKER_LEASE_MARGIN_MS,
+                 (c->call_timeout_ms + WORKER_LEASE_MARGIN_MS + 999) / 1000);
+        return -1;
+    }
     c->max_in_flight = (int)otp_config_int("OTP_MAX_IN_FLIGHT");
     snprintf(c->rate_per_s, sizeof(c->rate_per_s), "%.3f",
              (double)otp_config_int("OTP_VOIPBIN_RATE") / 1000.0);
@@ -181,7 +193,7 @@ static int setup(worker_t *w, char *err, size_t errsz)
     atomic_store(&w->m.db_ok, 1);
     w->vb = vb_client_new(otp_config_str("OTP_VOIPBIN_BASE_URL"),
                           otp_config_str("OTP_VOIPBIN_ACCESS_KEY"), c->max_in_flight,
-                          otp_config_int("OTP_CALL_TIMEOUT_MS"));
+                          c->call_timeout_ms);
     if (!w->vb) {
         snprintf(err, errsz, "OTP_VOIPBIN_BASE_URL: cannot set up the HTTP client");
         return -1;
@@ -204,6 +216,17 @@ static int setup(worker_t *w, char *err, size_t errsz)
     if (!conf || otp_kafka_set(conf, "group.id", otp_config_str("OTP_CONSUMER_GROUP"), err, errsz) ||
         otp_kafka_set(conf, "enable.auto.offset.store", "false", err, errsz) ||
         otp_kafka_set(conf, "auto.offset.reset", "earliest", err, errsz))
+        return -1;
+    /* A restarted worker keeps its partitions (static membership: no
+     * rebalance if it is back within the session timeout), and the others
+     * keep consuming theirs while the group rebalances (cooperative-sticky).
+     * Static only with an explicit OTP_WORKER_ID: the default (host and pid)
+     * changes at every start. KAFKA_* settings still win. */
+    if (*otp_config_str("OTP_WORKER_ID") && !getenv("KAFKA_GROUP_INSTANCE_ID") &&
+        otp_kafka_set(conf, "group.instance.id", c->worker_id, err, errsz))
+        return -1;
+    if (!getenv("KAFKA_PARTITION_ASSIGNMENT_STRATEGY") &&
+        otp_kafka_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, errsz))
         return -1;
     w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errsz);
     if (!w->consumer)

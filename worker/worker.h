@@ -16,6 +16,15 @@
 #include "limits.h"
 #include "voipbin_client.h"
 
+/* What a lease must hold beyond one VoIPBin request (OTP_CALL_TIMEOUT_MS): the
+ * synchronous look-ups the dispatcher may run before it reads a finished
+ * call (at most DISPATCH_LOOKUP_ROUND_MS a round) and the commit that
+ * records the call. A shorter lease can run out under a live worker still
+ * waiting on VoIPBin; another worker's look-up then finds nothing yet and
+ * places a second call, so such a lease is refused at start. */
+#define DISPATCH_LOOKUP_ROUND_MS 1000
+#define WORKER_LEASE_MARGIN_MS 2000
+
 typedef struct worker_settings {
     const char *topic_requests, *topic_status, *topic_dlq;
     const char *caller_id, *brand, *default_locale, *callback_url;
@@ -26,6 +35,8 @@ typedef struct worker_settings {
     int code_length, ttl_s, max_attempts, max_call_attempts;
     int64_t min_remaining_ms, retry_base_ms, retry_cap_ms;
     int lease_s, max_in_flight;
+    int call_status_timeout_s; /* OTP_CALL_STATUS_TIMEOUT_SECONDS */
+    long call_timeout_ms;      /* OTP_CALL_TIMEOUT_MS */
     char rate_per_s[32], burst[16];
     int n_caller_ids;
     struct {

@@ -3,6 +3,7 @@
 #                                scratch copy of tests/fuzz/corpus/<target> (corpus-run/, ignored)
 #   make unit-test-asan          builds bin/asan/test_* and runs them through tests/unit/run.sh
 FUZZ_CC      ?= clang
+FUZZ_CXX     ?= clang++
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := event webhook verify
 FUZZ_RUN     := tests/fuzz/corpus-run
@@ -15,6 +16,10 @@ CLANG_BASE   := -std=c11 -D_GNU_SOURCE $(WARN) -Icommon $(shell pkg-config --cfl
                 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all
 FUZZ_CFLAGS  := $(CLANG_BASE) -fsanitize=fuzzer-no-link,address,undefined
 ASAN_CFLAGS  := $(CLANG_BASE) -fsanitize=address,undefined
+# The libphonenumber wrapper, built by the same compiler and sanitizers (not vptr: that
+# check needs the C++ UBSan runtime, and the C link has only the C one).
+CLANGXX_BASE := -std=c++17 $(WARN:-Wstrict-prototypes=) -Icommon -g -O1 -fno-omit-frame-pointer \
+                -fno-sanitize-recover=all
 
 FUZZ_LIB  := $(BUILD)/fuzz/libotp.a
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(BINDIR)/fuzz/fuzz_%)
@@ -29,7 +34,11 @@ $(BUILD)/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(FUZZ_LIB): $(COMMON_SRC:%.c=$(BUILD)/fuzz/%.o)
+$(BUILD)/fuzz/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(CLANGXX_BASE) -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize=vptr -MMD -MP -c -o $@ $<
+
+$(FUZZ_LIB): $(COMMON_SRC:%.c=$(BUILD)/fuzz/%.o) $(COMMON_CXX:%.cc=$(BUILD)/fuzz/%.o)
 	$(AR) rcs $@ $^
 
 $(BINDIR)/fuzz/fuzz_%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
@@ -66,7 +75,11 @@ $(BUILD)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ASAN_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(ASAN_LIB): $(COMMON_SRC:%.c=$(BUILD)/asan/%.o)
+$(BUILD)/asan/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(CLANGXX_BASE) -fsanitize=address,undefined -fno-sanitize=vptr -MMD -MP -c -o $@ $<
+
+$(ASAN_LIB): $(COMMON_SRC:%.c=$(BUILD)/asan/%.o) $(COMMON_CXX:%.cc=$(BUILD)/asan/%.o)
 	$(AR) rcs $@ $^
 
 $(BINDIR)/asan/%: $(BUILD)/asan/tests/unit/%.o $(ASAN_LIB)
@@ -76,3 +89,7 @@ $(BINDIR)/asan/%: $(BUILD)/asan/tests/unit/%.o $(ASAN_LIB)
 unit-test-asan: $(ASAN_UNIT_TESTS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  tests/unit/run.sh $(ASAN_UNIT_TESTS)
+
+$(BINDIR)/asan/test_limits: $(BUILD)/asan/tests/unit/test_limits.o $(BUILD)/asan/worker/limits.o $(ASAN_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)

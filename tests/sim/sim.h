@@ -92,6 +92,9 @@ typedef struct sim {
     size_t n_mended;
     sim_fault *faults;
     long wh_duplicate, wh_reorder, reorder_ms;
+    /* Share of call event webhooks never sent (0-100): a customer endpoint
+     * that is unreachable, or a network that loses them. */
+    double wh_drop_pct;
     sim_script *scripts;
     sim_sched sched;
     sim_wh *wh;

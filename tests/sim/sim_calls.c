@@ -554,6 +554,11 @@ void sim_call_emit(sim_t *s, sim_call *c, const char *type)
         ev->state = SIM_WH_SKIPPED; /* shown as error "no webhook_uri" without a copy per event */
         return;
     }
+    if (s->wh_drop_pct > 0 && sim_rand01() * 100.0 < s->wh_drop_pct) {
+        ev->state = SIM_WH_SKIPPED;
+        ev->error = strdup("dropped (webhook_drop_pct)");
+        return;
+    }
     ev->state = SIM_WH_PENDING;
     msg = json_object();
     json_object_set_new(msg, "type", json_string(type));

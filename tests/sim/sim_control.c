@@ -118,6 +118,7 @@ static void clear_faults(sim_t *s)
         free(f);
     }
     s->wh_duplicate = s->wh_reorder = 0;
+    s->wh_drop_pct = 0;
     s->reorder_ms = 500;
     sim_ratelimit_set(s, s->cfg->rate, s->cfg->burst);
 }
@@ -146,9 +147,9 @@ static json_t *faults_json(const sim_t *s)
             json_object_set_new(x, "latency_ms", json_pack("[I, I]", (json_int_t)f->lat_lo_ms, (json_int_t)f->lat_hi_ms));
         json_array_append_new(a, x);
     }
-    return json_pack("{s:o, s:I, s:I, s:I, s:f, s:f}", "rules", a, "webhook_duplicate", (json_int_t)s->wh_duplicate,
+    return json_pack("{s:o, s:I, s:I, s:I, s:f, s:f, s:f}", "rules", a, "webhook_duplicate", (json_int_t)s->wh_duplicate,
                      "webhook_reorder", (json_int_t)s->wh_reorder, "reorder_ms", (json_int_t)s->reorder_ms, "rate",
-                     s->rl.rate, "burst", s->rl.burst);
+                     s->rl.rate, "burst", s->rl.burst, "webhook_drop_pct", s->wh_drop_pct);
 }
 
 static void faults_post(sim_t *s, const sim_req *q, sim_resp *r)
@@ -221,6 +222,13 @@ static void faults_post(sim_t *s, const sim_req *q, sim_resp *r)
     s->wh_duplicate += num(b, "webhook_duplicate", 0);
     s->wh_reorder += num(b, "webhook_reorder", 0);
     s->reorder_ms = num(b, "reorder_ms", s->reorder_ms);
+    if ((v = json_object_get(b, "webhook_drop_pct"))) {
+        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 100) {
+            bad(r, q, "webhook_drop_pct is a number from 0 (all sent) to 100 (none sent)");
+            goto out;
+        }
+        s->wh_drop_pct = json_number_value(v);
+    }
     if (json_object_get(b, "rate") || json_object_get(b, "burst")) {
         json_t *rt = json_object_get(b, "rate"), *bu = json_object_get(b, "burst");
         double rate = json_is_number(rt) ? json_number_value(rt) : s->rl.rate;

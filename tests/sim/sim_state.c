@@ -75,6 +75,7 @@ int sim_state_reset(sim_t *s)
     sim_flows_clear(s);
     free_rules(s);
     s->wh_duplicate = s->wh_reorder = 0;
+    s->wh_drop_pct = 0;
     s->reorder_ms = 500;
 
     set_str(&s->customer.name, "VoIPBin simulator");

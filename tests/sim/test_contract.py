@@ -751,6 +751,28 @@ def test_fault_reordered_webhooks(sim, recv):
     assert len(types) == 6 and types[-1] == "call_created" and types[0] == "call_ringing", types
 
 
+def test_fault_dropped_webhooks(sim, recv):
+    """webhook_drop_pct=100 sends no call webhook at all; the call still plays and GET shows it;
+    0 sends them again."""
+    sim.fault(webhook_drop_pct=100)
+    c = place(sim, actions=[{"type": "hangup"}])
+    rec = sim.wait_call_ended(c["id"])
+    assert rec["call"]["status"] == "hangup"
+    st, _, got = sim.api("GET", "/calls/" + c["id"])
+    assert st == 200 and got["status"] == "hangup" and got["hangup_reason"] == "normal", got
+    evs = sim.call(c["id"])["events"]
+    assert len(evs) >= 3 and all(e["error"] == "dropped (webhook_drop_pct)" and not e["delivered"]
+                                 for e in evs), evs
+    time.sleep(0.5)
+    assert recv.events(call_id=c["id"]) == []
+    sim.fault(webhook_drop_pct=0)
+    c2 = place(sim, actions=[{"type": "hangup"}])
+    recv.wait(lambda: (lambda e: e if e and e[-1]["type"] == "call_hangup" else None)(
+        recv.events(call_id=c2["id"])))
+    st, _, res = sim.request("POST", "/_sim/faults", {"webhook_drop_pct": 101})
+    assert st == 400, res
+
+
 # ---------------------------------------------------------------- control API, retention, process
 
 def test_reset_forgets_calls_scripts_and_faults(sim):

@@ -31,8 +31,8 @@ def pipe():
     yield from P.running()
 
 
-def phone(i, base=155520000):
-    return "+1%09d" % (base + i)
+def phone(i, base=2025550000):
+    return "+1%010d" % (base + i)
 
 
 types_of = P.types_of

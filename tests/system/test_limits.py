@@ -38,7 +38,7 @@ def final_type(p, rid, types, timeout=30):
 
 
 def test_number_budget_counts_every_request(pipe):
-    ph = "+15554000001"
+    ph = "+12014000001"
     # The first call is hung up on before the code is read: it still counts.
     pipe.sim.script(ph, outcome="failed", times=1)
     ids = pipe.produce([{"phone": ph, "user_id": "phone-budget-%d" % i} for i in range(4)])
@@ -54,7 +54,7 @@ def test_number_budget_counts_every_request(pipe):
 
 
 def test_user_budget(pipe):
-    ids = pipe.produce([{"phone": "+1555401%04d" % i, "user_id": "busy-user"} for i in range(11)])
+    ids = pipe.produce([{"phone": "+1201401%04d" % i, "user_id": "busy-user"} for i in range(11)])
     # Different numbers land on different partitions: which one is refused is not fixed.
     got = [final_type(pipe, rid, {"accepted", "rate_limited"}) for rid in ids]
     assert sorted(e["type"] for e in got) == ["accepted"] * 10 + ["rate_limited"]
@@ -66,9 +66,55 @@ def test_blocked_destinations(pipe):
     ids = pipe.produce([{"phone": premium, "user_id": "fraud-1"}, {"phone": foreign, "user_id": "fraud-2"}])
     a = final_type(pipe, ids[0], {"accepted", "blocked", "rate_limited"})
     b = final_type(pipe, ids[1], {"accepted", "blocked", "rate_limited"})
-    assert (a["type"], a["reason"]) == ("blocked", "premium_rate_prefix")
+    # libphonenumber knows +1-900 is premium rate before the prefix list is asked.
+    assert (a["type"], a["reason"]) == ("blocked", "number_type_premium_rate")
     assert (b["type"], b["reason"]) == ("blocked", "country_not_allowed")
     assert not pipe.calls_to(premium) and not pipe.calls_to(foreign)
+
+
+def test_numbers_refused_at_ingest(pipe):
+    """libphonenumber at ingest (allowlist us,gb,de): NANP islands and Canada are not "us",
+    premium, UAN, personal and pager numbers are blocked naming the type, numbers that are
+    no numbers are rejected with a DLQ copy; a valid US, UK and German number go through."""
+    blocked = {
+        "+18765230123": "country_not_allowed",          # Jamaica (+1-876)
+        "+18092345678": "country_not_allowed",          # Dominican Republic (+1-809)
+        "+16135550123": "country_not_allowed",          # Canada
+        "+17872345678": "country_not_allowed",          # Puerto Rico
+        "+881612345678": "country_not_allowed",         # satellite: no country at all
+        "+449012345678": "number_type_premium_rate",    # UK 09
+        "+448712345678": "number_type_premium_rate",    # UK 087
+        "+499001234567": "number_type_premium_rate",    # German 0900
+        "+445512345678": "number_type_uan",             # UK 055
+        "+447012345678": "number_type_personal_number", # UK 070
+        "+447640123456": "number_type_pager",           # UK 076
+    }
+    invalid = ["+15550000001",      # area code 555 does not exist
+               "+1201555012",       # NANP with a digit too few
+               "+120155501234",     # ... and one too many
+               "+4990012345678",    # German 0900 with a digit too many
+               "+447700900123"]     # UK range never assigned
+    fine = ["+12015550188", "+441212345670", "+4930123457"]
+    ids = pipe.produce([{"phone": ph, "user_id": "pn-%d" % i}
+                        for i, ph in enumerate(list(blocked) + invalid + fine)])
+    got = [final_type(pipe, rid, {"accepted", "blocked", "rate_limited", "rejected"}) for rid in ids]
+    want = ([("blocked", r) for r in blocked.values()] + [("rejected", "invalid_phone")] * len(invalid)
+            + [("accepted", None)] * len(fine))
+    assert [(e["type"], e.get("reason")) for e in got] == want
+    # Every invalid one has its DLQ copy, with the number masked there too. Found by user id:
+    # the copy masks every run of 7 or more digits, which a request id may hold.
+    bad_users = ['"pn-%d"' % i for i in range(len(blocked), len(blocked) + len(invalid))]
+
+    def mine_of(evs):
+        return [e for e in evs if any(u in e.get("original", "") for u in bad_users)]
+    dl = pipe.dlq.wait_for(lambda evs: len(mine_of(evs)) == len(invalid),
+                           what="DLQ copies of the invalid numbers")
+    mine = mine_of(dl)
+    assert [e["reason"] for e in mine] == ["invalid_phone"] * len(invalid)
+    assert not any(ph in e.get("original", "") for e in mine for ph in invalid)
+    # None of the refused numbers is ever called; the fine ones are.
+    pipe.wait_calls(len(fine), pred=lambda c: c["target"] in fine)
+    assert not [c for c in pipe.sim.calls() if P.call_target(c) in set(blocked) | set(invalid)]
 
 
 def test_wrong_codes_capped_per_user_across_challenges(pipe):

@@ -384,7 +384,7 @@ def test_retry_schedule_follows_backoff_and_stops_before_expiry():
 
 def malformed_events(n, rng):
     def req(**over):
-        r = {"request_id": str(uuid.uuid4()), "user_id": "bad", "phone": "+15557770000",
+        r = {"request_id": str(uuid.uuid4()), "user_id": "bad", "phone": "+12017770000",
              "requested_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         r.update(over)
         return {k: v for k, v in r.items() if v is not None}
@@ -424,7 +424,7 @@ def test_malformed_events_go_to_dlq_and_valid_ones_are_served():
                  for r in requests_for(1000, 400000)]
         bad = malformed_events(1000, rng)
         mixed = [("valid", json.dumps(r).encode(), r["phone"]) for r in valid] + \
-                [(reason, v, "+1555%07d" % rng.randrange(10**7)) for reason, v in bad]
+                [(reason, v, "+1201%07d" % (2000000 + rng.randrange(8 * 10**6))) for reason, v in bad]
         rng.shuffle(mixed)
         t0 = time.time()
         R.produce_keyed(p.bootstrap, "otp.requested", [(k, v) for _, v, k in mixed])

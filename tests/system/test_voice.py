@@ -57,7 +57,7 @@ def code_read(call):
 
 
 def test_gate_with_a_key_reads_the_code(pipe):
-    ph = "+15553000001"
+    ph = "+12013000001"
     pipe.sim.script(ph, outcome="answer", digits="5")
     [rid] = pipe.produce([{"phone": ph, "user_id": "gate-key", "delivery": {"gate": True}}])
     wait_type(pipe, rid, "delivered")
@@ -73,7 +73,7 @@ def test_gate_with_a_key_reads_the_code(pipe):
 
 
 def test_gate_without_a_key_never_reads_the_code(pipe):
-    ph = "+15553000002"
+    ph = "+12013000002"
     pipe.sim.script(ph, outcome="answer")  # answers, presses nothing: a voicemail box
     [rid] = pipe.produce([{"phone": ph, "user_id": "gate-none", "delivery": {"gate": True}}])
     wait_type(pipe, rid, "no_input")
@@ -91,7 +91,7 @@ def test_gate_without_a_key_never_reads_the_code(pipe):
 
 
 def test_machine_is_hung_up_on_without_the_code(pipe):
-    ph = "+15553000003"
+    ph = "+12013000003"
     pipe.sim.script(ph, outcome="machine")
     [rid] = pipe.produce([{"phone": ph, "user_id": "amd", "delivery": {"amd": True}}])
     wait_type(pipe, rid, "voicemail")
@@ -116,7 +116,7 @@ def test_locale_is_spoken_and_reported(pipe):
 
 
 def test_keypad_mode_verifies_the_keyed_digits(pipe):
-    ph_ok, ph_bad = "+15553000011", "+15553000012"
+    ph_ok, ph_bad = "+12013000011", "+12013000012"
     pipe.sim.script(ph_ok, outcome="answer", digits="482913#")
     pipe.sim.script(ph_bad, outcome="answer", digits="111111#")
     ok = produce_cli(pipe, "--phone", ph_ok, "--user", "kp-1", "--keypad-code", "482913")
@@ -135,7 +135,7 @@ def test_keypad_mode_verifies_the_keyed_digits(pipe):
 
 
 def test_failed_call_falls_back_to_sms_with_a_fresh_code(pipe):
-    ph = "+15553000021"
+    ph = "+12013000021"
     pipe.sim.script(ph, outcome="busy")
     rid = produce_cli(pipe, "--phone", ph, "--user", "fallback", "--sms-fallback")
     wait_type(pipe, rid, "sms_sent")
@@ -148,7 +148,7 @@ def test_failed_call_falls_back_to_sms_with_a_fresh_code(pipe):
 
 
 def test_failed_call_offers_a_resend_by_sms(pipe):
-    ph = "+15553000031"
+    ph = "+12013000031"
     pipe.sim.script(ph, outcome="noanswer", end_ms=2000, times=1)
     rid = produce_cli(pipe, "--phone", ph, "--user", "resend", "--purpose", "signup")
     wait_type(pipe, rid, "fallback_available")
@@ -163,7 +163,7 @@ def test_failed_call_offers_a_resend_by_sms(pipe):
 
 
 def test_caller_id_per_country(pipe):
-    ph = "+447700900123"
+    ph = "+447400123456"
     [rid] = pipe.produce([{"phone": ph, "user_id": "uk"}])
     wait_type(pipe, rid, "call_requested")
     [call] = pipe.calls_to(ph)

@@ -5,3 +5,8 @@ UNIT_TESTS += $(UNIT_SRC:tests/unit/%.c=$(BINDIR)/unit/%)
 $(BINDIR)/unit/%: $(BUILD)/tests/unit/%.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# test_limits reaches into the worker: limits_decide is pure, its module is linked in.
+$(BINDIR)/unit/test_limits: $(BUILD)/tests/unit/test_limits.o $(BUILD)/worker/limits.o $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
