@@ -283,7 +283,7 @@ def count(p, sql):
 
 
 COUNTRIES = ["+1201555%04d", "+4420795%05d", "+4930901%05d", "+3314250%04d", "+3491123%04d",
-             "+3906698%04d", "+8133123%04d", "+8221234%04d", "+55119123%05d", "+9198100%05d"]
+             "+3906482%04d", "+8133123%04d", "+8221234%04d", "+55119123%05d", "+9198100%05d"]
 
 
 def ingest_rate(p, n, tag, **worker_env):
@@ -337,7 +337,7 @@ def bench_ingest(p):
 
 
 def call_rate(p, n, workers, tag):
-    reqs = [{"phone": "+1666%07d" % i, "user_id": "%s-%d" % (tag, i)} for i in range(n)]
+    reqs = [{"phone": "+1212%07d" % (2000000 + i), "user_id": "%s-%d" % (tag, i)} for i in range(n)]
     env = dict(OTP_MAX_IN_FLIGHT=512, OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
                OTP_LIMIT_PHONE_15MIN=0, OTP_LIMIT_PHONE_DAY=0, OTP_LIMIT_USER_HOUR=0,
                OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0)
@@ -382,7 +382,7 @@ def bench_memory(p):
                        OTP_LIMIT_PHONE_15MIN=0, OTP_LIMIT_PHONE_DAY=0, OTP_LIMIT_USER_HOUR=0,
                        OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0, OTP_LEASE_SECONDS=60)
     time.sleep(4)
-    p.produce_many([{"phone": "+1777%07d" % i, "user_id": "m-%d" % i} for i in range(2000)])
+    p.produce_many([{"phone": "+1213%07d" % (2000000 + i), "user_id": "m-%d" % i} for i in range(2000)])
     deadline = time.monotonic() + 30
     inflight = 0
     while time.monotonic() < deadline:
@@ -404,7 +404,7 @@ def bench_account_rate(p, seconds=120):
     p.sim.fault(rate=16.7, burst=33)
     ws = [p.start_worker(OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0) for _ in range(2)]
     time.sleep(10)
-    p.produce_many([{"phone": "+1888%07d" % i, "user_id": "a-%d" % i} for i in range(int(seconds * 17) + 200)])
+    p.produce_many([{"phone": "+1310%07d" % (2000000 + i), "user_id": "a-%d" % i} for i in range(int(seconds * 17) + 200)])
     base = count(p, "SELECT count(*) FROM calls")
     while count(p, "SELECT count(*) FROM calls") == base:
         time.sleep(0.05)
