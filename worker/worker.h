@@ -1,7 +1,13 @@
-/* otp-worker: one thread runs a loop over three steps that share nothing but
- * PostgreSQL: ingest (Kafka → challenges), dispatch (due challenges → VoIPBin
- * calls) and relay (outbox → otp.call_status). A small HTTP thread serves
- * /healthz, /readyz and /metrics (worker/http.c). */
+/* otp-worker: three threads that share nothing but PostgreSQL and the atomic
+ * counters in worker_metrics_t.
+ *   main      ingest (Kafka → challenges, w->db, worker/ingest.c) and, on the
+ *             worker that holds the relay lock, relay (outbox → otp.call_status,
+ *             worker/relay.c);
+ *   dispatch  due challenges → VoIPBin calls and their outcomes (w->ddb, w->vb,
+ *             worker/dispatch.c), asleep until a row is due or otp_due says so;
+ *   http      /healthz, /readyz and /metrics (worker/http.c).
+ * Fields of worker_t are the main thread's unless their comment says
+ * otherwise; settings and keys are read-only once the threads start. */
 #ifndef OTP_WORKER_H
 #define OTP_WORKER_H
 

@@ -1,4 +1,4 @@
-# main.c is the program; the other worker modules also go into the unit tests.
+# main.c is the program; tests/unit links the modules it tests (worker/limits.o) itself.
 WORKER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard worker/*.c))
 BINS       += $(BINDIR)/otp-worker $(BINDIR)/otp-migrate
 
