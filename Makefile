@@ -98,7 +98,7 @@ system-test: all test-tools
 
 # Every test: unit (plain, then under ASan+UBSan), each fuzz target for 30 s, then the
 # simulator contract and the system tests on the real local stack.
-test: all unit-test
+test: all lint unit-test
 	@$(MAKE) --no-print-directory unit-test-asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
 	@$(MAKE) --no-print-directory system-test
@@ -109,9 +109,15 @@ demo: all
 bench: all
 	$(PYTHON) tests/bench/run.py
 
+# Banned functions, then the format of every C file (.clang-format) and lines of at most 100
+# characters.
 lint:
 	@! git grep -nE '\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|gets)\(' -- '*.c' '*.cc' '*.h' || \
 	  { echo "lint: banned function (use snprintf, bounded copies, strtol)"; exit 1; }
+	@git ls-files '*.c' '*.cc' '*.h' | xargs clang-format --dry-run -Werror || \
+	  { echo "lint: not formatted: run clang-format -i on the files above"; exit 1; }
+	@! git ls-files '*.c' '*.cc' '*.h' | LC_ALL=C.UTF-8 xargs grep -nE '^.{101,}' || \
+	  { echo "lint: lines over 100 characters"; exit 1; }
 
 # Binaries to PREFIX/bin; voice templates, SQL migrations and schemas to PREFIX/share/otp;
 # systemd units (with PREFIX filled in) to SYSTEMD_UNIT_DIR. DESTDIR stages it all.

@@ -20,25 +20,34 @@ static const otp_setting_t settings[] = {
      "Kafka brokers. Any KAFKA_X_Y passes through to librdkafka as x.y."},
     {"OTP_TOPIC_REQUESTS", OTP_CFG_STR, "otp.requested", 0, 0, W | P, "Topic of OTP requests."},
     {"OTP_TOPIC_STATUS", OTP_CFG_STR, "otp.call_status", 0, 0, W, "Topic of status events."},
-    {"OTP_TOPIC_DLQ", OTP_CFG_STR, "otp.requested.dlq", 0, 0, W, "Dead-letter topic for bad requests."},
-    {"OTP_CONSUMER_GROUP", OTP_CFG_STR, "otp-worker", 0, 0, W, "Kafka consumer group of the workers."},
-    {"OTP_WORKER_ID", OTP_CFG_STR, "", 0, 0, W, "Lease owner name, and the Kafka group.instance.id (static membership: a restarted worker keeps its partitions); empty = host name and pid, not static."},
+    {"OTP_TOPIC_DLQ", OTP_CFG_STR, "otp.requested.dlq", 0, 0, W,
+     "Dead-letter topic for bad requests."},
+    {"OTP_CONSUMER_GROUP", OTP_CFG_STR, "otp-worker", 0, 0, W,
+     "Kafka consumer group of the workers."},
+    {"OTP_WORKER_ID", OTP_CFG_STR, "", 0, 0, W,
+     "Lease owner name, and the Kafka group.instance.id (static membership: a restarted worker "
+     "keeps its partitions); empty = host name and pid, not static."},
     {"OTP_VOIPBIN_BASE_URL", OTP_CFG_STR, "https://api.voipbin.net/v1.0", 0, 0, W,
      "VoIPBin REST base URL."},
     {"OTP_VOIPBIN_ACCESS_KEY", OTP_CFG_SECRET, NULL, 0, 0, W,
      "VoIPBin access key (sent as ?accesskey=). Or OTP_VOIPBIN_ACCESS_KEY_FILE."},
-    {"OTP_CALLER_ID", OTP_CFG_STR, NULL, 0, 0, W, "E.164 caller ID: a number the VoIPBin account owns."},
+    {"OTP_CALLER_ID", OTP_CFG_STR, NULL, 0, 0, W,
+     "E.164 caller ID: a number the VoIPBin account owns."},
     {"OTP_CALLER_ID_BY_COUNTRY", OTP_CFG_STR, "", 0, 0, W,
-     "Caller IDs per destination country, e.g. gb:+442071234567,de:+493012345678 (else OTP_CALLER_ID)."},
+     "Caller IDs per destination country, e.g. gb:+442071234567,de:+493012345678 (else "
+     "OTP_CALLER_ID)."},
     {"OTP_HASH_KEY", OTP_CFG_SECRET, NULL, 0, 0, W | V,
      "Server secret for the keyed code hash: 64 hex chars (32 bytes). Or OTP_HASH_KEY_FILE."},
-    {"OTP_HASH_KEY_ID", OTP_CFG_INT, "1", 1, 32767, W | V, "Id of OTP_HASH_KEY, stored with each hash."},
+    {"OTP_HASH_KEY_ID", OTP_CFG_INT, "1", 1, 32767, W | V,
+     "Id of OTP_HASH_KEY, stored with each hash."},
     {"OTP_HASH_KEYS_PREVIOUS", OTP_CFG_SECRET, "", 0, 0, W | V,
      "Retired keys that still verify old rows: id:hex,id:hex. Or OTP_HASH_KEYS_PREVIOUS_FILE."},
     {"OTP_KEYPAD_SECRET_KEY", OTP_CFG_SECRET, "", 0, 0, W,
-     "Keypad mode: the workers' X25519 secret key, 64 hex chars (otp-worker --keygen); empty = keypad off."},
+     "Keypad mode: the workers' X25519 secret key, 64 hex chars (otp-worker --keygen); empty = "
+     "keypad off."},
     {"OTP_SMS_FALLBACK_DEFAULT", OTP_CFG_BOOL, "0", 0, 1, W,
-     "1 = after the last failed call, send a fresh code by SMS (a request's delivery.sms_fallback wins)."},
+     "1 = after the last failed call, send a fresh code by SMS (a request's delivery.sms_fallback "
+     "wins)."},
     {"OTP_KEYPAD_PUBLIC_KEY", OTP_CFG_STR, "", 0, 0, P,
      "Keypad mode: the workers' public key (64 hex chars); otp-produce seals --keypad-code to it."},
     {"OTP_WEBHOOK_SECRET", OTP_CFG_SECRET, NULL, 0, 0, V,
@@ -48,8 +57,10 @@ static const otp_setting_t settings[] = {
     {"OTP_MAX_FAILED_VERIFY_PER_HOUR", OTP_CFG_INT, "100", 1, 100000, V,
      "Wrong codes per user per hour, across challenges; then every check is rejected."},
     {"OTP_MAX_BODY_BYTES", OTP_CFG_INT, "8192", 256, 65536, V, "Largest verify request body."},
-    {"OTP_CODE_LENGTH", OTP_CFG_INT, "6", 4, 10, W, "Digits in a code (a request may ask for 4-10)."},
-    {"OTP_TTL_SECONDS", OTP_CFG_INT, "300", 60, 600, W, "Life of a code from the request (max 10 min)."},
+    {"OTP_CODE_LENGTH", OTP_CFG_INT, "6", 4, 10, W,
+     "Digits in a code (a request may ask for 4-10)."},
+    {"OTP_TTL_SECONDS", OTP_CFG_INT, "300", 60, 600, W,
+     "Life of a code from the request (max 10 min)."},
     {"OTP_MAX_ATTEMPTS", OTP_CFG_INT, "5", 1, 10, W, "Wrong entries before a challenge locks."},
     {"OTP_MIN_REMAINING_SECONDS", OTP_CFG_INT, "60", 10, 590, W,
      "A call is placed only if the code has at least this much life left."},
@@ -57,53 +68,69 @@ static const otp_setting_t settings[] = {
     {"OTP_RETRY_BASE_MS", OTP_CFG_INT, "2000", 10, 600000, W, "Backoff base (full jitter)."},
     {"OTP_RETRY_CAP_MS", OTP_CFG_INT, "60000", 10, 3600000, W, "Backoff cap."},
     {"OTP_VOIPBIN_RATE", OTP_CFG_INT, "16000", 100, 10000000, W,
-     "Requests per 1000 s to VoIPBin, shared by all workers (16000 = 16/s, under the 16.7/s account limit)."},
-    {"OTP_VOIPBIN_BURST", OTP_CFG_INT, "16", 1, 100000, W, "Largest burst of VoIPBin requests, all workers together."},
+     "Requests per 1000 s to VoIPBin, shared by all workers (16000 = 16/s, under the 16.7/s "
+     "account limit)."},
+    {"OTP_VOIPBIN_BURST", OTP_CFG_INT, "16", 1, 100000, W,
+     "Largest burst of VoIPBin requests, all workers together."},
     {"OTP_MAX_IN_FLIGHT", OTP_CFG_INT, "64", 1, 4096, W, "Call requests in flight per worker."},
-    {"OTP_CALL_TIMEOUT_MS", OTP_CFG_INT, "10000", 100, 120000, W, "Timeout of one VoIPBin request."},
+    {"OTP_CALL_TIMEOUT_MS", OTP_CFG_INT, "10000", 100, 120000, W,
+     "Timeout of one VoIPBin request."},
     {"OTP_CALL_STATUS_TIMEOUT_SECONDS", OTP_CFG_INT, "45", 1, 3600, W,
-     "No final call event this long after call_requested: the worker asks VoIPBin (GET /v1.0/calls/{id}, one request token); still ringing or talking: asked again a third of it later."},
+     "No final call event this long after call_requested: the worker asks VoIPBin (GET "
+     "/v1.0/calls/{id}, one request token); still ringing or talking: asked again a third of it "
+     "later."},
     {"OTP_LEASE_SECONDS", OTP_CFG_INT, "30", 2, 3600, W,
      "A claimed challenge returns to the pool if its worker has not finished by then."},
     {"OTP_CALLBACK_URL", OTP_CFG_STR, "", 0, 0, W,
-     "Public URL of the verifier's /v1/webhooks/voipbin, for the call's own webhook_send (gate: no key pressed)."},
+     "Public URL of the verifier's /v1/webhooks/voipbin, for the call's own webhook_send (gate: no "
+     "key pressed)."},
     {"OTP_GATE_DEFAULT", OTP_CFG_BOOL, "0", 0, 1, W,
      "1 = every call asks for a key before reading the code (a request's delivery.gate wins)."},
     {"OTP_AMD_DEFAULT", OTP_CFG_BOOL, "0", 0, 1, W,
      "1 = answering-machine detection on every call: a machine is hung up on (delivery.amd wins)."},
-    {"OTP_LIMIT_PHONE_15MIN", OTP_CFG_INT, "3", 0, 1000, W, "Requests per phone number per 15 minutes (0 = no limit)."},
-    {"OTP_LIMIT_PHONE_DAY", OTP_CFG_INT, "10", 0, 10000, W, "Requests per phone number per day (0 = no limit)."},
-    {"OTP_LIMIT_USER_HOUR", OTP_CFG_INT, "10", 0, 10000, W, "Requests per user per hour (0 = no limit)."},
+    {"OTP_LIMIT_PHONE_15MIN", OTP_CFG_INT, "3", 0, 1000, W,
+     "Requests per phone number per 15 minutes (0 = no limit)."},
+    {"OTP_LIMIT_PHONE_DAY", OTP_CFG_INT, "10", 0, 10000, W,
+     "Requests per phone number per day (0 = no limit)."},
+    {"OTP_LIMIT_USER_HOUR", OTP_CFG_INT, "10", 0, 10000, W,
+     "Requests per user per hour (0 = no limit)."},
     {"OTP_LIMIT_COUNTRY_HOUR", OTP_CFG_INT, "5000", 0, 100000000, W,
      "Requests per destination country per hour (0 = no limit)."},
     {"OTP_LIMIT_GLOBAL_HOUR", OTP_CFG_INT, "20000", 0, 100000000, W,
      "Requests per hour in all; above it the circuit breaker opens (0 = no limit)."},
     {"OTP_COUNTRY_ALLOWLIST", OTP_CFG_STR, "", 0, 0, W,
      "Countries that may be called (us,de,...); empty = all. Others are blocked."},
-    {"OTP_PREMIUM_PREFIXES", OTP_CFG_STR, "+1900,+1976,+881,+882,+883,+870,+979,+808,+4470,+449", 0, 0, W,
-     "E.164 prefixes never called (premium rate, satellite, shared cost): toll fraud."},
-    {"OTP_BLOCKED_NUMBER_TYPES", OTP_CFG_STR, "premium_rate,shared_cost,uan,personal_number,pager", 0, 0, W,
-     "Number types (libphonenumber) never called: premium_rate, shared_cost, uan, personal_number, pager, voip, toll_free, ...; empty = none."},
+    {"OTP_PREMIUM_PREFIXES", OTP_CFG_STR, "+1900,+1976,+881,+882,+883,+870,+979,+808,+4470,+449", 0,
+     0, W, "E.164 prefixes never called (premium rate, satellite, shared cost): toll fraud."},
+    {"OTP_BLOCKED_NUMBER_TYPES", OTP_CFG_STR, "premium_rate,shared_cost,uan,personal_number,pager",
+     0, 0, W,
+     "Number types (libphonenumber) never called: premium_rate, shared_cost, uan, personal_number, "
+     "pager, voip, toll_free, ...; empty = none."},
     {"OTP_BRAND", OTP_CFG_STR, "Acme", 0, 0, W,
      "Brand name spoken in the call: 1-32 characters of UTF-8, no control characters."},
     {"OTP_DEFAULT_LOCALE", OTP_CFG_STR, "en-US", 0, 0, W,
-     "Locale when neither the request nor the phone's country gives one (fr, en_GB resolve as a request's)."},
+     "Locale when neither the request nor the phone's country gives one (fr, en_GB resolve as a "
+     "request's)."},
     {"OTP_LOCALE_DIR", OTP_CFG_STR, "", 0, 0, W,
      "Folder of the voice templates; empty = PREFIX/share/otp/locales of the install (else "
      "common/locales of the source tree)."},
-    {"OTP_VERIFIER_LISTEN", OTP_CFG_STR, "127.0.0.1:8080", 0, 0, V, "host:port of the verifier's API."},
+    {"OTP_VERIFIER_LISTEN", OTP_CFG_STR, "127.0.0.1:8080", 0, 0, V,
+     "host:port of the verifier's API."},
     {"OTP_VERIFIER_ADMIN_LISTEN", OTP_CFG_STR, "127.0.0.1:9091", 0, 0, V,
      "host:port of the verifier's /healthz, /readyz and /metrics (not the API port); empty = off."},
     {"OTP_VERIFIER_THREADS", OTP_CFG_INT, "8", 1, 256, V,
-     "HTTP threads (one DB connection each; more let PostgreSQL commit more checks per disk flush)."},
+     "HTTP threads (one DB connection each; more let PostgreSQL commit more checks per disk "
+     "flush)."},
     {"OTP_WORKER_LISTEN", OTP_CFG_STR, "127.0.0.1:9090", 0, 0, W,
      "host:port of the worker's /healthz, /readyz and /metrics; empty = off."},
     {"OTP_STARTUP_TIMEOUT_SECONDS", OTP_CFG_INT, "300", 0, 86400, W | M,
-     "At start, wait this long for PostgreSQL and Kafka (retrying with a logged backoff up to 10 s) "
+     "At start, wait this long for PostgreSQL and Kafka (retrying with a logged backoff up to 10 "
+     "s) "
      "before giving up; 0 = try once."},
     {"OTP_LOG_LEVEL", OTP_CFG_STR, "info", 0, 0, W | V | P | M, "debug, info, warn or error."},
     {"OTP_LOG_FORMAT", OTP_CFG_STR, "logfmt", 0, 0, W | V | P | M,
-     "Log lines as logfmt (key=value) or json (one object per line); librdkafka's own logs included."},
+     "Log lines as logfmt (key=value) or json (one object per line); librdkafka's own logs "
+     "included."},
     {"OTP_DEMO_MODE", OTP_CFG_BOOL, "0", 0, 1, W | V | P | M,
      "1 = local demo: sample secrets are accepted."},
 };
@@ -115,9 +142,13 @@ static char *owned[NSETTINGS];
 
 /* Sample values from the docs and the demo; a production start refuses them. */
 static const char *const sample_secrets[] = {
-    "changeme", "secret", "demo", "test",
+    "changeme",
+    "secret",
+    "demo",
+    "test",
     "0000000000000000000000000000000000000000000000000000000000000000",
-    "vb_demo_access_key_not_secret", "demo-webhook-secret",
+    "vb_demo_access_key_not_secret",
+    "demo-webhook-secret",
     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
 };
 
@@ -207,7 +238,8 @@ int otp_config_load(unsigned program, char *errstr, size_t errstr_size)
     }
     if (!otp_config_demo_mode()) {
         for (size_t i = 0; i < NSETTINGS; i++) {
-            if (settings[i].type != OTP_CFG_SECRET || !(settings[i].programs & program) || !values[i])
+            if (settings[i].type != OTP_CFG_SECRET || !(settings[i].programs & program) ||
+                !values[i])
                 continue;
             for (size_t k = 0; k < sizeof(sample_secrets) / sizeof(*sample_secrets); k++) {
                 /* Case does not matter (hex); a long sample also counts inside a
@@ -215,9 +247,10 @@ int otp_config_load(unsigned program, char *errstr, size_t errstr_size)
                 size_t len = strlen(sample_secrets[k]);
                 if (strcasecmp(values[i], sample_secrets[k]) == 0 ||
                     (len >= 32 && strcasestr(values[i], sample_secrets[k]))) {
-                    snprintf(errstr, errstr_size,
-                             "%s holds a sample value; set a real secret (or OTP_DEMO_MODE=1 locally)",
-                             settings[i].name);
+                    snprintf(
+                        errstr, errstr_size,
+                        "%s holds a sample value; set a real secret (or OTP_DEMO_MODE=1 locally)",
+                        settings[i].name);
                     return -1;
                 }
             }

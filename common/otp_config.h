@@ -8,10 +8,10 @@
 #include <stddef.h>
 
 /* Which programs read a setting (bit mask). */
-#define OTP_PROG_WORKER   0x1
+#define OTP_PROG_WORKER 0x1
 #define OTP_PROG_VERIFIER 0x2
 #define OTP_PROG_PRODUCER 0x4
-#define OTP_PROG_MIGRATE  0x8
+#define OTP_PROG_MIGRATE 0x8
 
 typedef enum {
     OTP_CFG_STR,
@@ -23,8 +23,8 @@ typedef enum {
 typedef struct otp_setting {
     const char *name;
     otp_cfg_type_t type;
-    const char *def;      /* NULL = required (for the programs in `programs`) */
-    long min, max;        /* for OTP_CFG_INT */
+    const char *def; /* NULL = required (for the programs in `programs`) */
+    long min, max;   /* for OTP_CFG_INT */
     unsigned programs;
     const char *help;
 } otp_setting_t;

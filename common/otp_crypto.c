@@ -62,7 +62,8 @@ int otp_keyring_load(otp_keyring_t *kr, int current_id, const char *current_hex,
         if (kr->n == OTP_MAX_KEYS ||
             parse_key(hex, comma ? (size_t)(comma - hex) : strlen(hex), kr->keys[kr->n].key)) {
             snprintf(errstr, errstr_size,
-                     "OTP_HASH_KEYS_PREVIOUS: key %ld is not 64 hex characters (or too many keys)", id);
+                     "OTP_HASH_KEYS_PREVIOUS: key %ld is not 64 hex characters (or too many keys)",
+                     id);
             return -1;
         }
         for (int i = 0; i < kr->n; i++) {
@@ -165,9 +166,9 @@ void otp_uuid_v4(char out[37])
     randombytes_buf(b, sizeof(b));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 int otp_uuid_valid(const char *s)

@@ -45,7 +45,8 @@ int otp_db_pipe_send(PGconn *db, const char *sql, int nparams, const char *const
                      const int *lengths, const int *formats) __attribute__((warn_unused_result));
 /* Sends a statement made with otp_db_prepare (pipeline mode). */
 int otp_db_pipe_send_prepared(PGconn *db, const char *name, int nparams, const char *const *params,
-                              const int *lengths, const int *formats) __attribute__((warn_unused_result));
+                              const int *lengths, const int *formats)
+    __attribute__((warn_unused_result));
 int otp_db_pipe_close(PGconn *db, const char *what, PGresult **results, int n)
     __attribute__((warn_unused_result));
 
@@ -69,7 +70,8 @@ void otp_pgarray_free(otp_pgarray_t *a);
 
 /* LISTENs on channel if this session does not yet (a reset connection is a
  * new session: *session holds the backend pid that listens). 0 ok, -1 error. */
-int otp_db_listen(PGconn *db, const char *channel, int *session) __attribute__((warn_unused_result));
+int otp_db_listen(PGconn *db, const char *channel, int *session)
+    __attribute__((warn_unused_result));
 
 /* Waits until a notification comes or timeout_ms passes (0 = only look).
  * Drains every notification received. 1 one came, 0 none, -1 the connection

@@ -90,8 +90,8 @@ static const char *safe_name(const char *name, char out[72])
 }
 
 static const char *const known_fields[] = {
-    "request_id", "user_id", "phone", "locale", "purpose", "requested_at",
-    "ttl_seconds", "code_length", "delivery", "metadata", "schema_version", "resend_of",
+    "request_id",         "user_id",     "phone",    "locale",   "purpose",        "requested_at",
+    "ttl_seconds",        "code_length", "delivery", "metadata", "schema_version", "resend_of",
     "keypad_code_sealed",
 };
 
@@ -106,8 +106,8 @@ static int opt_bool(json_t *obj, const char *key)
     return json_is_true(v);
 }
 
-int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *reason,
-                      size_t rsz, char *errstr, size_t esz)
+int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *reason, size_t rsz,
+                      char *errstr, size_t esz)
 {
     json_error_t jerr;
     json_t *root = NULL, *v;
@@ -143,7 +143,8 @@ int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *rea
     for (int i = 0; i < 36; i++)
         out->request_id[i] = (char)tolower((unsigned char)json_string_value(v)[i]);
 
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         int known = 0;
         for (size_t i = 0; i < sizeof(known_fields) / sizeof(*known_fields); i++)
             known |= strcmp(key, known_fields[i]) == 0;
@@ -237,7 +238,8 @@ int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *rea
     v = json_object_get(root, "ttl_seconds");
     if (v) {
         if (!json_is_integer(v) || json_integer_value(v) < 60 || json_integer_value(v) > 600) {
-            fail(reason, rsz, errstr, esz, "invalid_ttl", "ttl_seconds must be a whole number 60-600");
+            fail(reason, rsz, errstr, esz, "invalid_ttl",
+                 "ttl_seconds must be a whole number 60-600");
             goto out;
         }
         out->ttl_seconds = (int)json_integer_value(v);
@@ -262,7 +264,8 @@ int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *rea
             fail(reason, rsz, errstr, esz, "invalid_delivery", "delivery must be an object");
             goto out;
         }
-        json_object_foreach(v, dk, dv) {
+        json_object_foreach(v, dk, dv)
+        {
             (void)dv;
             if (strcmp(dk, "gate") && strcmp(dk, "amd") && strcmp(dk, "sms_fallback") &&
                 strcmp(dk, "channel") && strcmp(dk, "mode")) {
@@ -275,7 +278,8 @@ int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *rea
         out->delivery.gate = opt_bool(v, "gate");
         out->delivery.amd = opt_bool(v, "amd");
         out->delivery.sms_fallback = opt_bool(v, "sms_fallback");
-        if (out->delivery.gate == -2 || out->delivery.amd == -2 || out->delivery.sms_fallback == -2) {
+        if (out->delivery.gate == -2 || out->delivery.amd == -2 ||
+            out->delivery.sms_fallback == -2) {
             fail(reason, rsz, errstr, esz, "invalid_delivery",
                  "delivery.gate, .amd and .sms_fallback must be true or false");
             goto out;
@@ -283,14 +287,16 @@ int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *rea
         dv = json_object_get(v, "channel");
         if (dv && (!json_is_string(dv) || (strcmp(json_string_value(dv), "voice") &&
                                            strcmp(json_string_value(dv), "sms")))) {
-            fail(reason, rsz, errstr, esz, "invalid_delivery", "delivery.channel must be voice or sms");
+            fail(reason, rsz, errstr, esz, "invalid_delivery",
+                 "delivery.channel must be voice or sms");
             goto out;
         }
         out->delivery.sms = dv && strcmp(json_string_value(dv), "sms") == 0;
         dv = json_object_get(v, "mode");
         if (dv && (!json_is_string(dv) || (strcmp(json_string_value(dv), "speak") &&
                                            strcmp(json_string_value(dv), "keypad")))) {
-            fail(reason, rsz, errstr, esz, "invalid_delivery", "delivery.mode must be speak or keypad");
+            fail(reason, rsz, errstr, esz, "invalid_delivery",
+                 "delivery.mode must be speak or keypad");
             goto out;
         }
         out->delivery.keypad = dv && strcmp(json_string_value(dv), "keypad") == 0;
@@ -305,7 +311,8 @@ int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *rea
         goto out;
     }
     if (v)
-        snprintf(out->keypad_code_sealed, sizeof(out->keypad_code_sealed), "%s", json_string_value(v));
+        snprintf(out->keypad_code_sealed, sizeof(out->keypad_code_sealed), "%s",
+                 json_string_value(v));
     if (out->delivery.keypad != !!out->keypad_code_sealed[0]) {
         fail(reason, rsz, errstr, esz, "invalid_keypad_code",
              "delivery.mode keypad and keypad_code_sealed go together");
@@ -407,7 +414,8 @@ char *otp_dlq_envelope(const char *reason, const char *error, const char *topic,
     json_object_set_new(o, "source", src);
     /* jansson refuses invalid UTF-8 (overlong forms, surrogates); a NUL would
      * become \u0000, which many consumers reject: both go as base64. */
-    text = payload_len && !memchr(payload, 0, payload_len) ? json_stringn(payload, payload_len) : NULL;
+    text =
+        payload_len && !memchr(payload, 0, payload_len) ? json_stringn(payload, payload_len) : NULL;
     if (text) {
         json_object_set_new(o, "original", text);
     } else if (payload_len) {
@@ -436,7 +444,8 @@ int otp_verify_request_parse(const char *body, size_t len, char request_id[37], 
     int rc = -1;
 
     if (len == 0) {
-        snprintf(errstr, errstr_size, "the body is empty; send {\"request_id\": ..., \"code\": ...}");
+        snprintf(errstr, errstr_size,
+                 "the body is empty; send {\"request_id\": ..., \"code\": ...}");
         return -1;
     }
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -446,7 +455,8 @@ int otp_verify_request_parse(const char *body, size_t len, char request_id[37], 
         redact_in_place(errstr);
         goto out;
     }
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         if (strcmp(key, "request_id") != 0 && strcmp(key, "code") != 0) {
             char shown[72];
             snprintf(errstr, errstr_size, "unexpected field \"%s\"", safe_name(key, shown));
@@ -481,7 +491,8 @@ static size_t digit_token(const char *p, const char *end)
     if (p < end && *p >= '0' && *p <= '9')
         return 1;
     if (end - p >= 6 && p[0] == '\\' && p[1] == 'u' && isxdigit((unsigned char)p[2]) &&
-        isxdigit((unsigned char)p[3]) && isxdigit((unsigned char)p[4]) && isxdigit((unsigned char)p[5]))
+        isxdigit((unsigned char)p[3]) && isxdigit((unsigned char)p[4]) &&
+        isxdigit((unsigned char)p[5]))
         return 6;
     return 0;
 }

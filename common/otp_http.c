@@ -33,12 +33,12 @@ struct MHD_Daemon *otp_http_start(const char *setting, const char *listen, unsig
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     if (*end || port < 0 || port > 65535 ||
-        inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &sa.sin_addr) != 1) {
+        inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &sa.sin_addr) !=
+            1) {
         snprintf(errstr, errstr_size, "%s=%s: expected an IPv4 host:port", setting, listen);
         return NULL;
     }
-    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
-                             MHD_USE_TURBO,
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_TURBO,
                          (uint16_t)port, NULL, NULL, handler, cls, MHD_OPTION_SOCK_ADDR, &sa,
                          MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
                          completed, cls, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);

@@ -42,8 +42,8 @@ size_t otp_log_format_line(char *out, size_t out_size, otp_log_level_t level, co
                            const char *fields);
 
 #define otp_debug(ev, ...) otp_log(OTP_LOG_DEBUG, ev, __VA_ARGS__)
-#define otp_info(ev, ...)  otp_log(OTP_LOG_INFO, ev, __VA_ARGS__)
-#define otp_warn(ev, ...)  otp_log(OTP_LOG_WARN, ev, __VA_ARGS__)
+#define otp_info(ev, ...) otp_log(OTP_LOG_INFO, ev, __VA_ARGS__)
+#define otp_warn(ev, ...) otp_log(OTP_LOG_WARN, ev, __VA_ARGS__)
 #define otp_error(ev, ...) otp_log(OTP_LOG_ERROR, ev, __VA_ARGS__)
 
 #endif

@@ -92,7 +92,8 @@ int otp_time_parse(const char *s, int64_t *ms_out)
     }
     if (*p != '\0')
         return -1;
-    *ms_out = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) - off * 60) * 1000 + ms;
+    *ms_out =
+        ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) - off * 60) * 1000 + ms;
     /* Years 0001-9999 once the offset is applied: what otp_time_format can write back. */
     if (*ms_out < -62135596800000LL || *ms_out > 253402300799999LL)
         return -1;

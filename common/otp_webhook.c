@@ -22,13 +22,15 @@ static void call_unlock(PGconn *db, const char *call_id)
     /* After a failed statement inside a transaction the unlock would fail too. */
     if (PQtransactionStatus(db) == PQTRANS_INERROR)
         otp_db_rollback(db);
-    r = PQexecParams(db, "SELECT pg_advisory_unlock(727276, hashtext($1))", 1, NULL, p, NULL, NULL, 0);
+    r = PQexecParams(db, "SELECT pg_advisory_unlock(727276, hashtext($1))", 1, NULL, p, NULL, NULL,
+                     0);
     PQclear(r);
 }
 
 int otp_call_status_rank(const char *status)
 {
-    static const char *const order[] = {"dialing", "ringing", "progressing", "terminating", "hangup"};
+    static const char *const order[] = {"dialing", "ringing", "progressing", "terminating",
+                                        "hangup"};
     if (strcmp(status, "canceling") == 0)
         return 3;
     for (int i = 0; i < 5; i++)
@@ -77,14 +79,17 @@ int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, cha
     if (strcmp(ev->type, "otp_keypad") == 0) {
         const char *d;
         size_t n = 0;
-        if (copy_str(data, "id", ev->call_id, sizeof(ev->call_id), 1) || !otp_uuid_valid(ev->call_id) ||
+        if (copy_str(data, "id", ev->call_id, sizeof(ev->call_id), 1) ||
+            !otp_uuid_valid(ev->call_id) ||
             copy_str(data, "request_id", ev->request_id, sizeof(ev->request_id), 1) ||
             !otp_uuid_valid(ev->request_id) || !json_is_string(json_object_get(data, "digits"))) {
-            snprintf(errstr, errstr_size, "otp_keypad needs data.id, data.request_id and data.digits");
+            snprintf(errstr, errstr_size,
+                     "otp_keypad needs data.id, data.request_id and data.digits");
             goto out;
         }
         /* Keep the digits; '#' ends the entry and is not part of the code. */
-        for (d = json_string_value(json_object_get(data, "digits")); *d && n < sizeof(ev->digits) - 1; d++)
+        for (d = json_string_value(json_object_get(data, "digits"));
+             *d && n < sizeof(ev->digits) - 1; d++)
             if (*d >= '0' && *d <= '9')
                 ev->digits[n++] = *d;
         ev->digits[n] = '\0';
@@ -94,7 +99,8 @@ int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, cha
         goto out;
     }
     if (strcmp(ev->type, "otp_no_input") == 0) {
-        if (copy_str(data, "id", ev->call_id, sizeof(ev->call_id), 1) || !otp_uuid_valid(ev->call_id) ||
+        if (copy_str(data, "id", ev->call_id, sizeof(ev->call_id), 1) ||
+            !otp_uuid_valid(ev->call_id) ||
             copy_str(data, "request_id", ev->request_id, sizeof(ev->request_id), 1) ||
             !otp_uuid_valid(ev->request_id)) {
             snprintf(errstr, errstr_size, "otp_no_input needs data.id and data.request_id UUIDs");
@@ -120,7 +126,8 @@ int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, cha
     }
     if (copy_str(data, "hangup_by", ev->hangup_by, sizeof(ev->hangup_by), 0) ||
         copy_str(data, "hangup_reason", ev->hangup_reason, sizeof(ev->hangup_reason), 0)) {
-        snprintf(errstr, errstr_size, "data.hangup_by and data.hangup_reason must be short strings");
+        snprintf(errstr, errstr_size,
+                 "data.hangup_by and data.hangup_reason must be short strings");
         goto out;
     }
     {
@@ -168,16 +175,18 @@ static int apply_no_input(PGconn *db, const otp_call_event_t *ev)
 
     if (otp_db_begin(db) != 0)
         return -1;
-    r = otp_db_query(db, "no_input",
-                     "UPDATE challenges SET status = 'no_input', next_attempt_at = now(), updated_at = now()"
-                     " WHERE request_id = $1 AND call_id = $2::uuid"
-                     "   AND status IN ('call_requested', 'ringing', 'answered', 'delivered')",
-                     2, p);
+    r = otp_db_query(
+        db, "no_input",
+        "UPDATE challenges SET status = 'no_input', next_attempt_at = now(), updated_at = now()"
+        " WHERE request_id = $1 AND call_id = $2::uuid"
+        "   AND status IN ('call_requested', 'ringing', 'answered', 'delivered')",
+        2, p);
     if (!r)
         goto fail;
     changed = strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
-    if (changed && otp_outbox_add(db, ev->request_id, "no_input", json_pack("{s:s}", "call_id", ev->call_id)))
+    if (changed &&
+        otp_outbox_add(db, ev->request_id, "no_input", json_pack("{s:s}", "call_id", ev->call_id)))
         goto fail;
     return otp_db_commit(db) ? -1 : 0;
 fail:
@@ -230,7 +239,8 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
         r = NULL; /* the fail: path clears it again */
         p[1] = raw_body;
         if (otp_db_exec(db, "webhook_keep",
-                        "INSERT INTO webhook_pending (call_id, body) VALUES ($1, $2::jsonb)", 2, p) ||
+                        "INSERT INTO webhook_pending (call_id, body) VALUES ($1, $2::jsonb)", 2,
+                        p) ||
             otp_db_commit(db))
             goto fail;
         return 1;
@@ -264,11 +274,12 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
     p[3] = answered_s;
     p[4] = ev->hangup_by[0] ? ev->hangup_by : NULL;
     p[5] = ev->hangup_reason[0] ? ev->hangup_reason : NULL;
-    if (otp_db_exec(db, "webhook_call",
-                    "UPDATE calls SET status = $2, status_rank = $3, answered = $4::int::boolean,"
-                    " hangup_by = coalesce($5, hangup_by), hangup_reason = coalesce($6, hangup_reason),"
-                    " updated_at = now() WHERE call_id = $1",
-                    6, p))
+    if (otp_db_exec(
+            db, "webhook_call",
+            "UPDATE calls SET status = $2, status_rank = $3, answered = $4::int::boolean,"
+            " hangup_by = coalesce($5, hangup_by), hangup_reason = coalesce($6, hangup_reason),"
+            " updated_at = now() WHERE call_id = $1",
+            6, p))
         goto fail;
 
     if (current) {
@@ -299,12 +310,13 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
             rp[1] = new_status;
             /* delivered: nothing more to do; other outcomes: the dispatcher
              * decides at once whether to call again. */
-            if (otp_db_exec(db, "webhook_challenge",
-                            "UPDATE challenges SET status = $2, updated_at = now(),"
-                            " next_attempt_at = CASE WHEN $2 IN ('ringing','answered') THEN next_attempt_at"
-                            "                        WHEN $2 = 'delivered' THEN NULL ELSE now() END"
-                            " WHERE request_id = $1",
-                            2, rp))
+            if (otp_db_exec(
+                    db, "webhook_challenge",
+                    "UPDATE challenges SET status = $2, updated_at = now(),"
+                    " next_attempt_at = CASE WHEN $2 IN ('ringing','answered') THEN next_attempt_at"
+                    "                        WHEN $2 = 'delivered' THEN NULL ELSE now() END"
+                    " WHERE request_id = $1",
+                    2, rp))
                 goto fail;
         }
     }
@@ -341,7 +353,8 @@ int otp_call_apply_pending(PGconn *db, const char *call_id)
     if (otp_db_exec(db, "webhook_pending_lock", CALL_LOCK_SQL("pg_advisory_lock"), 1, p))
         return -1;
     r = otp_db_query(db, "webhook_pending",
-                     "SELECT id, body::text FROM webhook_pending WHERE call_id = $1 ORDER BY id", 1, p);
+                     "SELECT id, body::text FROM webhook_pending WHERE call_id = $1 ORDER BY id", 1,
+                     p);
     if (!r) {
         call_unlock(db, call_id);
         return -1;
@@ -357,7 +370,8 @@ int otp_call_apply_pending(PGconn *db, const char *call_id)
             rc = -1;
             break;
         }
-        if (otp_db_exec(db, "webhook_pending_done", "DELETE FROM webhook_pending WHERE id = $1", 1, dp)) {
+        if (otp_db_exec(db, "webhook_pending_done", "DELETE FROM webhook_pending WHERE id = $1", 1,
+                        dp)) {
             rc = -1;
             break;
         }

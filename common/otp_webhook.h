@@ -10,16 +10,16 @@
 #define OTP_WEBHOOK_MAX_BYTES 65536
 
 typedef struct otp_call_event {
-    char type[48];         /* call_created, call_ringing, ... (others are ignored) */
+    char type[48]; /* call_created, call_ringing, ... (others are ignored) */
     char call_id[37];
-    char status[16];       /* dialing ringing progressing terminating canceling hangup */
+    char status[16]; /* dialing ringing progressing terminating canceling hangup */
     char hangup_by[16];
     char hangup_reason[16];
-    int progressed;        /* tm_progressing present: the callee answered */
-    int no_input;          /* our own webhook_send: the gate heard no key */
-    int keypad;            /* our own webhook_send: the digits keyed in (keypad mode) */
-    char request_id[37];   /* set with no_input and keypad */
-    char digits[16];       /* keypad: the digits, '#' and other keys removed */
+    int progressed;      /* tm_progressing present: the callee answered */
+    int no_input;        /* our own webhook_send: the gate heard no key */
+    int keypad;          /* our own webhook_send: the digits keyed in (keypad mode) */
+    char request_id[37]; /* set with no_input and keypad */
+    char digits[16];     /* keypad: the digits, '#' and other keys removed */
 } otp_call_event_t;
 
 /* Parses a webhook body: a VoIPBin call event, or one our own call flows send

@@ -206,9 +206,9 @@ static int post_json(vb_client_t *c, const char *path, json_t *req, int is_messa
 int vb_call_create(vb_client_t *c, const char *source, const char *destination, json_t *actions,
                    vb_done_cb *cb, void *opaque)
 {
-    json_t *req = json_pack("{s:{s:s, s:s}, s:[{s:s, s:s}], s:O}", "source", "type", "tel", "target",
-                            source, "destinations", "type", "tel", "target", destination, "actions",
-                            actions);
+    json_t *req =
+        json_pack("{s:{s:s, s:s}, s:[{s:s, s:s}], s:O}", "source", "type", "tel", "target", source,
+                  "destinations", "type", "tel", "target", destination, "actions", actions);
     int rc = post_json(c, "/calls", req, 0, cb, opaque);
     json_decref(req);
     return rc;
@@ -217,8 +217,9 @@ int vb_call_create(vb_client_t *c, const char *source, const char *destination, 
 int vb_message_create(vb_client_t *c, const char *source, const char *destination, const char *text,
                       vb_done_cb *cb, void *opaque)
 {
-    json_t *req = json_pack("{s:{s:s, s:s}, s:[{s:s, s:s}], s:s}", "source", "type", "tel", "target",
-                            source, "destinations", "type", "tel", "target", destination, "text", text);
+    json_t *req =
+        json_pack("{s:{s:s, s:s}, s:[{s:s, s:s}], s:s}", "source", "type", "tel", "target", source,
+                  "destinations", "type", "tel", "target", destination, "text", text);
     int rc = post_json(c, "/messages", req, 1, cb, opaque);
     json_decref(req);
     return rc;
@@ -406,7 +407,8 @@ int vb_find_call_since(vb_client_t *c, const char *destination, int64_t since_ms
             return -1;
         }
         found = 0;
-        json_array_foreach(result, i, item) {
+        json_array_foreach(result, i, item)
+        {
             const char *tc = json_string_value(json_object_get(item, "tm_create"));
             const char *dst =
                 json_string_value(json_object_get(json_object_get(item, "destination"), "target"));

@@ -12,18 +12,18 @@ typedef struct vb_client vb_client_t;
 /* How a failed request may be retried (DESIGN.md, retry policy). */
 typedef enum {
     VB_OK = 0,
-    VB_RETRY_SAFE,  /* not placed for sure: connect failure, 429, 503 */
-    VB_AMBIGUOUS,   /* may have been placed: timeout after sending, 500, other 5xx */
-    VB_PERMANENT,   /* not placed, and retrying will not help: 400, 401, 402, 403, 404 */
+    VB_RETRY_SAFE, /* not placed for sure: connect failure, 429, 503 */
+    VB_AMBIGUOUS,  /* may have been placed: timeout after sending, 500, other 5xx */
+    VB_PERMANENT,  /* not placed, and retrying will not help: 400, 401, 402, 403, 404 */
 } vb_class_t;
 
 typedef struct vb_result {
     vb_class_t cls;
-    long http_status;        /* 0 when no response */
-    int64_t retry_after_ms;  /* from Retry-After, 0 if none */
-    char call_id[37];        /* calls[0].id (or the message id) on success */
-    char reason[64];         /* error.reason, or a transport cause like "timeout" */
-    char message[160];       /* error.message or curl's words */
+    long http_status;       /* 0 when no response */
+    int64_t retry_after_ms; /* from Retry-After, 0 if none */
+    char call_id[37];       /* calls[0].id (or the message id) on success */
+    char reason[64];        /* error.reason, or a transport cause like "timeout" */
+    char message[160];      /* error.message or curl's words */
 } vb_result_t;
 
 typedef void(vb_done_cb)(void *opaque, const vb_result_t *res);

@@ -61,8 +61,8 @@ static int publish(rd_kafka_t *rk, const char *topic, const char *key, const cha
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-            RD_KAFKA_V_VALUE((void *)value, strlen(value)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_END);
+            RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(rk, 50);
             continue;
@@ -87,9 +87,11 @@ static int seal_keypad_code(const char *code, otp_request_t *req, char *err, siz
         snprintf(err, errsz, "--keypad-code must be %d-%d digits", OTP_CODE_MIN, OTP_CODE_MAX);
         return -1;
     }
-    if (strlen(pk_hex) != 64 || sodium_hex2bin(pk, sizeof(pk), pk_hex, 64, NULL, &pk_len, NULL) != 0 ||
+    if (strlen(pk_hex) != 64 ||
+        sodium_hex2bin(pk, sizeof(pk), pk_hex, 64, NULL, &pk_len, NULL) != 0 ||
         pk_len != sizeof(pk)) {
-        snprintf(err, errsz, "OTP_KEYPAD_PUBLIC_KEY: expected 64 hex characters (otp-worker --keygen)");
+        snprintf(err, errsz,
+                 "OTP_KEYPAD_PUBLIC_KEY: expected 64 hex characters (otp-worker --keygen)");
         return -1;
     }
     if (crypto_box_seal(sealed, (const unsigned char *)code, n, pk) != 0)
@@ -136,18 +138,26 @@ out:
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"phone", required_argument, 0, 'p'},       {"user", required_argument, 0, 'u'},
-        {"purpose", required_argument, 0, 'P'},     {"locale", required_argument, 0, 'l'},
-        {"request-id", required_argument, 0, 'r'},  {"ttl", required_argument, 0, 't'},
-        {"code-length", required_argument, 0, 'c'}, {"gate", no_argument, 0, 'g'},
-        {"amd", no_argument, 0, 'a'},               {"sms-fallback", no_argument, 0, 's'},
-        {"metadata", required_argument, 0, 'm'},    {"file", required_argument, 0, 'f'},
-        {"raw", no_argument, 0, 'R'},               {"help", no_argument, 0, 'h'},
-        {"resend", required_argument, 0, 'S'},      {"channel", required_argument, 0, 'C'},
-        {"keypad-code", required_argument, 0, 'K'}, {"dry-run", no_argument, 0, 'n'},
-        {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"phone", required_argument, 0, 'p'},
+                                         {"user", required_argument, 0, 'u'},
+                                         {"purpose", required_argument, 0, 'P'},
+                                         {"locale", required_argument, 0, 'l'},
+                                         {"request-id", required_argument, 0, 'r'},
+                                         {"ttl", required_argument, 0, 't'},
+                                         {"code-length", required_argument, 0, 'c'},
+                                         {"gate", no_argument, 0, 'g'},
+                                         {"amd", no_argument, 0, 'a'},
+                                         {"sms-fallback", no_argument, 0, 's'},
+                                         {"metadata", required_argument, 0, 'm'},
+                                         {"file", required_argument, 0, 'f'},
+                                         {"raw", no_argument, 0, 'R'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"resend", required_argument, 0, 'S'},
+                                         {"channel", required_argument, 0, 'C'},
+                                         {"keypad-code", required_argument, 0, 'K'},
+                                         {"dry-run", no_argument, 0, 'n'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {0, 0, 0, 0}};
     otp_request_t req;
     const char *file = NULL, *topic;
     int raw = 0, dry_run = 0, show = 0, opt, rc = 1;
@@ -163,20 +173,48 @@ int main(int argc, char **argv)
 
     while ((opt = getopt_long(argc, argv, "p:u:P:l:r:t:c:gasm:f:RhS:C:K:nV", opts, NULL)) != -1) {
         switch (opt) {
-        case 'p': snprintf(req.phone, sizeof(req.phone), "%s", optarg); break;
-        case 'u': snprintf(req.user_id, sizeof(req.user_id), "%s", optarg); break;
-        case 'P': snprintf(req.purpose, sizeof(req.purpose), "%s", optarg); break;
-        case 'l': snprintf(req.locale, sizeof(req.locale), "%s", optarg); break;
-        case 'r': snprintf(req.request_id, sizeof(req.request_id), "%s", optarg); break;
-        case 't': req.ttl_seconds = (int)strtol(optarg, NULL, 10); break;
-        case 'c': req.code_length = (int)strtol(optarg, NULL, 10); break;
-        case 'g': req.delivery.gate = 1; break;
-        case 'a': req.delivery.amd = 1; break;
-        case 's': req.delivery.sms_fallback = 1; break;
-        case 'm': snprintf(req.metadata, sizeof(req.metadata), "%s", optarg); break;
-        case 'f': file = optarg; break;
-        case 'R': raw = 1; break;
-        case 'S': snprintf(req.resend_of, sizeof(req.resend_of), "%s", optarg); break;
+        case 'p':
+            snprintf(req.phone, sizeof(req.phone), "%s", optarg);
+            break;
+        case 'u':
+            snprintf(req.user_id, sizeof(req.user_id), "%s", optarg);
+            break;
+        case 'P':
+            snprintf(req.purpose, sizeof(req.purpose), "%s", optarg);
+            break;
+        case 'l':
+            snprintf(req.locale, sizeof(req.locale), "%s", optarg);
+            break;
+        case 'r':
+            snprintf(req.request_id, sizeof(req.request_id), "%s", optarg);
+            break;
+        case 't':
+            req.ttl_seconds = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'c':
+            req.code_length = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'g':
+            req.delivery.gate = 1;
+            break;
+        case 'a':
+            req.delivery.amd = 1;
+            break;
+        case 's':
+            req.delivery.sms_fallback = 1;
+            break;
+        case 'm':
+            snprintf(req.metadata, sizeof(req.metadata), "%s", optarg);
+            break;
+        case 'f':
+            file = optarg;
+            break;
+        case 'R':
+            raw = 1;
+            break;
+        case 'S':
+            snprintf(req.resend_of, sizeof(req.resend_of), "%s", optarg);
+            break;
         case 'C':
             if (strcmp(optarg, "sms") != 0 && strcmp(optarg, "voice") != 0) {
                 fprintf(stderr, "otp-produce: --channel is voice or sms\n");
@@ -184,10 +222,18 @@ int main(int argc, char **argv)
             }
             req.delivery.sms = strcmp(optarg, "sms") == 0;
             break;
-        case 'K': keypad_code = optarg; break;
-        case 'n': dry_run = 1; break;
-        case 'V': show = 'V'; break;
-        case 'h': show = 'h'; break;
+        case 'K':
+            keypad_code = optarg;
+            break;
+        case 'n':
+            dry_run = 1;
+            break;
+        case 'V':
+            show = 'V';
+            break;
+        case 'h':
+            show = 'h';
+            break;
         default:
             fprintf(stderr, "%s\n", usage);
             return 2;
@@ -245,7 +291,8 @@ int main(int argc, char **argv)
             otp_uuid_v4(req.request_id);
         req.requested_at_ms = otp_now_ms();
         js = otp_request_to_json(&req);
-        if (!js || otp_request_parse(js, strlen(js), &req, reason, sizeof(reason), err, sizeof(err))) {
+        if (!js ||
+            otp_request_parse(js, strlen(js), &req, reason, sizeof(reason), err, sizeof(err))) {
             fprintf(stderr, "otp-produce: invalid request: %s\n", js ? err : "out of memory");
             free(js);
             goto out;

@@ -12,7 +12,7 @@ PACKAGES=(
     librdkafka-dev libcurl4-openssl-dev libjansson-dev libsodium-dev libmicrohttpd-dev libpq-dev
     libphonenumber-dev
     postgresql-15 postgresql-client-15
-    clang libclang-rt-14-dev
+    clang clang-format libclang-rt-14-dev
     espeak-ng sox wrk libxml2-utils
     python3 python3-pytest python3-psycopg python3-confluent-kafka python3-jsonschema
     ca-certificates git

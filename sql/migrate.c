@@ -126,7 +126,8 @@ int main(int argc, char **argv)
         snprintf(version, sizeof(version), "%ld", strtol(files[i], NULL, 10));
         params[0] = version;
         params[1] = files[i];
-        r = otp_db_query(db, "check", "SELECT 1 FROM schema_migrations WHERE version = $1", 1, params);
+        r = otp_db_query(db, "check", "SELECT 1 FROM schema_migrations WHERE version = $1", 1,
+                         params);
         if (!r)
             goto out;
         done = PQntuples(r) > 0;
@@ -153,8 +154,9 @@ int main(int argc, char **argv)
             goto out;
         }
         PQclear(r);
-        if (otp_db_exec(db, "record", "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                        2, params) ||
+        if (otp_db_exec(db, "record",
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+                        params) ||
             otp_db_commit(db) != 0) {
             otp_db_rollback(db);
             goto out;

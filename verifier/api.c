@@ -34,9 +34,10 @@ int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_
     while (p && *p) {
         size_t n = strcspn(p, ",");
         if (n != 64 || strspn(p, "0123456789abcdefABCDEF") < 64 || a->n_api_keys == API_MAX_KEYS) {
-            snprintf(errstr, errstr_size,
-                     "OTP_API_KEY_HASHES: expected up to %d SHA-256 hex digests separated by commas",
-                     API_MAX_KEYS);
+            snprintf(
+                errstr, errstr_size,
+                "OTP_API_KEY_HASHES: expected up to %d SHA-256 hex digests separated by commas",
+                API_MAX_KEYS);
             return -1;
         }
         for (size_t i = 0; i < 64; i++)
@@ -62,8 +63,8 @@ static PGconn *db(api_t *a)
         if (!thread_db)
             otp_error("db_connect_failed", "error=\"%s\"", err);
     } else if (otp_db_ensure(thread_db) != 0) {
-        otp_warn("db_reconnect_failed", "error=\"%.*s\"", (int)strcspn(PQerrorMessage(thread_db), "\n"),
-                 PQerrorMessage(thread_db));
+        otp_warn("db_reconnect_failed", "error=\"%.*s\"",
+                 (int)strcspn(PQerrorMessage(thread_db), "\n"), PQerrorMessage(thread_db));
     }
     return thread_db;
 }
@@ -106,25 +107,30 @@ static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_
     }
     started = otp_monotonic_us();
     conn = db(a);
-    res = conn ? verify_code(conn, &a->keys, request_id, code, a->max_failed_per_hour, &attempts_left) : VERIFY_ERROR;
+    res =
+        conn ? verify_code(conn, &a->keys, request_id, code, a->max_failed_per_hour, &attempts_left)
+             : VERIFY_ERROR;
     sodium_memzero(code, sizeof(code));
     otp_metric_observe(OTP_M_VERIFIER_VERIFY_LATENCY, NULL,
                        (double)(otp_monotonic_us() - started) / 1e6);
     switch (res) {
     case VERIFY_OK:
         atomic_fetch_add(&a->verified, 1);
-        return reply_json(c, 200, json_pack("{s:s, s:b, s:s}", "request_id", request_id, "valid", 1,
-                                            "status", "verified"));
+        return reply_json(c, 200,
+                          json_pack("{s:s, s:b, s:s}", "request_id", request_id, "valid", 1,
+                                    "status", "verified"));
     case VERIFY_INCORRECT:
         atomic_fetch_add(&a->incorrect, 1);
-        return reply_json(c, 200, json_pack("{s:s, s:b, s:s, s:i}", "request_id", request_id, "valid",
-                                            0, "status", "incorrect", "attempts_left", attempts_left));
+        return reply_json(c, 200,
+                          json_pack("{s:s, s:b, s:s, s:i}", "request_id", request_id, "valid", 0,
+                                    "status", "incorrect", "attempts_left", attempts_left));
     case VERIFY_REJECTED:
         /* Unknown, expired, locked, used, superseded: the same status and body. */
         atomic_fetch_add(&a->rejected, 1);
-        return reply_json(c, 404, json_pack("{s:s, s:b, s:s, s:s}", "request_id", request_id, "valid",
-                                            0, "status", "rejected", "message",
-                                            "no code can be checked for this request"));
+        return reply_json(c, 404,
+                          json_pack("{s:s, s:b, s:s, s:s}", "request_id", request_id, "valid", 0,
+                                    "status", "rejected", "message",
+                                    "no code can be checked for this request"));
     case VERIFY_ERROR:
     default:
         atomic_fetch_add(&a->db_errors, 1);
@@ -157,8 +163,7 @@ static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, const ch
         return otp_http_error(c, 404, "not_found", "no request with this id");
     }
     o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "request_id", id, "status",
-                  PQgetvalue(r, 0, 6)[0] == 't' &&
-                          strcmp(PQgetvalue(r, 0, 0), "verified") != 0 &&
+                  PQgetvalue(r, 0, 6)[0] == 't' && strcmp(PQgetvalue(r, 0, 0), "verified") != 0 &&
                           strcmp(PQgetvalue(r, 0, 0), "locked") != 0
                       ? "expired"
                       : PQgetvalue(r, 0, 0),
@@ -179,7 +184,8 @@ static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx
 
     if (!otp_webhook_signature_ok(a->webhook_secret, ctx->body ? ctx->body : "", ctx->len, sig)) {
         atomic_fetch_add(&a->webhooks_bad_signature, 1);
-        otp_warn("webhook_bad_signature", "bytes=%zu signature=%s", ctx->len, sig ? "wrong" : "missing");
+        otp_warn("webhook_bad_signature", "bytes=%zu signature=%s", ctx->len,
+                 sig ? "wrong" : "missing");
         return otp_http_error(c, 401, "bad_signature",
                               "X-VoIPBIN-Signature is missing or does not match the body");
     }
@@ -201,8 +207,12 @@ static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx
                                   : VERIFY_ERROR;
         sodium_memzero(ev.digits, sizeof(ev.digits));
         if (vr == VERIFY_ERROR)
-            return otp_http_error(c, 503, "unavailable", "could not check the digits; send them again");
-        atomic_fetch_add(vr == VERIFY_OK ? &a->verified : vr == VERIFY_INCORRECT ? &a->incorrect : &a->rejected, 1);
+            return otp_http_error(c, 503, "unavailable",
+                                  "could not check the digits; send them again");
+        atomic_fetch_add(vr == VERIFY_OK          ? &a->verified
+                         : vr == VERIFY_INCORRECT ? &a->incorrect
+                                                  : &a->rejected,
+                         1);
         return otp_http_reply(c, 200, "application/json", "{\"applied\":true}");
     }
     rc = conn ? otp_call_event_apply(conn, &ev, ctx->body) : -1;
@@ -213,8 +223,10 @@ static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx
     }
     if (rc == 1)
         atomic_fetch_add(&a->webhooks_pending, 1);
-    otp_debug("webhook", "type=%s call_id=%s status=%s pending=%d", ev.type, ev.call_id, ev.status, rc);
-    return otp_http_reply(c, 200, "application/json", rc == 1 ? "{\"applied\":\"later\"}" : "{\"applied\":true}");
+    otp_debug("webhook", "type=%s call_id=%s status=%s pending=%d", ev.type, ev.call_id, ev.status,
+              rc);
+    return otp_http_reply(c, 200, "application/json",
+                          rc == 1 ? "{\"applied\":\"later\"}" : "{\"applied\":true}");
 }
 
 static otp_mhd_result handle_metrics(api_t *a, struct MHD_Connection *c)
@@ -303,7 +315,8 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
     }
 
     if (ctx->too_large)
-        return otp_http_error(c, 413, "body_too_large", "the body is larger than this endpoint takes");
+        return otp_http_error(c, 413, "body_too_large",
+                              "the body is larger than this endpoint takes");
     if (is_post) {
         const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
         if (!ct || strncmp(ct, "application/json", 16) != 0)

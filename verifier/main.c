@@ -61,8 +61,8 @@ int main(int argc, char **argv)
     api.max_body = (size_t)otp_config_int("OTP_MAX_BODY_BYTES");
     api.max_failed_per_hour = (int)otp_config_int("OTP_MAX_FAILED_VERIFY_PER_HOUR");
     if (otp_keyring_load(&api.keys, (int)otp_config_int("OTP_HASH_KEY_ID"),
-                         otp_config_str("OTP_HASH_KEY"), otp_config_str("OTP_HASH_KEYS_PREVIOUS"), err,
-                         sizeof(err)) != 0 ||
+                         otp_config_str("OTP_HASH_KEY"), otp_config_str("OTP_HASH_KEYS_PREVIOUS"),
+                         err, sizeof(err)) != 0 ||
         api_load_key_hashes(&api, otp_config_str("OTP_API_KEY_HASHES"), err, sizeof(err)) != 0) {
         fprintf(stderr, "otp-verifier: %s\n", err);
         return 2;

@@ -187,23 +187,24 @@ static void finish_failed(worker_t *w, const claimed_t *row, const char *cause, 
         attrs = json_object();
     json_object_set_new(attrs, "cause", json_string(cause));
     json_object_set_new(attrs, "call_attempts", json_integer(row->call_attempts));
-    if (change_held(w, row->request_id, "status = 'failed', next_attempt_at = NULL, lease_owner = NULL",
-                    0, NULL, "failed", attrs) == 1) {
+    if (change_held(w, row->request_id,
+                    "status = 'failed', next_attempt_at = NULL, lease_owner = NULL", 0, NULL,
+                    "failed", attrs) == 1) {
         atomic_fetch_add(&w->m.calls_failed, 1);
         otp_info("request_failed", "request_id=%s phone=%s cause=%s", row->request_id,
                  row->phone_masked, cause);
         /* Lets an app offer "Didn't get the call?" (a resend by SMS). */
-        if (!row->sms_channel &&
-            otp_outbox_add(w->ddb, row->request_id, "fallback_available",
-                           json_pack("{s:s}", "channel", "sms")) != 0)
+        if (!row->sms_channel && otp_outbox_add(w->ddb, row->request_id, "fallback_available",
+                                                json_pack("{s:s}", "channel", "sms")) != 0)
             atomic_fetch_add(&w->m.db_errors, 1);
     }
 }
 
 static void finish_expired(worker_t *w, const claimed_t *row, const char *reason)
 {
-    if (change_held(w, row->request_id, "status = 'expired', next_attempt_at = NULL, lease_owner = NULL",
-                    0, NULL, "expired", json_pack("{s:s}", "reason", reason)) == 1)
+    if (change_held(w, row->request_id,
+                    "status = 'expired', next_attempt_at = NULL, lease_owner = NULL", 0, NULL,
+                    "expired", json_pack("{s:s}", "reason", reason)) == 1)
         otp_info("request_expired", "request_id=%s phone=%s reason=%s", row->request_id,
                  row->phone_masked, reason);
 }
@@ -240,14 +241,16 @@ static void schedule_retry(worker_t *w, const claimed_t *row, const char *cause,
     snprintf(tries_s, sizeof(tries_s), "%d", row->tries);
     attrs = json_pack("{s:i, s:I, s:s, s:b}", "attempt", placed + 1, "delay_ms", (json_int_t)delay,
                       "cause", cause, "ambiguous", keep_calling);
-    if (change_held(w, row->request_id,
-                    keep_calling
-                        ? "next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),"
-                          " call_attempts = $4::int, tries = greatest(tries, $5::int), lease_owner = NULL"
-                        : "status = 'pending', next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),"
-                          " call_attempts = $4::int, tries = greatest(tries, $5::int), lease_owner = NULL,"
-                          " attempt_started_at = NULL",
-                    3, extra, "retry_scheduled", attrs) == 1) {
+    if (change_held(
+            w, row->request_id,
+            keep_calling
+                ? "next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),"
+                  " call_attempts = $4::int, tries = greatest(tries, $5::int), lease_owner = NULL"
+                : "status = 'pending', next_attempt_at = now() + make_interval(secs => $3::bigint "
+                  "/ 1000.0),"
+                  " call_attempts = $4::int, tries = greatest(tries, $5::int), lease_owner = NULL,"
+                  " attempt_started_at = NULL",
+            3, extra, "retry_scheduled", attrs) == 1) {
         atomic_fetch_add(&w->m.calls_retried, 1);
         otp_info("retry_scheduled", "request_id=%s phone=%s cause=%s delay_ms=%lld attempt=%d",
                  row->request_id, row->phone_masked, cause, (long long)delay, placed + 1);
@@ -271,7 +274,8 @@ static const char record_sql[] =
     "   WHERE request_id = $2 AND status = 'calling' AND lease_owner = $5"
     "  RETURNING request_id"
     "), ob AS ("
-    "  INSERT INTO outbox (request_id, type, attrs) SELECT request_id, 'call_requested', $6::jsonb FROM upd"
+    "  INSERT INTO outbox (request_id, type, attrs) SELECT request_id, 'call_requested', $6::jsonb "
+    "FROM upd"
     ")"
     "SELECT count(*) FROM upd";
 
@@ -321,7 +325,8 @@ static void flush_records(worker_t *w)
     for (int i = 0; i < n; i++) {
         record_t *r = &w->records[i];
         char attempt_s[12], exp_s[24], *attrs;
-        const char *p[6] = {r->call_id, r->row.request_id, attempt_s, exp_s, w->cfg.worker_id, NULL};
+        const char *p[6] = {r->call_id, r->row.request_id, attempt_s,
+                            exp_s,      w->cfg.worker_id,  NULL};
         json_t *o = json_pack("{s:s, s:i, s:s, s:b}", "call_id", r->call_id, "attempt", r->attempt,
                               "locale", r->row.locale, "adopted", r->adopted);
         /* No final call status by then: the call is looked up. */
@@ -385,7 +390,8 @@ static void on_call_done(void *opaque, const vb_result_t *res)
                             "status = 'sms_sent', next_attempt_at = NULL, lease_owner = NULL,"
                             " attempt_started_at = NULL, call_id = NULL",
                             0, NULL, "sms_sent",
-                            json_pack("{s:s, s:b}", "message_id", extra[0], "fallback", ctx->fallback)) == 1)
+                            json_pack("{s:s, s:b}", "message_id", extra[0], "fallback",
+                                      ctx->fallback)) == 1)
                 otp_info("sms_sent", "request_id=%s phone=%s message_id=%s fallback=%d",
                          row->request_id, row->phone_masked, res->call_id, ctx->fallback);
         } else if (res->cls == VB_RETRY_SAFE && !ctx->fallback) {
@@ -415,7 +421,8 @@ static void on_call_done(void *opaque, const vb_result_t *res)
     case VB_PERMANENT:
         otp_warn("call_refused", "request_id=%s phone=%s cause=%s message=\"%s\"", row->request_id,
                  row->phone_masked, cause, res->message);
-        finish_failed(w, row, cause, json_pack("{s:I}", "http_status", (json_int_t)res->http_status));
+        finish_failed(w, row, cause,
+                      json_pack("{s:I}", "http_status", (json_int_t)res->http_status));
         break;
     }
     free(ctx);
@@ -490,7 +497,8 @@ start:
     ctx->attempt = attempt;
     ctx->row.tries = row->tries + 1;
     ctx->started_ms = otp_now_ms();
-    if (vb_call_create(w->vb, caller_id_for(w, row->country), row->phone, actions, on_call_done, ctx) != 0)
+    if (vb_call_create(w->vb, caller_id_for(w, row->country), row->phone, actions, on_call_done,
+                       ctx) != 0)
         goto out; /* the lease runs out and the row comes due again */
     ctx = NULL;   /* owned by the in-flight call now */
     atomic_fetch_add(&w->m.in_flight, 1);
@@ -520,7 +528,7 @@ static int plain_call(const worker_t *w, const claimed_t *row)
  * before it returns) and in the request bodies being sent. */
 static void place_batch(worker_t *w, const claimed_t *rows, int n)
 {
-    char (*codes)[OTP_CODE_MAX + 1] = calloc((size_t)n, sizeof(*codes));
+    char(*codes)[OTP_CODE_MAX + 1] = calloc((size_t)n, sizeof(*codes));
     PGresult **res = calloc((size_t)n, sizeof(*res));
     char key_id[8];
     int sent = 0;
@@ -615,7 +623,8 @@ static void send_sms(worker_t *w, const claimed_t *row, int fallback)
     ctx->sms = 1;
     ctx->fallback = fallback;
     ctx->started_ms = otp_now_ms();
-    if (vb_message_create(w->vb, caller_id_for(w, row->country), row->phone, text, on_call_done, ctx) != 0)
+    if (vb_message_create(w->vb, caller_id_for(w, row->country), row->phone, text, on_call_done,
+                          ctx) != 0)
         goto out;
     ctx = NULL;
     atomic_fetch_add(&w->m.in_flight, 1);
@@ -652,8 +661,8 @@ static void recover_calling(worker_t *w, claimed_t *row)
          * call needs a token of its own; without one the row waits as an
          * ordinary pending retry. */
         row->call_attempts--;
-        otp_info("call_not_placed_after_all", "request_id=%s phone=%s attempt=%d",
-                 row->request_id, row->phone_masked, row->call_attempts + 1);
+        otp_info("call_not_placed_after_all", "request_id=%s phone=%s attempt=%d", row->request_id,
+                 row->phone_masked, row->call_attempts + 1);
         if (budget_take(w, 1) == 1)
             place_call(w, row);
         else
@@ -675,7 +684,8 @@ static void budget_charge(worker_t *w, int n)
 
     snprintf(n_s, sizeof(n_s), "%d", n);
     if (otp_db_exec(w->ddb, "budget_charge",
-                    "UPDATE rate_budget SET tokens = tokens - $1::int WHERE name = 'voipbin'", 1, p))
+                    "UPDATE rate_budget SET tokens = tokens - $1::int WHERE name = 'voipbin'", 1,
+                    p))
         atomic_fetch_add(&w->m.db_errors, 1);
 }
 
@@ -843,12 +853,11 @@ static void release_lookups(worker_t *w, const claimed_t *rows, int n)
         otp_pgarray_add(&ids, rows[i].request_id);
     p[0] = otp_pgarray_str(&ids);
     p[1] = w->cfg.worker_id;
-    if (!p[0] ||
-        otp_db_exec(w->ddb, "release_lookups",
-                    "UPDATE challenges SET next_attempt_at = now(), lease_owner = NULL"
-                    " WHERE request_id = ANY($1::uuid[]) AND lease_owner = $2"
-                    "   AND status IN ('call_requested', 'ringing', 'answered')",
-                    2, p) != 0)
+    if (!p[0] || otp_db_exec(w->ddb, "release_lookups",
+                             "UPDATE challenges SET next_attempt_at = now(), lease_owner = NULL"
+                             " WHERE request_id = ANY($1::uuid[]) AND lease_owner = $2"
+                             "   AND status IN ('call_requested', 'ringing', 'answered')",
+                             2, p) != 0)
         atomic_fetch_add(&w->m.db_errors, 1);
     else
         budget_charge(w, -n);
@@ -920,8 +929,10 @@ int dispatch_run(worker_t *w, int *asked)
             place_call(w, &row);
         else if (strcmp(row.prev_status, "calling") == 0)
             recover_calling(w, &row);
-        else if (strcmp(row.prev_status, "no_answer") == 0 || strcmp(row.prev_status, "busy") == 0 ||
-                 strcmp(row.prev_status, "voicemail") == 0 || strcmp(row.prev_status, "no_input") == 0 ||
+        else if (strcmp(row.prev_status, "no_answer") == 0 ||
+                 strcmp(row.prev_status, "busy") == 0 ||
+                 strcmp(row.prev_status, "voicemail") == 0 ||
+                 strcmp(row.prev_status, "no_input") == 0 ||
                  strcmp(row.prev_status, "call_failed") == 0)
             schedule_retry(w, &row, row.prev_status, 0, 0, 0);
         else if (waits_on_call(&row) && look && row.call_id[0])

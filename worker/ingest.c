@@ -33,7 +33,8 @@ static const char insert_sql[] =
     "   WHERE ins.status = 'pending' AND c.user_id = $2 AND c.purpose = $3"
     "     AND c.request_id <> ins.request_id AND c.requested_at <= $13::timestamptz"
     "     AND c.status IN ('pending', 'calling', 'call_requested', 'ringing', 'answered',"
-    "                      'delivered', 'no_answer', 'busy', 'voicemail', 'call_failed', 'no_input',"
+    "                      'delivered', 'no_answer', 'busy', 'voicemail', 'call_failed', "
+    "'no_input',"
     "                      'failed', 'sms_sent')"
     "  RETURNING c.request_id"
     "), ob AS ("
@@ -134,8 +135,8 @@ static void rewind_batch(worker_t *w, batch_item_t *items, int n)
         rd_kafka_topic_partition_t *p =
             rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(m->rkt), m->partition);
         if (!p)
-            rd_kafka_topic_partition_list_add(parts, rd_kafka_topic_name(m->rkt), m->partition)->offset =
-                m->offset;
+            rd_kafka_topic_partition_list_add(parts, rd_kafka_topic_name(m->rkt), m->partition)
+                ->offset = m->offset;
         else if (m->offset < p->offset)
             p->offset = m->offset;
     }
@@ -271,7 +272,9 @@ static int send_insert(worker_t *w, const batch_item_t *it)
     snprintf(other_js, sizeof(other_js), "{\"reason\":\"%s\"}", it->refusal);
     otp_phone_mask(req->phone, masked, sizeof(masked));
     snprintf(code_len, sizeof(code_len), "%d",
-             it->keypad_len ? it->keypad_len : req->code_length ? req->code_length : w->cfg.code_length);
+             it->keypad_len     ? it->keypad_len
+             : req->code_length ? req->code_length
+                                : w->cfg.code_length);
     snprintf(key_id, sizeof(key_id), "%d", w->keys.current_id);
     snprintf(max_att, sizeof(max_att), "%d", w->cfg.max_attempts);
     snprintf(max_calls, sizeof(max_calls), "%d", w->cfg.max_call_attempts);
@@ -281,20 +284,37 @@ static int send_insert(worker_t *w, const batch_item_t *it)
              "{\"gate\":%s,\"amd\":%s,\"sms_fallback\":%s,\"channel\":\"%s\",\"keypad\":%s}",
              resolve_flag(req->delivery.gate, w->cfg.gate_default) ? "true" : "false",
              resolve_flag(req->delivery.amd, w->cfg.amd_default) ? "true" : "false",
-             resolve_flag(req->delivery.sms_fallback, w->cfg.sms_fallback_default) ? "true" : "false",
+             resolve_flag(req->delivery.sms_fallback, w->cfg.sms_fallback_default) ? "true"
+                                                                                   : "false",
              req->delivery.sms ? "sms" : "voice", req->delivery.keypad ? "true" : "false");
-    accepted = json_pack("{s:s, s:s, s:i, s:s}", "locale", it->locale, "requested_locale",
-                         req->locale[0] ? req->locale : "", "code_length",
-                         req->code_length ? req->code_length : w->cfg.code_length, "expires_at", exp_at);
+    accepted =
+        json_pack("{s:s, s:s, s:i, s:s}", "locale", it->locale, "requested_locale",
+                  req->locale[0] ? req->locale : "", "code_length",
+                  req->code_length ? req->code_length : w->cfg.code_length, "expires_at", exp_at);
     accepted_js = accepted ? json_dumps(accepted, JSON_COMPACT) : NULL;
     json_decref(accepted);
     if (!accepted_js)
         return -1;
     {
-        const char *p[19] = {req->request_id, req->user_id, req->purpose, req->phone, masked,
-                             it->country, it->locale, code_len, max_att, max_calls, options,
-                             req->metadata[0] ? req->metadata : NULL, req_at, exp_at,
-                             it->status, accepted_js, other_js, hash_hex, hash_hex ? key_id : NULL};
+        const char *p[19] = {req->request_id,
+                             req->user_id,
+                             req->purpose,
+                             req->phone,
+                             masked,
+                             it->country,
+                             it->locale,
+                             code_len,
+                             max_att,
+                             max_calls,
+                             options,
+                             req->metadata[0] ? req->metadata : NULL,
+                             req_at,
+                             exp_at,
+                             it->status,
+                             accepted_js,
+                             other_js,
+                             hash_hex,
+                             hash_hex ? key_id : NULL};
         rc = otp_db_pipe_send_prepared(w->db, "ingest_insert", 19, p, NULL, NULL);
     }
     free(accepted_js);
@@ -308,9 +328,14 @@ static int send_dead_letter(worker_t *w, const batch_item_t *it)
     char part[12], off[24];
     json_t *attrs = json_pack("{s:s, s:s}", "reason", it->reason, "error", it->error);
     char *attrs_js = attrs ? json_dumps(attrs, JSON_COMPACT) : NULL;
-    const char *p[8] = {it->reason, it->error, rd_kafka_topic_name(m->rkt), part, off,
+    const char *p[8] = {it->reason,
+                        it->error,
+                        rd_kafka_topic_name(m->rkt),
+                        part,
+                        off,
                         m->payload ? m->payload : "",
-                        it->req.request_id[0] ? it->req.request_id : NULL, attrs_js};
+                        it->req.request_id[0] ? it->req.request_id : NULL,
+                        attrs_js};
     int lens[8] = {0, 0, 0, 0, 0, (int)m->len, 0, 0};
     int fmts[8] = {0, 0, 0, 0, 0, 1, 0, 0};
     int rc = -1;
@@ -349,11 +374,10 @@ static int produce_dlq(worker_t *w, const batch_item_t *it, delivery_tracker_t *
     }
     if (!env)
         return -1;
-    err = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(w->cfg.topic_dlq),
-                            RD_KAFKA_V_VALUE(env, strlen(env)),
-                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                            RD_KAFKA_V_HEADER("dlq.reason", it->reason, -1),
-                            RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+    err = rd_kafka_producev(
+        w->producer, RD_KAFKA_V_TOPIC(w->cfg.topic_dlq), RD_KAFKA_V_VALUE(env, strlen(env)),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADER("dlq.reason", it->reason, -1),
+        RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
     if (err) {
         free(env);
         otp_error("dlq_produce_failed", "error=\"%s\"", rd_kafka_err2str(err));
@@ -371,7 +395,8 @@ static void report_batch(worker_t *w, const batch_item_t *items, int n)
         char masked[OTP_PHONE_MAX + 4];
 
         if (!it->valid) {
-            otp_warn("request_rejected", "request_id=%s reason=%s error=\"%s\" partition=%d offset=%lld",
+            otp_warn("request_rejected",
+                     "request_id=%s reason=%s error=\"%s\" partition=%d offset=%lld",
                      it->req.request_id[0] ? it->req.request_id : "-", it->reason, it->error,
                      (int)it->msg->partition, (long long)it->msg->offset);
             atomic_fetch_add(&w->m.dlq, 1);
@@ -386,9 +411,12 @@ static void report_batch(worker_t *w, const batch_item_t *items, int n)
             otp_info("request_expired", "request_id=%s phone=%s reason=%s", it->req.request_id,
                      masked, it->refusal);
         } else if (strcmp(it->status, "pending") != 0) {
-            atomic_fetch_add(strcmp(it->status, "blocked") == 0 ? &w->m.blocked : &w->m.rate_limited, 1);
-            if (strcmp(it->refusal, "global_hourly_cap") == 0 && !atomic_exchange(&w->m.circuit_open, 1))
-                otp_warn("circuit_open", "reason=global_hourly_cap limit=%d", w->limits.global_hour);
+            atomic_fetch_add(
+                strcmp(it->status, "blocked") == 0 ? &w->m.blocked : &w->m.rate_limited, 1);
+            if (strcmp(it->refusal, "global_hourly_cap") == 0 &&
+                !atomic_exchange(&w->m.circuit_open, 1))
+                otp_warn("circuit_open", "reason=global_hourly_cap limit=%d",
+                         w->limits.global_hour);
             otp_info("request_refused", "request_id=%s phone=%s decision=%s reason=%s",
                      it->req.request_id, masked, it->status, it->refusal);
         } else {
@@ -516,9 +544,9 @@ int ingest_poll(worker_t *w, int timeout_ms)
         }
         memset(&items[n], 0, sizeof(items[n]));
         items[n].msg = m;
-        items[n].valid = otp_request_parse(m->payload, m->len, &items[n].req, items[n].reason,
-                                           sizeof(items[n].reason), items[n].error,
-                                           sizeof(items[n].error)) == 0;
+        items[n].valid =
+            otp_request_parse(m->payload, m->len, &items[n].req, items[n].reason,
+                              sizeof(items[n].reason), items[n].error, sizeof(items[n].error)) == 0;
         n++;
     }
     if (n == 0)

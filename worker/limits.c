@@ -27,7 +27,8 @@ static int load_list(char *dst, size_t size, const char *setting, int phone_pref
         }
         if (!ok || n + k + 2 > size) {
             snprintf(errstr, errstr_size, "%s: expected %s separated by commas", setting,
-                     phone_prefixes ? "prefixes like +1900" : "lower-case ISO country codes like us");
+                     phone_prefixes ? "prefixes like +1900"
+                                    : "lower-case ISO country codes like us");
             return -1;
         }
         memcpy(dst + n, p, k);
@@ -108,10 +109,18 @@ limits_verdict_t limits_decide(const limits_cfg_t *l, const char *phone, const c
     }
     if (l->blocked_types) {
         static const char *const type_reason[OTP_PN_NTYPES] = {
-            "number_type_fixed_line",   "number_type_mobile",          "number_type_fixed_line_or_mobile",
-            "number_type_toll_free",    "number_type_premium_rate",    "number_type_shared_cost",
-            "number_type_voip",         "number_type_personal_number", "number_type_pager",
-            "number_type_uan",          "number_type_voicemail",       "number_type_unknown",
+            "number_type_fixed_line",
+            "number_type_mobile",
+            "number_type_fixed_line_or_mobile",
+            "number_type_toll_free",
+            "number_type_premium_rate",
+            "number_type_shared_cost",
+            "number_type_voip",
+            "number_type_personal_number",
+            "number_type_pager",
+            "number_type_uan",
+            "number_type_voicemail",
+            "number_type_unknown",
         };
         otp_pn_info_t info;
         if (otp_pn_lookup(phone, &info) == 0 && (l->blocked_types & (1u << info.type))) {
@@ -304,8 +313,10 @@ int limits_ledger_want(limits_ledger_t *lg, const char *phone, const char *user_
  * phone's own limits), the hour of a user, a country, and everyone. */
 static const char load_sql[] =
     "SELECT k.i,"
-    "  coalesce(sum(b.n) FILTER (WHERE b.bucket >= date_trunc('minute', now() - interval '15 minutes')), 0),"
-    "  coalesce(sum(b.n) FILTER (WHERE b.bucket >= date_trunc('minute', now() - interval '1 hour')), 0),"
+    "  coalesce(sum(b.n) FILTER (WHERE b.bucket >= date_trunc('minute', now() - interval '15 "
+    "minutes')), 0),"
+    "  coalesce(sum(b.n) FILTER (WHERE b.bucket >= date_trunc('minute', now() - interval '1 "
+    "hour')), 0),"
     "  coalesce(sum(b.n), 0)"
     "  FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(scope, key, i)"
     "  LEFT JOIN budget_counts b ON b.scope = k.scope AND b.key = k.key"
@@ -429,8 +440,8 @@ out:
 int limits_ledger_purge(PGconn *db)
 {
     return otp_db_exec(db, "limits_purge",
-                            "DELETE FROM budget_counts WHERE ctid = ANY(ARRAY("
-                            "SELECT ctid FROM budget_counts"
-                            " WHERE bucket < now() - interval '1 day 10 minutes' LIMIT 5000))",
-                            0, NULL);
+                       "DELETE FROM budget_counts WHERE ctid = ANY(ARRAY("
+                       "SELECT ctid FROM budget_counts"
+                       " WHERE bucket < now() - interval '1 day 10 minutes' LIMIT 5000))",
+                       0, NULL);
 }

@@ -20,8 +20,8 @@
 
 typedef struct limits_cfg {
     int phone_15min, phone_day, user_hour, country_hour, global_hour;
-    char allow[512];   /* ",us,de," or "" = every country */
-    char premium[512]; /* ",+1900,+881," */
+    char allow[512];        /* ",us,de," or "" = every country */
+    char premium[512];      /* ",+1900,+881," */
     unsigned blocked_types; /* bit (1u << otp_pn_type_t) set = never called */
 } limits_cfg_t;
 

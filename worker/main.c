@@ -84,7 +84,8 @@ static int setup(worker_t *w, char *err, size_t errsz)
         const char *hex = otp_config_str("OTP_KEYPAD_SECRET_KEY");
         if (strlen(hex) != 64 ||
             sodium_hex2bin(c->keypad_sk, 32, hex, 64, NULL, &bin_len, NULL) != 0 || bin_len != 32) {
-            snprintf(err, errsz, "OTP_KEYPAD_SECRET_KEY: expected 64 hex characters (otp-worker --keygen)");
+            snprintf(err, errsz,
+                     "OTP_KEYPAD_SECRET_KEY: expected 64 hex characters (otp-worker --keygen)");
             return -1;
         }
         crypto_scalarmult_base(c->keypad_pk, c->keypad_sk);
@@ -134,7 +135,8 @@ static int setup(worker_t *w, char *err, size_t errsz)
             const char *colon = memchr(p, ':', k);
             if (!colon || colon - p != 2 || k - 3 >= sizeof(c->caller_ids[0].number) ||
                 c->n_caller_ids == 32) {
-                snprintf(err, errsz, "OTP_CALLER_ID_BY_COUNTRY: expected cc:+E164[,cc:+E164] (up to 32)");
+                snprintf(err, errsz,
+                         "OTP_CALLER_ID_BY_COUNTRY: expected cc:+E164[,cc:+E164] (up to 32)");
                 return -1;
             }
             memcpy(c->caller_ids[c->n_caller_ids].country, p, 2);
@@ -142,8 +144,8 @@ static int setup(worker_t *w, char *err, size_t errsz)
             memcpy(c->caller_ids[c->n_caller_ids].number, colon + 1, k - 3);
             c->caller_ids[c->n_caller_ids].number[k - 3] = '\0';
             if (!otp_phone_is_e164(c->caller_ids[c->n_caller_ids].number)) {
-                snprintf(err, errsz, "OTP_CALLER_ID_BY_COUNTRY: %.*s is not an E.164 number", (int)(k - 3),
-                         colon + 1);
+                snprintf(err, errsz, "OTP_CALLER_ID_BY_COUNTRY: %.*s is not an E.164 number",
+                         (int)(k - 3), colon + 1);
                 return -1;
             }
             c->n_caller_ids++;
@@ -213,7 +215,8 @@ static int setup(worker_t *w, char *err, size_t errsz)
 
     /* Consumer: offsets are stored by hand once a batch is durable in PostgreSQL. */
     conf = otp_kafka_conf_new(err, errsz);
-    if (!conf || otp_kafka_set(conf, "group.id", otp_config_str("OTP_CONSUMER_GROUP"), err, errsz) ||
+    if (!conf ||
+        otp_kafka_set(conf, "group.id", otp_config_str("OTP_CONSUMER_GROUP"), err, errsz) ||
         otp_kafka_set(conf, "enable.auto.offset.store", "false", err, errsz) ||
         otp_kafka_set(conf, "auto.offset.reset", "earliest", err, errsz))
         return -1;
@@ -370,7 +373,8 @@ int main(int argc, char **argv)
         ingest_poll(&w, 50);
         rd_kafka_poll(w.producer, 0);
         atomic_store(&w.alive_ms, otp_monotonic_ms());
-        atomic_store(&w.m.db_ok, PQstatus(w.db) == CONNECTION_OK && PQstatus(w.ddb) == CONNECTION_OK);
+        atomic_store(&w.m.db_ok,
+                     PQstatus(w.db) == CONNECTION_OK && PQstatus(w.ddb) == CONNECTION_OK);
         if (otp_db_ensure(w.db) != 0 || otp_db_listen(w.db, "otp_outbox", &listen_session) != 0) {
             usleep(200000);
             continue;
@@ -392,7 +396,8 @@ int main(int argc, char **argv)
                 relay_poll = RELAY_POLL_MIN_MS;
                 relay_at = now + (n >= RELAY_BATCH ? 0 : relay_poll);
             } else {
-                relay_poll = relay_poll * 2 > RELAY_POLL_MAX_MS ? RELAY_POLL_MAX_MS : relay_poll * 2;
+                relay_poll =
+                    relay_poll * 2 > RELAY_POLL_MAX_MS ? RELAY_POLL_MAX_MS : relay_poll * 2;
                 relay_at = now + relay_poll;
             }
         }

@@ -24,7 +24,8 @@ static const char select_sql[] =
     "   || CASE WHEN c.request_id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object("
     "        'user_id', c.user_id, 'purpose', c.purpose, 'phone', c.phone_masked,"
     "        'country', c.country, 'locale', c.locale) END"
-    "   || CASE WHEN c.metadata IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('metadata', c.metadata) END"
+    "   || CASE WHEN c.metadata IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('metadata', "
+    "c.metadata) END"
     "   || o.attrs)::text,"
     "  o.type,"
     "  CASE WHEN o.type = 'call_requested' AND o.attrs->>'attempt' = '1'"
@@ -92,11 +93,10 @@ int relay_run(worker_t *w)
         const char *val = PQgetvalue(r, i, 2);
         rd_kafka_resp_err_t err;
 
-        err = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(w->cfg.topic_status),
-                                RD_KAFKA_V_KEY(key, strlen(key)),
-                                RD_KAFKA_V_VALUE((void *)val, (size_t)PQgetlength(r, i, 2)),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&t),
-                                RD_KAFKA_V_END);
+        err = rd_kafka_producev(
+            w->producer, RD_KAFKA_V_TOPIC(w->cfg.topic_status), RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE((void *)val, (size_t)PQgetlength(r, i, 2)),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&t), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(w->producer, 100);
             i--;
@@ -117,13 +117,15 @@ int relay_run(worker_t *w)
     if (delivery_wait(w->producer, &t, 10000) != 0) {
         atomic_fetch_add(&w->m.relay_errors, 1);
         atomic_store(&w->m.kafka_ok, 0);
-        otp_warn("relay_delivery_failed", "events=%d error=\"%s\"", n, rd_kafka_err2str(t.last_err));
+        otp_warn("relay_delivery_failed", "events=%d error=\"%s\"", n,
+                 rd_kafka_err2str(t.last_err));
         goto out;
     }
     atomic_store(&w->m.kafka_ok, 1);
     if (n > 0) {
         const char *p[1] = {ids};
-        if (otp_db_exec(w->db, "relay_delete", "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, p))
+        if (otp_db_exec(w->db, "relay_delete", "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1,
+                        p))
             goto out;
         count_relayed(r, n);
     }

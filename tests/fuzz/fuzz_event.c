@@ -11,11 +11,28 @@
 #include "otp_phone.h"
 
 static const char *const reasons[] = {
-    "empty", "too_large", "invalid_json", "not_an_object", "missing_request_id",
-    "invalid_request_id", "unknown_field", "unsupported_schema_version", "missing_user_id",
-    "invalid_user_id", "missing_phone", "invalid_phone", "invalid_locale", "invalid_purpose",
-    "missing_requested_at", "invalid_requested_at", "invalid_ttl", "invalid_code_length",
-    "invalid_delivery", "invalid_metadata", "metadata_too_large", "invalid_resend_of",
+    "empty",
+    "too_large",
+    "invalid_json",
+    "not_an_object",
+    "missing_request_id",
+    "invalid_request_id",
+    "unknown_field",
+    "unsupported_schema_version",
+    "missing_user_id",
+    "invalid_user_id",
+    "missing_phone",
+    "invalid_phone",
+    "invalid_locale",
+    "invalid_purpose",
+    "missing_requested_at",
+    "invalid_requested_at",
+    "invalid_ttl",
+    "invalid_code_length",
+    "invalid_delivery",
+    "invalid_metadata",
+    "metadata_too_large",
+    "invalid_resend_of",
     "invalid_keypad_code",
 };
 
@@ -71,7 +88,8 @@ static void check_accepted(const otp_request_t *r)
     json = otp_request_to_json(r);
     if (!json)
         abort();
-    if (otp_request_parse(json, strlen(json), &again, reason, sizeof(reason), err, sizeof(err)) != 0 ||
+    if (otp_request_parse(json, strlen(json), &again, reason, sizeof(reason), err, sizeof(err)) !=
+            0 ||
         !same(r, &again))
         abort();
     free(json);
@@ -104,7 +122,8 @@ static void check_dlq(const uint8_t *data, size_t size)
     /* the original bytes are always kept, in exactly one form */
     if ((orig == NULL) == (b64 == NULL))
         abort();
-    if (orig && (json_string_length(orig) != size || memcmp(json_string_value(orig), data, size) != 0))
+    if (orig &&
+        (json_string_length(orig) != size || memcmp(json_string_value(orig), data, size) != 0))
         abort();
     json_decref(o);
     free(env);
@@ -118,7 +137,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char reason[64], err[256];
 
     reason[0] = err[0] = '\0';
-    if (otp_request_parse((const char *)data, size, &r, reason, sizeof(reason), err, sizeof(err)) == 0)
+    if (otp_request_parse((const char *)data, size, &r, reason, sizeof(reason), err, sizeof(err)) ==
+        0)
         check_accepted(&r);
     else
         check_refused(&r, reason, err);

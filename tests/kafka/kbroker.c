@@ -169,8 +169,7 @@ kbroker_t *kbroker_new(int broker_cnt, const kbroker_topic_t *topics, size_t top
     }
     for (size_t i = 0; i < topic_cnt; i++) {
         rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(
-            kb->mcluster, topics[i].name, topics[i].partitions,
-            broker_cnt < 3 ? broker_cnt : 3);
+            kb->mcluster, topics[i].name, topics[i].partitions, broker_cnt < 3 ? broker_cnt : 3);
         if (err) {
             set_err(errstr, errstr_size, "create topic %s: %s", topics[i].name,
                     rd_kafka_err2str(err));
@@ -354,8 +353,7 @@ int kbroker_command(kbroker_t *kb, const char *line, char *reply, size_t reply_s
             return reply_error(reply, reply_size, "out of memory");
         for (long i = 0; i < cnt; i++)
             errs[i] = code;
-        rd_kafka_mock_push_request_errors_array(kb->mcluster, (int16_t)api_key, (size_t)cnt,
-                                                errs);
+        rd_kafka_mock_push_request_errors_array(kb->mcluster, (int16_t)api_key, (size_t)cnt, errs);
         free(errs);
         return reply_ok(reply, reply_size, "error %ld %d %s %ld", api_key, (int)code,
                         rd_kafka_err2name(code), cnt);

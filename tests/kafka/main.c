@@ -143,8 +143,7 @@ int main(int argc, char **argv)
             errno = 0;
             brokers = strtol(optarg, &end, 10);
             if (errno || end == optarg || *end || brokers < 1 || brokers > KBROKER_BROKERS_MAX) {
-                fprintf(stderr, "otp-kafka-broker: --brokers must be 1..%d\n",
-                        KBROKER_BROKERS_MAX);
+                fprintf(stderr, "otp-kafka-broker: --brokers must be 1..%d\n", KBROKER_BROKERS_MAX);
                 return 2;
             }
             break;
@@ -174,8 +173,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    topic_cnt = kbroker_parse_topics(topic_spec, topics, KBROKER_TOPICS_MAX, errstr,
-                                     sizeof(errstr));
+    topic_cnt =
+        kbroker_parse_topics(topic_spec, topics, KBROKER_TOPICS_MAX, errstr, sizeof(errstr));
     if (topic_cnt < 0) {
         fprintf(stderr, "otp-kafka-broker: --topics: %s\n", errstr);
         return 2;
@@ -202,8 +201,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (bootstrap_file && write_file_atomic(bootstrap_file, kbroker_bootstraps(kb)) != 0) {
-        fprintf(stderr, "otp-kafka-broker: cannot write %s: %s\n", bootstrap_file,
-                strerror(errno));
+        fprintf(stderr, "otp-kafka-broker: cannot write %s: %s\n", bootstrap_file, strerror(errno));
         goto out;
     }
     printf("otp-kafka-broker bootstrap.servers=%s\n", kbroker_bootstraps(kb));

@@ -20,7 +20,8 @@ typedef struct sim_number {
 
 /* GET/PUT /v1.0/customer. PUT replaces every field (omitted → ""), like the real gateway. */
 typedef struct sim_customer {
-    char *name, *detail, *email, *phone_number, *address, *webhook_method, *webhook_uri, *webhook_secret;
+    char *name, *detail, *email, *phone_number, *address, *webhook_method, *webhook_uri,
+        *webhook_secret;
     int64_t tm_create, tm_update;
 } sim_customer;
 

@@ -20,7 +20,8 @@ static json_t *time_or_null(int64_t us)
 
 static void not_found_route(const sim_req *q, sim_resp *r)
 {
-    sim_resp_error(r, q, 404, "NOT_FOUND", "ROUTE_NOT_FOUND", "The requested route was not found.", NULL);
+    sim_resp_error(r, q, 404, "NOT_FOUND", "ROUTE_NOT_FOUND", "The requested route was not found.",
+                   NULL);
 }
 
 static json_t *body_object(const sim_req *q, sim_resp *r)
@@ -31,7 +32,8 @@ static json_t *body_object(const sim_req *q, sim_resp *r)
     if (json_is_object(b))
         return b;
     json_decref(b);
-    sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY", "The request body is not valid JSON.", NULL);
+    sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY",
+                   "The request body is not valid JSON.", NULL);
     return NULL;
 }
 
@@ -63,10 +65,11 @@ static json_t *customer_json(const sim_t *s)
 
 static void customer_put(sim_t *s, const sim_req *q, sim_resp *r)
 {
-    static const char *const fields[] = {"name", "detail", "email", "phone_number", "address", "webhook_method",
-                                         "webhook_uri"};
-    char **dst[] = {&s->customer.name, &s->customer.detail, &s->customer.email, &s->customer.phone_number,
-                    &s->customer.address, &s->customer.webhook_method, &s->customer.webhook_uri};
+    static const char *const fields[] = {"name",    "detail",         "email",      "phone_number",
+                                         "address", "webhook_method", "webhook_uri"};
+    char **dst[] = {&s->customer.name,         &s->customer.detail,  &s->customer.email,
+                    &s->customer.phone_number, &s->customer.address, &s->customer.webhook_method,
+                    &s->customer.webhook_uri};
     json_t *b = body_object(q, r);
     const char *m, *u;
     size_t i;
@@ -76,19 +79,22 @@ static void customer_put(sim_t *s, const sim_req *q, sim_resp *r)
     for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         json_t *v = json_object_get(b, fields[i]);
         if (v && !json_is_string(v)) {
-            sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY", "Customer fields are strings.", NULL);
+            sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY",
+                           "Customer fields are strings.", NULL);
             goto out;
         }
     }
     m = json_string_value(json_object_get(b, "webhook_method"));
     u = json_string_value(json_object_get(b, "webhook_uri"));
-    if (m && *m && strcmp(m, "POST") && strcmp(m, "GET") && strcmp(m, "PUT") && strcmp(m, "DELETE")) {
+    if (m && *m && strcmp(m, "POST") && strcmp(m, "GET") && strcmp(m, "PUT") &&
+        strcmp(m, "DELETE")) {
         sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT",
                        "webhook_method must be POST, GET, PUT or DELETE.", NULL);
         goto out;
     }
     if (u && *u && strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) {
-        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "webhook_uri must be an http(s) URL.", NULL);
+        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT",
+                       "webhook_uri must be an http(s) URL.", NULL);
         goto out;
     }
     /* full replacement: an omitted field becomes "", exactly the real gateway's gotcha */
@@ -121,7 +127,8 @@ static json_t *outbound_json(const sim_t *s)
     json_object_set_new(o, "destination_whitelist", wl);
     json_object_set(o, "codecs", s->outbound.codecs);
     json_object_set_new(o, "default_outgoing_source_number_id",
-                        json_string(s->outbound.default_source_id[0] ? s->outbound.default_source_id : SIM_NIL_UUID));
+                        json_string(s->outbound.default_source_id[0] ? s->outbound.default_source_id
+                                                                     : SIM_NIL_UUID));
     json_object_set_new(o, "tm_create", time_or_null(s->outbound.tm_create));
     json_object_set_new(o, "tm_update", time_or_null(s->outbound.tm_update));
     json_object_set_new(o, "tm_delete", json_null());
@@ -144,7 +151,8 @@ static void outbound_put(sim_t *s, const sim_req *q, sim_resp *r)
                            "destination_whitelist must be a list of country codes.", NULL);
             goto out;
         }
-        json_array_foreach(v, i, e) {
+        json_array_foreach(v, i, e)
+        {
             char cc[8];
             const char *x = json_string_value(e);
             if (!x || strlen(x) >= sizeof cc) {
@@ -187,8 +195,9 @@ static void outbound_put(sim_t *s, const sim_req *q, sim_resp *r)
                 if (!strcmp(s->numbers[i].id, id))
                     found = 1;
             if (!found) {
-                sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT",
-                               "default_outgoing_source_number_id is not a number of this customer.", NULL);
+                sim_resp_error(
+                    r, q, 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT",
+                    "default_outgoing_source_number_id is not a number of this customer.", NULL);
                 goto out;
             }
             sim_strlcpy(s->outbound.default_source_id, id, sizeof s->outbound.default_source_id);
@@ -205,10 +214,11 @@ out:
 static json_t *number_json(const sim_t *s, const sim_number *n)
 {
     json_t *t = time_or_null(s->customer.tm_create);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "id", n->id, "customer_id",
-                          s->customer_id, "number", n->number, "type", "normal", "call_flow_id", SIM_NIL_UUID,
-                          "message_flow_id", SIM_NIL_UUID, "name", "", "detail", "", "status", "active",
-                          "t38_enabled", 0, "emergency_enabled", 0);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "id", n->id,
+                  "customer_id", s->customer_id, "number", n->number, "type", "normal",
+                  "call_flow_id", SIM_NIL_UUID, "message_flow_id", SIM_NIL_UUID, "name", "",
+                  "detail", "", "status", "active", "t38_enabled", 0, "emergency_enabled", 0);
 
     json_object_set(o, "tm_purchase", t);
     json_object_set(o, "tm_create", t);
@@ -225,7 +235,8 @@ static void numbers(sim_t *s, const sim_req *q, sim_resp *r, const char *id)
 
     if (id) {
         if (!sim_is_uuid(id)) {
-            sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ID", "The id is not a valid UUID.", NULL);
+            sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ID",
+                           "The id is not a valid UUID.", NULL);
             return;
         }
         for (i = 0; i < s->n_numbers; i++)
@@ -233,7 +244,8 @@ static void numbers(sim_t *s, const sim_req *q, sim_resp *r, const char *id)
                 sim_resp_json(r, 200, number_json(s, &s->numbers[i]));
                 return;
             }
-        sim_resp_error(r, q, 404, "NOT_FOUND", "RESOURCE_NOT_FOUND", "The number was not found.", NULL);
+        sim_resp_error(r, q, 404, "NOT_FOUND", "RESOURCE_NOT_FOUND", "The number was not found.",
+                       NULL);
         return;
     }
     res = json_array();
@@ -255,7 +267,8 @@ static void call_by_id(sim_t *s, const sim_req *q, sim_resp *r, const char *id, 
     const char *m = q->method;
 
     if (!sim_is_uuid(id)) {
-        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ID", "The call id is not a valid UUID.", NULL);
+        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ID",
+                       "The call id is not a valid UUID.", NULL);
         return;
     }
     c = sim_call_find(s, id);
@@ -265,7 +278,8 @@ static void call_by_id(sim_t *s, const sim_req *q, sim_resp *r, const char *id, 
             return;
         }
         if (!c) {
-            sim_resp_error(r, q, 404, "NOT_FOUND", "CALL_NOT_FOUND", "The call was not found.", NULL);
+            sim_resp_error(r, q, 404, "NOT_FOUND", "CALL_NOT_FOUND", "The call was not found.",
+                           NULL);
             return;
         }
         if (!strcmp(m, "DELETE"))

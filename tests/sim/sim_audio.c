@@ -43,7 +43,8 @@ double sim_wav_seconds(const char *path)
     if (fread(h, 1, 12, f) != 12 || memcmp(h, "RIFF", 4) || memcmp(h + 8, "WAVE", 4))
         goto out;
     while (fread(ch, 1, 8, f) == 8) {
-        uint32_t sz = (uint32_t)ch[4] | (uint32_t)ch[5] << 8 | (uint32_t)ch[6] << 16 | (uint32_t)ch[7] << 24;
+        uint32_t sz =
+            (uint32_t)ch[4] | (uint32_t)ch[5] << 8 | (uint32_t)ch[6] << 16 | (uint32_t)ch[7] << 24;
         if (!memcmp(ch, "fmt ", 4)) {
             unsigned char fmt[16];
             if (sz < 16 || fread(fmt, 1, 16, f) != 16)
@@ -198,8 +199,8 @@ void sim_audio_destroy(sim_audio *a)
     free(a);
 }
 
-int sim_audio_render(sim_audio *a, const char *ssml, const char *language, const char *name, void *owner,
-                     const sim_audio_owner_ops *ops, size_t talk_idx)
+int sim_audio_render(sim_audio *a, const char *ssml, const char *language, const char *name,
+                     void *owner, const sim_audio_owner_ops *ops, size_t talk_idx)
 {
     ajob *j = calloc(1, sizeof *j);
     size_t n;

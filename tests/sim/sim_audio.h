@@ -20,8 +20,8 @@ int sim_audio_start(sim_audio *a);
 void sim_audio_destroy(sim_audio *a);
 /* Queues one talk (lock held). Takes the owner reference the caller counted. name is the file
  * name inside the directory (e.g. "<call_id>-1.wav"). */
-int sim_audio_render(sim_audio *a, const char *ssml, const char *language, const char *name, void *owner,
-                     const sim_audio_owner_ops *ops, size_t talk_idx);
+int sim_audio_render(sim_audio *a, const char *ssml, const char *language, const char *name,
+                     void *owner, const sim_audio_owner_ops *ops, size_t talk_idx);
 
 /* Seconds of audio in a PCM WAV file, from its header; < 0 on error. */
 double sim_wav_seconds(const char *path);

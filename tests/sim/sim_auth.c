@@ -36,8 +36,8 @@ static char *jwt_issue(const sim_t *s, const char *username)
     sim_buf b = {0};
 
     sim_fmt_time(sim_now_us() + JWT_LIFETIME_US, exp);
-    claims = json_pack("{s:s, s:s, s:s, s:s}", "customer_id", s->customer_id, "username", username, "type",
-                       "agent", "expire", exp);
+    claims = json_pack("{s:s, s:s, s:s, s:s}", "customer_id", s->customer_id, "username", username,
+                       "type", "agent", "expire", exp);
     payload = json_dumps(claims, JSON_COMPACT);
     json_decref(claims);
     if (!payload || b64url((const unsigned char *)hdr, strlen(hdr), h64, sizeof h64) ||

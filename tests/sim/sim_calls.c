@@ -7,12 +7,13 @@
 
 #include "sim_flow.h"
 
-#define DIAL_TIMEOUT_MS 60000     /* bin-call-manager defaultDialTimeout */
-#define CALL_CAP_MS 3600000       /* defaultTimeoutCallDuration */
-#define TEARDOWN_MS 200           /* terminating/canceling → hangup */
+#define DIAL_TIMEOUT_MS 60000 /* bin-call-manager defaultDialTimeout */
+#define CALL_CAP_MS 3600000   /* defaultTimeoutCallDuration */
+#define TEARDOWN_MS 200       /* terminating/canceling → hangup */
 
 /* hangup_reason values (static strings the call points at) */
-static const char *const reasons[] = {"normal", "failed", "busy", "cancel", "timeout", "noanswer", "dialout", "amd"};
+static const char *const reasons[] = {"normal",  "failed",   "busy",    "cancel",
+                                      "timeout", "noanswer", "dialout", "amd"};
 enum { R_NORMAL, R_FAILED, R_BUSY, R_CANCEL, R_TIMEOUT, R_NOANSWER, R_DIALOUT, R_AMD };
 
 static const char *reason_static(const char *r)
@@ -27,7 +28,8 @@ static const char *reason_static(const char *r)
 
 const char *sim_call_status_name(sim_call_status st)
 {
-    static const char *const names[] = {"dialing", "ringing", "progressing", "terminating", "canceling", "hangup"};
+    static const char *const names[] = {"dialing",     "ringing",   "progressing",
+                                        "terminating", "canceling", "hangup"};
     return names[st];
 }
 
@@ -115,9 +117,10 @@ int sim_outcome_parse(json_t *j, sim_outcome *o, char *err, size_t errlen)
         kind = "machine";
     if (!strcmp(kind, "timeout"))
         kind = "dialout";
-    if (strcmp(kind, "answer") && strcmp(kind, "busy") && strcmp(kind, "noanswer") && strcmp(kind, "failed") &&
-        strcmp(kind, "machine") && strcmp(kind, "dialout")) {
-        snprintf(err, errlen, "outcome must be answer|busy|noanswer|failed|machine|voicemail|dialout");
+    if (strcmp(kind, "answer") && strcmp(kind, "busy") && strcmp(kind, "noanswer") &&
+        strcmp(kind, "failed") && strcmp(kind, "machine") && strcmp(kind, "dialout")) {
+        snprintf(err, errlen,
+                 "outcome must be answer|busy|noanswer|failed|machine|voicemail|dialout");
         return -1;
     }
     sim_strlcpy(o->kind, kind, sizeof o->kind);
@@ -129,11 +132,13 @@ int sim_outcome_parse(json_t *j, sim_outcome *o, char *err, size_t errlen)
     o->end_ms = -1;
     if (!j)
         goto defaults;
-    if (get_ms(j, "ring_ms", &o->ring_ms, err, errlen) || get_ms(j, "answer_ms", &o->answer_ms, err, errlen) ||
+    if (get_ms(j, "ring_ms", &o->ring_ms, err, errlen) ||
+        get_ms(j, "answer_ms", &o->answer_ms, err, errlen) ||
         get_ms(j, "end_ms", &o->end_ms, err, errlen) ||
         get_ms(j, "callee_hangup_ms", &o->callee_hangup_ms, err, errlen) ||
         get_ms(j, "hangup_after_ms", &o->callee_hangup_ms, err, errlen) ||
-        get_ms(j, "amd_ms", &o->amd_ms, err, errlen) || get_ms(j, "digits_at_ms", &at, err, errlen) ||
+        get_ms(j, "amd_ms", &o->amd_ms, err, errlen) ||
+        get_ms(j, "digits_at_ms", &at, err, errlen) ||
         get_ms(j, "digit_interval_ms", &interval, err, errlen))
         return -1;
     if ((v = json_object_get(j, "digits"))) {
@@ -151,7 +156,8 @@ int sim_outcome_parse(json_t *j, sim_outcome *o, char *err, size_t errlen)
             snprintf(err, errlen, "dtmf must be a list of {at_ms, keys}");
             return -1;
         }
-        json_array_foreach(v, i, e) {
+        json_array_foreach(v, i, e)
+        {
             json_t *k = json_object_get(e, "keys"), *a = json_object_get(e, "at_ms");
             if (!json_is_string(k) || !json_is_number(a) || !valid_keys(json_string_value(k))) {
                 snprintf(err, errlen, "dtmf entries need at_ms (number) and keys (0-9*#ABCD)");
@@ -163,8 +169,8 @@ int sim_outcome_parse(json_t *j, sim_outcome *o, char *err, size_t errlen)
     }
     if ((v = json_object_get(j, "sms"))) {
         const char *sm = json_is_string(v) ? json_string_value(v) : "";
-        if (strcmp(sm, "delivered") && strcmp(sm, "sent") && strcmp(sm, "failed") && strcmp(sm, "gw_timeout") &&
-            strcmp(sm, "dlr_timeout")) {
+        if (strcmp(sm, "delivered") && strcmp(sm, "sent") && strcmp(sm, "failed") &&
+            strcmp(sm, "gw_timeout") && strcmp(sm, "dlr_timeout")) {
             snprintf(err, errlen, "sms must be delivered|sent|failed|gw_timeout|dlr_timeout");
             return -1;
         }
@@ -388,7 +394,10 @@ static json_t *delivery_json(int attempts, int state, long http_status, const ch
     json_object_set_new(o, "delivered", json_boolean(state == SIM_WH_DELIVERED));
     json_object_set_new(o, "attempts", json_integer(attempts));
     json_object_set_new(o, "status_code", http_status ? json_integer(http_status) : json_null());
-    json_object_set_new(o, "error", str_or_null(error ? error : state == SIM_WH_SKIPPED ? "no webhook_uri" : NULL));
+    json_object_set_new(o, "error",
+                        str_or_null(error                     ? error
+                                    : state == SIM_WH_SKIPPED ? "no webhook_uri"
+                                                              : NULL));
     return o;
 }
 
@@ -483,8 +492,8 @@ json_t *sim_call_record_json(const sim_call *c)
 
 /* ---------- deliveries ---------- */
 
-static void call_wh_record(void *owner, int rec, size_t idx, int attempts, long http_status, const char *error,
-                           int state)
+static void call_wh_record(void *owner, int rec, size_t idx, int attempts, long http_status,
+                           const char *error, int state)
 {
     sim_call *c = owner;
     char **errp;
@@ -507,7 +516,8 @@ static void call_wh_record(void *owner, int rec, size_t idx, int attempts, long 
 
 const sim_wh_owner_ops sim_call_wh_ops = {call_wh_record, call_release};
 
-static void call_audio_done(void *owner, size_t idx, const char *wav, double seconds, const char *error)
+static void call_audio_done(void *owner, size_t idx, const char *wav, double seconds,
+                            const char *error)
 {
     sim_call *c = owner;
 
@@ -579,7 +589,8 @@ void sim_call_emit(sim_t *s, sim_call *c, const char *type)
         sim_wh_req rq;
         size_t idx = c->n_events - 1;
         if (k) {
-            sim_event_rec *dup = sim_arr_push((void **)&c->events, &c->n_events, &c->cap_events, sizeof *dup);
+            sim_event_rec *dup =
+                sim_arr_push((void **)&c->events, &c->n_events, &c->cap_events, sizeof *dup);
             if (!dup)
                 break;
             *dup = c->events[idx];
@@ -837,7 +848,8 @@ static const char *np_message(np_reason r)
     case NP_BALANCE:
         return "Insufficient balance.";
     case NP_SOURCE:
-        return "The source is not a number owned by the customer and no default source is configured.";
+        return "The source is not a number owned by the customer and no default source is "
+               "configured.";
     default:
         return "";
     }
@@ -864,9 +876,8 @@ static int whitelisted(const sim_t *s, const char *cc)
         return 1;
     if (!cc)
         return 0;
-    json_array_foreach(s->outbound.whitelist, i, v)
-        if (json_is_string(v) && !strcmp(json_string_value(v), cc))
-            return 1;
+    json_array_foreach(s->outbound.whitelist, i,
+                       v) if (json_is_string(v) && !strcmp(json_string_value(v), cc)) return 1;
     return 0;
 }
 
@@ -941,7 +952,8 @@ static int check_variables(json_t *vars)
         return 0;
     if (json_object_size(vars) > 100)
         return -1;
-    json_object_foreach(vars, k, v) {
+    json_object_foreach(vars, k, v)
+    {
         size_t l = strlen(json_string_value(v));
         if (l > 32 * 1024)
             return -1;
@@ -968,13 +980,14 @@ static sim_call *call_new(sim_t *s, const sim_req *q, json_t *src, json_t *dst, 
     c->status = CALL_DIALING;
     c->source = src; /* owned now */
     c->destination = address_out(dst);
-    c->action = json_pack("{s:s, s:s, s:n}", "id", "00000000-0000-0000-0000-000000000001", "next_id",
-                          SIM_NIL_UUID, "tm_execute");
+    c->action = json_pack("{s:s, s:s, s:n}", "id", "00000000-0000-0000-0000-000000000001",
+                          "next_id", SIM_NIL_UUID, "tm_execute");
     c->actions = json_incref(actions);
     c->vars = json_object();
-    json_object_foreach(vars, k, v)
-        if (strncmp(k, "voipbin.", 8)) /* reserved names are ignored, as the real API does */
-            json_object_set(c->vars, k, v);
+    json_object_foreach(
+        vars, k,
+        v) if (strncmp(k, "voipbin.", 8)) /* reserved names are ignored, as the real API does */
+        json_object_set(c->vars, k, v);
     c->request_body = malloc(q->body_len + 1);
     if (c->request_body) {
         memcpy(c->request_body, q->body, q->body_len);
@@ -1001,36 +1014,40 @@ void sim_calls_create(sim_t *s, const sim_req *q, sim_resp *r)
     const char *k;
 
     if (!json_is_object(body)) {
-        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY", "The request body is not valid JSON.",
-                       NULL);
+        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY",
+                       "The request body is not valid JSON.", NULL);
         goto out;
     }
     src = json_object_get(body, "source");
-    dsts = json_object_get(body, "destinations"); /* a singular "destination" is ignored, as in Go */
+    dsts =
+        json_object_get(body, "destinations"); /* a singular "destination" is ignored, as in Go */
     acts = json_object_get(body, "actions");
     vars = json_object_get(body, "variables");
     fid = json_object_get(body, "flow_id");
-    if ((src && !json_is_object(src) && !json_is_null(src)) || (dsts && !json_is_array(dsts) && !json_is_null(dsts)) ||
-        (acts && !json_is_array(acts) && !json_is_null(acts)) || (vars && !json_is_object(vars) && !json_is_null(vars)) ||
+    if ((src && !json_is_object(src) && !json_is_null(src)) ||
+        (dsts && !json_is_array(dsts) && !json_is_null(dsts)) ||
+        (acts && !json_is_array(acts) && !json_is_null(acts)) ||
+        (vars && !json_is_object(vars) && !json_is_null(vars)) ||
         (fid && !json_is_string(fid) && !json_is_null(fid))) {
         sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY",
                        "The request body does not match the expected format.", NULL);
         goto out;
     }
     if (json_is_object(vars)) {
-        json_object_foreach(vars, k, v)
-            if (!json_is_string(v)) {
-                sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY",
-                               "variables must map strings to strings.", NULL);
-                goto out;
-            }
+        json_object_foreach(vars, k, v) if (!json_is_string(v))
+        {
+            sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY",
+                           "variables must map strings to strings.", NULL);
+            goto out;
+        }
         if (check_variables(vars)) {
             sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_VARIABLES",
                            "variables: at most 100 keys, 64 KiB in total, 32 KiB per value.", NULL);
             goto out;
         }
     }
-    json_array_foreach(dsts, i, d) {
+    json_array_foreach(dsts, i, d)
+    {
         const char *t = json_string_value(json_object_get(d, "type"));
         if (t && !strcmp(t, "tel") && strcmp(s->account.identity, "verified")) {
             sim_resp_error(r, q, 403, "PERMISSION_DENIED", "IDENTITY_VERIFICATION_REQUIRED",
@@ -1041,7 +1058,8 @@ void sim_calls_create(sim_t *s, const sim_req *q, sim_resp *r)
     if (json_is_string(fid) && *json_string_value(fid)) {
         json_t *stored = sim_flows_actions(s, json_string_value(fid));
         if (!stored) {
-            sim_resp_error(r, q, 404, "NOT_FOUND", "RESOURCE_NOT_FOUND", "The flow was not found.", NULL);
+            sim_resp_error(r, q, 404, "NOT_FOUND", "RESOURCE_NOT_FOUND", "The flow was not found.",
+                           NULL);
             goto out;
         }
         actions = json_incref(stored);
@@ -1062,7 +1080,8 @@ void sim_calls_create(sim_t *s, const sim_req *q, sim_resp *r)
         sim_uuid(flow_id);
     }
     calls = json_array();
-    json_array_foreach(dsts, i, d) {
+    json_array_foreach(dsts, i, d)
+    {
         json_t *src_out = NULL;
         np_reason why = json_is_object(d) ? placeable(s, src, d, &src_out) : NP_TYPE;
         sim_call *c;
@@ -1085,13 +1104,16 @@ void sim_calls_create(sim_t *s, const sim_req *q, sim_resp *r)
         if (first == NP_OK)
             first = NP_TARGET; /* no destinations at all */
         if (strcmp(s->cfg->error_mode, "documented"))
-            sim_resp_error(r, q, 500, "INTERNAL", "INTERNAL", "An internal error has occurred.", NULL);
+            sim_resp_error(r, q, 500, "INTERNAL", "INTERNAL", "An internal error has occurred.",
+                           NULL);
         else if (first == NP_BALANCE)
-            sim_resp_error(r, q, 402, "PAYMENT_REQUIRED", "INSUFFICIENT_BALANCE", np_message(first), NULL);
+            sim_resp_error(r, q, 402, "PAYMENT_REQUIRED", "INSUFFICIENT_BALANCE", np_message(first),
+                           NULL);
         else
             sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT",
-                           first == NP_TARGET && !json_array_size(dsts) ? "destinations must not be empty."
-                                                                         : np_message(first),
+                           first == NP_TARGET && !json_array_size(dsts)
+                               ? "destinations must not be empty."
+                               : np_message(first),
                            NULL);
         goto out;
     }

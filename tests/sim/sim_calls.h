@@ -27,7 +27,7 @@ const char *sim_call_status_name(sim_call_status st);
 typedef struct sim_outcome {
     char kind[16]; /* answer | busy | noanswer | failed | machine | dialout */
     int64_t ring_ms, answer_ms, end_ms, callee_hangup_ms, amd_ms;
-    char *dtmf_keys; /* flattened key presses ... */
+    char *dtmf_keys;     /* flattened key presses ... */
     int64_t *dtmf_at_ms; /* ... and when, after answer */
     size_t n_dtmf;
     char sms[16]; /* final SMS target status */
@@ -96,14 +96,14 @@ typedef struct sim_call {
     size_t pc, next_pc;
     uint32_t gen; /* bumps on every action change: stale timers are ignored */
     int media;
-    int talk_next;          /* talk digits_handle "next" */
-    long dr_length;         /* digits_receive length */
-    char dr_key[32];        /* digits_receive key */
+    int talk_next;   /* talk digits_handle "next" */
+    long dr_length;  /* digits_receive length */
+    char dr_key[32]; /* digits_receive key */
     size_t cur_talk;
-    const char *cur_type;   /* static name of the running action */
+    const char *cur_type;       /* static name of the running action */
     const char *pending_reason; /* why terminating: normal | amd | ... */
-    int machine;            /* the callee is an answering machine */
-    const char *amd_result; /* MACHINE | HUMAN once an amd action decided */
+    int machine;                /* the callee is an answering machine */
+    const char *amd_result;     /* MACHINE | HUMAN once an amd action decided */
 
     sim_outcome oc;
     json_t *script; /* the script applied, for the control API */

@@ -15,7 +15,10 @@ typedef struct cf_row {
     const char *help;
 } cf_row;
 
-#define ROW(n, t, f, d, h) { n, t, offsetof(sim_config, f), d, h }
+#define ROW(n, t, f, d, h)                                                                         \
+    {                                                                                              \
+        n, t, offsetof(sim_config, f), d, h                                                        \
+    }
 
 /* Why one table: --help, env names and defaults cannot drift apart. */
 static const cf_row rows[] = {
@@ -30,14 +33,18 @@ static const cf_row rows[] = {
     ROW("numbers", CF_STR, numbers, "",
         "numbers the customer owns, comma separated (valid `source`); empty = any E.164 source"),
     ROW("whitelist", CF_STR, whitelist, "",
-        "outbound destination_whitelist (us,gb,... or all); empty refuses every PSTN call, as the real default"),
+        "outbound destination_whitelist (us,gb,... or all); empty refuses every PSTN call, as the "
+        "real default"),
     ROW("rate", CF_DBL, rate, "16.7", "per-customer rate limit, requests/s"),
     ROW("burst", CF_DBL, burst, "33", "per-customer rate limit burst"),
-    ROW("time-scale", CF_DBL, time_scale, "1.0", "multiplies every simulated duration (0.05 = 20x faster)"),
+    ROW("time-scale", CF_DBL, time_scale, "1.0",
+        "multiplies every simulated duration (0.05 = 20x faster)"),
     ROW("error-mode", CF_STR, error_mode, "real",
         "real: 500 INTERNAL when no destination is placed; documented: 400/402"),
-    ROW("audio-dir", CF_STR, audio_dir, "", "render every talk to WAV with espeak-ng into this directory"),
-    ROW("max-calls", CF_INT, max_calls, "50000", "ended calls/messages kept; the oldest ended are dropped"),
+    ROW("audio-dir", CF_STR, audio_dir, "",
+        "render every talk to WAV with espeak-ng into this directory"),
+    ROW("max-calls", CF_INT, max_calls, "50000",
+        "ended calls/messages kept; the oldest ended are dropped"),
     ROW("username", CF_STR, username, "sim", "POST /auth/login username"),
     ROW("password", CF_STR, password, "sim", "POST /auth/login password"),
     ROW("balance", CF_DBL, balance, "100", "account balance; 0 = calls and messages not placed"),
@@ -45,7 +52,8 @@ static const cf_row rows[] = {
         "identity_verification_status (anything but verified → 403 on tel calls)"),
     ROW("http-threads", CF_INT, http_threads, "2", "HTTP server threads"),
     ROW("webhook-workers", CF_INT, webhook_workers, "4", "webhook delivery threads"),
-    ROW("ssrf-guard", CF_BOOL, ssrf_guard, "0", "refuse loopback/private webhook targets (real service)"),
+    ROW("ssrf-guard", CF_BOOL, ssrf_guard, "0",
+        "refuse loopback/private webhook targets (real service)"),
     ROW("verbose", CF_BOOL, verbose, "0", "log every request to stderr"),
 };
 #define NROWS (sizeof rows / sizeof rows[0])
@@ -88,7 +96,8 @@ static int set_value(sim_config *cfg, const cf_row *r, const char *v, char *err,
     case CF_BOOL:
         if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
             *(int *)base = 1;
-        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !*v)
+        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") ||
+                 !*v)
             *(int *)base = 0;
         else {
             snprintf(err, errlen, "--%s: not a boolean: %s", r->name, v);
@@ -105,7 +114,8 @@ static void env_name(const char *flag, char *out, size_t n)
 
     i = (size_t)snprintf(out, n, "SIM_");
     for (j = 0; flag[j] && i + 1 < n; j++, i++)
-        out[i] = flag[j] == '-' ? '_' : (char)(flag[j] >= 'a' && flag[j] <= 'z' ? flag[j] - 32 : flag[j]);
+        out[i] = flag[j] == '-' ? '_'
+                                : (char)(flag[j] >= 'a' && flag[j] <= 'z' ? flag[j] - 32 : flag[j]);
     out[i] = '\0';
 }
 
@@ -118,7 +128,8 @@ static void usage(void)
            "A local simulator of the VoIPBin REST API (see tests/sim/README.md).\n\n");
     for (i = 0; i < NROWS; i++) {
         env_name(rows[i].name, env, sizeof env);
-        printf("  --%-16s %-22s default \"%s\"\n      %s\n", rows[i].name, env, rows[i].def, rows[i].help);
+        printf("  --%-16s %-22s default \"%s\"\n      %s\n", rows[i].name, env, rows[i].def,
+               rows[i].help);
     }
 }
 

@@ -43,11 +43,13 @@ void sim_faults_match(sim_t *s, const char *method, const char *path, sim_fault_
     while (*pp) {
         sim_fault *f = *pp;
         int used = 0;
-        if (!strncmp(path, f->path, strlen(f->path)) && (!f->method[0] || !strcasecmp(method, f->method))) {
+        if (!strncmp(path, f->path, strlen(f->path)) &&
+            (!f->method[0] || !strcasecmp(method, f->method))) {
             if (f->kind == SIM_FAULT_LATENCY && !hit->latency_ms) {
                 hit->latency_ms = f->lat_lo_ms;
                 if (f->lat_hi_ms > f->lat_lo_ms)
-                    hit->latency_ms += (long)(sim_rand01() * (double)(f->lat_hi_ms - f->lat_lo_ms + 1));
+                    hit->latency_ms +=
+                        (long)(sim_rand01() * (double)(f->lat_hi_ms - f->lat_lo_ms + 1));
                 used = 1;
             } else if (f->kind == SIM_FAULT_FAIL && !hit->fail && !hit->drop) {
                 hit->fail = 1;
@@ -136,20 +138,23 @@ static json_t *faults_json(const sim_t *s)
 
     for (f = s->faults; f; f = f->next) {
         static const char *const kinds[] = {"fail", "drop", "latency"};
-        json_t *x = json_pack("{s:s, s:s, s:s, s:I}", "kind", kinds[f->kind], "path", f->path, "method", f->method,
-                              "remaining", (json_int_t)f->remaining);
+        json_t *x = json_pack("{s:s, s:s, s:s, s:I}", "kind", kinds[f->kind], "path", f->path,
+                              "method", f->method, "remaining", (json_int_t)f->remaining);
         if (f->kind == SIM_FAULT_FAIL) {
             json_object_set_new(x, "status", json_integer(f->status));
             json_object_set_new(x, "reason", json_string(f->reason));
         } else if (f->kind == SIM_FAULT_DROP)
             json_object_set_new(x, "drop", json_string(f->drop_after ? "after" : "before"));
         else
-            json_object_set_new(x, "latency_ms", json_pack("[I, I]", (json_int_t)f->lat_lo_ms, (json_int_t)f->lat_hi_ms));
+            json_object_set_new(
+                x, "latency_ms",
+                json_pack("[I, I]", (json_int_t)f->lat_lo_ms, (json_int_t)f->lat_hi_ms));
         json_array_append_new(a, x);
     }
-    return json_pack("{s:o, s:I, s:I, s:I, s:f, s:f, s:f}", "rules", a, "webhook_duplicate", (json_int_t)s->wh_duplicate,
-                     "webhook_reorder", (json_int_t)s->wh_reorder, "reorder_ms", (json_int_t)s->reorder_ms, "rate",
-                     s->rl.rate, "burst", s->rl.burst, "webhook_drop_pct", s->wh_drop_pct);
+    return json_pack("{s:o, s:I, s:I, s:I, s:f, s:f, s:f}", "rules", a, "webhook_duplicate",
+                     (json_int_t)s->wh_duplicate, "webhook_reorder", (json_int_t)s->wh_reorder,
+                     "reorder_ms", (json_int_t)s->reorder_ms, "rate", s->rl.rate, "burst",
+                     s->rl.burst, "webhook_drop_pct", s->wh_drop_pct);
 }
 
 static void faults_post(sim_t *s, const sim_req *q, sim_resp *r)
@@ -187,7 +192,8 @@ static void faults_post(sim_t *s, const sim_req *q, sim_resp *r)
     if ((v = json_object_get(b, "drop_next"))) {
         const char *when = json_string_value(json_object_get(b, "drop"));
         sim_fault *f;
-        if (!json_is_integer(v) || json_integer_value(v) < 1 || (when && strcmp(when, "before") && strcmp(when, "after"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            (when && strcmp(when, "before") && strcmp(when, "after"))) {
             bad(r, q, "drop_next needs a count >= 1; drop is before|after");
             goto out;
         }
@@ -200,8 +206,8 @@ static void faults_post(sim_t *s, const sim_req *q, sim_resp *r)
         sim_fault *f;
         if (json_is_number(v))
             lo = hi = (long)json_number_value(v);
-        else if (json_is_array(v) && json_array_size(v) == 2 && json_is_number(json_array_get(v, 0)) &&
-                 json_is_number(json_array_get(v, 1))) {
+        else if (json_is_array(v) && json_array_size(v) == 2 &&
+                 json_is_number(json_array_get(v, 0)) && json_is_number(json_array_get(v, 1))) {
             lo = (long)json_number_value(json_array_get(v, 0));
             hi = (long)json_number_value(json_array_get(v, 1));
         } else {
@@ -313,11 +319,11 @@ static void script_post(sim_t *s, const sim_req *q, sim_resp *r)
     }
     list = json_object_get(b, "scripts");
     if (json_is_array(list)) {
-        json_array_foreach(list, i, e)
-            if (!json_is_object(e) || add_script(s, e, err, sizeof err)) {
-                bad(r, q, json_is_object(e) ? err : "scripts holds objects");
-                goto out;
-            }
+        json_array_foreach(list, i, e) if (!json_is_object(e) || add_script(s, e, err, sizeof err))
+        {
+            bad(r, q, json_is_object(e) ? err : "scripts holds objects");
+            goto out;
+        }
     } else if (add_script(s, b, err, sizeof err)) {
         bad(r, q, err);
         goto out;
@@ -331,9 +337,9 @@ out:
 
 static json_t *account_json(const sim_t *s)
 {
-    return json_pack("{s:f, s:s, s:s, s:s}", "balance", s->account.balance, "status", s->account.status,
-                     "identity_verification_status", s->account.identity, "webhook_secret",
-                     s->customer.webhook_secret);
+    return json_pack("{s:f, s:s, s:s, s:s}", "balance", s->account.balance, "status",
+                     s->account.status, "identity_verification_status", s->account.identity,
+                     "webhook_secret", s->customer.webhook_secret);
 }
 
 static void account_post(sim_t *s, const sim_req *q, sim_resp *r)
@@ -436,13 +442,14 @@ static void stats(sim_t *s, sim_resp *r)
     for (e = s->calls.head; e; e = e->next)
         if (((const sim_call *)e)->status != CALL_HANGUP)
             live++;
-    sim_resp_json(r, 200,
-                  json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)s->n_requests,
-                            "calls_created", (json_int_t)s->n_calls_created, "calls_stored", (json_int_t)s->calls.count,
-                            "calls_live", (json_int_t)live, "calls_dropped", (json_int_t)s->n_calls_dropped,
-                            "messages_stored", (json_int_t)s->messages.count, "timers_pending",
-                            (json_int_t)sim_sched_pending(&s->sched), "webhooks_pending",
-                            (json_int_t)sim_wh_pending(s->wh)));
+    sim_resp_json(
+        r, 200,
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)s->n_requests,
+                  "calls_created", (json_int_t)s->n_calls_created, "calls_stored",
+                  (json_int_t)s->calls.count, "calls_live", (json_int_t)live, "calls_dropped",
+                  (json_int_t)s->n_calls_dropped, "messages_stored", (json_int_t)s->messages.count,
+                  "timers_pending", (json_int_t)sim_sched_pending(&s->sched), "webhooks_pending",
+                  (json_int_t)sim_wh_pending(s->wh)));
 }
 
 void sim_control_handle(sim_t *s, const sim_req *q, sim_resp *r)
@@ -491,7 +498,8 @@ void sim_control_handle(sim_t *s, const sim_req *q, sim_resp *r)
         const char *rest = p + 7, *slash = strchr(rest, '/');
         size_t l = slash ? (size_t)(slash - rest) : strlen(rest);
         if (l >= sizeof id) {
-            sim_resp_error(r, q, 404, "NOT_FOUND", "CALL_NOT_FOUND", "The call was not found.", NULL);
+            sim_resp_error(r, q, 404, "NOT_FOUND", "CALL_NOT_FOUND", "The call was not found.",
+                           NULL);
             return;
         }
         memcpy(id, rest, l);

@@ -7,14 +7,50 @@
 #include "sim_xml.h"
 
 /* TypeListAll of bin-flow-manager: anything else is INVALID_ACTION_TYPE. */
-static const char *const known_types[] = {
-    "ai_summary", "ai_talk", "ai_task", "amd", "answer", "beep", "block", "branch", "call", "case_create",
-    "condition_call_digits", "condition_call_status", "condition_datetime", "condition_variable",
-    "confbridge_join", "conference_join", "connect", "conversation_send", "digits_receive", "digits_send",
-    "echo", "email_send", "empty", "external_media_start", "external_media_stop", "fetch", "fetch_flow", "goto",
-    "hangup", "message_send", "mute", "play", "queue_join", "recording_start", "recording_stop", "sleep",
-    "stop", "stream_echo", "talk", "transcribe_recording", "transcribe_start", "transcribe_stop",
-    "variable_set", "webhook_send"};
+static const char *const known_types[] = {"ai_summary",
+                                          "ai_talk",
+                                          "ai_task",
+                                          "amd",
+                                          "answer",
+                                          "beep",
+                                          "block",
+                                          "branch",
+                                          "call",
+                                          "case_create",
+                                          "condition_call_digits",
+                                          "condition_call_status",
+                                          "condition_datetime",
+                                          "condition_variable",
+                                          "confbridge_join",
+                                          "conference_join",
+                                          "connect",
+                                          "conversation_send",
+                                          "digits_receive",
+                                          "digits_send",
+                                          "echo",
+                                          "email_send",
+                                          "empty",
+                                          "external_media_start",
+                                          "external_media_stop",
+                                          "fetch",
+                                          "fetch_flow",
+                                          "goto",
+                                          "hangup",
+                                          "message_send",
+                                          "mute",
+                                          "play",
+                                          "queue_join",
+                                          "recording_start",
+                                          "recording_stop",
+                                          "sleep",
+                                          "stop",
+                                          "stream_echo",
+                                          "talk",
+                                          "transcribe_recording",
+                                          "transcribe_start",
+                                          "transcribe_stop",
+                                          "variable_set",
+                                          "webhook_send"};
 
 const char *sim_flow_type(const char *type)
 {
@@ -31,7 +67,8 @@ int sim_flow_prepare(json_t *actions, char *bad, size_t badlen)
     size_t i;
     json_t *a;
 
-    json_array_foreach(actions, i, a) {
+    json_array_foreach(actions, i, a)
+    {
         json_t *t, *id;
         if (!json_is_object(a))
             return -2;
@@ -159,9 +196,7 @@ static long find_action(const sim_call *c, const char *id)
 
     if (!id || !*id || !strcmp(id, SIM_NIL_UUID))
         return -1;
-    json_array_foreach(c->actions, i, a)
-        if (!strcmp(opt_str(a, "id", ""), id))
-            return (long)i;
+    json_array_foreach(c->actions, i, a) if (!strcmp(opt_str(a, "id", ""), id)) return (long)i;
     return -1;
 }
 
@@ -350,7 +385,8 @@ static int condition_variable(const sim_call *c, json_t *opt)
 
 static void record_executed(sim_call *c, const char *type)
 {
-    const char **p = sim_arr_push((void **)&c->executed, &c->n_executed, &c->cap_executed, sizeof *p);
+    const char **p =
+        sim_arr_push((void **)&c->executed, &c->n_executed, &c->cap_executed, sizeof *p);
 
     if (p)
         *p = type;
@@ -400,7 +436,8 @@ static void step(sim_t *s, sim_call *c)
         }
         if (!strcmp(type, "branch")) {
             char *val = variable_value(c, opt_str(opt, "variable", "voipbin.call.digits"));
-            const char *tid = json_string_value(json_object_get(json_object_get(opt, "target_ids"), val ? val : ""));
+            const char *tid = json_string_value(
+                json_object_get(json_object_get(opt, "target_ids"), val ? val : ""));
             free(val);
             if (!tid)
                 tid = opt_str(opt, "default_target_id", "");
@@ -435,11 +472,11 @@ static void step(sim_t *s, sim_call *c)
             sim_call_hanging_up(s, c, "normal");
             return;
         }
-        if (!strcmp(type, "empty") || !strcmp(type, "message_send") || !strcmp(type, "email_send") ||
-            !strcmp(type, "fetch") || !strcmp(type, "fetch_flow") || !strcmp(type, "call") ||
-            !strcmp(type, "condition_datetime") || !strcmp(type, "condition_call_digits") ||
-            !strcmp(type, "condition_call_status") || !strcmp(type, "conversation_send") ||
-            !strcmp(type, "case_create")) {
+        if (!strcmp(type, "empty") || !strcmp(type, "message_send") ||
+            !strcmp(type, "email_send") || !strcmp(type, "fetch") || !strcmp(type, "fetch_flow") ||
+            !strcmp(type, "call") || !strcmp(type, "condition_datetime") ||
+            !strcmp(type, "condition_call_digits") || !strcmp(type, "condition_call_status") ||
+            !strcmp(type, "conversation_send") || !strcmp(type, "case_create")) {
             c->pc = c->next_pc;
             continue;
         }
@@ -463,7 +500,8 @@ static void step(sim_t *s, sim_call *c)
             }
         } else if (!strcmp(type, "amd")) {
             int async = opt_bool(opt, "async");
-            c->pending_reason = !strcmp(opt_str(opt, "machine_handle", ""), "hangup") ? "amd" : NULL;
+            c->pending_reason =
+                !strcmp(opt_str(opt, "machine_handle", ""), "hangup") ? "amd" : NULL;
             sim_call_timer(s, c, c->oc.amd_ms, T_FLOW_AMD, async ? -1 : (int64_t)c->gen);
             if (!async) {
                 c->media = SIM_MEDIA_AMD;
@@ -488,9 +526,9 @@ static void step(sim_t *s, sim_call *c)
             long d = opt_long(opt, "duration", 0);
             wait_ms(s, c, SIM_MEDIA_WAIT, d > 0 ? d : 180000);
             return;
-        } else if (!strcmp(type, "block") || !strcmp(type, "ai_talk") || !strcmp(type, "queue_join") ||
-                   !strcmp(type, "conference_join") || !strcmp(type, "confbridge_join") ||
-                   !strcmp(type, "connect")) {
+        } else if (!strcmp(type, "block") || !strcmp(type, "ai_talk") ||
+                   !strcmp(type, "queue_join") || !strcmp(type, "conference_join") ||
+                   !strcmp(type, "confbridge_join") || !strcmp(type, "connect")) {
             c->media = SIM_MEDIA_WAIT; /* holds until someone hangs up */
             return;
         }
@@ -575,7 +613,9 @@ json_t *sim_flows_actions(sim_t *s, const char *id)
 {
     sim_flow_res *f = (sim_flow_res *)sim_index_find(&s->flows, id);
 
-    return f && json_is_null(json_object_get(f->flow, "tm_delete")) ? json_object_get(f->flow, "actions") : NULL;
+    return f && json_is_null(json_object_get(f->flow, "tm_delete"))
+               ? json_object_get(f->flow, "actions")
+               : NULL;
 }
 
 void sim_flows_create(sim_t *s, const sim_req *q, sim_resp *r)
@@ -587,15 +627,16 @@ void sim_flows_create(sim_t *s, const sim_req *q, sim_resp *r)
     int rc;
 
     if (!json_is_object(body)) {
-        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY", "The request body is not valid JSON.",
-                       NULL);
+        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY",
+                       "The request body is not valid JSON.", NULL);
         goto out;
     }
     acts = json_object_get(body, "actions");
     acts = json_is_array(acts) ? json_deep_copy(acts) : json_array();
     rc = sim_flow_prepare(acts, bad, sizeof bad);
     if (rc) {
-        snprintf(msg, sizeof msg, rc == -1 ? "The action type '%s' is not valid." : "Invalid action%s.",
+        snprintf(msg, sizeof msg,
+                 rc == -1 ? "The action type '%s' is not valid." : "Invalid action%s.",
                  rc == -1 ? bad : "");
         sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ACTION_TYPE", msg, NULL);
         json_decref(acts);
@@ -610,10 +651,10 @@ void sim_flows_create(sim_t *s, const sim_req *q, sim_resp *r)
     sim_uuid(f->e.id);
     sim_index_add(&s->flows, &f->e);
     sim_fmt_time(f->e.tm_create_us, t);
-    f->flow = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:b, s:s, s:s, s:n}", "id", f->e.id, "customer_id",
-                        s->customer_id, "type", "flow", "name", opt_str(body, "name", ""),
-                        "detail", opt_str(body, "detail", ""), "actions", acts,
-                        "persist", 1, "tm_create", t, "tm_update", t, "tm_delete");
+    f->flow = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:b, s:s, s:s, s:n}", "id", f->e.id,
+                        "customer_id", s->customer_id, "type", "flow", "name",
+                        opt_str(body, "name", ""), "detail", opt_str(body, "detail", ""), "actions",
+                        acts, "persist", 1, "tm_create", t, "tm_update", t, "tm_delete");
     sim_resp_json(r, 200, json_incref(f->flow));
 out:
     json_decref(body);
@@ -641,12 +682,14 @@ void sim_flows_get(sim_t *s, const sim_req *q, sim_resp *r, const char *id, int 
     sim_flow_res *f;
 
     if (!sim_is_uuid(id)) {
-        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ID", "The id is not a valid UUID.", NULL);
+        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ID", "The id is not a valid UUID.",
+                       NULL);
         return;
     }
     f = (sim_flow_res *)sim_index_find(&s->flows, id);
     if (!f) {
-        sim_resp_error(r, q, 404, "NOT_FOUND", "RESOURCE_NOT_FOUND", "The flow was not found.", NULL);
+        sim_resp_error(r, q, 404, "NOT_FOUND", "RESOURCE_NOT_FOUND", "The flow was not found.",
+                       NULL);
         return;
     }
     if (del && json_is_null(json_object_get(f->flow, "tm_delete"))) {

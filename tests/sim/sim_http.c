@@ -93,8 +93,8 @@ const char *sim_status_name(int http)
 void sim_resp_error(sim_resp *r, const sim_req *q, int http, const char *status, const char *reason,
                     const char *message, json_t *details)
 {
-    json_t *e = json_pack("{s:s, s:s, s:s, s:s}", "status", status ? status : sim_status_name(http), "reason",
-                          reason, "message", message, "request_id", q->request_id);
+    json_t *e = json_pack("{s:s, s:s, s:s, s:s}", "status", status ? status : sim_status_name(http),
+                          "reason", reason, "message", message, "request_id", q->request_id);
 
     if (details && json_array_size(details))
         json_object_set_new(e, "details", details);
@@ -126,7 +126,8 @@ static void resume_cb(void *obj, int kind, int64_t arg)
 
 static void rate_limited(sim_resp *r, const sim_req *q, int retry_after)
 {
-    sim_resp_error(r, q, 429, "RESOURCE_EXHAUSTED", "RATE_LIMIT_EXCEEDED", "Too many requests. Please try again later.",
+    sim_resp_error(r, q, 429, "RESOURCE_EXHAUSTED", "RATE_LIMIT_EXCEEDED",
+                   "Too many requests. Please try again later.",
                    json_pack("[{s:s}]", "limited_by", "customer"));
     snprintf(r->retry_after, sizeof r->retry_after, "%d", retry_after);
 }
@@ -162,24 +163,26 @@ static void route(sim_t *s, const sim_req *q, const conn_st *st, sim_resp *r)
         return;
     }
     if (strncmp(p, "/v1.0/", 6)) {
-        sim_resp_error(r, q, 404, "NOT_FOUND", "ROUTE_NOT_FOUND", "The requested route was not found.", NULL);
+        sim_resp_error(r, q, 404, "NOT_FOUND", "ROUTE_NOT_FOUND",
+                       "The requested route was not found.", NULL);
         return;
     }
     switch (sim_auth_check(s, q)) {
     case SIM_AUTH_MISSING:
-        sim_resp_error(r, q, 401, "UNAUTHENTICATED", "AUTHENTICATION_REQUIRED", "Authentication is required.", NULL);
+        sim_resp_error(r, q, 401, "UNAUTHENTICATED", "AUTHENTICATION_REQUIRED",
+                       "Authentication is required.", NULL);
         return;
     case SIM_AUTH_INVALID:
-        sim_resp_error(r, q, 401, "UNAUTHENTICATED", "INVALID_CREDENTIALS", "The credentials are invalid or expired.",
-                       NULL);
+        sim_resp_error(r, q, 401, "UNAUTHENTICATED", "INVALID_CREDENTIALS",
+                       "The credentials are invalid or expired.", NULL);
         return;
     case SIM_AUTH_OK:
         break;
     }
     if (!strcmp(s->account.status, "frozen")) {
         sim_resp_error(r, q, 403, "PERMISSION_DENIED", "ACCOUNT_FROZEN", "The account is frozen.",
-                       json_pack("[{s:n, s:n, s:s}]", "deletion_scheduled_at", "deletion_effective_at",
-                                 "recovery_endpoint", "/auth/recovery"));
+                       json_pack("[{s:n, s:n, s:s}]", "deletion_scheduled_at",
+                                 "deletion_effective_at", "recovery_endpoint", "/auth/recovery"));
         return;
     }
     if (!sim_ratelimit_take(s, &retry)) {
@@ -189,9 +192,9 @@ static void route(sim_t *s, const sim_req *q, const conn_st *st, sim_resp *r)
     sim_api_handle(s, q, p + 5, r);
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                               const char *version, const char *upload_data, size_t *upload_data_size,
-                               void **con_cls)
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
 {
     sim_http *h = cls;
     sim_t *s = h->sim;
@@ -259,7 +262,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         sim_request_id(q.request_id);
 
     if (st->too_big)
-        sim_resp_error(&r, &q, 413, "INVALID_ARGUMENT", "REQUEST_TOO_LARGE", "The request body is too large.", NULL);
+        sim_resp_error(&r, &q, 413, "INVALID_ARGUMENT", "REQUEST_TOO_LARGE",
+                       "The request body is too large.", NULL);
     else {
         pthread_mutex_lock(&s->lock);
         route(s, &q, st, &r);
@@ -290,7 +294,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     return ret;
 }
 
-static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
 {
     conn_st *st = *con_cls;
 
@@ -304,7 +309,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, en
     *con_cls = NULL;
 }
 
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6, char *err, size_t errlen)
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6, char *err,
+                        size_t errlen)
 {
     char host[128], port[16];
     const char *colon = strrchr(listen, ':');
@@ -360,10 +366,11 @@ sim_http *sim_http_start(sim_t *s, int *port, char *err, size_t errlen)
     }
     if (v6)
         flags |= MHD_USE_IPv6;
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->cfg->http_threads,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)4000, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned int)120, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR,
+                            (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+                            (unsigned int)s->cfg->http_threads, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned int)4000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
     if (!h->d) {
         snprintf(err, errlen, "cannot listen on %s", s->cfg->listen);

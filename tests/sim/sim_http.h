@@ -32,7 +32,8 @@ typedef struct sim_resp {
 
 /* Serializes and steals j. */
 void sim_resp_json(sim_resp *r, int status, json_t *j);
-/* The gateway error envelope {"error":{status,reason,message,request_id[,details]}}; steals details. */
+/* The gateway error envelope {"error":{status,reason,message,request_id[,details]}}; steals
+ * details. */
 void sim_resp_error(sim_resp *r, const sim_req *q, int http, const char *status, const char *reason,
                     const char *message, json_t *details);
 /* Canonical error.status for an HTTP code (500 → INTERNAL, ...). */

@@ -75,7 +75,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "voipbin-sim: %s\n", err);
         return 2;
     }
-    if (sim_sched_start(&sim.sched) || sim_wh_start(sim.wh) || (sim.audio && sim_audio_start(sim.audio))) {
+    if (sim_sched_start(&sim.sched) || sim_wh_start(sim.wh) ||
+        (sim.audio && sim_audio_start(sim.audio))) {
         fprintf(stderr, "voipbin-sim: cannot start threads\n");
         goto out;
     }
@@ -89,8 +90,10 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!*cfg.whitelist)
-        fprintf(stderr, "voipbin-sim: outbound destination_whitelist is empty: every PSTN call will be refused "
-                        "(pass --whitelist us,gb,... or all)\n");
+        fprintf(
+            stderr,
+            "voipbin-sim: outbound destination_whitelist is empty: every PSTN call will be refused "
+            "(pass --whitelist us,gb,... or all)\n");
     host_of(cfg.listen, host, sizeof host);
     printf("voipbin-sim listening on http://%s:%d\n", host, port);
     fflush(stdout);

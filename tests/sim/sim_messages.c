@@ -40,8 +40,8 @@ static void msg_remove(sim_t *s, sim_msg *m)
         msg_free(m);
 }
 
-static void msg_record(void *owner, int rec, size_t idx, int attempts, long http_status, const char *error,
-                       int state)
+static void msg_record(void *owner, int rec, size_t idx, int attempts, long http_status,
+                       const char *error, int state)
 {
     sim_msg *m = owner;
 
@@ -160,7 +160,8 @@ static void msg_timer(void *obj, int kind, int64_t arg)
         sim_msg_target *t = &m->targets[i];
         const char *next = NULL;
         if (kind == T_MSG_SENT && !strcmp(t->status, "queued"))
-            next = !strcmp(t->final, "failed") || !strcmp(t->final, "gw_timeout") ? t->final : "sent";
+            next =
+                !strcmp(t->final, "failed") || !strcmp(t->final, "gw_timeout") ? t->final : "sent";
         else if (kind == T_MSG_FINAL && !strcmp(t->status, "sent") && strcmp(t->final, "sent"))
             next = t->final;
         if (next) {
@@ -231,20 +232,22 @@ void sim_messages_create(sim_t *s, const sim_req *q, sim_resp *r)
     int documented = !strcmp(s->cfg->error_mode, "documented");
 
     if (!json_is_object(body)) {
-        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY", "The request body is not valid JSON.",
-                       NULL);
+        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY",
+                       "The request body is not valid JSON.", NULL);
         goto out;
     }
     src = json_object_get(body, "source");
     dsts = json_object_get(body, "destinations");
     text = json_object_get(body, "text");
-    if ((src && !json_is_object(src)) || (dsts && !json_is_array(dsts)) || (text && !json_is_string(text))) {
+    if ((src && !json_is_object(src)) || (dsts && !json_is_array(dsts)) ||
+        (text && !json_is_string(text))) {
         sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_JSON_BODY",
                        "The request body does not match the expected format.", NULL);
         goto out;
     }
     if (!json_array_size(dsts)) {
-        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "destinations must not be empty.", NULL);
+        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT",
+                       "destinations must not be empty.", NULL);
         goto out;
     }
     /* message-manager returns plain errors here, which the gateway turns into 500 */
@@ -253,14 +256,17 @@ void sim_messages_create(sim_t *s, const sim_req *q, sim_resp *r)
             sim_resp_error(r, q, 403, "PERMISSION_DENIED", "IDENTITY_VERIFICATION_REQUIRED",
                            "Identity verification is required to send messages.", NULL);
         else
-            sim_resp_error(r, q, 500, "INTERNAL", "INTERNAL", "An internal error has occurred.", NULL);
+            sim_resp_error(r, q, 500, "INTERNAL", "INTERNAL", "An internal error has occurred.",
+                           NULL);
         goto out;
     }
     if (s->account.balance <= 0) {
         if (documented)
-            sim_resp_error(r, q, 402, "PAYMENT_REQUIRED", "INSUFFICIENT_BALANCE", "Insufficient balance.", NULL);
+            sim_resp_error(r, q, 402, "PAYMENT_REQUIRED", "INSUFFICIENT_BALANCE",
+                           "Insufficient balance.", NULL);
         else
-            sim_resp_error(r, q, 500, "INTERNAL", "INTERNAL", "An internal error has occurred.", NULL);
+            sim_resp_error(r, q, 500, "INTERNAL", "INTERNAL", "An internal error has occurred.",
+                           NULL);
         goto out;
     }
     m = calloc(1, sizeof *m);
@@ -279,7 +285,8 @@ void sim_messages_create(sim_t *s, const sim_req *q, sim_resp *r)
         m->request_body[q->body_len] = '\0';
     }
     sim_strlcpy(m->request_id, q->request_id, sizeof m->request_id);
-    json_array_foreach(dsts, i, d) {
+    json_array_foreach(dsts, i, d)
+    {
         sim_msg_target *t = &m->targets[m->n_targets++];
         const char *tg = json_string_value(json_object_get(d, "target"));
         t->destination = json_is_object(d) ? json_deep_copy(d) : json_object();
@@ -330,12 +337,14 @@ void sim_messages_get(sim_t *s, const sim_req *q, sim_resp *r, const char *id, i
     sim_msg *m;
 
     if (!sim_is_uuid(id)) {
-        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ID", "The id is not a valid UUID.", NULL);
+        sim_resp_error(r, q, 400, "INVALID_ARGUMENT", "INVALID_ID", "The id is not a valid UUID.",
+                       NULL);
         return;
     }
     m = (sim_msg *)sim_index_find(&s->messages, id);
     if (!m) {
-        sim_resp_error(r, q, 404, "NOT_FOUND", "MESSAGE_NOT_FOUND", "The message was not found.", NULL);
+        sim_resp_error(r, q, 404, "NOT_FOUND", "MESSAGE_NOT_FOUND", "The message was not found.",
+                       NULL);
         return;
     }
     if (del && !m->tm_delete) {
@@ -366,10 +375,12 @@ json_t *sim_msg_record_json(const sim_msg *m)
         json_object_set_new(x, "state", json_string(sim_wh_state_name(e->state)));
         json_object_set_new(x, "delivered", json_boolean(e->state == SIM_WH_DELIVERED));
         json_object_set_new(x, "attempts", json_integer(e->attempts));
-        json_object_set_new(x, "status_code", e->http_status ? json_integer(e->http_status) : json_null());
-        json_object_set_new(x, "error", e->error                       ? json_string(e->error)
-                                       : e->state == SIM_WH_SKIPPED ? json_string("no webhook_uri")
-                                                                    : json_null());
+        json_object_set_new(x, "status_code",
+                            e->http_status ? json_integer(e->http_status) : json_null());
+        json_object_set_new(x, "error",
+                            e->error                     ? json_string(e->error)
+                            : e->state == SIM_WH_SKIPPED ? json_string("no webhook_uri")
+                                                         : json_null());
         json_array_append_new(a, x);
     }
     json_object_set_new(o, "events", a);

@@ -159,8 +159,8 @@ void sim_sched_stop(sim_sched *s)
     pthread_cond_destroy(&s->cond);
 }
 
-int sim_sched_add(sim_sched *s, sim_tlist *owner, int64_t delay_ns, sim_timer_fn fn, void *obj, int kind,
-                  int64_t arg)
+int sim_sched_add(sim_sched *s, sim_tlist *owner, int64_t delay_ns, sim_timer_fn fn, void *obj,
+                  int kind, int64_t arg)
 {
     sim_timer *t;
 

@@ -48,8 +48,8 @@ int sim_sched_start(sim_sched *s);
 void sim_sched_stop(sim_sched *s);
 
 /* Runs fn(obj, kind, arg) after delay_ns. owner may be NULL. Lock held. */
-int sim_sched_add(sim_sched *s, sim_tlist *owner, int64_t delay_ns, sim_timer_fn fn, void *obj, int kind,
-                  int64_t arg);
+int sim_sched_add(sim_sched *s, sim_tlist *owner, int64_t delay_ns, sim_timer_fn fn, void *obj,
+                  int kind, int64_t arg);
 /* Cancels every pending timer of owner. Lock held. */
 void sim_sched_cancel_all(sim_sched *s, sim_tlist *owner);
 size_t sim_sched_pending(const sim_sched *s);

@@ -151,12 +151,14 @@ int sim_state_init(sim_t *s, const sim_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    s->wh = sim_wh_new(&s->lock, (int)cfg->webhook_workers, cfg->time_scale, cfg->ssrf_guard, &s->epoch);
+    s->wh = sim_wh_new(&s->lock, (int)cfg->webhook_workers, cfg->time_scale, cfg->ssrf_guard,
+                       &s->epoch);
     if (!s->wh) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (cfg->audio_dir && *cfg->audio_dir && !(s->audio = sim_audio_new(&s->lock, cfg->audio_dir))) {
+    if (cfg->audio_dir && *cfg->audio_dir &&
+        !(s->audio = sim_audio_new(&s->lock, cfg->audio_dir))) {
         snprintf(err, errlen, "cannot set up audio in %s", cfg->audio_dir);
         return -1;
     }

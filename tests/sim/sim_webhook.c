@@ -136,12 +136,14 @@ static int private_addr(const struct sockaddr *sa)
         uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
         return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 24) == 0 || (a >> 20) == 0xac1 ||
                (a >> 16) == 0xc0a8 || (a >> 16) == 0xa9fe || (a >> 22) == (100u << 2 | 1) ||
-               (a >> 8) == 0xc00002 || (a >> 8) == 0xc63364 || (a >> 8) == 0xcb0071 || (a >> 28) >= 14;
+               (a >> 8) == 0xc00002 || (a >> 8) == 0xc63364 || (a >> 8) == 0xcb0071 ||
+               (a >> 28) >= 14;
     }
     if (sa->sa_family == AF_INET6) {
         const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
         static const unsigned char loop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-        return !memcmp(b, loop, 16) || (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+        return !memcmp(b, loop, 16) || (b[0] & 0xfe) == 0xfc ||
+               (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
     }
     return 1;
 }
@@ -272,7 +274,8 @@ static void *work(void *arg)
         else
             state = SIM_WH_FAILED;
         if (j->epoch == *pool->epoch)
-            j->ops->record(j->owner, j->rec, j->idx, j->attempts, status, err[0] ? err : NULL, state);
+            j->ops->record(j->owner, j->rec, j->idx, j->attempts, status, err[0] ? err : NULL,
+                           state);
         if (state == SIM_WH_PENDING && j->epoch == *pool->epoch) {
             j->due_ns = sim_mono_ns() + (int64_t)(1e9 * pool->time_scale);
             j->seq = pool->seq++;
@@ -369,7 +372,8 @@ int sim_wh_send(sim_wh *p, const sim_wh_req *r)
         goto fail;
     j->uri = sim_strdup(r->uri);
     j->method = sim_strdup(r->method && *r->method ? r->method : "GET");
-    j->content_type = sim_strdup(r->content_type && *r->content_type ? r->content_type : "application/json");
+    j->content_type =
+        sim_strdup(r->content_type && *r->content_type ? r->content_type : "application/json");
     j->body = malloc(r->body_len + 1);
     j->secret = r->secret ? strdup(r->secret) : NULL;
     if (!j->uri || !j->method || !j->content_type || !j->body || (r->secret && !j->secret))

@@ -19,8 +19,8 @@ const char *sim_wh_state_name(int state);
 
 /* What the resource that owns a delivery does with its results; both run with the lock held. */
 typedef struct sim_wh_owner_ops {
-    void (*record)(void *owner, int rec, size_t idx, int attempts, long http_status, const char *error,
-                   int state);
+    void (*record)(void *owner, int rec, size_t idx, int attempts, long http_status,
+                   const char *error, int state);
     void (*release)(void *owner); /* drops the reference the delivery held */
 } sim_wh_owner_ops;
 

@@ -75,7 +75,8 @@ static int entity(xp *p)
         }
         while (!at_end(p)) {
             char c = p->s[p->i];
-            if ((c >= '0' && c <= '9') || (hex && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))) {
+            if ((c >= '0' && c <= '9') ||
+                (hex && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))) {
                 digits++;
                 p->i++;
             } else
@@ -142,8 +143,8 @@ static long strength_ms(const char *v, size_t n)
     static const struct {
         const char *k;
         long ms;
-    } t[] = {{"none", 0},     {"x-weak", 100},  {"weak", 250},
-             {"medium", 500}, {"strong", 750},  {"x-strong", 1000}};
+    } t[] = {{"none", 0},     {"x-weak", 100}, {"weak", 250},
+             {"medium", 500}, {"strong", 750}, {"x-strong", 1000}};
     size_t k;
 
     for (k = 0; k < sizeof t / sizeof t[0]; k++)
@@ -224,8 +225,10 @@ static int start_tag(xp *p, const char **name, size_t *len, int *selfclose, int 
         else if (is_break && al == 8 && !memcmp(an, "strength", 8) && brk < 0)
             brk = strength_ms(av, avl);
         else if (is_sayas && al == 12 && !memcmp(an, "interpret-as", 12))
-            *spell = (avl == 10 && !memcmp(av, "characters", 10)) || (avl == 6 && !memcmp(av, "digits", 6)) ||
-                     (avl == 8 && !memcmp(av, "verbatim", 8)) || (avl == 9 && !memcmp(av, "telephone", 9)) ||
+            *spell = (avl == 10 && !memcmp(av, "characters", 10)) ||
+                     (avl == 6 && !memcmp(av, "digits", 6)) ||
+                     (avl == 8 && !memcmp(av, "verbatim", 8)) ||
+                     (avl == 9 && !memcmp(av, "telephone", 9)) ||
                      (avl == 9 && !memcmp(av, "spell-out", 9));
     }
     if (is_break)

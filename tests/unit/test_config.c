@@ -36,7 +36,8 @@ static void verifier_env(void)
     clear_env();
     setenv("OTP_HASH_KEY", GOOD_KEY, 1);
     setenv("OTP_WEBHOOK_SECRET", "b1f0c3d2e5a4", 1);
-    setenv("OTP_API_KEY_HASHES", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", 1);
+    setenv("OTP_API_KEY_HASHES", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+           1);
 }
 
 static void worker_env(void)

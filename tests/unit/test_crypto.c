@@ -203,10 +203,12 @@ static void test_keyring_parse(void)
     otp_keyring_t kr;
     char err[256], list[1024];
     static const char *const bad_current[] = {
-        "", "00", KEY_A "00", /* 66 chars */
-        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1",   /* 63 */
-        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1g",  /* non-hex */
-        "000102030405060708090a0b0c0d0e0f 01112131415161718191a1b1c1d1e1f",  /* space */
+        "",
+        "00",
+        KEY_A "00",                                                         /* 66 chars */
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1",  /* 63 */
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1g", /* non-hex */
+        "000102030405060708090a0b0c0d0e0f 01112131415161718191a1b1c1d1e1f", /* space */
     };
     struct {
         const char *previous;
@@ -338,7 +340,8 @@ static void test_webhook_signature(void)
     CHECK_EQ_INT(otp_webhook_signature_ok(RFC4231_KEY, body, len, hdr), 0);
     CHECK_EQ_INT(otp_webhook_signature_ok("jefe", body, len, "sha256=" RFC4231_MAC), 0);
     CHECK_EQ_INT(otp_webhook_signature_ok(RFC4231_KEY, "what do ya want for nothing!", len,
-                                          "sha256=" RFC4231_MAC), 0);
+                                          "sha256=" RFC4231_MAC),
+                 0);
     CHECK_EQ_INT(otp_webhook_signature_ok(RFC4231_KEY, body, len - 1, "sha256=" RFC4231_MAC), 0);
 
     /* missing or malformed headers */

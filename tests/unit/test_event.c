@@ -43,7 +43,8 @@ static void test_request_good(void)
     int64_t at;
 
     reason[0] = err[0] = '\0';
-    if (!CHECK_EQ_INT(parse(EV(""), strlen(EV("")), &r, reason, sizeof(reason), err, sizeof(err)), 0)) {
+    if (!CHECK_EQ_INT(parse(EV(""), strlen(EV("")), &r, reason, sizeof(reason), err, sizeof(err)),
+                      0)) {
         printf("    reason=%s err=%s\n", reason, err);
         return;
     }
@@ -85,11 +86,13 @@ static void test_request_good(void)
     }
     /* the other bounds, nulls for the optional locale and metadata, one delivery key */
     {
-        const char *ev = EV(",\"ttl_seconds\":60,\"code_length\":4,\"locale\":null,\"metadata\":null,"
-                            "\"delivery\":{\"amd\":true},\"locale\":null");
+        const char *ev =
+            EV(",\"ttl_seconds\":60,\"code_length\":4,\"locale\":null,\"metadata\":null,"
+               "\"delivery\":{\"amd\":true},\"locale\":null");
         /* (the duplicate "locale" above must be refused; the same without it passes) */
-        const char *ev2 = EV(",\"ttl_seconds\":60,\"code_length\":4,\"locale\":null,\"metadata\":null,"
-                             "\"delivery\":{\"amd\":true}");
+        const char *ev2 =
+            EV(",\"ttl_seconds\":60,\"code_length\":4,\"locale\":null,\"metadata\":null,"
+               "\"delivery\":{\"amd\":true}");
         CHECK_EQ_INT(parse(ev, strlen(ev), &r, reason, sizeof(reason), err, sizeof(err)), -1);
         CHECK_EQ_INT(parse(ev2, strlen(ev2), &r, reason, sizeof(reason), err, sizeof(err)), 0);
         CHECK_EQ_INT(r.ttl_seconds, 60);
@@ -211,7 +214,7 @@ static const struct {
     const char *msg; /* NULL: built in the test (see below) */
     size_t len;      /* 0: strlen(msg) */
     const char *reason;
-    int named;       /* the rejection still names the request */
+    int named; /* the rejection still names the request */
 } bad_requests[] = {
     {"empty", "", 0, "empty", 0},
     {"not JSON", "hello", 0, "invalid_json", 0},
@@ -229,13 +232,15 @@ static const struct {
      "invalid_request_id", 0},
     {"request_id not a UUID", "{\"request_id\":\"abc\"," F_USER "," F_PHONE "," F_AT "}", 0,
      "invalid_request_id", 0},
-    {"request_id in braces", "{\"request_id\":\"{0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d0}\"," F_USER
-     "," F_PHONE "," F_AT "}", 0, "invalid_request_id", 0},
+    {"request_id in braces",
+     "{\"request_id\":\"{0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d0}\"," F_USER "," F_PHONE "," F_AT "}",
+     0, "invalid_request_id", 0},
     {"request_id null", "{\"request_id\":null," F_USER "," F_PHONE "," F_AT "}", 0,
      "invalid_request_id", 0},
     {"missing user_id", "{" F_RID "," F_PHONE "," F_AT "}", 0, "missing_user_id", 1},
     {"user_id empty", "{" F_RID ",\"user_id\":\"\"," F_PHONE "," F_AT "}", 0, "invalid_user_id", 1},
-    {"user_id a number", "{" F_RID ",\"user_id\":42," F_PHONE "," F_AT "}", 0, "invalid_user_id", 1},
+    {"user_id a number", "{" F_RID ",\"user_id\":42," F_PHONE "," F_AT "}", 0, "invalid_user_id",
+     1},
     {"user_id with a tab", "{" F_RID ",\"user_id\":\"a\\tb\"," F_PHONE "," F_AT "}", 0,
      "invalid_user_id", 1},
     {"user_id with a newline", "{" F_RID ",\"user_id\":\"a\\nb\"," F_PHONE "," F_AT "}", 0,
@@ -264,15 +269,20 @@ static const struct {
     {"purpose empty", EV(",\"purpose\":\"\""), 0, "invalid_purpose", 1},
     {"purpose with space", EV(",\"purpose\":\"log in\""), 0, "invalid_purpose", 1},
     {"purpose a bool", EV(",\"purpose\":true"), 0, "invalid_purpose", 1},
-    {"purpose too long", EV(",\"purpose\":\"p23456789012345678901234567890123456789012345678901234567"
-                            "89012345\""), 0, "invalid_purpose", 1},
+    {"purpose too long",
+     EV(",\"purpose\":\"p23456789012345678901234567890123456789012345678901234567"
+        "89012345\""),
+     0, "invalid_purpose", 1},
     {"missing requested_at", "{" F_RID "," F_USER "," F_PHONE "}", 0, "missing_requested_at", 1},
-    {"requested_at bad month", "{" F_RID "," F_USER "," F_PHONE
-     ",\"requested_at\":\"2026-13-01T00:00:00Z\"}", 0, "invalid_requested_at", 1},
-    {"requested_at bad day", "{" F_RID "," F_USER "," F_PHONE
-     ",\"requested_at\":\"2026-04-31T00:00:00Z\"}", 0, "invalid_requested_at", 1},
-    {"requested_at no zone", "{" F_RID "," F_USER "," F_PHONE
-     ",\"requested_at\":\"2026-01-15T09:30:00\"}", 0, "invalid_requested_at", 1},
+    {"requested_at bad month",
+     "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"2026-13-01T00:00:00Z\"}", 0,
+     "invalid_requested_at", 1},
+    {"requested_at bad day",
+     "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"2026-04-31T00:00:00Z\"}", 0,
+     "invalid_requested_at", 1},
+    {"requested_at no zone",
+     "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"2026-01-15T09:30:00\"}", 0,
+     "invalid_requested_at", 1},
     {"requested_at a date", "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"2026-01-15\"}", 0,
      "invalid_requested_at", 1},
     {"requested_at epoch number", "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":1768469400}",
@@ -316,8 +326,10 @@ static const struct {
      "invalid_keypad_code", 1},
     {"sealed code a number", EV(",\"delivery\":{\"mode\":\"keypad\"},\"keypad_code_sealed\":1"), 0,
      "invalid_keypad_code", 1},
-    {"keypad by SMS", EV(",\"delivery\":{\"mode\":\"keypad\",\"channel\":\"sms\"},"
-                         "\"keypad_code_sealed\":\"" SEALED "\""), 0, "invalid_delivery", 1},
+    {"keypad by SMS",
+     EV(",\"delivery\":{\"mode\":\"keypad\",\"channel\":\"sms\"},"
+        "\"keypad_code_sealed\":\"" SEALED "\""),
+     0, "invalid_delivery", 1},
     {"unknown field", EV(",\"code\":\"123456\""), 0, "unknown_field", 1},
     {"unknown field, case", EV(",\"Phone\":\"+14155552671\""), 0, "unknown_field", 1},
     {"duplicate key", EV(",\"phone\":\"+4915112345678\""), 0, "invalid_json", 0},
@@ -445,7 +457,8 @@ static void round_trip(const char *what, const char *ev)
     }
     json = otp_request_to_json(&a);
     if (CHECK(json != NULL)) {
-        if (!CHECK_EQ_INT(parse(json, strlen(json), &b, reason, sizeof(reason), err, sizeof(err)), 0))
+        if (!CHECK_EQ_INT(parse(json, strlen(json), &b, reason, sizeof(reason), err, sizeof(err)),
+                          0))
             printf("    %s: %s: %s\n", reason, err, json);
         else
             check_same_request(&a, &b);
@@ -457,17 +470,20 @@ static void round_trip(const char *what, const char *ev)
 static void test_round_trip(void)
 {
     round_trip("minimal", EV(""));
-    round_trip("full",
-               EV(",\"locale\":\"pt-BR\",\"purpose\":\"signup\",\"ttl_seconds\":120,\"code_length\":8,"
-                  "\"delivery\":{\"gate\":false,\"amd\":true,\"sms_fallback\":false},"
-                  "\"metadata\":{\"tenant\":\"t1\",\"n\":[1,2,{\"x\":null}],\"q\":\"\\\"<&>\"}"));
-    round_trip("offset and fraction",
-               "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"2026-06-30T23:59:59.999-07:30\"}");
+    round_trip(
+        "full",
+        EV(",\"locale\":\"pt-BR\",\"purpose\":\"signup\",\"ttl_seconds\":120,\"code_length\":8,"
+           "\"delivery\":{\"gate\":false,\"amd\":true,\"sms_fallback\":false},"
+           "\"metadata\":{\"tenant\":\"t1\",\"n\":[1,2,{\"x\":null}],\"q\":\"\\\"<&>\"}"));
+    round_trip("offset and fraction", "{" F_RID "," F_USER "," F_PHONE
+                                      ",\"requested_at\":\"2026-06-30T23:59:59.999-07:30\"}");
     round_trip("resend", "{" F_RID ",\"resend_of\":\"" RID2 "\"," F_AT "}");
     round_trip("sms", EV(",\"delivery\":{\"channel\":\"sms\",\"sms_fallback\":true}"));
-    round_trip("keypad", EV(",\"delivery\":{\"mode\":\"keypad\"},\"keypad_code_sealed\":\"" SEALED "\""));
+    round_trip("keypad",
+               EV(",\"delivery\":{\"mode\":\"keypad\"},\"keypad_code_sealed\":\"" SEALED "\""));
     round_trip("voice, speak", EV(",\"delivery\":{\"channel\":\"voice\",\"mode\":\"speak\"}"));
-    round_trip("before 1970", "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"1969-12-31T23:59:59.5Z\"}");
+    round_trip("before 1970",
+               "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"1969-12-31T23:59:59.5Z\"}");
     /* accepted, so it must serialise to something accepted again */
     round_trip("last minute of 9999 with an offset",
                "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"9999-12-31T23:59:00+01:00\"}");
@@ -475,14 +491,16 @@ static void test_round_trip(void)
     {
         otp_request_t a;
         char reason[64], err[256];
-        const char *ev = "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"9999-12-31T23:59:00-01:00\"}";
+        const char *ev =
+            "{" F_RID "," F_USER "," F_PHONE ",\"requested_at\":\"9999-12-31T23:59:00-01:00\"}";
         unit_ctx("year 10000 after the offset");
         CHECK_EQ_INT(parse(ev, strlen(ev), &a, reason, sizeof(reason), err, sizeof(err)), -1);
         CHECK_EQ_STR(reason, "invalid_requested_at");
         unit_ctx(NULL);
     }
-    round_trip("unicode user", "{" F_RID ",\"user_id\":\"\\u00fc\\u4e2d\\ud83d\\ude00 \\\"q\\\"\","
-                               F_PHONE "," F_AT "}");
+    round_trip("unicode user",
+               "{" F_RID ",\"user_id\":\"\\u00fc\\u4e2d\\ud83d\\ude00 \\\"q\\\"\"," F_PHONE "," F_AT
+               "}");
 
     /* a request built in code */
     {
@@ -506,7 +524,8 @@ static void test_round_trip(void)
         json = otp_request_to_json(&a);
         unit_ctx("round trip from a struct");
         if (CHECK(json != NULL) &&
-            CHECK_EQ_INT(parse(json, strlen(json), &b, reason, sizeof(reason), err, sizeof(err)), 0))
+            CHECK_EQ_INT(parse(json, strlen(json), &b, reason, sizeof(reason), err, sizeof(err)),
+                         0))
             check_same_request(&a, &b);
         free(json);
         unit_ctx(NULL);
@@ -522,7 +541,8 @@ static void test_dlq(void)
         int text; /* 1: kept as "original" text, 0: "original_base64" */
     } rows[] = {
         {"JSON text", "{\"phone\":\"bad\"}", 15, 1},
-        {"text with quotes and unicode", "caf\xc3\xa9 \"<&>\" \xe2\x82\xac \xf0\x9f\x98\x80", 20, 1},
+        {"text with quotes and unicode", "caf\xc3\xa9 \"<&>\" \xe2\x82\xac \xf0\x9f\x98\x80", 20,
+         1},
         {"empty", "", 0, 1},
         {"invalid byte", "\xff\xfe{}", 4, 0},
         {"NUL inside", "{\"a\":\0}", 7, 0},
@@ -630,7 +650,8 @@ static void test_verify_parse(void)
         memset(rid, 'X', sizeof(rid));
         memset(code, 'X', sizeof(code));
         err[0] = '\0';
-        if (CHECK_EQ_INT(vparse(good[i].body, strlen(good[i].body), rid, code, err, sizeof(err)), 0)) {
+        if (CHECK_EQ_INT(vparse(good[i].body, strlen(good[i].body), rid, code, err, sizeof(err)),
+                         0)) {
             CHECK_EQ_STR(rid, good[i].rid);
             CHECK_EQ_STR(code, good[i].code);
         } else {
@@ -659,12 +680,27 @@ static void test_locale_valid(void)
         const char *s;
         int ok;
     } rows[] = {
-        {"en", 1},        {"en-US", 1},     {"zh-Hant-TW", 1}, {"es-419", 1},  {"fil-PH", 1},
-        {"de-CH-1996", 1}, {"EN-us", 1},
-        {"", 0},          {"e", 0},         {"english", 0},    {"en-", 0},     {"en--US", 0},
-        {"en_US", 0},     {"-US", 0},       {"en-U", 0},       {"en-abcdefghi", 0},
-        {"en US", 0},     {"en-US ", 0},    {"1n-US", 0},      {"en-ÜS", 0},
-        {"en-abcdefgh-abcdefgh-abcdefgh-abcde", 1}, /* 35 characters: OTP_LOCALE_MAX */
+        {"en", 1},
+        {"en-US", 1},
+        {"zh-Hant-TW", 1},
+        {"es-419", 1},
+        {"fil-PH", 1},
+        {"de-CH-1996", 1},
+        {"EN-us", 1},
+        {"", 0},
+        {"e", 0},
+        {"english", 0},
+        {"en-", 0},
+        {"en--US", 0},
+        {"en_US", 0},
+        {"-US", 0},
+        {"en-U", 0},
+        {"en-abcdefghi", 0},
+        {"en US", 0},
+        {"en-US ", 0},
+        {"1n-US", 0},
+        {"en-ÜS", 0},
+        {"en-abcdefgh-abcdefgh-abcdefgh-abcde", 1},  /* 35 characters: OTP_LOCALE_MAX */
         {"en-abcdefgh-abcdefgh-abcdefgh-abcdef", 0}, /* 36 */
     };
 

@@ -70,17 +70,17 @@ static void read_locale_files(void)
             continue;
         }
         snprintf(f->locale, sizeof(f->locale), "%s", str_of(o, "locale"));
-        snprintf(f->language, sizeof(f->language), "%s",
-                 str_of(o, "language"));
+        snprintf(f->language, sizeof(f->language), "%s", str_of(o, "language"));
         f->primary = json_is_true(json_object_get(o, "primary"));
         snprintf(f->countries, sizeof(f->countries), ",");
-        json_array_foreach(json_object_get(o, "countries"), i, c) {
+        json_array_foreach(json_object_get(o, "countries"), i, c)
+        {
             size_t n = strlen(f->countries);
-            snprintf(f->countries + n, sizeof(f->countries) - n, "%s,", json_is_string(c) ? json_string_value(c) : "");
+            snprintf(f->countries + n, sizeof(f->countries) - n, "%s,",
+                     json_is_string(c) ? json_string_value(c) : "");
         }
         for (int k = 0; k < 3; k++)
-            snprintf(f->lines[k], sizeof(f->lines[k]), "%s",
-                     str_of(o, keys[k]));
+            snprintf(f->lines[k], sizeof(f->lines[k]), "%s", str_of(o, keys[k]));
         snprintf(f->gate, sizeof(f->gate), "%s", str_of(o, "gate"));
         snprintf(f->sms, sizeof(f->sms), "%s", str_of(o, "sms"));
         snprintf(f->keypad, sizeof(f->keypad), "%s", str_of(o, "keypad"));
@@ -176,10 +176,9 @@ static int xml_check(const char *s, const char **why)
                     char q = p[1];
                     p += 2;
                     while (*p && *p != q) {
-                        if (*p == '<' ||
-                            (*p == '&' && strncmp(p, "&amp;", 5) && strncmp(p, "&lt;", 4) &&
-                             strncmp(p, "&gt;", 4) && strncmp(p, "&quot;", 6) &&
-                             strncmp(p, "&apos;", 6))) {
+                        if (*p == '<' || (*p == '&' && strncmp(p, "&amp;", 5) &&
+                                          strncmp(p, "&lt;", 4) && strncmp(p, "&gt;", 4) &&
+                                          strncmp(p, "&quot;", 6) && strncmp(p, "&apos;", 6))) {
                             *why = "raw < or & in an attribute value";
                             return -1;
                         }
@@ -254,15 +253,27 @@ static int xml_check(const char *s, const char **why)
 static void test_xml_checker(void)
 {
     static const char *const good[] = {
-        "<speak>a</speak>", "<speak>1<break time=\"400ms\"/>2</speak>", " <speak/> ",
-        "<speak>&amp;&lt;&gt;&quot;&apos;&#38;&#x26;</speak>", "<a><b x='1'>t</b></a>",
+        "<speak>a</speak>",
+        "<speak>1<break time=\"400ms\"/>2</speak>",
+        " <speak/> ",
+        "<speak>&amp;&lt;&gt;&quot;&apos;&#38;&#x26;</speak>",
+        "<a><b x='1'>t</b></a>",
         "<speak><sub alias=\"a&amp;&lt;&quot;\">4</sub></speak>",
     };
     static const char *const bad[] = {
-        "<speak>A & B</speak>", "<speak>a < b</speak>", "<speak><b></speak>",
-        "<speak>text", "</speak>", "<speak/><speak/>", "x<speak/>", "<speak>&amp</speak>",
-        "<speak><break time=400ms/></speak>", "<speak><break time=\"4\"00\"/></speak>",
-        "<speak></speaks>", "", "<speak><sub alias=\"a&b\">4</sub></speak>",
+        "<speak>A & B</speak>",
+        "<speak>a < b</speak>",
+        "<speak><b></speak>",
+        "<speak>text",
+        "</speak>",
+        "<speak/><speak/>",
+        "x<speak/>",
+        "<speak>&amp</speak>",
+        "<speak><break time=400ms/></speak>",
+        "<speak><break time=\"4\"00\"/></speak>",
+        "<speak></speaks>",
+        "",
+        "<speak><sub alias=\"a&b\">4</sub></speak>",
     };
     const char *why = "";
 
@@ -485,8 +496,8 @@ static void check_render(const otp_voice_catalog_t *cat, const locale_file_t *f,
 static void test_render(const otp_voice_catalog_t *cat)
 {
     static const char *const bad_codes[] = {
-        "12a456", "12 456", "-12345", "123456 ", " 123456", "12.456", "１２３４５６", "12345\n",
-        "<speak>", "1234&",
+        "12a456", "12 456",       "-12345",  "123456 ", " 123456",
+        "12.456", "１２３４５６", "12345\n", "<speak>", "1234&",
     };
 
     for (int i = 0; i < nfiles; i++)
@@ -574,8 +585,7 @@ static void test_pick_table(const otp_voice_catalog_t *cat)
         {"country of the phone", "", "+351912345678", "", "pt-PT", "pt-PT"},
         {"operator default, language only", "", "", "fr", "fr-FR", "fr-FR !fr"},
         {"operator default, underscore", "", "", "en_GB", "en-GB", "en-GB"},
-        {"same language, the primary file", "en-IN", "+919812345678", "", "en-US",
-         "*en-US !en-IN"},
+        {"same language, the primary file", "en-IN", "+919812345678", "", "en-US", "*en-US !en-IN"},
         {"language only", "fr", "", "", "fr-FR", "fr-FR !fr"},
         {"language only", "ja", "+14155552671", "", "ja-JP", "ja-JP !ja"},
         {"underscore separator", "pt_BR", "", "", "pt-BR", "pt-BR"},
@@ -702,8 +712,8 @@ static void test_actions(const otp_voice_catalog_t *cat)
         if (CHECK(json_is_array(a)) && CHECK_EQ_INT(json_array_size(a), 2)) {
             talk = nth_action(a, 0, "talk");
             CHECK(talk != NULL);
-            CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(talk, "option"), "text")),
-                         text);
+            CHECK_EQ_STR(
+                json_string_value(json_object_get(json_object_get(talk, "option"), "text")), text);
             CHECK_EQ_STR(
                 json_string_value(json_object_get(json_object_get(talk, "option"), "language")),
                 f->language);
@@ -717,9 +727,9 @@ static void test_actions(const otp_voice_catalog_t *cat)
             size_t n = json_array_size(a);
             int talks = 0;
             CHECK(first != NULL);
-            CHECK_EQ_STR(
-                json_string_value(json_object_get(json_object_get(first, "option"), "machine_handle")),
-                "hangup");
+            CHECK_EQ_STR(json_string_value(
+                             json_object_get(json_object_get(first, "option"), "machine_handle")),
+                         "hangup");
             for (size_t k = 1; k < n; k++)
                 talks += nth_action(a, k, "talk") != NULL;
             CHECK(talks >= 1);
@@ -831,11 +841,12 @@ static void check_gate_flow(const otp_voice_catalog_t *cat, const locale_file_t 
             CHECK_EQ_STR(json_string_value(json_object_get(opt, "uri")), opts->notify_uri);
             CHECK(d != NULL);
             CHECK_EQ_STR(json_string_value(json_object_get(d, "type")), "otp_no_input");
-            CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(d, "data"), "request_id")),
-                         opts->request_id);
+            CHECK_EQ_STR(
+                json_string_value(json_object_get(json_object_get(d, "data"), "request_id")),
+                opts->request_id);
             json_decref(d);
-            CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(a, json_array_size(a) - 1),
-                                                           "type")),
+            CHECK_EQ_STR(json_string_value(
+                             json_object_get(json_array_get(a, json_array_size(a) - 1), "type")),
                          "hangup");
         } else {
             CHECK_EQ_STR(type, "hangup");
@@ -957,7 +968,8 @@ static void test_keypad(const otp_voice_catalog_t *cat)
             json_t *dd = json_object_get(d, "data");
             CHECK_EQ_STR(json_string_value(json_object_get(d, "type")), "otp_keypad");
             CHECK_EQ_STR(json_string_value(json_object_get(dd, "request_id")), REQ_ID);
-            CHECK_EQ_STR(json_string_value(json_object_get(dd, "digits")), "${voipbin.call.digits}");
+            CHECK_EQ_STR(json_string_value(json_object_get(dd, "digits")),
+                         "${voipbin.call.digits}");
         }
         json_decref(d);
         CHECK(nth_action(a, json_array_size(a) - 1, "hangup") != NULL);
@@ -972,12 +984,29 @@ static void test_keypad(const otp_voice_catalog_t *cat)
 static void test_brand(void)
 {
     static const char *const good[] = {
-        "Acme", "A&B <Co>", "Société Générale", "株式会社アクメ", "Acme 🚀", "12345678901234567890123456789012",
+        "Acme",
+        "A&B <Co>",
+        "Société Générale",
+        "株式会社アクメ",
+        "Acme 🚀",
+        "12345678901234567890123456789012",
         "スーパーマーケット・アクメ・ジャパン株式会社東京本店ですよね",
     };
     static const char *const bad[] = {
-        "", "   ", "Acme\n", "Ac\tme", "Acme\x7f", "\xc2\x85" "Acme", "Acme\xff", "\xc0\xaf" "Acme",
-        "\xed\xa0\x80", "\xe2\x80\xa8", "\xf4\x90\x80\x80", "Acme\xe2\x82",
+        "",
+        "   ",
+        "Acme\n",
+        "Ac\tme",
+        "Acme\x7f",
+        "\xc2\x85"
+        "Acme",
+        "Acme\xff",
+        "\xc0\xaf"
+        "Acme",
+        "\xed\xa0\x80",
+        "\xe2\x80\xa8",
+        "\xf4\x90\x80\x80",
+        "Acme\xe2\x82",
         "123456789012345678901234567890123",
     };
     char err[256];
@@ -1056,8 +1085,9 @@ static void test_load_errors(void)
         const char *why = "";
         CHECK_EQ_STR(otp_voice_pick(c, "", "", ""), "xx-XX"); /* no en-US: the only one */
         /* no digit words: each digit spelled by the engine */
-        CHECK(s && strstr(s, "<say-as interpret-as=\"characters\">4</say-as><break time=\"120ms\"/>"
-                             "<say-as interpret-as=\"characters\">8</say-as><break time=\"350ms\"/>"));
+        CHECK(s &&
+              strstr(s, "<say-as interpret-as=\"characters\">4</say-as><break time=\"120ms\"/>"
+                        "<say-as interpret-as=\"characters\">8</say-as><break time=\"350ms\"/>"));
         CHECK(s && !strstr(s, "<sub"));
         free(s);
         otp_voice_destroy(c);
@@ -1105,7 +1135,9 @@ static void test_load_errors(void)
     /* a template cannot speed the call up, and digit words come as ten strings */
     {
         static const char *const bad[] = {
-            "\"rate\":\"110%\"", "\"digit_pause_ms\":50", "\"digits\":[\"a\"]",
+            "\"rate\":\"110%\"",
+            "\"digit_pause_ms\":50",
+            "\"digits\":[\"a\"]",
             "\"digits\":[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"\"]",
             "\"digits\":\"0123456789\"",
         };

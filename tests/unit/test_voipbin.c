@@ -7,10 +7,14 @@
 static const char *name(vb_class_t c)
 {
     switch (c) {
-    case VB_OK: return "VB_OK";
-    case VB_RETRY_SAFE: return "VB_RETRY_SAFE";
-    case VB_AMBIGUOUS: return "VB_AMBIGUOUS";
-    case VB_PERMANENT: return "VB_PERMANENT";
+    case VB_OK:
+        return "VB_OK";
+    case VB_RETRY_SAFE:
+        return "VB_RETRY_SAFE";
+    case VB_AMBIGUOUS:
+        return "VB_AMBIGUOUS";
+    case VB_PERMANENT:
+        return "VB_PERMANENT";
     }
     return "?";
 }
@@ -22,21 +26,16 @@ int main(int argc, char **argv)
         int transport_error, sent;
         vb_class_t want;
     } rows[] = {
-        {200, 0, 1, VB_OK},
-        {201, 0, 1, VB_OK},
-        {429, 0, 1, VB_RETRY_SAFE},   /* rate limited: not placed */
-        {503, 0, 1, VB_RETRY_SAFE},   /* unavailable: not placed */
-        {500, 0, 1, VB_AMBIGUOUS},    /* may have been placed */
-        {502, 0, 1, VB_AMBIGUOUS},
-        {504, 0, 1, VB_AMBIGUOUS},
-        {408, 0, 1, VB_AMBIGUOUS},
-        {400, 0, 1, VB_PERMANENT},
-        {401, 0, 1, VB_PERMANENT},
-        {402, 0, 1, VB_PERMANENT},
-        {403, 0, 1, VB_PERMANENT},
-        {404, 0, 1, VB_PERMANENT},
-        {0, 1, 0, VB_RETRY_SAFE},     /* transport error before the request was sent */
-        {0, 1, 1, VB_AMBIGUOUS},      /* transport error after it was sent (a timeout) */
+        {200, 0, 1, VB_OK},         {201, 0, 1, VB_OK},
+        {429, 0, 1, VB_RETRY_SAFE}, /* rate limited: not placed */
+        {503, 0, 1, VB_RETRY_SAFE}, /* unavailable: not placed */
+        {500, 0, 1, VB_AMBIGUOUS},  /* may have been placed */
+        {502, 0, 1, VB_AMBIGUOUS},  {504, 0, 1, VB_AMBIGUOUS},
+        {408, 0, 1, VB_AMBIGUOUS},  {400, 0, 1, VB_PERMANENT},
+        {401, 0, 1, VB_PERMANENT},  {402, 0, 1, VB_PERMANENT},
+        {403, 0, 1, VB_PERMANENT},  {404, 0, 1, VB_PERMANENT},
+        {0, 1, 0, VB_RETRY_SAFE}, /* transport error before the request was sent */
+        {0, 1, 1, VB_AMBIGUOUS},  /* transport error after it was sent (a timeout) */
         {0, 0, 0, VB_RETRY_SAFE},
     };
 

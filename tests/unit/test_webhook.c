@@ -67,12 +67,13 @@ static void test_good(void)
 
     /* every status, upper-case call id */
     {
-        static const char *const statuses[] = {"dialing", "ringing", "progressing", "terminating",
-                                               "canceling", "hangup"};
+        static const char *const statuses[] = {"dialing",     "ringing",   "progressing",
+                                               "terminating", "canceling", "hangup"};
         for (size_t i = 0; i < sizeof(statuses) / sizeof(*statuses); i++) {
             char body[256];
             snprintf(body, sizeof(body),
-                     "{\"type\":\"call_updated\",\"data\":{\"id\":\"6A1D7D3E-2B9C-4C53-8B4E-0F3B7D2A9E11\","
+                     "{\"type\":\"call_updated\",\"data\":{\"id\":\"6A1D7D3E-2B9C-4C53-8B4E-"
+                     "0F3B7D2A9E11\","
                      "\"status\":\"%s\"}}",
                      statuses[i]);
             unit_ctx("status %s", statuses[i]);
@@ -111,7 +112,8 @@ static void test_no_input(void)
         "{\"type\":\"otp_no_input\",\"data\":{\"id\":\"" CALL_ID "\"}}",
         "{\"type\":\"otp_no_input\",\"data\":{\"request_id\":\"" REQ_ID "\"}}",
         "{\"type\":\"otp_no_input\",\"data\":{\"request_id\":\"x\",\"id\":\"" CALL_ID "\"}}",
-        "{\"type\":\"otp_no_input\",\"data\":{\"request_id\":\"" REQ_ID "\",\"id\":\"${voipbin.call.id}\"}}",
+        "{\"type\":\"otp_no_input\",\"data\":{\"request_id\":\"" REQ_ID
+        "\",\"id\":\"${voipbin.call.id}\"}}",
         "{\"type\":\"otp_no_input\",\"data\":{\"request_id\":1,\"id\":\"" CALL_ID "\"}}",
         "{\"type\":\"otp_no_input\"}",
     };
@@ -186,7 +188,8 @@ static void test_bad(void)
     {
         size_t len = OTP_WEBHOOK_MAX_BYTES + 1;
         char *big = malloc(len);
-        const char *head = "{\"type\":\"call_hangup\",\"data\":{\"id\":\"" CALL_ID "\",\"status\":\"hangup\"}}";
+        const char *head =
+            "{\"type\":\"call_hangup\",\"data\":{\"id\":\"" CALL_ID "\",\"status\":\"hangup\"}}";
         memset(big, ' ', len);
         memcpy(big, head, strlen(head));
         CHECK_EQ_INT(otp_call_event_parse(big, len, &ev, err, sizeof(err)), -1);

@@ -103,7 +103,7 @@ static inline int unit_check_str(const char *a, const char *b, const char *file,
 
 /* Each returns 1 when the check passed, so a test can skip what depends on it. */
 #define CHECK(cond) unit_check(!!(cond), __FILE__, __LINE__, #cond)
-#define CHECK_EQ_INT(a, b) \
+#define CHECK_EQ_INT(a, b)                                                                         \
     unit_check_int((long long)(a), (long long)(b), __FILE__, __LINE__, #a, #b)
 #define CHECK_EQ_STR(a, b) unit_check_str((a), (b), __FILE__, __LINE__, #a, #b)
 
