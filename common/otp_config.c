@@ -67,8 +67,8 @@ static const otp_setting_t settings[] = {
     {"OTP_MAX_CALL_ATTEMPTS", OTP_CFG_INT, "3", 1, 10, W, "Calls placed at most per request."},
     {"OTP_RETRY_BASE_MS", OTP_CFG_INT, "2000", 10, 600000, W, "Backoff base (full jitter)."},
     {"OTP_RETRY_CAP_MS", OTP_CFG_INT, "60000", 10, 3600000, W, "Backoff cap."},
-    {"OTP_VOIPBIN_RATE", OTP_CFG_INT, "16000", 100, 10000000, W,
-     "Requests per 1000 s to VoIPBin, shared by all workers (16000 = 16/s, under the 16.7/s "
+    {"OTP_VOIPBIN_RATE", OTP_CFG_INT, "16500", 100, 10000000, W,
+     "Requests per 1000 s to VoIPBin, shared by all workers (16500 = 16.5/s, 99% of the 16.7/s "
      "account limit)."},
     {"OTP_VOIPBIN_BURST", OTP_CFG_INT, "16", 1, 100000, W,
      "Largest burst of VoIPBin requests, all workers together."},
