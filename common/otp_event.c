@@ -395,14 +395,20 @@ char *otp_request_to_json(const otp_request_t *req)
     return s;
 }
 
-char *otp_dlq_envelope(const char *reason, const char *error, const char *topic, int32_t partition,
-                       int64_t offset, const void *payload, size_t payload_len)
+json_t *otp_dlq_envelope_new(const char *reason, const char *error, const char *topic,
+                             int32_t partition, int64_t offset, const void *payload,
+                             size_t payload_len)
 {
     json_t *o = json_object();
     json_t *src = json_object();
     json_t *text;
     char at[40];
-    char *s;
+
+    if (!o || !src) {
+        json_decref(o);
+        json_decref(src);
+        return NULL;
+    }
 
     otp_time_format(otp_now_ms(), at, sizeof(at));
     json_object_set_new(o, "reason", json_string(reason));
@@ -429,7 +435,15 @@ char *otp_dlq_envelope(const char *reason, const char *error, const char *topic,
     } else {
         json_object_set_new(o, "original", json_string(""));
     }
-    s = json_dumps(o, JSON_COMPACT);
+    return o;
+}
+
+char *otp_dlq_envelope(const char *reason, const char *error, const char *topic, int32_t partition,
+                       int64_t offset, const void *payload, size_t payload_len)
+{
+    json_t *o = otp_dlq_envelope_new(reason, error, topic, partition, offset, payload, payload_len);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
     json_decref(o);
     return s;
 }

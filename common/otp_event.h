@@ -4,6 +4,7 @@
 #ifndef OTP_EVENT_H
 #define OTP_EVENT_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,7 +56,12 @@ int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *rea
 char *otp_request_to_json(const otp_request_t *req);
 
 /* The message sent to the DLQ: reason, error, where it came from, and the
- * original bytes (as text when they are UTF-8, else base64). Caller frees. */
+ * original bytes (as text when they are UTF-8, else base64). A new reference
+ * the caller owns (json_decref), NULL when memory ran out. */
+json_t *otp_dlq_envelope_new(const char *reason, const char *error, const char *topic,
+                             int32_t partition, int64_t offset, const void *payload,
+                             size_t payload_len);
+/* The same, as compact JSON text. Caller frees. */
 char *otp_dlq_envelope(const char *reason, const char *error, const char *topic, int32_t partition,
                        int64_t offset, const void *payload, size_t payload_len);
 

@@ -161,7 +161,10 @@ static void store_offsets(worker_t *w, batch_item_t *items, int n)
         if (m->offset + 1 > p->offset)
             p->offset = m->offset + 1;
     }
-    rd_kafka_offsets_store(w->consumer, parts);
+    /* A partition revoked meanwhile refuses the store: its next owner reads
+     * the batch again, and every write of it is idempotent. */
+    if (rd_kafka_offsets_store(w->consumer, parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        otp_warn("offsets_store_failed", "partitions=%d", parts->cnt);
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
@@ -256,20 +259,27 @@ static void decide(worker_t *w, batch_item_t *it, int64_t now_ms)
     limits_ledger_add(w->ledger, req->phone, req->user_id, it->country, 0);
 }
 
+/* Compact JSON text of o (a reference is stolen); NULL when memory ran out. */
+static char *dump_json(json_t *o)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+    json_decref(o);
+    return s;
+}
+
 /* Sends the insert of one valid request (pipeline mode). */
 static int send_insert(worker_t *w, const batch_item_t *it)
 {
     const otp_request_t *req = &it->req;
     char masked[OTP_PHONE_MAX + 4], code_len[8], max_att[8], max_calls[8], req_at[40], exp_at[40];
-    char options[192], key_id[8], other_js[128];
+    char key_id[8];
     int ttl = req->ttl_seconds ? req->ttl_seconds : w->cfg.ttl_s;
     int64_t expires_ms = req->requested_at_ms + (int64_t)ttl * 1000;
     const char *hash_hex = it->keypad_len ? it->hash_hex : NULL;
-    json_t *accepted;
-    char *accepted_js;
-    int rc;
+    char *accepted_js, *refused_js, *options_js;
+    int rc = -1;
 
-    snprintf(other_js, sizeof(other_js), "{\"reason\":\"%s\"}", it->refusal);
     otp_phone_mask(req->phone, masked, sizeof(masked));
     snprintf(code_len, sizeof(code_len), "%d",
              it->keypad_len     ? it->keypad_len
@@ -280,22 +290,18 @@ static int send_insert(worker_t *w, const batch_item_t *it)
     snprintf(max_calls, sizeof(max_calls), "%d", w->cfg.max_call_attempts);
     otp_time_format(req->requested_at_ms, req_at, sizeof(req_at));
     otp_time_format(expires_ms, exp_at, sizeof(exp_at));
-    snprintf(options, sizeof(options),
-             "{\"gate\":%s,\"amd\":%s,\"sms_fallback\":%s,\"channel\":\"%s\",\"keypad\":%s}",
-             resolve_flag(req->delivery.gate, w->cfg.gate_default) ? "true" : "false",
-             resolve_flag(req->delivery.amd, w->cfg.amd_default) ? "true" : "false",
-             resolve_flag(req->delivery.sms_fallback, w->cfg.sms_fallback_default) ? "true"
-                                                                                   : "false",
-             req->delivery.sms ? "sms" : "voice", req->delivery.keypad ? "true" : "false");
-    accepted =
+    /* The delivery options as the dispatcher reads them back (typed, by name). */
+    options_js = dump_json(json_pack(
+        "{s:b, s:b, s:b, s:s, s:b}", "gate", resolve_flag(req->delivery.gate, w->cfg.gate_default),
+        "amd", resolve_flag(req->delivery.amd, w->cfg.amd_default), "sms_fallback",
+        resolve_flag(req->delivery.sms_fallback, w->cfg.sms_fallback_default), "channel",
+        req->delivery.sms ? "sms" : "voice", "keypad", req->delivery.keypad));
+    accepted_js = dump_json(
         json_pack("{s:s, s:s, s:i, s:s}", "locale", it->locale, "requested_locale",
                   req->locale[0] ? req->locale : "", "code_length",
-                  req->code_length ? req->code_length : w->cfg.code_length, "expires_at", exp_at);
-    accepted_js = accepted ? json_dumps(accepted, JSON_COMPACT) : NULL;
-    json_decref(accepted);
-    if (!accepted_js)
-        return -1;
-    {
+                  req->code_length ? req->code_length : w->cfg.code_length, "expires_at", exp_at));
+    refused_js = dump_json(json_pack("{s:s}", "reason", it->refusal));
+    if (options_js && accepted_js && refused_js) {
         const char *p[19] = {req->request_id,
                              req->user_id,
                              req->purpose,
@@ -306,18 +312,20 @@ static int send_insert(worker_t *w, const batch_item_t *it)
                              code_len,
                              max_att,
                              max_calls,
-                             options,
+                             options_js,
                              req->metadata[0] ? req->metadata : NULL,
                              req_at,
                              exp_at,
                              it->status,
                              accepted_js,
-                             other_js,
+                             refused_js,
                              hash_hex,
                              hash_hex ? key_id : NULL};
         rc = otp_db_pipe_send_prepared(w->db, "ingest_insert", 19, p, NULL, NULL);
     }
+    free(options_js);
     free(accepted_js);
+    free(refused_js);
     return rc;
 }
 
@@ -326,8 +334,7 @@ static int send_dead_letter(worker_t *w, const batch_item_t *it)
 {
     rd_kafka_message_t *m = it->msg;
     char part[12], off[24];
-    json_t *attrs = json_pack("{s:s, s:s}", "reason", it->reason, "error", it->error);
-    char *attrs_js = attrs ? json_dumps(attrs, JSON_COMPACT) : NULL;
+    char *attrs_js = dump_json(json_pack("{s:s, s:s}", "reason", it->reason, "error", it->error));
     const char *p[8] = {it->reason,
                         it->error,
                         rd_kafka_topic_name(m->rkt),
@@ -340,7 +347,6 @@ static int send_dead_letter(worker_t *w, const batch_item_t *it)
     int fmts[8] = {0, 0, 0, 0, 0, 1, 0, 0};
     int rc = -1;
 
-    json_decref(attrs);
     snprintf(part, sizeof(part), "%d", (int)m->partition);
     snprintf(off, sizeof(off), "%lld", (long long)m->offset);
     if (attrs_js)
@@ -361,12 +367,9 @@ static int produce_dlq(worker_t *w, const batch_item_t *it, delivery_tracker_t *
 
     if (!red)
         return -1;
-    env = otp_dlq_envelope(it->reason, it->error, rd_kafka_topic_name(m->rkt), m->partition,
-                           m->offset, red, red_len);
+    o = otp_dlq_envelope_new(it->reason, it->error, rd_kafka_topic_name(m->rkt), m->partition,
+                             m->offset, red, red_len);
     free(red);
-    o = env ? json_loads(env, 0, NULL) : NULL;
-    free(env);
-    env = NULL;
     if (o) {
         json_object_set_new(o, "dead_letter_id", json_integer(it->dead_letter_id));
         env = json_dumps(o, JSON_COMPACT);
