@@ -282,6 +282,12 @@ def count(p, sql):
     return int(p.s.psql(sql).strip() or 0)
 
 
+def retire(p, tag):
+    """Ends a phase's requests that are still due, so the next phase measures only its own."""
+    p.s.psql("UPDATE challenges SET status = 'expired', next_attempt_at = NULL"
+             " WHERE user_id LIKE '%s-%%' AND next_attempt_at IS NOT NULL" % tag)
+
+
 COUNTRIES = ["+1201555%04d", "+4420795%05d", "+4930901%05d", "+3314250%04d", "+3491123%04d",
              "+3906482%04d", "+8133123%04d", "+8221234%04d", "+55119123%05d", "+9198100%05d"]
 
@@ -312,6 +318,7 @@ def ingest_rate(p, n, tag, **worker_env):
                      " GROUP BY 1 ORDER BY 1) x" % where).strip()
     w.stop()
     p.workers.remove(w)
+    retire(p, tag)
     return (n - c0) / took if took > 0 else float("nan"), split, cpu
 
 
@@ -361,6 +368,7 @@ def call_rate(p, n, workers, tag):
     for w in ws:
         w.stop()
         p.workers.remove(w)
+    retire(p, tag)
     return (n - c0) / took if took > 0 else float("nan"), cpu
 
 
@@ -395,6 +403,7 @@ def bench_memory(p):
         "", "<= 64 MiB")
     w.kill()
     p.workers.remove(w)
+    retire(p, "m")
     p.sim.clear_faults()
 
 
@@ -418,8 +427,7 @@ def bench_account_rate(p, seconds=120):
     for w in ws:
         w.kill()
         p.workers.remove(w)
-    p.s.psql("UPDATE challenges SET next_attempt_at = NULL, status = 'expired'"
-             " WHERE user_id LIKE 'a-%' AND next_attempt_at IS NOT NULL")
+    retire(p, "a")
     p.sim.fault(rate=1000000, burst=1000000)
 
 
