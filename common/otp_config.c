@@ -11,15 +11,16 @@
 #define V OTP_PROG_VERIFIER
 #define P OTP_PROG_PRODUCER
 #define M OTP_PROG_MIGRATE
+#define A OTP_PROG_ADMIN
 
 static const otp_setting_t settings[] = {
-    {"OTP_DATABASE_URL", OTP_CFG_SECRET, "postgresql:///otp", 0, 0, W | V | M,
+    {"OTP_DATABASE_URL", OTP_CFG_SECRET, "postgresql:///otp", 0, 0, W | V | M | A,
      "PostgreSQL connection string (libpq URL or key=value); it may hold a password, so also "
      "OTP_DATABASE_URL_FILE."},
-    {"KAFKA_BOOTSTRAP_SERVERS", OTP_CFG_STR, "localhost:9092", 0, 0, W | P,
+    {"KAFKA_BOOTSTRAP_SERVERS", OTP_CFG_STR, "localhost:9092", 0, 0, W | P | A,
      "Kafka brokers. Any KAFKA_X_Y passes through to librdkafka as x.y."},
-    {"OTP_TOPIC_REQUESTS", OTP_CFG_STR, "otp.requested", 0, 0, W | P, "Topic of OTP requests."},
-    {"OTP_TOPIC_STATUS", OTP_CFG_STR, "otp.call_status", 0, 0, W, "Topic of status events."},
+    {"OTP_TOPIC_REQUESTS", OTP_CFG_STR, "otp.requested", 0, 0, W | P | A, "Topic of OTP requests."},
+    {"OTP_TOPIC_STATUS", OTP_CFG_STR, "otp.call_status", 0, 0, W | A, "Topic of status events."},
     {"OTP_TOPIC_DLQ", OTP_CFG_STR, "otp.requested.dlq", 0, 0, W,
      "Dead-letter topic for bad requests."},
     {"OTP_CONSUMER_GROUP", OTP_CFG_STR, "otp-worker", 0, 0, W,
@@ -127,8 +128,8 @@ static const otp_setting_t settings[] = {
      "At start, wait this long for PostgreSQL and Kafka (retrying with a logged backoff up to 10 "
      "s) "
      "before giving up; 0 = try once."},
-    {"OTP_LOG_LEVEL", OTP_CFG_STR, "info", 0, 0, W | V | P | M, "debug, info, warn or error."},
-    {"OTP_LOG_FORMAT", OTP_CFG_STR, "logfmt", 0, 0, W | V | P | M,
+    {"OTP_LOG_LEVEL", OTP_CFG_STR, "info", 0, 0, W | V | P | M | A, "debug, info, warn or error."},
+    {"OTP_LOG_FORMAT", OTP_CFG_STR, "logfmt", 0, 0, W | V | P | M | A,
      "Log lines as logfmt (key=value) or json (one object per line); librdkafka's own logs "
      "included."},
     {"OTP_DEMO_MODE", OTP_CFG_BOOL, "0", 0, 1, W | V | P | M,
@@ -306,13 +307,13 @@ void otp_config_print_help(unsigned program, const char *usage)
 
 void otp_config_print_markdown(void)
 {
-    static const char *const progs[] = {"worker", "verifier", "produce", "migrate"};
+    static const char *const progs[] = {"worker", "verifier", "produce", "migrate", "admin"};
     printf("| setting | default | used by | meaning |\n|---|---|---|---|\n");
     for (size_t i = 0; i < NSETTINGS; i++) {
         const otp_setting_t *s = &settings[i];
         char used[64] = "";
         size_t n = 0;
-        for (int b = 0; b < 4; b++)
+        for (int b = 0; b < 5; b++)
             if (s->programs & (1u << b))
                 n += (size_t)snprintf(used + n, sizeof(used) - n, "%s%s", n ? ", " : "", progs[b]);
         printf("| `%s` | %s | %s | %s |\n", s->name,

@@ -12,6 +12,7 @@
 #define OTP_PROG_VERIFIER 0x2
 #define OTP_PROG_PRODUCER 0x4
 #define OTP_PROG_MIGRATE 0x8
+#define OTP_PROG_ADMIN 0x10
 
 typedef enum {
     OTP_CFG_STR,
