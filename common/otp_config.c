@@ -37,7 +37,7 @@ static const otp_setting_t settings[] = {
     {"OTP_CALLER_ID_BY_COUNTRY", OTP_CFG_STR, "", 0, 0, W,
      "Caller IDs per destination country, e.g. gb:+442071234567,de:+493012345678 (else "
      "OTP_CALLER_ID)."},
-    {"OTP_HASH_KEY", OTP_CFG_SECRET, NULL, 0, 0, W | V,
+    {"OTP_HASH_KEY", OTP_CFG_SECRET, NULL, 0, 0, W | V | A,
      "Server secret for the keyed code hash: 64 hex chars (32 bytes). Or OTP_HASH_KEY_FILE."},
     {"OTP_HASH_KEY_ID", OTP_CFG_INT, "1", 1, 32767, W | V,
      "Id of OTP_HASH_KEY, stored with each hash."},
@@ -122,6 +122,12 @@ static const otp_setting_t settings[] = {
     {"OTP_VERIFIER_THREADS", OTP_CFG_INT, "8", 1, 256, V,
      "HTTP threads (one DB connection each; more let PostgreSQL commit more checks per disk "
      "flush)."},
+    {"OTP_RETENTION_DAYS", OTP_CFG_INT, "30", 1, 3650, W | A,
+     "Challenges, calls and dead letters older than this are deleted (worker in the background, "
+     "otp-admin purge); a number is replaced by its keyed hash once its challenge can no longer "
+     "call or text."},
+    {"OTP_PURGE_INTERVAL_SECONDS", OTP_CFG_INT, "300", 1, 86400, W,
+     "How often a worker runs the retention purge (one worker at a time, small batches)."},
     {"OTP_WORKER_LISTEN", OTP_CFG_STR, "127.0.0.1:9090", 0, 0, W,
      "host:port of the worker's /healthz, /readyz and /metrics; empty = off."},
     {"OTP_STARTUP_TIMEOUT_SECONDS", OTP_CFG_INT, "300", 0, 86400, W | M,
