@@ -17,7 +17,8 @@ int admin_read_topic(const char *topic, int64_t from_ms, admin_topic_cb cb, void
     int64_t idle_since = otp_monotonic_ms();
 
     if (!conf || otp_kafka_set(conf, "group.id", "otp-admin-audit", errstr, errstr_size) ||
-        otp_kafka_set(conf, "enable.auto.commit", "false", errstr, errstr_size))
+        otp_kafka_set(conf, "enable.auto.commit", "false", errstr, errstr_size) ||
+        otp_kafka_set(conf, "enable.partition.eof", "true", errstr, errstr_size))
         goto out;
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
     if (!rk)
@@ -72,16 +73,20 @@ int admin_read_topic(const char *topic, int64_t from_ms, admin_topic_cb cb, void
             continue;
         }
         idle_since = otp_monotonic_ms();
-        if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                fprintf(stderr, "otp-admin: %s\n", rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            continue;
-        }
         for (int i = 0; i < np; i++)
             if (md->topics[0].partitions[i].id == m->partition)
                 idx = i;
-        if (idx >= 0 && m->offset < high[idx]) {
+        /* A partition is done at its end as of the start (high[idx] = -1
+         * then), or at an end-of-partition (control records may hide the
+         * last offsets). */
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (idx >= 0 && high[idx] >= 0) {
+                high[idx] = -1;
+                left--;
+            }
+        } else if (m->err) {
+            fprintf(stderr, "otp-admin: %s\n", rd_kafka_message_errstr(m));
+        } else if (idx >= 0 && m->offset < high[idx]) {
             int64_t ts = rd_kafka_message_timestamp(m, NULL);
 
             if (ts >= from_ms && cb(m, ctx) != 0) {
@@ -89,8 +94,10 @@ int admin_read_topic(const char *topic, int64_t from_ms, admin_topic_cb cb, void
                 snprintf(errstr, errstr_size, "stopped reading %s", topic);
                 goto out;
             }
-            if (m->offset + 1 >= high[idx])
+            if (m->offset + 1 >= high[idx]) {
+                high[idx] = -1;
                 left--;
+            }
         }
         rd_kafka_message_destroy(m);
     }
