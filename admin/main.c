@@ -40,7 +40,7 @@ int main(int argc, char **argv)
     char err[512];
 
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        otp_config_print_help(OTP_PROG_ADMIN, admin_usage);
+        otp_config_print_help(OTP_PROG_ADMIN | OTP_PROG_ADMIN_PURGE, admin_usage);
         return 0;
     }
     if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
@@ -50,7 +50,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; argc >= 2 && i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(argv[1], commands[i].name) != 0)
             continue;
-        if (otp_config_load(OTP_PROG_ADMIN, err, sizeof(err)) != 0) {
+        if (otp_config_load(OTP_PROG_ADMIN |
+                                (strcmp(argv[1], "purge") == 0 ? OTP_PROG_ADMIN_PURGE : 0),
+                            err, sizeof(err)) != 0) {
             fprintf(stderr, "otp-admin: %s\n", err);
             return 2;
         }
