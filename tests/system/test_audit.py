@@ -171,3 +171,24 @@ def test_admin_usage():
         assert "usage: otp-admin" in out.stderr or "not a time" in out.stderr, (args, out.stderr)
     out = subprocess.run([Stack.bin("otp-admin"), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "OTP_TOPIC_STATUS" in out.stdout
+
+
+def test_superseded_event_is_numbered_in_its_own_request(pipe):
+    # The superseding request's statement updates the older challenge and writes its event in one
+    # statement: the number comes from the same row.
+    [old] = pipe.produce([{"phone": phone(50), "user_id": "audit-sup"}])
+    pipe.status.wait_for(lambda evs: "call_requested" in [e["type"] for e in evs
+                                                          if e.get("request_id") == old])
+    [new] = pipe.produce([{"phone": phone(50), "user_id": "audit-sup"}])
+    pipe.status.wait_for(lambda evs: "superseded" in [e["type"] for e in evs
+                                                      if e.get("request_id") == old]
+                         and "accepted" in [e["type"] for e in evs
+                                            if e.get("request_id") == new])
+    for rid in (old, new):
+        seen = {}
+        for e in pipe.status.of(rid):
+            seen.setdefault(e["event_id"], e)
+        seqs = [e["seq"] for e in seen.values()]
+        assert seqs == list(range(1, len(seqs) + 1)), [(e["seq"], e["type"])
+                                                       for e in seen.values()]
+    assert [e["type"] for e in pipe.status.of(new)][0] == "accepted"
