@@ -1,4 +1,4 @@
-# One image with the four programs (and the VoIPBin simulator for the compose `demo` profile);
+# One image with the five programs (and the VoIPBin simulator for the compose `demo` profile);
 # docker-compose.yml runs each as a service. `make install` lays them out under /usr/local:
 # programs in bin/, voice templates, SQL migrations and schemas in share/otp/.
 FROM debian:12-slim AS build
@@ -9,6 +9,7 @@ WORKDIR /src
 COPY Makefile README.md ./
 COPY common common
 COPY producer producer
+COPY admin admin
 COPY worker worker
 COPY verifier verifier
 COPY sql sql
@@ -19,7 +20,7 @@ COPY tests/kafka tests/kafka
 COPY tests/unit/unit.mk tests/unit/unit.mk
 COPY tests/tools/tools.mk tests/tools/tools.mk
 RUN make install PREFIX=/usr/local DESTDIR=/out UNIT_TESTS= TEST_TOOLS= \
-      BINS="bin/otp-worker bin/otp-verifier bin/otp-produce bin/otp-migrate bin/voipbin-sim" \
+      BINS="bin/otp-worker bin/otp-verifier bin/otp-produce bin/otp-migrate bin/otp-admin bin/voipbin-sim" \
  && install -m 0755 bin/voipbin-sim /out/usr/local/bin/
 
 FROM debian:12-slim

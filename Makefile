@@ -32,7 +32,7 @@ BINDIR  := bin
 PREFIX  ?= /usr/local
 DATADIR ?= $(PREFIX)/share/otp
 SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
-INSTALL_BINS := otp-worker otp-verifier otp-produce otp-migrate
+INSTALL_BINS := otp-worker otp-verifier otp-produce otp-migrate otp-admin
 BINS    :=
 UNIT_TESTS :=
 
@@ -68,6 +68,7 @@ $(BUILD)/common/otp_paths.o: CFLAGS += -DOTP_DATADIR='"$(DATADIR)"'
 $(BUILD)/common/otp_paths.o: $(BUILD)/datadir.stamp
 
 include producer/producer.mk
+include admin/admin.mk
 include worker/worker.mk
 include verifier/verifier.mk
 include tests/sim/sim.mk

@@ -11,15 +11,17 @@
 #define V OTP_PROG_VERIFIER
 #define P OTP_PROG_PRODUCER
 #define M OTP_PROG_MIGRATE
+#define A OTP_PROG_ADMIN
+#define AP OTP_PROG_ADMIN_PURGE
 
 static const otp_setting_t settings[] = {
-    {"OTP_DATABASE_URL", OTP_CFG_SECRET, "postgresql:///otp", 0, 0, W | V | M,
+    {"OTP_DATABASE_URL", OTP_CFG_SECRET, "postgresql:///otp", 0, 0, W | V | M | A,
      "PostgreSQL connection string (libpq URL or key=value); it may hold a password, so also "
      "OTP_DATABASE_URL_FILE."},
-    {"KAFKA_BOOTSTRAP_SERVERS", OTP_CFG_STR, "localhost:9092", 0, 0, W | P,
+    {"KAFKA_BOOTSTRAP_SERVERS", OTP_CFG_STR, "localhost:9092", 0, 0, W | P | A,
      "Kafka brokers. Any KAFKA_X_Y passes through to librdkafka as x.y."},
-    {"OTP_TOPIC_REQUESTS", OTP_CFG_STR, "otp.requested", 0, 0, W | P, "Topic of OTP requests."},
-    {"OTP_TOPIC_STATUS", OTP_CFG_STR, "otp.call_status", 0, 0, W, "Topic of status events."},
+    {"OTP_TOPIC_REQUESTS", OTP_CFG_STR, "otp.requested", 0, 0, W | P | A, "Topic of OTP requests."},
+    {"OTP_TOPIC_STATUS", OTP_CFG_STR, "otp.call_status", 0, 0, W | A, "Topic of status events."},
     {"OTP_TOPIC_DLQ", OTP_CFG_STR, "otp.requested.dlq", 0, 0, W,
      "Dead-letter topic for bad requests."},
     {"OTP_CONSUMER_GROUP", OTP_CFG_STR, "otp-worker", 0, 0, W,
@@ -36,7 +38,7 @@ static const otp_setting_t settings[] = {
     {"OTP_CALLER_ID_BY_COUNTRY", OTP_CFG_STR, "", 0, 0, W,
      "Caller IDs per destination country, e.g. gb:+442071234567,de:+493012345678 (else "
      "OTP_CALLER_ID)."},
-    {"OTP_HASH_KEY", OTP_CFG_SECRET, NULL, 0, 0, W | V,
+    {"OTP_HASH_KEY", OTP_CFG_SECRET, NULL, 0, 0, W | V | AP,
      "Server secret for the keyed code hash: 64 hex chars (32 bytes). Or OTP_HASH_KEY_FILE."},
     {"OTP_HASH_KEY_ID", OTP_CFG_INT, "1", 1, 32767, W | V,
      "Id of OTP_HASH_KEY, stored with each hash."},
@@ -121,17 +123,23 @@ static const otp_setting_t settings[] = {
     {"OTP_VERIFIER_THREADS", OTP_CFG_INT, "8", 1, 256, V,
      "HTTP threads (one DB connection each; more let PostgreSQL commit more checks per disk "
      "flush)."},
+    {"OTP_RETENTION_DAYS", OTP_CFG_INT, "30", 1, 3650, W | AP,
+     "Challenges, calls and dead letters older than this are deleted (worker in the background, "
+     "otp-admin purge); a number is replaced by its keyed hash once its challenge can no longer "
+     "call or text."},
+    {"OTP_PURGE_INTERVAL_SECONDS", OTP_CFG_INT, "300", 1, 86400, W,
+     "How often a worker runs the retention purge (one worker at a time, small batches)."},
     {"OTP_WORKER_LISTEN", OTP_CFG_STR, "127.0.0.1:9090", 0, 0, W,
      "host:port of the worker's /healthz, /readyz and /metrics; empty = off."},
     {"OTP_STARTUP_TIMEOUT_SECONDS", OTP_CFG_INT, "300", 0, 86400, W | M,
      "At start, wait this long for PostgreSQL and Kafka (retrying with a logged backoff up to 10 "
      "s) "
      "before giving up; 0 = try once."},
-    {"OTP_LOG_LEVEL", OTP_CFG_STR, "info", 0, 0, W | V | P | M, "debug, info, warn or error."},
-    {"OTP_LOG_FORMAT", OTP_CFG_STR, "logfmt", 0, 0, W | V | P | M,
+    {"OTP_LOG_LEVEL", OTP_CFG_STR, "info", 0, 0, W | V | P | M | A, "debug, info, warn or error."},
+    {"OTP_LOG_FORMAT", OTP_CFG_STR, "logfmt", 0, 0, W | V | P | M | A,
      "Log lines as logfmt (key=value) or json (one object per line); librdkafka's own logs "
      "included."},
-    {"OTP_DEMO_MODE", OTP_CFG_BOOL, "0", 0, 1, W | V | P | M,
+    {"OTP_DEMO_MODE", OTP_CFG_BOOL, "0", 0, 1, W | V | P | M | A | AP,
      "1 = local demo: sample secrets are accepted."},
 };
 
@@ -306,13 +314,14 @@ void otp_config_print_help(unsigned program, const char *usage)
 
 void otp_config_print_markdown(void)
 {
-    static const char *const progs[] = {"worker", "verifier", "produce", "migrate"};
+    static const char *const progs[] = {"worker",  "verifier", "produce",
+                                        "migrate", "admin",    "admin purge"};
     printf("| setting | default | used by | meaning |\n|---|---|---|---|\n");
     for (size_t i = 0; i < NSETTINGS; i++) {
         const otp_setting_t *s = &settings[i];
         char used[64] = "";
         size_t n = 0;
-        for (int b = 0; b < 4; b++)
+        for (int b = 0; b < 6; b++)
             if (s->programs & (1u << b))
                 n += (size_t)snprintf(used + n, sizeof(used) - n, "%s%s", n ? ", " : "", progs[b]);
         printf("| `%s` | %s | %s | %s |\n", s->name,

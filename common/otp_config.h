@@ -12,6 +12,9 @@
 #define OTP_PROG_VERIFIER 0x2
 #define OTP_PROG_PRODUCER 0x4
 #define OTP_PROG_MIGRATE 0x8
+#define OTP_PROG_ADMIN 0x10
+/* otp-admin purge alone: it needs the hash key, the other subcommands do not. */
+#define OTP_PROG_ADMIN_PURGE 0x20
 
 typedef enum {
     OTP_CFG_STR,

@@ -15,6 +15,7 @@ PROGRAMS = {
     "otp-verifier": "verifier/main.c",
     "otp-produce": "producer/main.c",
     "otp-migrate": "sql/migrate.c",
+    "otp-admin": "admin/main.c",
 }
 
 

@@ -10,7 +10,7 @@ import tempfile
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROGRAMS = ["otp-worker", "otp-verifier", "otp-produce", "otp-migrate"]
+PROGRAMS = ["otp-worker", "otp-verifier", "otp-produce", "otp-migrate", "otp-admin"]
 
 
 def make_install(**variables):

@@ -195,6 +195,7 @@ static int resolve_resends(worker_t *w, batch_item_t *items, int n)
     for (int i = 0; i < n; i++) {
         otp_request_t *req = &items[i].req;
         const char *phone = NULL, *user = NULL, *purpose = NULL, *locale = NULL;
+        int purged = 0;
 
         if (!items[i].valid || !req->resend_of[0])
             continue;
@@ -207,7 +208,10 @@ static int resolve_resends(worker_t *w, batch_item_t *items, int n)
             }
         }
         for (int k = 0; k < PQntuples(r) && !phone; k++) {
-            if (strcmp(PQgetvalue(r, k, 0), req->resend_of) == 0) {
+            if (strcmp(PQgetvalue(r, k, 0), req->resend_of) == 0 && PQgetisnull(r, k, 1)) {
+                /* The purge replaced the number by its hash: give it again. */
+                purged = 1;
+            } else if (strcmp(PQgetvalue(r, k, 0), req->resend_of) == 0) {
                 phone = PQgetvalue(r, k, 1);
                 user = PQgetvalue(r, k, 2);
                 purpose = PQgetvalue(r, k, 3);
@@ -216,8 +220,11 @@ static int resolve_resends(worker_t *w, batch_item_t *items, int n)
         }
         if (!phone) {
             items[i].valid = 0;
-            snprintf(items[i].reason, sizeof(items[i].reason), "unknown_resend_of");
-            snprintf(items[i].error, sizeof(items[i].error), "resend_of names no known request");
+            snprintf(items[i].reason, sizeof(items[i].reason), "%s",
+                     purged ? "resend_of_purged" : "unknown_resend_of");
+            snprintf(items[i].error, sizeof(items[i].error), "%s",
+                     purged ? "the number of resend_of is no longer kept: send the phone"
+                            : "resend_of names no known request");
             continue;
         }
         snprintf(req->phone, sizeof(req->phone), "%s", phone);

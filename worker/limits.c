@@ -9,6 +9,7 @@
 #include "otp_config.h"
 #include "otp_db.h"
 #include "otp_phonenumber.h"
+#include "otp_retention.h"
 
 static int load_list(char *dst, size_t size, const char *setting, int phone_prefixes, char *errstr,
                      size_t errstr_size)
@@ -79,6 +80,7 @@ int limits_load(limits_cfg_t *l, char *errstr, size_t errstr_size)
         load_list(l->premium, sizeof(l->premium), "OTP_PREMIUM_PREFIXES", 1, errstr, errstr_size) ||
         load_types(&l->blocked_types, errstr, errstr_size))
         return -1;
+    snprintf(l->hash_key, sizeof(l->hash_key), "%s", otp_config_str("OTP_HASH_KEY"));
     return 0;
 }
 
@@ -324,6 +326,15 @@ static const char load_sql[] =
     "                                                 ELSE interval '1 hour' END)"
     " GROUP BY k.i";
 
+/* The key of an entry in budget_counts: a number's keyed hash, else the key. */
+static const char *db_key(const limits_ledger_t *lg, const ledger_entry_t *e, char buf[65])
+{
+    if (e->scope != SCOPE_PHONE || !lg->cfg->hash_key[0])
+        return e->key;
+    otp_retention_phone_hash(lg->cfg->hash_key, e->key, buf);
+    return buf;
+}
+
 int limits_ledger_load(limits_ledger_t *lg, PGconn *db)
 {
     otp_pgarray_t scopes = {0}, keys = {0};
@@ -334,9 +345,9 @@ int limits_ledger_load(limits_ledger_t *lg, PGconn *db)
     if (lg->n == 0)
         return 0;
     for (int k = 0; k < lg->n; k++) {
-        char sc[2] = {lg->e[k].scope, '\0'};
+        char sc[2] = {lg->e[k].scope, '\0'}, h[65];
         otp_pgarray_add(&scopes, sc);
-        otp_pgarray_add(&keys, lg->e[k].key);
+        otp_pgarray_add(&keys, db_key(lg, &lg->e[k], h));
     }
     p[0] = otp_pgarray_str(&scopes);
     p[1] = otp_pgarray_str(&keys);
@@ -405,12 +416,12 @@ int limits_ledger_send_store(limits_ledger_t *lg, PGconn *db)
     int rc = -1, n = 0;
 
     for (int k = 0; k < lg->n; k++) {
-        char sc[2] = {lg->e[k].scope, '\0'}, add[24];
+        char sc[2] = {lg->e[k].scope, '\0'}, add[24], h[65];
         if (lg->e[k].added <= 0)
             continue;
         snprintf(add, sizeof(add), "%ld", lg->e[k].added);
         otp_pgarray_add(&scopes, sc);
-        otp_pgarray_add(&keys, lg->e[k].key);
+        otp_pgarray_add(&keys, db_key(lg, &lg->e[k], h));
         otp_pgarray_add(&adds, add);
         n++;
     }

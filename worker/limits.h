@@ -23,6 +23,10 @@ typedef struct limits_cfg {
     char allow[512];        /* ",us,de," or "" = every country */
     char premium[512];      /* ",+1900,+881," */
     unsigned blocked_types; /* bit (1u << otp_pn_type_t) set = never called */
+    /* OTP_HASH_KEY: budget_counts holds a number's keyed hash (the one the
+     * purge leaves in challenges.phone_hash), never the number; "" = the
+     * number itself (unit tests without a key). */
+    char hash_key[160];
 } limits_cfg_t;
 
 typedef enum {

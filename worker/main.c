@@ -298,7 +298,7 @@ int main(int argc, char **argv)
     static worker_t w;
     char err[512];
     void *http = NULL;
-    pthread_t dispatcher;
+    pthread_t dispatcher, purger;
     int64_t relay_at = 0, purge_at = 0, relay_poll = RELAY_POLL_MIN_MS;
     int listen_session = 0;
 
@@ -367,6 +367,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "otp-worker: cannot start the dispatch thread\n");
         return 2;
     }
+    /* Retention on a third thread and connection: never in the way of ingest. */
+    if (pthread_create(&purger, NULL, purge_thread, &w) != 0) {
+        fprintf(stderr, "otp-worker: cannot start the purge thread\n");
+        return 2;
+    }
     while (running) {
         int64_t now = otp_monotonic_ms();
 
@@ -412,6 +417,7 @@ int main(int argc, char **argv)
      * recorded (dispatch thread), then relay, commit offsets, leave the group. */
     otp_info("worker_draining", "in_flight=%d", (int)atomic_load(&w.m.in_flight));
     pthread_join(dispatcher, NULL);
+    pthread_join(purger, NULL);
     if (relay_run(&w) < 0)
         otp_warn("relay_at_stop_failed", "the outbox is relayed by the next worker");
     rd_kafka_consumer_close(w.consumer);

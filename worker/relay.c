@@ -13,14 +13,19 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define RELAY_BATCH_S STR(RELAY_BATCH)
+/* CloudEvents attributes of every status event: ce_type is the prefix and
+ * the event's type (net.voipbin.otp.call_status.delivered). */
+#define RELAY_CE_TYPE_PREFIX "net.voipbin.otp.call_status."
+#define RELAY_CE_SOURCE "/otp/call_status"
+
+#define AT_SQL "to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* The event as consumers see it: envelope, challenge context (phone masked,
  * never a code or hash), then the attributes of the change. */
 static const char select_sql[] =
     "SELECT o.id, o.request_id::text,"
     "  (jsonb_build_object('event_id', o.event_id, 'schema_version', 1, 'type', o.type,"
-    "     'request_id', o.request_id, 'seq', o.id,"
-    "     'at', to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))"
+    "     'request_id', o.request_id, 'seq', o.seq, 'at', " AT_SQL ")"
     "   || CASE WHEN c.request_id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object("
     "        'user_id', c.user_id, 'purpose', c.purpose, 'phone', c.phone_masked,"
     "        'country', c.country, 'locale', c.locale) END"
@@ -29,7 +34,8 @@ static const char select_sql[] =
     "   || o.attrs)::text,"
     "  o.type,"
     "  CASE WHEN o.type = 'call_requested' AND o.attrs->>'attempt' = '1'"
-    "       THEN extract(epoch FROM o.created_at - c.requested_at) END"
+    "       THEN extract(epoch FROM o.created_at - c.requested_at) END,"
+    "  o.event_id::text, " AT_SQL
     "  FROM outbox o LEFT JOIN challenges c ON c.request_id = o.request_id"
     " ORDER BY o.id LIMIT " RELAY_BATCH_S;
 
@@ -91,11 +97,23 @@ int relay_run(worker_t *w)
     for (int i = 0; i < n; i++) {
         const char *key = PQgetvalue(r, i, 1);
         const char *val = PQgetvalue(r, i, 2);
+        const char *type = PQgetvalue(r, i, 3);
+        char ce_type[64];
         rd_kafka_resp_err_t err;
 
+        snprintf(ce_type, sizeof(ce_type), "%s%s", RELAY_CE_TYPE_PREFIX, type);
+        /* CloudEvents Kafka protocol binding, binary mode: the attributes as
+         * ce_ headers, the event (the data) as the value. */
         err = rd_kafka_producev(
             w->producer, RD_KAFKA_V_TOPIC(w->cfg.topic_status), RD_KAFKA_V_KEY(key, strlen(key)),
             RD_KAFKA_V_VALUE((void *)val, (size_t)PQgetlength(r, i, 2)),
+            RD_KAFKA_V_HEADER("ce_specversion", "1.0", 3),
+            RD_KAFKA_V_HEADER("ce_id", PQgetvalue(r, i, 5), PQgetlength(r, i, 5)),
+            RD_KAFKA_V_HEADER("ce_type", ce_type, -1),
+            RD_KAFKA_V_HEADER("ce_source", RELAY_CE_SOURCE, sizeof(RELAY_CE_SOURCE) - 1),
+            RD_KAFKA_V_HEADER("ce_time", PQgetvalue(r, i, 6), PQgetlength(r, i, 6)),
+            RD_KAFKA_V_HEADER("ce_subject", key, -1),
+            RD_KAFKA_V_HEADER("content-type", "application/json", 16),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&t), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(w->producer, 100);

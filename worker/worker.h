@@ -99,6 +99,11 @@ int dispatch_run(worker_t *w, int *asked);
  * finishes the calls in flight (bounded). arg is the worker_t. */
 void *dispatch_thread(void *arg);
 
+/* The retention thread: every OTP_PURGE_INTERVAL_SECONDS, on its own
+ * connection, runs the purge (otp_retention.h) unless another process is
+ * running it; stops when *running is 0. arg is the worker_t. */
+void *purge_thread(void *arg);
+
 /* Takes up to `want` tokens from the shared VoIPBin request budget in
  * PostgreSQL; returns how many were granted (0 when empty), -1 on error. */
 int budget_take(worker_t *w, int want);

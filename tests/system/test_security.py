@@ -1189,7 +1189,9 @@ def test_dlq_and_logs_never_carry_a_full_phone_number(pipe, case):
     if rid and e["reason"] not in ("invalid_json", "too_large", "invalid_request_id"):
         # The rejection on the status topic, under the id the worker could read.
         pipe.status.wait_for(lambda evs: any(x["type"] == "rejected" for x in pipe.status.of(rid)))
-        views.append(("otp.call_status", json.dumps(pipe.status.of(rid)).encode()))
+        # Headers (CloudEvents ce_*) included: bytes, searched as text.
+        views.append(("otp.call_status", json.dumps(
+            pipe.status.of(rid), default=lambda b: b.decode("utf-8", "replace")).encode()))
     for w in pipe.workers:  # the worker's log line about the rejection
         with open(w.log_path, "rb") as f:
             views.append((w.name + " log", f.read()))

@@ -10,3 +10,8 @@ $(BINDIR)/unit/%: $(BUILD)/tests/unit/%.o $(COMMON_LIB)
 $(BINDIR)/unit/test_limits: $(BUILD)/tests/unit/test_limits.o $(BUILD)/worker/limits.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# test_audit checks otp-admin's audit module (admin/audit.c: no network).
+$(BINDIR)/unit/test_audit: $(BUILD)/tests/unit/test_audit.o $(BUILD)/admin/audit.o $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

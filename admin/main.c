@@ -1,0 +1,67 @@
+/* otp-admin: tools for the people who run and audit the pipeline. Reads the
+ * same OTP_* settings as the other programs. */
+#include <stdio.h>
+#include <string.h>
+
+#include "admin.h"
+#include "otp_config.h"
+#include "otp_log.h"
+#include "otp_version.h"
+
+const char admin_usage[] =
+    "usage: otp-admin audit --from TIME [--settle SECONDS]\n"
+    "         read otp.call_status from TIME (RFC 3339 or epoch ms) to its end; report every\n"
+    "         request with a missing seq, no final event (once quiet SECONDS, default 900)\n"
+    "         or events out of order; exit 1 if any\n"
+    "       otp-admin purge\n"
+    "         run the retention purge now (OTP_RETENTION_DAYS; waits while a worker runs it)\n"
+    "       otp-admin dlq list [--limit N]\n"
+    "       otp-admin dlq show ID [--raw]\n"
+    "         dead letters, numbers masked; --raw writes the exact stored bytes to stdout\n"
+    "       otp-admin dlq replay ID [--edit FILE]\n"
+    "         publish the stored bytes (or FILE, a fixed version) to otp.requested again and\n"
+    "         record the replay\n"
+    "       otp-admin status REQUEST_ID\n"
+    "         the challenge, its calls and its events on otp.call_status (number masked)\n"
+    "       otp-admin --version | --help";
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    {"audit", admin_audit},
+    {"purge", admin_purge},
+    {"dlq", admin_dlq},
+    {"status", admin_status},
+};
+
+int main(int argc, char **argv)
+{
+    char err[512];
+
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        otp_config_print_help(OTP_PROG_ADMIN | OTP_PROG_ADMIN_PURGE, admin_usage);
+        return 0;
+    }
+    if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
+        printf("otp-admin %s\n", OTP_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; argc >= 2 && i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) != 0)
+            continue;
+        if (otp_config_load(OTP_PROG_ADMIN |
+                                (strcmp(argv[1], "purge") == 0 ? OTP_PROG_ADMIN_PURGE : 0),
+                            err, sizeof(err)) != 0) {
+            fprintf(stderr, "otp-admin: %s\n", err);
+            return 2;
+        }
+        otp_log_init("otp-admin", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")),
+                     otp_log_format_parse(otp_config_str("OTP_LOG_FORMAT")));
+        /* The subcommand's own options start after its name. */
+        return commands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "otp-admin: unknown command \"%s\"\n%s\n", argc >= 2 ? argv[1] : "",
+            admin_usage);
+    return 2;
+}
