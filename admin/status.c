@@ -71,7 +71,11 @@ int admin_status(int argc, char **argv)
                          1, p);
         pending = otp_db_query(
             db, "status_outbox",
-            "SELECT seq, type FROM outbox WHERE request_id = $1::uuid ORDER BY id", 1, p);
+            "SELECT coalesce((SELECT event_seq FROM challenges WHERE request_id = $1::uuid),"
+            "  (SELECT n FROM outbox_seq WHERE request_id = $1::uuid), 0)"
+            "  + row_number() OVER (ORDER BY id), type"
+            "  FROM outbox WHERE request_id = $1::uuid ORDER BY id",
+            1, p);
     }
     if (!r || !calls || !pending)
         goto out;

@@ -21,8 +21,19 @@
 #define AT_SQL "to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* The event as consumers see it: envelope, challenge context (phone masked,
- * never a code or hash), then the attributes of the change. */
+ * never a code or hash), then the attributes of the change. `seq` is the
+ * request's counter plus the event's place among the request's events in this
+ * batch (sql/011_relay_numbers_events.sql): sending a batch again after a
+ * failure gives it the same numbers, since the counters move only when the
+ * acknowledged batch is deleted. */
 static const char select_sql[] =
+    "WITH b AS ("
+    "  SELECT o.*, coalesce(c.event_seq, q.n, 0)"
+    "         + row_number() OVER (PARTITION BY o.request_id ORDER BY o.id) AS seq"
+    "    FROM (SELECT * FROM outbox ORDER BY id LIMIT " RELAY_BATCH_S ") o"
+    "    LEFT JOIN challenges c ON c.request_id = o.request_id"
+    "    LEFT JOIN outbox_seq q ON q.request_id = o.request_id"
+    ")"
     "SELECT o.id, o.request_id::text,"
     "  (jsonb_build_object('event_id', o.event_id, 'schema_version', 1, 'type', o.type,"
     "     'request_id', o.request_id, 'seq', o.seq, 'at', " AT_SQL ")"
@@ -35,9 +46,23 @@ static const char select_sql[] =
     "  o.type,"
     "  CASE WHEN o.type = 'call_requested' AND o.attrs->>'attempt' = '1'"
     "       THEN extract(epoch FROM o.created_at - c.requested_at) END,"
-    "  o.event_id::text, " AT_SQL
-    "  FROM outbox o LEFT JOIN challenges c ON c.request_id = o.request_id"
-    " ORDER BY o.id LIMIT " RELAY_BATCH_S;
+    "  o.event_id::text, " AT_SQL "  FROM b o LEFT JOIN challenges c ON c.request_id = o.request_id"
+    " ORDER BY o.id";
+
+/* Deletes the acknowledged events and moves each request's counter past them,
+ * in one statement. */
+static const char delete_sql[] =
+    "WITH d AS ("
+    "  DELETE FROM outbox WHERE id = ANY($1::bigint[]) RETURNING request_id"
+    "), r AS ("
+    "  SELECT request_id, count(*)::int AS n FROM d GROUP BY request_id"
+    "), c AS ("
+    "  UPDATE challenges ch SET event_seq = ch.event_seq + r.n FROM r"
+    "   WHERE ch.request_id = r.request_id RETURNING ch.request_id"
+    ")"
+    "INSERT INTO outbox_seq AS q (request_id, n)"
+    "SELECT request_id, n FROM r WHERE request_id NOT IN (SELECT request_id FROM c)"
+    "    ON CONFLICT (request_id) DO UPDATE SET n = q.n + excluded.n, updated_at = now()";
 
 int relay_lead(worker_t *w)
 {
@@ -142,8 +167,7 @@ int relay_run(worker_t *w)
     atomic_store(&w->m.kafka_ok, 1);
     if (n > 0) {
         const char *p[1] = {ids};
-        if (otp_db_exec(w->db, "relay_delete", "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1,
-                        p))
+        if (otp_db_exec(w->db, "relay_delete", delete_sql, 1, p))
             goto out;
         count_relayed(r, n);
     }

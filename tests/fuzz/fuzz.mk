@@ -93,3 +93,7 @@ unit-test-asan: $(ASAN_UNIT_TESTS)
 $(BINDIR)/asan/test_limits: $(BUILD)/asan/tests/unit/test_limits.o $(BUILD)/asan/worker/limits.o $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/asan/test_audit: $(BUILD)/asan/tests/unit/test_audit.o $(BUILD)/asan/admin/audit.o $(ASAN_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)
