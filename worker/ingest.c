@@ -48,7 +48,8 @@ static const char insert_sql[] =
     "SELECT status FROM ins";
 
 /* The exact bytes of a bad message, once per source offset (a replayed
- * batch finds its row again), and its "rejected" event the first time. */
+ * batch finds its row again), its "rejected" event and its DLQ copy the first
+ * time only. */
 static const char dead_letter_sql[] =
     "WITH dl AS ("
     "  INSERT INTO dead_letters (reason, error, topic, kpartition, koffset, payload)"
@@ -59,7 +60,7 @@ static const char dead_letter_sql[] =
     "  INSERT INTO outbox (request_id, type, attrs)"
     "  SELECT $7::uuid, 'rejected', $8::jsonb FROM dl WHERE fresh AND $7 IS NOT NULL"
     ")"
-    "SELECT id FROM dl";
+    "SELECT id, fresh FROM dl";
 
 typedef struct batch_item {
     rd_kafka_message_t *msg;
@@ -494,7 +495,9 @@ static int write_batch(worker_t *w, batch_item_t *items, int n, delivery_tracker
         PGresult *r = res[i + 1];
         if (!it->valid) {
             it->dead_letter_id = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
-            if (produce_dlq(w, it, dlq) != 0)
+            /* A message read again (after a rebalance or a failed batch) whose
+             * dead letter was committed before is on the DLQ already. */
+            if (PQntuples(r) && PQgetvalue(r, 0, 1)[0] == 't' && produce_dlq(w, it, dlq) != 0)
                 goto out;
             n_bad++;
             continue;
