@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "otp_config.h"
+#include "otp_metrics.h"
 
 struct MHD_Daemon *otp_http_start(const char *setting, const char *listen, unsigned threads,
                                   MHD_AccessHandlerCallback handler, void *cls,
@@ -148,4 +149,16 @@ int otp_http_healthcheck(const char *program, const char *setting, const char *p
         return 1;
     }
     return 0;
+}
+
+otp_mhd_result otp_http_reply_metrics(struct MHD_Connection *c, unsigned programs)
+{
+    char *body = otp_metrics_render(programs);
+    otp_mhd_result ret;
+
+    if (!body)
+        return otp_http_error(c, 500, "internal", "out of memory");
+    ret = otp_http_reply(c, 200, "text/plain; version=0.0.4", body);
+    free(body);
+    return ret;
 }

@@ -35,6 +35,10 @@ unsigned otp_http_port(struct MHD_Daemon *d);
 otp_mhd_result otp_http_reply(struct MHD_Connection *c, unsigned status, const char *content_type,
                               const char *body);
 
+/* Answers 200 with the Prometheus exposition of every metric of `programs`
+ * (otp_metrics_render), or 500 when memory ran out. */
+otp_mhd_result otp_http_reply_metrics(struct MHD_Connection *c, unsigned programs);
+
 /* Queues {"error":{"code":code,"message":message}} with status. */
 otp_mhd_result otp_http_error(struct MHD_Connection *c, unsigned status, const char *code,
                               const char *message);

@@ -231,8 +231,6 @@ static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx
 
 static otp_mhd_result handle_metrics(api_t *a, struct MHD_Connection *c)
 {
-    char *body;
-    otp_mhd_result ret;
 
     otp_metric_set(OTP_M_VERIFIER_VERIFY, "verified", atomic_load(&a->verified));
     otp_metric_set(OTP_M_VERIFIER_VERIFY, "incorrect", atomic_load(&a->incorrect));
@@ -244,12 +242,7 @@ static otp_mhd_result handle_metrics(api_t *a, struct MHD_Connection *c)
                    atomic_load(&a->webhooks_bad_signature));
     otp_metric_set(OTP_M_VERIFIER_WEBHOOKS, "early", atomic_load(&a->webhooks_pending));
     otp_metric_set(OTP_M_VERIFIER_DB_ERRORS, NULL, atomic_load(&a->db_errors));
-    body = otp_metrics_render(OTP_PROG_VERIFIER);
-    if (!body)
-        return otp_http_error(c, 500, "internal", "out of memory");
-    ret = otp_http_reply(c, 200, "text/plain; version=0.0.4", body);
-    free(body);
-    return ret;
+    return otp_http_reply_metrics(c, OTP_PROG_VERIFIER);
 }
 
 otp_mhd_result api_admin_handle(void *cls, struct MHD_Connection *c, const char *url,

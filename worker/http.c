@@ -97,8 +97,6 @@ static otp_mhd_result metrics(worker_t *w, struct MHD_Connection *c)
     worker_metrics_t *m = &w->m;
     long long lag;
     int parts = assignment(w, &lag);
-    char *body;
-    otp_mhd_result ret;
 
     /* The counters the pipeline keeps in worker_metrics_t, copied in. */
     otp_metric_set(OTP_M_WORKER_CONSUMED, NULL, atomic_load(&m->consumed));
@@ -120,12 +118,7 @@ static otp_mhd_result metrics(worker_t *w, struct MHD_Connection *c)
     otp_metric_set(OTP_M_WORKER_PARTITIONS, NULL, parts);
     otp_metric_set(OTP_M_WORKER_CONSUMER_LAG, NULL, lag);
     otp_metric_set(OTP_M_WORKER_OUTBOX_BACKLOG, NULL, outbox_backlog());
-    body = otp_metrics_render(OTP_PROG_WORKER);
-    if (!body)
-        return otp_http_error(c, 500, "internal", "out of memory");
-    ret = otp_http_reply(c, 200, "text/plain; version=0.0.4", body);
-    free(body);
-    return ret;
+    return otp_http_reply_metrics(c, OTP_PROG_WORKER);
 }
 
 static otp_mhd_result handle(void *cls, struct MHD_Connection *c, const char *url,
