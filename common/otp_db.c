@@ -206,13 +206,6 @@ const char *otp_pgarray_str(otp_pgarray_t *a)
     return a->s;
 }
 
-void otp_pgarray_reset(otp_pgarray_t *a)
-{
-    a->len = 0;
-    a->n = 0;
-    a->oom = 0;
-}
-
 void otp_pgarray_free(otp_pgarray_t *a)
 {
     if (!a)

@@ -63,8 +63,6 @@ typedef struct otp_pgarray {
 void otp_pgarray_add(otp_pgarray_t *a, const char *v);
 /* The literal, "{}" when empty; NULL if memory ran out. Owned by a. */
 const char *otp_pgarray_str(otp_pgarray_t *a);
-/* Empties a for reuse (keeps the memory). */
-void otp_pgarray_reset(otp_pgarray_t *a);
 /* Frees the memory; NULL-safe. */
 void otp_pgarray_free(otp_pgarray_t *a);
 
