@@ -12,13 +12,14 @@
 
 static const char challenge_sql[] =
     "SELECT status, user_id, purpose, phone_masked, country, locale,"
-    "  attempts || '/' || max_attempts, call_attempts || '/' || max_call_attempts, event_seq,"
+    "  attempts || '/' || max_attempts, call_attempts || '/' || max_call_attempts,"
+    "  coalesce((SELECT n FROM outbox_seq q WHERE q.request_id = c.request_id), 0),"
     "  CASE WHEN phone IS NULL THEN 'hashed (purged)' ELSE 'kept (live)' END,"
     "  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
     "  to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
     "  coalesce(to_char(verified_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '-'),"
     "  (extract(epoch FROM created_at) * 1000)::bigint"
-    "  FROM challenges WHERE request_id = $1::uuid";
+    "  FROM challenges c WHERE request_id = $1::uuid";
 
 static const char *const challenge_fields[] = {
     "status", "user_id", "purpose", "phone",      "country",    "locale",     "verify_tries",
@@ -71,8 +72,7 @@ int admin_status(int argc, char **argv)
                          1, p);
         pending = otp_db_query(
             db, "status_outbox",
-            "SELECT coalesce((SELECT event_seq FROM challenges WHERE request_id = $1::uuid),"
-            "  (SELECT n FROM outbox_seq WHERE request_id = $1::uuid), 0)"
+            "SELECT coalesce((SELECT n FROM outbox_seq WHERE request_id = $1::uuid), 0)"
             "  + row_number() OVER (ORDER BY id), type"
             "  FROM outbox WHERE request_id = $1::uuid ORDER BY id",
             1, p);

@@ -22,16 +22,15 @@
 
 /* The event as consumers see it: envelope, challenge context (phone masked,
  * never a code or hash), then the attributes of the change. `seq` is the
- * request's counter plus the event's place among the request's events in this
- * batch (sql/011_relay_numbers_events.sql): sending a batch again after a
+ * request's counter (outbox_seq) plus the event's place among the request's
+ * events in this batch (sql/011_relay_numbers_events.sql, sql/012): sending a batch again after a
  * failure gives it the same numbers, since the counters move only when the
  * acknowledged batch is deleted. */
 static const char select_sql[] =
     "WITH b AS ("
-    "  SELECT o.*, coalesce(c.event_seq, q.n, 0)"
+    "  SELECT o.*, coalesce(q.n, 0)"
     "         + row_number() OVER (PARTITION BY o.request_id ORDER BY o.id) AS seq"
     "    FROM (SELECT * FROM outbox ORDER BY id LIMIT " RELAY_BATCH_S ") o"
-    "    LEFT JOIN challenges c ON c.request_id = o.request_id"
     "    LEFT JOIN outbox_seq q ON q.request_id = o.request_id"
     ")"
     "SELECT o.id, o.request_id::text,"
@@ -50,18 +49,16 @@ static const char select_sql[] =
     " ORDER BY o.id";
 
 /* Deletes the acknowledged events and moves each request's counter past them,
- * in one statement. */
+ * in one statement. The counters are rows of their own (sql/012): the relay
+ * never writes a challenge row that a claim or a verify holds. */
 static const char delete_sql[] =
     "WITH d AS ("
     "  DELETE FROM outbox WHERE id = ANY($1::bigint[]) RETURNING request_id"
     "), r AS ("
     "  SELECT request_id, count(*)::int AS n FROM d GROUP BY request_id"
-    "), c AS ("
-    "  UPDATE challenges ch SET event_seq = ch.event_seq + r.n FROM r"
-    "   WHERE ch.request_id = r.request_id RETURNING ch.request_id"
     ")"
     "INSERT INTO outbox_seq AS q (request_id, n)"
-    "SELECT request_id, n FROM r WHERE request_id NOT IN (SELECT request_id FROM c)"
+    "SELECT request_id, n FROM r ORDER BY request_id"
     "    ON CONFLICT (request_id) DO UPDATE SET n = q.n + excluded.n, updated_at = now()";
 
 int relay_lead(worker_t *w)
