@@ -1,6 +1,8 @@
 #include "otp_crypto.h"
 
 #include <ctype.h>
+#include <jansson.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,19 @@ static const char hash_context[] = "otp-code-v1";
 int otp_crypto_init(void)
 {
     return sodium_init() < 0 ? -1 : 0;
+}
+
+void otp_free_wiped(void *p)
+{
+    if (!p)
+        return;
+    sodium_memzero(p, malloc_usable_size(p));
+    free(p);
+}
+
+void otp_json_wipe_freed(void)
+{
+    json_set_alloc_funcs(malloc, otp_free_wiped);
 }
 
 int otp_code_generate(char *out, size_t out_size, int len)

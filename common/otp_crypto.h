@@ -14,6 +14,17 @@
 
 int otp_crypto_init(void) __attribute__((warn_unused_result));
 
+/* Frees a malloc'd block after wiping all of it (its usable size): for
+ * buffers that held a code in plain form. NULL is a no-op. */
+void otp_free_wiped(void *p);
+
+/* From now on jansson frees through otp_free_wiped, so the copies of a code
+ * that a JSON document holds (the call's SSML, the request body json_dumps
+ * builds, a parsed verify request) do not linger in freed memory. json_dumps
+ * results may still be released with free(). Call once, before any json_t
+ * exists. */
+void otp_json_wipe_freed(void);
+
 /* Writes `len` (4..10) uniform random decimal digits and a NUL into out
  * (out_size > len). Each digit is randombytes_uniform(10): no modulo bias. */
 int otp_code_generate(char *out, size_t out_size, int len) __attribute__((warn_unused_result));

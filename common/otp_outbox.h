@@ -7,7 +7,9 @@
 #include <libpq-fe.h>
 
 /* Adds one event (type from the otp.call_status schema) for request_id with
- * extra attributes (may be NULL; the reference is stolen). Must run inside
+ * extra attributes (may be NULL). attrs is stolen, whatever the result: a
+ * json_t * argument always is, here, in voipbin_client.h and in
+ * worker/challenge.h. Must run inside
  * the caller's transaction. 0 ok, -1 on a database error. */
 int otp_outbox_add(PGconn *db, const char *request_id, const char *type, json_t *attrs)
     __attribute__((warn_unused_result));

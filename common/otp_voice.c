@@ -474,7 +474,7 @@ char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, 
         goto fail;
     return buf;
 fail:
-    free(buf);
+    otp_free_wiped(buf); /* may hold part of the code */
     return NULL;
 }
 
@@ -524,7 +524,7 @@ json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, co
         gate = render_gate(t, brand);
         if (!gate) {
             json_decref(actions);
-            free(text);
+            otp_free_wiped(text);
             return NULL;
         }
         otp_uuid_v4(gate_id);
@@ -565,7 +565,7 @@ json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, co
         json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
     }
     free(gate);
-    free(text);
+    otp_free_wiped(text); /* the SSML with the code; the actions keep a copy */
     return actions;
 }
 
@@ -597,7 +597,7 @@ char *otp_voice_render_sms(const otp_voice_catalog_t *cat, const char *locale, c
     }
     return buf;
 fail:
-    free(buf);
+    otp_free_wiped(buf); /* may hold part of the code */
     return NULL;
 }
 

@@ -203,26 +203,30 @@ static int post_json(vb_client_t *c, const char *path, json_t *req, int is_messa
     return 0;
 }
 
-int vb_call_create(vb_client_t *c, const char *source, const char *destination, json_t *actions,
-                   vb_done_cb *cb, void *opaque)
+/* POST path with {source, destinations: [one tel], key: value}; value is stolen. */
+static int post_to(vb_client_t *c, const char *path, const char *source, const char *destination,
+                   const char *key, json_t *value, vb_done_cb *cb, void *opaque)
 {
     json_t *req =
         json_pack("{s:{s:s, s:s}, s:[{s:s, s:s}], s:O}", "source", "type", "tel", "target", source,
-                  "destinations", "type", "tel", "target", destination, "actions", actions);
-    int rc = post_json(c, "/calls", req, 0, cb, opaque);
+                  "destinations", "type", "tel", "target", destination, key, value);
+    int rc = post_json(c, path, req, strcmp(path, "/messages") == 0, cb, opaque);
+
     json_decref(req);
+    json_decref(value);
     return rc;
+}
+
+int vb_call_create(vb_client_t *c, const char *source, const char *destination, json_t *actions,
+                   vb_done_cb *cb, void *opaque)
+{
+    return post_to(c, "/calls", source, destination, "actions", actions, cb, opaque);
 }
 
 int vb_message_create(vb_client_t *c, const char *source, const char *destination, const char *text,
                       vb_done_cb *cb, void *opaque)
 {
-    json_t *req =
-        json_pack("{s:{s:s, s:s}, s:[{s:s, s:s}], s:s}", "source", "type", "tel", "target", source,
-                  "destinations", "type", "tel", "target", destination, "text", text);
-    int rc = post_json(c, "/messages", req, 1, cb, opaque);
-    json_decref(req);
-    return rc;
+    return post_to(c, "/messages", source, destination, "text", json_string(text), cb, opaque);
 }
 
 vb_class_t vb_classify(long http_status, int transport_error, int sent)

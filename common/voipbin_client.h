@@ -1,6 +1,10 @@
 /* VoIPBin REST client (shared/reference/voipbin-api.md): POST /v1.0/calls and
  * GET /v1.0/calls on libcurl multi, many requests in flight, one thread.
- * The access key travels as ?accesskey= and is never logged. */
+ * The access key travels as ?accesskey= and is never logged.
+ *
+ * json_t ownership, the same rule as otp_outbox.h and worker/challenge.h: a
+ * json_t * argument is stolen (released by the callee whatever the result);
+ * a json_t ** result is a new reference the caller releases. */
 #ifndef VOIPBIN_CLIENT_H
 #define VOIPBIN_CLIENT_H
 
@@ -35,8 +39,8 @@ vb_client_t *vb_client_new(const char *base_url, const char *access_key, int max
 void vb_client_destroy(vb_client_t *c);
 
 /* Queues POST /v1.0/calls with source, one tel destination and inline actions
- * (the client takes a reference of its own). cb runs from vb_client_perform.
- * -1 when the in-flight window is full. */
+ * (stolen). cb runs from vb_client_perform. -1 when the in-flight window is
+ * full or the request cannot be built. */
 int vb_call_create(vb_client_t *c, const char *source, const char *destination, json_t *actions,
                    vb_done_cb *cb, void *opaque);
 

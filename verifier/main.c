@@ -6,6 +6,7 @@
 
 #include "api.h"
 #include "otp_config.h"
+#include "otp_crypto.h"
 #include "otp_log.h"
 #include "otp_metrics.h"
 #include "otp_version.h"
@@ -34,6 +35,7 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d, *admin = NULL;
     const char *secret;
 
+    otp_json_wipe_freed(); /* before any json_t: codes pass through JSON */
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         otp_config_print_help(OTP_PROG_VERIFIER, usage);
         return 0;

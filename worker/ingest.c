@@ -172,7 +172,7 @@ static void store_offsets(worker_t *w, batch_item_t *items, int n)
 /* Resends: fills the number, user, purpose (and locale, unless the new
  * request names one) from the request being resent, found earlier in the
  * batch or in one lookup for the whole batch. -1 on a database error. */
-static int resolve_resends(worker_t *w, batch_item_t *items, int n)
+static int resolve_resends(intake_t *in, batch_item_t *items, int n)
 {
     otp_pgarray_t ids = {0};
     const char *p[1];
@@ -187,7 +187,7 @@ static int resolve_resends(worker_t *w, batch_item_t *items, int n)
     p[0] = otp_pgarray_str(&ids);
     if (!p[0])
         goto out;
-    r = otp_db_query(w->db, "resend_lookup",
+    r = otp_db_query(in->db, "resend_lookup",
                      "SELECT request_id::text, phone, user_id, purpose, locale FROM challenges"
                      " WHERE request_id = ANY($1::uuid[])",
                      1, p);
@@ -244,8 +244,9 @@ out:
 
 /* The decision for one valid request, in batch order: too old, blocked, over
  * a budget, or pending (counted in the ledger for the requests after it). */
-static void decide(worker_t *w, batch_item_t *it, int64_t now_ms)
+static void decide(intake_t *in, batch_item_t *it, int64_t now_ms)
 {
+    worker_t *w = in->w;
     const otp_request_t *req = &it->req;
     int ttl = req->ttl_seconds ? req->ttl_seconds : w->cfg.ttl_s;
     limits_counts_t counts;
@@ -253,18 +254,18 @@ static void decide(worker_t *w, batch_item_t *it, int64_t now_ms)
 
     it->status = "pending";
     it->refusal = "";
-    if (now_ms + w->cfg.min_remaining_ms > req->requested_at_ms + (int64_t)ttl * 1000) {
+    if (now_ms + w->cfg.policy.min_remaining_ms > req->requested_at_ms + (int64_t)ttl * 1000) {
         it->status = "expired";
         it->refusal = "too_old_on_arrival";
         return;
     }
-    limits_ledger_counts(w->ledger, req->phone, req->user_id, it->country, &counts);
+    limits_ledger_counts(in->ledger, req->phone, req->user_id, it->country, &counts);
     v = limits_decide(&w->limits, req->phone, it->country, &counts, &it->refusal);
     if (v != LIMITS_ALLOW) {
         it->status = limits_verdict_name(v);
         return;
     }
-    limits_ledger_add(w->ledger, req->phone, req->user_id, it->country, 0);
+    limits_ledger_add(in->ledger, req->phone, req->user_id, it->country, 0);
 }
 
 /* Compact JSON text of o (a reference is stolen); NULL when memory ran out. */
@@ -277,8 +278,9 @@ static char *dump_json(json_t *o)
 }
 
 /* Sends the insert of one valid request (pipeline mode). */
-static int send_insert(worker_t *w, const batch_item_t *it)
+static int send_insert(intake_t *in, const batch_item_t *it)
 {
+    worker_t *w = in->w;
     const otp_request_t *req = &it->req;
     char masked[OTP_PHONE_MAX + 4], code_len[8], max_att[8], max_calls[8], req_at[40], exp_at[40];
     char key_id[8];
@@ -329,7 +331,7 @@ static int send_insert(worker_t *w, const batch_item_t *it)
                              refused_js,
                              hash_hex,
                              hash_hex ? key_id : NULL};
-        rc = otp_db_pipe_send_prepared(w->db, "ingest_insert", 19, p, NULL, NULL);
+        rc = otp_db_pipe_send_prepared(in->db, "ingest_insert", 19, p, NULL, NULL);
     }
     free(options_js);
     free(accepted_js);
@@ -338,7 +340,7 @@ static int send_insert(worker_t *w, const batch_item_t *it)
 }
 
 /* Sends the dead letter of one bad message (pipeline mode). */
-static int send_dead_letter(worker_t *w, const batch_item_t *it)
+static int send_dead_letter(intake_t *in, const batch_item_t *it)
 {
     rd_kafka_message_t *m = it->msg;
     char part[12], off[24];
@@ -358,7 +360,7 @@ static int send_dead_letter(worker_t *w, const batch_item_t *it)
     snprintf(part, sizeof(part), "%d", (int)m->partition);
     snprintf(off, sizeof(off), "%lld", (long long)m->offset);
     if (attrs_js)
-        rc = otp_db_pipe_send_prepared(w->db, "ingest_dead_letter", 8, p, lens, fmts);
+        rc = otp_db_pipe_send_prepared(in->db, "ingest_dead_letter", 8, p, lens, fmts);
     free(attrs_js);
     return rc;
 }
@@ -441,16 +443,17 @@ static void report_batch(worker_t *w, const batch_item_t *items, int n)
  * requests), one pipeline that writes every request and dead letter inside
  * one transaction, then the DLQ copies, then one pipeline that adds the
  * batch to the budgets and commits. -1 when nothing of it is committed. */
-static int write_batch(worker_t *w, batch_item_t *items, int n, delivery_tracker_t *dlq)
+static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracker_t *dlq)
 {
+    worker_t *w = in->w;
     PGresult *res[BATCH_MAX + 1], *fin[3] = {NULL, NULL, NULL};
     int64_t now_ms = otp_now_ms();
-    int n_bad = 0, stored, nfin = 0, rc = -1, in_tx = 0;
+    int n_dlq_sent = 0, stored, nfin = 0, rc = -1, in_tx = 0;
 
     memset(res, 0, sizeof(res));
-    if (resolve_resends(w, items, n) != 0)
+    if (resolve_resends(in, items, n) != 0)
         return -1;
-    limits_ledger_reset(w->ledger);
+    limits_ledger_reset(in->ledger);
     for (int i = 0; i < n; i++) {
         batch_item_t *it = &items[i];
         if (it->valid && it->req.delivery.keypad &&
@@ -468,26 +471,26 @@ static int write_batch(worker_t *w, batch_item_t *items, int n, delivery_tracker
             continue;
         it->country = otp_phone_country(it->req.phone);
         it->locale = otp_voice_pick(w->voice, it->req.locale, it->country, w->cfg.default_locale);
-        if (limits_ledger_want(w->ledger, it->req.phone, it->req.user_id, it->country) != 0)
+        if (limits_ledger_want(in->ledger, it->req.phone, it->req.user_id, it->country) != 0)
             return -1;
     }
-    if (limits_ledger_load(w->ledger, w->db) != 0)
+    if (limits_ledger_load(in->ledger, in->db) != 0)
         return -1;
-    if (w->limits.global_hour && limits_ledger_global(w->ledger) < w->limits.global_hour &&
+    if (w->limits.global_hour && limits_ledger_global(in->ledger) < w->limits.global_hour &&
         atomic_exchange(&w->m.circuit_open, 0))
-        otp_info("circuit_closed", "accepted_last_hour=%ld", limits_ledger_global(w->ledger));
+        otp_info("circuit_closed", "accepted_last_hour=%ld", limits_ledger_global(in->ledger));
     for (int i = 0; i < n; i++)
         if (items[i].valid)
-            decide(w, &items[i], now_ms);
+            decide(in, &items[i], now_ms);
 
-    if (otp_db_prepare(w->db, "ingest_insert", insert_sql, 19) != 0 ||
-        otp_db_prepare(w->db, "ingest_dead_letter", dead_letter_sql, 8) != 0 ||
-        otp_db_pipe_open(w->db) != 0)
+    if (otp_db_prepare(in->db, "ingest_insert", insert_sql, 19) != 0 ||
+        otp_db_prepare(in->db, "ingest_dead_letter", dead_letter_sql, 8) != 0 ||
+        otp_db_pipe_open(in->db) != 0)
         return -1;
-    stored = otp_db_pipe_send(w->db, "BEGIN", 0, NULL, NULL, NULL);
+    stored = otp_db_pipe_send(in->db, "BEGIN", 0, NULL, NULL, NULL);
     for (int i = 0; i < n && stored == 0; i++)
-        stored = items[i].valid ? send_insert(w, &items[i]) : send_dead_letter(w, &items[i]);
-    if (otp_db_pipe_close(w->db, "ingest_write", res, n + 1) != 0 || stored != 0)
+        stored = items[i].valid ? send_insert(in, &items[i]) : send_dead_letter(in, &items[i]);
+    if (otp_db_pipe_close(in->db, "ingest_write", res, n + 1) != 0 || stored != 0)
         goto out;
     in_tx = 1;
     for (int i = 0; i < n; i++) {
@@ -497,30 +500,32 @@ static int write_batch(worker_t *w, batch_item_t *items, int n, delivery_tracker
             it->dead_letter_id = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
             /* A message read again (after a rebalance or a failed batch) whose
              * dead letter was committed before is on the DLQ already. */
-            if (PQntuples(r) && PQgetvalue(r, 0, 1)[0] == 't' && produce_dlq(w, it, dlq) != 0)
-                goto out;
-            n_bad++;
+            if (PQntuples(r) && PQgetvalue(r, 0, 1)[0] == 't') {
+                if (produce_dlq(w, it, dlq) != 0)
+                    goto out;
+                n_dlq_sent++;
+            }
             continue;
         }
         it->is_new = PQntuples(r) > 0;
         if (!it->is_new && strcmp(it->status, "pending") == 0)
-            limits_ledger_add(w->ledger, it->req.phone, it->req.user_id, it->country, 1);
+            limits_ledger_add(in->ledger, it->req.phone, it->req.user_id, it->country, 1);
     }
     /* The DLQ copies must be on the broker before the offsets move past them. */
-    if (n_bad && delivery_wait(w->producer, dlq, 15000) != 0) {
+    if (n_dlq_sent && delivery_wait(w->producer, dlq, 15000) != 0) {
         otp_error("dlq_delivery_failed", "error=\"%s\"", rd_kafka_err2str(dlq->last_err));
         goto out;
     }
-    if (otp_db_pipe_open(w->db) != 0)
+    if (otp_db_pipe_open(in->db) != 0)
         goto out;
     /* The counters, a word to the relay (one per batch), the commit. */
-    stored = limits_ledger_send_store(w->ledger, w->db);
+    stored = limits_ledger_send_store(in->ledger, in->db);
     nfin = stored == 1 ? 3 : 2;
     if (stored >= 0)
-        stored = otp_db_pipe_send(w->db, "NOTIFY otp_outbox", 0, NULL, NULL, NULL);
+        stored = otp_db_pipe_send(in->db, "NOTIFY otp_outbox", 0, NULL, NULL, NULL);
     if (stored == 0)
-        stored = otp_db_pipe_send(w->db, "COMMIT", 0, NULL, NULL, NULL);
-    if (otp_db_pipe_close(w->db, "ingest_commit", fin, nfin) != 0 || stored != 0)
+        stored = otp_db_pipe_send(in->db, "COMMIT", 0, NULL, NULL, NULL);
+    if (otp_db_pipe_close(in->db, "ingest_commit", fin, nfin) != 0 || stored != 0)
         goto out;
     in_tx = 0;
     report_batch(w, items, n);
@@ -532,17 +537,15 @@ out:
         PQclear(fin[i]);
     for (int i = 0; i < n; i++)
         sodium_memzero(items[i].hash_hex, sizeof(items[i].hash_hex));
-    if (rc != 0 && (in_tx || PQtransactionStatus(w->db) != PQTRANS_IDLE))
-        otp_db_rollback(w->db);
+    if (rc != 0 && (in_tx || PQtransactionStatus(in->db) != PQTRANS_IDLE))
+        otp_db_rollback(in->db);
     return rc;
 }
 
-int ingest_poll(worker_t *w, int timeout_ms)
+int ingest_poll(intake_t *in, int timeout_ms)
 {
-    static batch_item_t items[BATCH_MAX];
-    /* Static: a report that arrives after a timed-out wait must not land on a
-     * dead stack frame. Pending counts carry over; failures are per batch. */
-    static delivery_tracker_t dlq;
+    worker_t *w = in->w;
+    static batch_item_t items[BATCH_MAX]; /* main thread only */
     int n = 0, rc = -1;
 
     while (n < BATCH_MAX) {
@@ -564,10 +567,10 @@ int ingest_poll(worker_t *w, int timeout_ms)
     }
     if (n == 0)
         return 0;
-    dlq.failed = 0;
+    in->dlq_acks.failed = 0;
     atomic_fetch_add(&w->m.consumed, n);
 
-    if (otp_db_ensure(w->db) != 0 || write_batch(w, items, n, &dlq) != 0) {
+    if (otp_db_ensure(in->db) != 0 || write_batch(in, items, n, &in->dlq_acks) != 0) {
         atomic_fetch_add(&w->m.db_errors, 1);
         rewind_batch(w, items, n);
     } else {

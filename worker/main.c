@@ -10,6 +10,7 @@
 
 #include "delivery.h"
 #include "otp_config.h"
+#include "otp_crypto.h"
 #include "otp_db.h"
 #include "otp_kafka.h"
 #include "otp_log.h"
@@ -59,147 +60,27 @@ static int probe_kafka(void *arg, char *err, size_t errsz)
     return 0;
 }
 
-static int setup(worker_t *w, char *err, size_t errsz)
+static int setup(worker_t *w, intake_t *in, struct dispatch **d, char *err, size_t errsz)
 {
     int startup_s = (int)otp_config_int("OTP_STARTUP_TIMEOUT_SECONDS");
-    worker_settings_t *c = &w->cfg;
-    char voice_dir[1024];
+    const worker_settings_t *c = &w->cfg;
     rd_kafka_conf_t *conf;
     rd_kafka_topic_partition_list_t *topics;
-    const char *dir = otp_config_str("OTP_LOCALE_DIR");
 
-    c->topic_requests = otp_config_str("OTP_TOPIC_REQUESTS");
-    c->topic_status = otp_config_str("OTP_TOPIC_STATUS");
-    c->topic_dlq = otp_config_str("OTP_TOPIC_DLQ");
-    c->caller_id = otp_config_str("OTP_CALLER_ID");
-    c->brand = otp_config_str("OTP_BRAND");
-    if (otp_voice_brand_check(c->brand, err, errsz) != 0)
+    if (worker_settings_load(w, err, errsz) != 0)
         return -1;
-    c->callback_url = otp_config_str("OTP_CALLBACK_URL");
-    c->gate_default = otp_config_bool("OTP_GATE_DEFAULT");
-    c->amd_default = otp_config_bool("OTP_AMD_DEFAULT");
-    c->sms_fallback_default = otp_config_bool("OTP_SMS_FALLBACK_DEFAULT");
-    if (*otp_config_str("OTP_KEYPAD_SECRET_KEY")) {
-        size_t bin_len = 0;
-        const char *hex = otp_config_str("OTP_KEYPAD_SECRET_KEY");
-        if (strlen(hex) != 64 ||
-            sodium_hex2bin(c->keypad_sk, 32, hex, 64, NULL, &bin_len, NULL) != 0 || bin_len != 32) {
-            snprintf(err, errsz,
-                     "OTP_KEYPAD_SECRET_KEY: expected 64 hex characters (otp-worker --keygen)");
-            return -1;
-        }
-        crypto_scalarmult_base(c->keypad_pk, c->keypad_sk);
-        c->keypad_enabled = 1;
-    }
-    c->default_locale = otp_config_str("OTP_DEFAULT_LOCALE");
-    c->code_length = (int)otp_config_int("OTP_CODE_LENGTH");
-    c->ttl_s = (int)otp_config_int("OTP_TTL_SECONDS");
-    c->max_attempts = (int)otp_config_int("OTP_MAX_ATTEMPTS");
-    c->max_call_attempts = (int)otp_config_int("OTP_MAX_CALL_ATTEMPTS");
-    c->min_remaining_ms = otp_config_int("OTP_MIN_REMAINING_SECONDS") * 1000;
-    c->retry_base_ms = otp_config_int("OTP_RETRY_BASE_MS");
-    c->retry_cap_ms = otp_config_int("OTP_RETRY_CAP_MS");
-    c->lease_s = (int)otp_config_int("OTP_LEASE_SECONDS");
-    c->call_status_timeout_s = (int)otp_config_int("OTP_CALL_STATUS_TIMEOUT_SECONDS");
-    c->call_timeout_ms = otp_config_int("OTP_CALL_TIMEOUT_MS");
-    if ((long)c->lease_s * 1000 < c->call_timeout_ms + WORKER_LEASE_MARGIN_MS) {
-        snprintf(err, errsz,
-                 "OTP_LEASE_SECONDS=%d cannot outlive OTP_CALL_TIMEOUT_MS=%ld plus the %d ms"
-                 " look-up margin: a lease that runs out under a live call request lets another"
-                 " worker place a second call; set OTP_LEASE_SECONDS to at least %ld or lower"
-                 " OTP_CALL_TIMEOUT_MS",
-                 c->lease_s, c->call_timeout_ms, WORKER_LEASE_MARGIN_MS,
-                 (c->call_timeout_ms + WORKER_LEASE_MARGIN_MS + 999) / 1000);
-        return -1;
-    }
-    c->max_in_flight = (int)otp_config_int("OTP_MAX_IN_FLIGHT");
-    snprintf(c->rate_per_s, sizeof(c->rate_per_s), "%.3f",
-             (double)otp_config_int("OTP_VOIPBIN_RATE") / 1000.0);
-    snprintf(c->burst, sizeof(c->burst), "%ld", otp_config_int("OTP_VOIPBIN_BURST"));
-    if (*otp_config_str("OTP_WORKER_ID")) {
-        snprintf(c->worker_id, sizeof(c->worker_id), "%s", otp_config_str("OTP_WORKER_ID"));
-    } else {
-        char host[64] = "host";
-        gethostname(host, sizeof(host) - 1);
-        snprintf(c->worker_id, sizeof(c->worker_id), "%s-%d", host, (int)getpid());
-    }
-    if (!otp_phone_is_e164(c->caller_id)) {
-        snprintf(err, errsz, "OTP_CALLER_ID=%s: expected an E.164 number such as +15550100000",
-                 c->caller_id);
-        return -1;
-    }
-    {
-        const char *p = otp_config_str("OTP_CALLER_ID_BY_COUNTRY");
-        while (*p) {
-            size_t k = strcspn(p, ",");
-            const char *colon = memchr(p, ':', k);
-            if (!colon || colon - p != 2 || k - 3 >= sizeof(c->caller_ids[0].number) ||
-                c->n_caller_ids == 32) {
-                snprintf(err, errsz,
-                         "OTP_CALLER_ID_BY_COUNTRY: expected cc:+E164[,cc:+E164] (up to 32)");
-                return -1;
-            }
-            memcpy(c->caller_ids[c->n_caller_ids].country, p, 2);
-            c->caller_ids[c->n_caller_ids].country[2] = '\0';
-            memcpy(c->caller_ids[c->n_caller_ids].number, colon + 1, k - 3);
-            c->caller_ids[c->n_caller_ids].number[k - 3] = '\0';
-            if (!otp_phone_is_e164(c->caller_ids[c->n_caller_ids].number)) {
-                snprintf(err, errsz, "OTP_CALLER_ID_BY_COUNTRY: %.*s is not an E.164 number",
-                         (int)(k - 3), colon + 1);
-                return -1;
-            }
-            c->n_caller_ids++;
-            p += k;
-            if (*p == ',')
-                p++;
-        }
-    }
-    if (c->min_remaining_ms >= (int64_t)c->ttl_s * 1000) {
-        snprintf(err, errsz, "OTP_MIN_REMAINING_SECONDS must be below OTP_TTL_SECONDS");
-        return -1;
-    }
-    if (limits_load(&w->limits, err, errsz) != 0)
-        return -1;
-    w->ledger = limits_ledger_new(&w->limits);
-    if (!w->ledger) {
+    in->w = w;
+    in->ledger = limits_ledger_new(&w->limits);
+    if (!in->ledger) {
         snprintf(err, errsz, "out of memory");
         return -1;
     }
-    if (otp_keyring_load(&w->keys, (int)otp_config_int("OTP_HASH_KEY_ID"),
-                         otp_config_str("OTP_HASH_KEY"), otp_config_str("OTP_HASH_KEYS_PREVIOUS"),
-                         err, errsz) != 0)
+    if (otp_wait_for("database", probe_db, &in->db, startup_s, w->running, err, errsz) != 0)
         return -1;
-    if (*dir)
-        snprintf(voice_dir, sizeof(voice_dir), "%s", dir);
-    else
-        otp_data_dir("locales", "common/locales", voice_dir, sizeof(voice_dir));
-    w->voice = otp_voice_load(voice_dir, err, errsz);
-    if (!w->voice)
-        return -1;
-    {
-        /* "fr" or "en_GB" resolve like a request's locale; another language is an error. */
-        const char *picked = otp_voice_pick(w->voice, "", "", c->default_locale);
-        size_t lang = strcspn(c->default_locale, "-_");
-        if (lang == 0 || strncasecmp(picked, c->default_locale, lang) != 0 || picked[lang] != '-') {
-            snprintf(err, errsz, "OTP_DEFAULT_LOCALE=%.40s: no template for it in %.400s",
-                     c->default_locale, voice_dir);
-            return -1;
-        }
-        c->default_locale = picked;
-    }
-    if (otp_wait_for("database", probe_db, &w->db, startup_s, w->running, err, errsz) != 0)
-        return -1;
-    w->ddb = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker-dispatch", err, errsz);
-    if (!w->ddb)
+    *d = dispatch_new(w, err, errsz);
+    if (!*d)
         return -1;
     atomic_store(&w->m.db_ok, 1);
-    w->vb = vb_client_new(otp_config_str("OTP_VOIPBIN_BASE_URL"),
-                          otp_config_str("OTP_VOIPBIN_ACCESS_KEY"), c->max_in_flight,
-                          c->call_timeout_ms);
-    if (!w->vb) {
-        snprintf(err, errsz, "OTP_VOIPBIN_BASE_URL: cannot set up the HTTP client");
-        return -1;
-    }
 
     /* Producer: DLQ and status events. Idempotent, so retries keep order. */
     conf = otp_kafka_conf_new(err, errsz);
@@ -296,12 +177,15 @@ static const char usage[] =
 int main(int argc, char **argv)
 {
     static worker_t w;
+    static intake_t in;
+    struct dispatch *d = NULL;
     char err[512];
     void *http = NULL;
     pthread_t dispatcher, purger;
     int64_t relay_at = 0, purge_at = 0, relay_poll = RELAY_POLL_MIN_MS;
     int listen_session = 0;
 
+    otp_json_wipe_freed(); /* before any json_t: codes pass through JSON */
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         otp_config_print_help(OTP_PROG_WORKER, usage);
         return 0;
@@ -348,7 +232,7 @@ int main(int argc, char **argv)
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     w.running = &running;
-    if (setup(&w, err, sizeof(err)) != 0) {
+    if (setup(&w, &in, &d, err, sizeof(err)) != 0) {
         fprintf(stderr, "otp-worker: %s\n", err);
         return 2;
     }
@@ -363,7 +247,7 @@ int main(int argc, char **argv)
 
     /* Calls on their own thread and connection: a burst of calls never holds
      * up ingest, and the two use both cores. */
-    if (pthread_create(&dispatcher, NULL, dispatch_thread, &w) != 0) {
+    if (pthread_create(&dispatcher, NULL, dispatch_thread, d) != 0) {
         fprintf(stderr, "otp-worker: cannot start the dispatch thread\n");
         return 2;
     }
@@ -375,12 +259,12 @@ int main(int argc, char **argv)
     while (running) {
         int64_t now = otp_monotonic_ms();
 
-        ingest_poll(&w, 50);
+        ingest_poll(&in, 50);
         rd_kafka_poll(w.producer, 0);
         atomic_store(&w.alive_ms, otp_monotonic_ms());
         atomic_store(&w.m.db_ok,
-                     PQstatus(w.db) == CONNECTION_OK && PQstatus(w.ddb) == CONNECTION_OK);
-        if (otp_db_ensure(w.db) != 0 || otp_db_listen(w.db, "otp_outbox", &listen_session) != 0) {
+                     PQstatus(in.db) == CONNECTION_OK && atomic_load(&w.m.dispatch_db_ok));
+        if (otp_db_ensure(in.db) != 0 || otp_db_listen(in.db, "otp_outbox", &listen_session) != 0) {
             usleep(200000);
             continue;
         }
@@ -389,13 +273,13 @@ int main(int argc, char **argv)
          * come without a word, so they wait at most RELAY_POLL_MAX_MS). The
          * other workers try for the relay now and then, in case its worker
          * died. */
-        if (otp_db_wait_notify(w.db, 0) == 1)
+        if (otp_db_wait_notify(in.db, 0) == 1)
             relay_at = 0;
         if (now >= relay_at) {
-            int n = relay_run(&w);
+            int n = relay_run(&in);
             if (n < 0) {
                 relay_at = now + 1000;
-            } else if (w.relay_session == 0) {
+            } else if (in.relay_session == 0) {
                 relay_at = now + WORKER_IDLE_MS;
             } else if (n > 0) {
                 relay_poll = RELAY_POLL_MIN_MS;
@@ -407,7 +291,7 @@ int main(int argc, char **argv)
             }
         }
         if (now >= purge_at) {
-            if (limits_ledger_purge(w.db) != 0)
+            if (limits_ledger_purge(in.db) != 0)
                 atomic_fetch_add(&w.m.db_errors, 1);
             purge_at = now + 60000;
         }
@@ -418,18 +302,17 @@ int main(int argc, char **argv)
     otp_info("worker_draining", "in_flight=%d", (int)atomic_load(&w.m.in_flight));
     pthread_join(dispatcher, NULL);
     pthread_join(purger, NULL);
-    if (relay_run(&w) < 0)
+    if (relay_run(&in) < 0)
         otp_warn("relay_at_stop_failed", "the outbox is relayed by the next worker");
     rd_kafka_consumer_close(w.consumer);
     rd_kafka_flush(w.producer, 5000);
     worker_http_stop(http);
     rd_kafka_destroy(w.consumer);
     rd_kafka_destroy(w.producer);
-    vb_client_destroy(w.vb);
+    dispatch_free(d);
     otp_voice_destroy(w.voice);
-    limits_ledger_destroy(w.ledger);
-    PQfinish(w.db);
-    PQfinish(w.ddb);
+    limits_ledger_destroy(in.ledger);
+    PQfinish(in.db);
     otp_keyring_clear(&w.keys);
     otp_info("worker_stopped", "consumed=%lld calls=%lld", (long long)w.m.consumed,
              (long long)w.m.calls_placed);

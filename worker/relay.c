@@ -61,21 +61,22 @@ static const char delete_sql[] =
     "SELECT request_id, n FROM r ORDER BY request_id"
     "    ON CONFLICT (request_id) DO UPDATE SET n = q.n + excluded.n, updated_at = now()";
 
-int relay_lead(worker_t *w)
+int relay_lead(intake_t *in)
 {
+    worker_t *w = in->w;
     PGresult *r;
     int got;
 
-    if (w->relay_session != 0 && w->relay_session == PQbackendPID(w->db))
+    if (in->relay_session != 0 && in->relay_session == PQbackendPID(in->db))
         return 1;
-    w->relay_session = 0;
-    r = otp_db_query(w->db, "relay_lock", "SELECT pg_try_advisory_lock(" RELAY_LOCK ")", 0, NULL);
+    in->relay_session = 0;
+    r = otp_db_query(in->db, "relay_lock", "SELECT pg_try_advisory_lock(" RELAY_LOCK ")", 0, NULL);
     if (!r)
         return -1;
     got = PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     if (got) {
-        w->relay_session = PQbackendPID(w->db);
+        in->relay_session = PQbackendPID(in->db);
         otp_info("relay_leader", "worker_id=%s", w->cfg.worker_id);
     }
     return got;
@@ -93,17 +94,18 @@ static void count_relayed(PGresult *r, int n)
     }
 }
 
-int relay_run(worker_t *w)
+int relay_run(intake_t *in)
 {
-    static delivery_tracker_t t; /* static: see ingest.c */
+    worker_t *w = in->w;
+    delivery_tracker_t *t = &in->relay_acks;
     PGresult *r = NULL;
     char *ids = NULL;
     size_t ids_len = 0;
     int n = 0, rc = -1;
 
-    if (relay_lead(w) != 1)
+    if (relay_lead(in) != 1)
         return 0; /* another worker is relaying */
-    r = otp_db_query(w->db, "relay_select", select_sql, 0, NULL);
+    r = otp_db_query(in->db, "relay_select", select_sql, 0, NULL);
     if (!r)
         goto out;
     n = PQntuples(r);
@@ -111,7 +113,7 @@ int relay_run(worker_t *w)
         rc = 0;
         goto out;
     }
-    t.failed = 0;
+    t->failed = 0;
     ids = malloc((size_t)n * 21 + 3);
     if (!ids)
         goto out;
@@ -136,7 +138,7 @@ int relay_run(worker_t *w)
             RD_KAFKA_V_HEADER("ce_time", PQgetvalue(r, i, 6), PQgetlength(r, i, 6)),
             RD_KAFKA_V_HEADER("ce_subject", key, -1),
             RD_KAFKA_V_HEADER("content-type", "application/json", 16),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&t), RD_KAFKA_V_END);
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(w->producer, 100);
             i--;
@@ -147,24 +149,24 @@ int relay_run(worker_t *w)
             n = i;
             break;
         }
-        t.pending++;
+        t->pending++;
         ids_len += (size_t)snprintf(ids + ids_len, 22, "%s%s", i ? "," : "", PQgetvalue(r, i, 0));
     }
     ids[ids_len++] = '}';
     ids[ids_len] = '\0';
     /* Delete only what the broker acknowledged; on any failure keep the whole
      * batch and send it again (consumers drop duplicates by event_id). */
-    if (delivery_wait(w->producer, &t, 10000) != 0) {
+    if (delivery_wait(w->producer, t, 10000) != 0) {
         atomic_fetch_add(&w->m.relay_errors, 1);
         atomic_store(&w->m.kafka_ok, 0);
         otp_warn("relay_delivery_failed", "events=%d error=\"%s\"", n,
-                 rd_kafka_err2str(t.last_err));
+                 rd_kafka_err2str(t->last_err));
         goto out;
     }
     atomic_store(&w->m.kafka_ok, 1);
     if (n > 0) {
         const char *p[1] = {ids};
-        if (otp_db_exec(w->db, "relay_delete", delete_sql, 1, p))
+        if (otp_db_exec(in->db, "relay_delete", delete_sql, 1, p))
             goto out;
         count_relayed(r, n);
     }

@@ -15,3 +15,8 @@ $(BINDIR)/unit/test_limits: $(BUILD)/tests/unit/test_limits.o $(BUILD)/worker/li
 $(BINDIR)/unit/test_audit: $(BUILD)/tests/unit/test_audit.o $(BUILD)/admin/audit.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# test_policy checks the dispatcher's pure policy (worker/policy.c: no I/O).
+$(BINDIR)/unit/test_policy: $(BUILD)/tests/unit/test_policy.o $(BUILD)/worker/policy.o $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
