@@ -188,8 +188,9 @@ static void finish_failed(worker_t *w, const claimed_t *row, const char *cause, 
     json_object_set_new(attrs, "cause", json_string(cause));
     json_object_set_new(attrs, "call_attempts", json_integer(row->call_attempts));
     if (change_held(w, row->request_id,
-                    "status = 'failed', next_attempt_at = NULL, lease_owner = NULL", 0, NULL,
-                    "failed", attrs) == 1) {
+                    "status = 'failed', next_attempt_at = NULL, lease_owner = NULL,"
+                    " failed_at = now(), reason = $3",
+                    1, &cause, "failed", attrs) == 1) {
         atomic_fetch_add(&w->m.calls_failed, 1);
         otp_info("request_failed", "request_id=%s phone=%s cause=%s", row->request_id,
                  row->phone_masked, cause);
