@@ -75,7 +75,8 @@ static const char usage[] =
     "       otp-produce --version | --help\n"
     "Publishes otp.requested events (key = phone) with librdkafka's idempotent producer; a\n"
     "message counts as delivered when the broker acknowledged it (the delivery report), within\n"
-    "--timeout seconds (default 60). From flags: prints the request_id once delivered.\n"
+    "--timeout seconds (else KAFKA_MESSAGE_TIMEOUT_MS, else 60 s). From flags: prints the\n"
+    "request_id once delivered.\n"
     "Batches (--file, NDJSON, one request per line; requested_at filled in when missing; --raw\n"
     "sends lines as they are, to test the dead-letter path): one result per line, tab-separated,\n"
     "  LINE  REQUEST_ID  delivered|failed  REASON  LINE_DIGEST\n"
@@ -479,6 +480,7 @@ int main(int argc, char **argv)
     const char *file = NULL, *topic, *report = NULL;
     double rate = 0;
     long timeout_s = 60;
+    int timeout_given = 0;
     char timeout_ms[24];
     int raw = 0, dry_run = 0, show = 0, opt, rc = 1;
     char err[512];
@@ -567,6 +569,7 @@ int main(int argc, char **argv)
         case 'W': {
             char *end;
             timeout_s = strtol(optarg, &end, 10);
+            timeout_given = 1;
             if (end == optarg || *end || timeout_s < 1 || timeout_s > 3600) {
                 fprintf(stderr, "otp-produce: --timeout takes 1-3600 seconds\n");
                 return 2;
@@ -616,13 +619,20 @@ int main(int argc, char **argv)
 
     snprintf(timeout_ms, sizeof(timeout_ms), "%ld", timeout_s * 1000);
     if (!dry_run) {
+        size_t tsz = sizeof(timeout_ms);
+
         conf = otp_kafka_conf_new(err, sizeof(err));
+        /* --timeout, else KAFKA_MESSAGE_TIMEOUT_MS, else 60 s. */
         if (!conf || otp_kafka_set(conf, "enable.idempotence", "true", err, sizeof(err)) ||
             otp_kafka_set(conf, "linger.ms", "10", err, sizeof(err)) ||
-            otp_kafka_set(conf, "message.timeout.ms", timeout_ms, err, sizeof(err))) {
+            ((timeout_given || !getenv("KAFKA_MESSAGE_TIMEOUT_MS")) &&
+             otp_kafka_set(conf, "message.timeout.ms", timeout_ms, err, sizeof(err)))) {
             fprintf(stderr, "otp-produce: %s\n", err);
             return 2;
         }
+        if (rd_kafka_conf_get(conf, "message.timeout.ms", timeout_ms, &tsz) == RD_KAFKA_CONF_OK)
+            timeout_s = (strtol(timeout_ms, NULL, 10) + 999) / 1000;
+
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         if (!rk) {
