@@ -14,6 +14,10 @@ int admin_audit(int argc, char **argv);
 int admin_purge(int argc, char **argv);
 int admin_dlq(int argc, char **argv);
 int admin_status(int argc, char **argv);
+int admin_resend(int argc, char **argv);
+
+/* An RFC 3339 time or epoch milliseconds into *ms. 0 ok, -1 not a time. */
+int admin_parse_time(const char *s, int64_t *ms) __attribute__((warn_unused_result));
 
 /* Called for each message of the topic stamped at or after from_ms. Return
  * 0 to go on, -1 to stop with an error. */

@@ -16,6 +16,20 @@ static int audit_cb(const rd_kafka_message_t *m, void *ctx)
     return audit_add(ctx, m->payload, m->len, rd_kafka_message_timestamp(m, NULL)) < 0 ? -1 : 0;
 }
 
+int admin_parse_time(const char *s, int64_t *ms)
+{
+    char *end;
+    long long v;
+
+    if (otp_time_parse(s, ms) == 0)
+        return 0;
+    v = strtoll(s, &end, 10);
+    if (*end || end == s || v < 0)
+        return -1;
+    *ms = v;
+    return 0;
+}
+
 int admin_audit(int argc, char **argv)
 {
     static const struct option opts[] = {{"from", required_argument, NULL, 'f'},
@@ -49,15 +63,9 @@ int admin_audit(int argc, char **argv)
         fprintf(stderr, "otp-admin: audit needs --from TIME and nothing else\n%s\n", admin_usage);
         return 2;
     }
-    if (otp_time_parse(from, &from_ms) != 0) {
-        char *end;
-        long long ms = strtoll(from, &end, 10);
-
-        if (*end || end == from || ms < 0) {
-            fprintf(stderr, "otp-admin: --from: not a time: \"%s\"\n", from);
-            return 2;
-        }
-        from_ms = ms;
+    if (admin_parse_time(from, &from_ms) != 0) {
+        fprintf(stderr, "otp-admin: --from: not a time: \"%s\"\n", from);
+        return 2;
     }
     a = audit_new();
     if (!a)

@@ -21,6 +21,12 @@ const char admin_usage[] =
     "       otp-admin dlq replay ID [--edit FILE]\n"
     "         publish the stored bytes (or FILE, a fixed version) to otp.requested again and\n"
     "         record the replay\n"
+    "       otp-admin resend --failed-since TIME [--until TIME] [--cause C] [--dry-run]\n"
+    "         publish a new request (resend_of, a request_id derived from the failed one, so a\n"
+    "         second run calls no one twice) for each request that failed in the window (its\n"
+    "         cause C or C_...), unverified and not superseded by a newer request of the same\n"
+    "         user and purpose or number; one line per request (resent / skip reason=...);\n"
+    "         the workers apply the call budgets to them as to any request\n"
     "       otp-admin status REQUEST_ID\n"
     "         the challenge, its calls and its events on otp.call_status (number masked)\n"
     "       otp-admin --version | --help";
@@ -29,10 +35,8 @@ static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
 } commands[] = {
-    {"audit", admin_audit},
-    {"purge", admin_purge},
-    {"dlq", admin_dlq},
-    {"status", admin_status},
+    {"audit", admin_audit},   {"purge", admin_purge},   {"dlq", admin_dlq},
+    {"status", admin_status}, {"resend", admin_resend},
 };
 
 int main(int argc, char **argv)

@@ -174,6 +174,13 @@ int otp_webhook_signature_ok(const char *secret, const char *body, size_t body_l
     return sodium_memcmp(want, got, 64) == 0;
 }
 
+static void uuid_format(const unsigned char b[16], char out[37])
+{
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}
+
 void otp_uuid_v4(char out[37])
 {
     unsigned char b[16];
@@ -181,9 +188,22 @@ void otp_uuid_v4(char out[37])
     randombytes_buf(b, sizeof(b));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
+    uuid_format(b, out);
+}
+
+void otp_uuid_derive(const char *ns, const void *name, size_t name_len, char out[37])
+{
+    crypto_generichash_state st;
+    unsigned char b[16], zero = 0;
+
+    crypto_generichash_init(&st, NULL, 0, sizeof(b));
+    crypto_generichash_update(&st, (const unsigned char *)ns, strlen(ns));
+    crypto_generichash_update(&st, &zero, 1);
+    crypto_generichash_update(&st, name, name_len);
+    crypto_generichash_final(&st, b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x80);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    uuid_format(b, out);
 }
 
 int otp_uuid_valid(const char *s)

@@ -70,6 +70,12 @@ void otp_hmac_sha256_hex(const char *secret, const void *body, size_t body_len, 
 /* Random version 4 UUID, lower-case, into out (37 bytes). */
 void otp_uuid_v4(char out[37]);
 
+/* A name-based UUID (RFC 9562 version 8, variant 10): the first 16 bytes of
+ * BLAKE2b(ns, 0x00, name), lower-case, into out (37 bytes). The same ns and
+ * name always give the same id, so a tool run twice publishes the same
+ * request_id and ingest's idempotency drops the second. Not a secret. */
+void otp_uuid_derive(const char *ns, const void *name, size_t name_len, char out[37]);
+
 /* 1 if s is a canonical UUID (8-4-4-4-12 hex). */
 int otp_uuid_valid(const char *s);
 

@@ -66,6 +66,10 @@
     X(VERIFIER_WEBHOOKS, "otp_verifier_webhooks_total", COUNTER, "result", NOBUCKETS,              \
       OTP_PROG_VERIFIER,                                                                           \
       "VoIPBin webhooks: accepted, bad_signature, early (kept until the call is recorded).")       \
+    X(VERIFIER_FRONT_DOOR, "otp_verifier_front_door_total", COUNTER, "result", NOBUCKETS,          \
+      OTP_PROG_VERIFIER,                                                                           \
+      "POST /v1/requests: queued (on the topic), repeated (a known request_id: nothing "           \
+      "published), unavailable (503: not on the topic).")                                          \
     X(VERIFIER_DB_ERRORS, "otp_verifier_db_errors_total", COUNTER, NULL, NOBUCKETS,                \
       OTP_PROG_VERIFIER, "Requests answered 503 because the database failed.")
 

@@ -19,6 +19,8 @@
 
 static volatile sig_atomic_t running = 1;
 static long delivered, failed;
+/* Where a batch's per-line results go (stdout, or the --report file). */
+static FILE *results;
 
 static void on_signal(int sig)
 {
@@ -26,15 +28,40 @@ static void on_signal(int sig)
     running = 0;
 }
 
+/* One published message of a batch, until its delivery report. */
+typedef struct pending_line {
+    long lineno;
+    char request_id[37];
+    char digest[33];
+} pending_line_t;
+
+static void result_line(long lineno, const char *request_id, const char *status, const char *reason,
+                        const char *digest)
+{
+    if (!results)
+        return;
+    fprintf(results, "%ld\t%s\t%s\t%s\t%s\n", lineno, request_id[0] ? request_id : "-", status,
+            reason && reason[0] ? reason : "-", digest);
+    fflush(results);
+}
+
+/* Delivered = acknowledged by the broker (librdkafka's delivery report), not queued. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
+    pending_line_t *pl = m->_private;
+
     (void)rk;
     (void)opaque;
-    if (m->err) {
+    if (m->err)
         failed++;
-        fprintf(stderr, "otp-produce: not delivered: %s\n", rd_kafka_err2str(m->err));
-    } else {
+    else
         delivered++;
+    if (pl) {
+        result_line(pl->lineno, pl->request_id, m->err ? "failed" : "delivered",
+                    m->err ? rd_kafka_err2str(m->err) : NULL, pl->digest);
+        free(pl);
+    } else if (m->err) {
+        fprintf(stderr, "otp-produce: not delivered: %s\n", rd_kafka_err2str(m->err));
     }
 }
 
@@ -43,15 +70,30 @@ static const char usage[] =
     "                   [--ttl SECONDS] [--code-length N] [--gate] [--amd] [--sms-fallback]\n"
     "                   [--channel voice|sms] [--keypad-code DIGITS] [--metadata JSON]\n"
     "       otp-produce --resend REQUEST_ID [--channel voice|sms]   (a new code, same number)\n"
-    "       otp-produce --file FILE|-  [--raw]   (NDJSON, one request per line)\n"
+    "       otp-produce --file FILE|-  [--report REPORT] [--rate N/s] [--timeout SECONDS] [--raw]\n"
     "       otp-produce ... --dry-run   (print each message on stdout instead; no broker)\n"
     "       otp-produce --version | --help\n"
-    "Publishes otp.requested events (key = phone) with librdkafka's idempotent producer.\n"
-    "In NDJSON, request_id and requested_at are filled in when missing; --raw sends lines as\n"
-    "they are (to test the dead-letter path). Prints each request_id on stdout.";
+    "Publishes otp.requested events (key = phone) with librdkafka's idempotent producer; a\n"
+    "message counts as delivered when the broker acknowledged it (the delivery report), within\n"
+    "--timeout seconds (else KAFKA_MESSAGE_TIMEOUT_MS, else 60 s). From flags: prints the\n"
+    "request_id once delivered.\n"
+    "Batches (--file, NDJSON, one request per line; requested_at filled in when missing; --raw\n"
+    "sends lines as they are, to test the dead-letter path): one result per line, tab-separated,\n"
+    "  LINE  REQUEST_ID  delivered|failed  REASON  LINE_DIGEST\n"
+    "on stdout, or appended to REPORT with --report. Exit status 1 when any line failed.\n"
+    "--rate N/s publishes at most N lines a second. Request ids are RECORDED IN THE REPORT, not\n"
+    "derived: a line without request_id gets a random one, and a re-run with the same --report\n"
+    "(a saved stdout works too) gives each line the id the report holds for the same content\n"
+    "(LINE_DIGEST, so edits and moves are safe) and skips the lines it shows delivered (reported\n"
+    "as delivered, reason earlier_run); a failed line is sent again under the same id, which\n"
+    "the workers' idempotency on request_id turns into one call at most. Without --report a\n"
+    "re-run makes new requests.";
 
-/* With no producer (--dry-run) the message goes to stdout instead. */
-static int publish(rd_kafka_t *rk, const char *topic, const char *key, const char *value)
+/* With no producer (--dry-run) the message goes to stdout instead. The
+ * opaque pl (NULL for a single request) comes back in the delivery report;
+ * on -1 it was not queued and the caller still owns it. */
+static int publish(rd_kafka_t *rk, const char *topic, const char *key, const char *value,
+                   pending_line_t *pl, char *errstr, size_t errsz)
 {
     if (!rk) {
         printf("%s\n", value);
@@ -62,16 +104,153 @@ static int publish(rd_kafka_t *rk, const char *topic, const char *key, const cha
         rd_kafka_resp_err_t err = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
             RD_KAFKA_V_VALUE((void *)value, strlen(value)),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(pl), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(rk, 50);
             continue;
         }
         if (err) {
-            fprintf(stderr, "otp-produce: %s\n", rd_kafka_err2str(err));
+            snprintf(errstr, errsz, "%s", rd_kafka_err2str(err));
             return -1;
         }
         return 0;
+    }
+}
+
+/* What an earlier run's report says of each line content: the request ids
+ * it gave lines with that digest, and whether each was delivered. */
+typedef struct report_entry {
+    char digest[33];
+    char request_id[37];
+    int delivered;
+    int taken; /* given to a line of this run */
+} report_entry_t;
+
+typedef struct report {
+    report_entry_t *e;
+    size_t n, cap;
+} report_t;
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const report_entry_t *x = a, *y = b;
+    int c = strcmp(x->digest, y->digest);
+
+    return c ? c : strcmp(x->request_id, y->request_id);
+}
+
+/* Reads REPORT if it exists (a missing file is an empty report). 0, or -1
+ * on a read error or when memory ran out. */
+static int report_load(report_t *rep, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0, j = 0;
+
+    if (!f)
+        return 0;
+    while (getline(&line, &cap, f) != -1) {
+        char *field[5] = {0}, *p = line, *save = NULL;
+        int nf = 0;
+
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '#')
+            continue;
+        for (char *t = strtok_r(p, "\t", &save); t && nf < 5; t = strtok_r(NULL, "\t", &save))
+            field[nf++] = t;
+        if (nf < 5 || !otp_uuid_valid(field[1]) || strlen(field[4]) != 32 ||
+            strspn(field[4], "0123456789abcdef") != 32)
+            continue;
+        if (rep->n == rep->cap) {
+            size_t nc = rep->cap ? rep->cap * 2 : 256;
+            report_entry_t *ne = realloc(rep->e, nc * sizeof(*ne));
+            if (!ne) {
+                free(line);
+                fclose(f);
+                return -1;
+            }
+            rep->e = ne;
+            rep->cap = nc;
+        }
+        snprintf(rep->e[rep->n].digest, 33, "%s", field[4]);
+        snprintf(rep->e[rep->n].request_id, 37, "%s", field[1]);
+        rep->e[rep->n].delivered = strcmp(field[2], "delivered") == 0;
+        rep->e[rep->n].taken = 0;
+        rep->n++;
+    }
+    free(line);
+    fclose(f);
+    /* One entry per (digest, request_id): delivered once is delivered. */
+    if (rep->n)
+        qsort(rep->e, rep->n, sizeof(*rep->e), entry_cmp);
+    for (size_t i = 0; i < rep->n; i++) {
+        if (j > 0 && entry_cmp(&rep->e[j - 1], &rep->e[i]) == 0) {
+            rep->e[j - 1].delivered |= rep->e[i].delivered;
+            continue;
+        }
+        rep->e[j++] = rep->e[i];
+    }
+    rep->n = j;
+    return 0;
+}
+
+/* The next entry of the report for a line with this digest not yet given to
+ * a line of this run (identical lines get the ids of identical lines), or NULL. */
+static report_entry_t *report_take(report_t *rep, const char *digest)
+{
+    size_t lo = 0, hi = rep->n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(rep->e[mid].digest, digest) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < rep->n && strcmp(rep->e[lo].digest, digest) == 0; lo++) {
+        if (!rep->e[lo].taken) {
+            rep->e[lo].taken = 1;
+            return &rep->e[lo];
+        }
+    }
+    return NULL;
+}
+
+static void line_digest(const char *line, size_t len, char out[33])
+{
+    unsigned char h[16];
+
+    crypto_generichash(h, sizeof(h), (const unsigned char *)line, len, NULL, 0);
+    sodium_bin2hex(out, 33, h, sizeof(h));
+}
+
+/* A reason fit for one field of a result line: numbers masked, no tabs or
+ * line breaks. */
+static void clean_reason(const char *in, char *out, size_t outsz)
+{
+    size_t n = 0;
+    char *red = otp_redact_numbers(in, strlen(in), &n);
+
+    snprintf(out, outsz, "%.*s", red ? (int)n : 0, red ? red : "");
+    free(red);
+    for (char *p = out; *p; p++)
+        if (*p == '\t' || *p == '\n' || *p == '\r')
+            *p = ' ';
+}
+
+/* Waits (serving delivery reports) until the next line may go at --rate. */
+static void pace(rd_kafka_t *rk, double rate, int64_t started, long published)
+{
+    int64_t due, now;
+
+    if (rate <= 0)
+        return;
+    due = started + (int64_t)((double)published * 1000.0 / rate);
+    while (running && (now = otp_monotonic_ms()) < due) {
+        if (rk)
+            rd_kafka_poll(rk, (int)(due - now));
+        else
+            usleep((useconds_t)(due - now) * 1000);
     }
 }
 
@@ -102,24 +281,23 @@ static int seal_keypad_code(const char *code, otp_request_t *req, char *err, siz
     return 0;
 }
 
-/* Fills request_id and requested_at when a line lacks them, then checks it. */
-static int normalise_line(const char *line, char **out_json, otp_request_t *req, char *err,
-                          size_t errsz)
+/* Fills request_id (with id) and requested_at when a line lacks them, then checks it. */
+static int normalise_line(const char *line, const char *id, char **out_json, otp_request_t *req,
+                          char *err, size_t errsz)
 {
     json_error_t jerr;
     json_t *o = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
-    char reason[48], at[40], id[37];
+    char reason[48], at[40];
     char *s;
     int rc = -1;
 
+    memset(req, 0, sizeof(*req));
     if (!json_is_object(o)) {
         snprintf(err, errsz, "not a JSON object%s%s", o ? "" : ": ", o ? "" : jerr.text);
         goto out;
     }
-    if (!json_object_get(o, "request_id")) {
-        otp_uuid_v4(id);
+    if (!json_object_get(o, "request_id"))
         json_object_set_new(o, "request_id", json_string(id));
-    }
     if (!json_object_get(o, "requested_at")) {
         otp_time_format(otp_now_ms(), at, sizeof(at));
         json_object_set_new(o, "requested_at", json_string(at));
@@ -133,6 +311,143 @@ static int normalise_line(const char *line, char **out_json, otp_request_t *req,
     }
 out:
     json_decref(o);
+    return rc;
+}
+
+/* Publishes every line of file; one result line each (see usage). 0, or 2
+ * when the file or the report cannot be used. */
+static int run_batch(rd_kafka_t *rk, const char *topic, const char *file, const char *report,
+                     int raw, double rate, long timeout_s, long *sent, long *invalid)
+{
+    FILE *in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    int tty = isatty(STDERR_FILENO);
+    int64_t started = otp_monotonic_ms(), last_progress = 0;
+    report_t rep = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0, earlier = 0;
+    int rc = 2;
+
+    if (!in) {
+        fprintf(stderr, "otp-produce: cannot open %s\n", file);
+        return 2;
+    }
+    if (report && report_load(&rep, report) != 0) {
+        fprintf(stderr, "otp-produce: cannot read the report %s\n", report);
+        goto out;
+    }
+    results = stdout;
+    if (!rk) {
+        results = NULL; /* --dry-run: the messages are the output */
+    } else if (report) {
+        results = fopen(report, "a");
+        if (!results) {
+            fprintf(stderr, "otp-produce: cannot write the report %s\n", report);
+            goto out;
+        }
+    }
+    while (running && (len = getline(&line, &cap, in)) != -1) {
+        char *js = NULL, err[512], reason[300], digest[33], id[37];
+        const char *key = NULL, *value = line;
+        report_entry_t *seen;
+        otp_request_t req;
+        pending_line_t *pl;
+        json_t *o = NULL;
+
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        line_digest(line, (size_t)len, digest);
+        seen = report_take(&rep, digest);
+        if (seen)
+            snprintf(id, sizeof(id), "%s", seen->request_id);
+        else
+            otp_uuid_v4(id);
+        if (seen && seen->delivered) {
+            result_line(lineno, id, "delivered", "earlier_run", digest);
+            earlier++;
+            continue;
+        }
+        if (raw) {
+            o = json_loads(line, 0, NULL);
+            key = json_string_value(json_object_get(o, "phone"));
+            if (json_string_value(json_object_get(o, "request_id")))
+                snprintf(id, sizeof(id), "%.36s",
+                         json_string_value(json_object_get(o, "request_id")));
+            else
+                snprintf(id, sizeof(id), "-");
+        } else if (normalise_line(line, id, &js, &req, err, sizeof(err)) != 0) {
+            (*invalid)++;
+            clean_reason(err, reason, sizeof(reason));
+            result_line(lineno, req.request_id, "failed", reason, digest);
+            if (!results)
+                fprintf(stderr, "otp-produce: line %ld skipped: %s\n", lineno, reason);
+            continue;
+        } else {
+            value = js;
+            key = req.phone[0] ? req.phone : req.resend_of;
+            snprintf(id, sizeof(id), "%s", req.request_id);
+        }
+        pace(rk, rate, started, *sent);
+        pl = rk ? calloc(1, sizeof(*pl)) : NULL;
+        if (pl) {
+            pl->lineno = lineno;
+            snprintf(pl->request_id, sizeof(pl->request_id), "%s", id);
+            snprintf(pl->digest, sizeof(pl->digest), "%s", digest);
+        }
+        if (rk && !pl) {
+            result_line(lineno, id, "failed", "out of memory", digest);
+            failed++;
+            (*sent)++;
+        } else if (publish(rk, topic, key, value, pl, err, sizeof(err)) == 0) {
+            (*sent)++;
+        } else {
+            result_line(lineno, id, "failed", err, digest);
+            free(pl);
+            failed++;
+            (*sent)++;
+        }
+        json_decref(o);
+        free(js);
+        if (rk)
+            rd_kafka_poll(rk, 0);
+        if (tty && otp_monotonic_ms() - last_progress > 200) {
+            double secs = (double)(otp_monotonic_ms() - started) / 1000.0;
+            last_progress = otp_monotonic_ms();
+            fprintf(stderr, "\rsent %ld  delivered %ld  failed %ld  invalid %ld  %.0f/s   ", *sent,
+                    delivered, failed, *invalid, secs > 0 ? (double)*sent / secs : 0.0);
+        }
+    }
+    if (tty)
+        fprintf(stderr, "\n");
+    if (rk) {
+        /* Every queued line gets its report: delivered, timed out, or (past the
+         * timeout) purged and reported failed. */
+        rd_kafka_flush(rk, (int)timeout_s * 1000 + 5000);
+        if (rd_kafka_outq_len(rk) > 0) {
+            rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_flush(rk, 5000);
+        }
+    }
+    if (earlier) {
+        /* Lines skipped as delivered count as sent and delivered. */
+        *sent += earlier;
+        delivered += earlier;
+        fprintf(stderr, "otp-produce: %ld lines delivered by an earlier run (report %s)\n", earlier,
+                report);
+    }
+    rc = 0;
+out:
+    free(line);
+    free(rep.e);
+    if (in != stdin)
+        fclose(in);
+    if (results && results != stdout)
+        fclose(results);
+    results = NULL;
     return rc;
 }
 
@@ -157,21 +472,29 @@ int main(int argc, char **argv)
                                          {"keypad-code", required_argument, 0, 'K'},
                                          {"dry-run", no_argument, 0, 'n'},
                                          {"version", no_argument, 0, 'V'},
+                                         {"report", required_argument, 0, 'O'},
+                                         {"rate", required_argument, 0, 'T'},
+                                         {"timeout", required_argument, 0, 'W'},
                                          {0, 0, 0, 0}};
     otp_request_t req;
-    const char *file = NULL, *topic;
+    const char *file = NULL, *topic, *report = NULL;
+    double rate = 0;
+    long timeout_s = 60;
+    int timeout_given = 0;
+    char timeout_ms[24];
     int raw = 0, dry_run = 0, show = 0, opt, rc = 1;
     char err[512];
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk = NULL;
-    long sent = 0, invalid = 0, lineno = 0;
+    long sent = 0, invalid = 0;
 
     memset(&req, 0, sizeof(req));
     req.delivery.gate = req.delivery.amd = req.delivery.sms_fallback = -1;
     snprintf(req.purpose, sizeof(req.purpose), "login");
     const char *keypad_code = NULL;
 
-    while ((opt = getopt_long(argc, argv, "p:u:P:l:r:t:c:gasm:f:RhS:C:K:nV", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "p:u:P:l:r:t:c:gasm:f:RhS:C:K:nVO:T:W:", opts, NULL)) !=
+           -1) {
         switch (opt) {
         case 'p':
             snprintf(req.phone, sizeof(req.phone), "%s", optarg);
@@ -231,6 +554,28 @@ int main(int argc, char **argv)
         case 'V':
             show = 'V';
             break;
+        case 'O':
+            report = optarg;
+            break;
+        case 'T': {
+            char *end;
+            rate = strtod(optarg, &end);
+            if (end == optarg || (*end && strcmp(end, "/s") != 0) || !(rate > 0)) {
+                fprintf(stderr, "otp-produce: --rate takes lines per second, e.g. 50 or 50/s\n");
+                return 2;
+            }
+            break;
+        }
+        case 'W': {
+            char *end;
+            timeout_s = strtol(optarg, &end, 10);
+            timeout_given = 1;
+            if (end == optarg || *end || timeout_s < 1 || timeout_s > 3600) {
+                fprintf(stderr, "otp-produce: --timeout takes 1-3600 seconds\n");
+                return 2;
+            }
+            break;
+        }
         case 'h':
             show = 'h';
             break;
@@ -267,13 +612,27 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if ((report || rate > 0) && !file) {
+        fprintf(stderr, "otp-produce: --report and --rate go with --file\n%s\n", usage);
+        return 2;
+    }
+
+    snprintf(timeout_ms, sizeof(timeout_ms), "%ld", timeout_s * 1000);
     if (!dry_run) {
+        size_t tsz = sizeof(timeout_ms);
+
         conf = otp_kafka_conf_new(err, sizeof(err));
+        /* --timeout, else KAFKA_MESSAGE_TIMEOUT_MS, else 60 s. */
         if (!conf || otp_kafka_set(conf, "enable.idempotence", "true", err, sizeof(err)) ||
-            otp_kafka_set(conf, "linger.ms", "10", err, sizeof(err))) {
+            otp_kafka_set(conf, "linger.ms", "10", err, sizeof(err)) ||
+            ((timeout_given || !getenv("KAFKA_MESSAGE_TIMEOUT_MS")) &&
+             otp_kafka_set(conf, "message.timeout.ms", timeout_ms, err, sizeof(err)))) {
             fprintf(stderr, "otp-produce: %s\n", err);
             return 2;
         }
+        if (rd_kafka_conf_get(conf, "message.timeout.ms", timeout_ms, &tsz) == RD_KAFKA_CONF_OK)
+            timeout_s = (strtol(timeout_ms, NULL, 10) + 999) / 1000;
+
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         if (!rk) {
@@ -299,68 +658,24 @@ int main(int argc, char **argv)
         }
         /* A resend without a number is keyed by the request it resends, so it
          * stays in order with that one's other resends. */
-        if (publish(rk, topic, req.phone[0] ? req.phone : req.resend_of, js) == 0) {
+        if (publish(rk, topic, req.phone[0] ? req.phone : req.resend_of, js, NULL, err,
+                    sizeof(err)) == 0)
             sent++;
-            if (rk)
-                printf("%s\n", req.request_id);
-        }
+        else
+            fprintf(stderr, "otp-produce: %s\n", err);
         free(js);
+        if (rk)
+            rd_kafka_flush(rk, (int)timeout_s * 1000 + 5000);
+        if (rk && delivered == 1)
+            printf("%s\n", req.request_id);
     } else {
-        FILE *in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
-        int tty = isatty(STDERR_FILENO);
-        int64_t started = otp_monotonic_ms(), last_progress = 0;
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t len;
-
-        if (!in) {
-            fprintf(stderr, "otp-produce: cannot open %s\n", file);
+        rc = run_batch(rk, topic, file, report, raw, rate, timeout_s, &sent, &invalid);
+        if (rc == 2)
             goto out;
-        }
-        while (running && (len = getline(&line, &cap, in)) != -1) {
-            char *js = NULL;
-            lineno++;
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-                line[--len] = '\0';
-            if (len == 0)
-                continue;
-            if (raw) {
-                json_t *o = json_loads(line, 0, NULL);
-                const char *ph = json_string_value(json_object_get(o, "phone"));
-                if (publish(rk, topic, ph, line) == 0)
-                    sent++;
-                json_decref(o);
-            } else if (normalise_line(line, &js, &req, err, sizeof(err)) != 0) {
-                invalid++;
-                fprintf(stderr, "otp-produce: line %ld skipped: %s\n", lineno, err);
-            } else {
-                if (publish(rk, topic, req.phone, js) == 0) {
-                    sent++;
-                    if (rk)
-                        printf("%s\n", req.request_id);
-                }
-                free(js);
-            }
-            if (rk)
-                rd_kafka_poll(rk, 0);
-            if (tty && otp_monotonic_ms() - last_progress > 200) {
-                double secs = (double)(otp_monotonic_ms() - started) / 1000.0;
-                last_progress = otp_monotonic_ms();
-                fprintf(stderr, "\rsent %ld  delivered %ld  invalid %ld  %.0f/s   ", sent,
-                        delivered, invalid, secs > 0 ? (double)sent / secs : 0.0);
-            }
-        }
-        if (tty)
-            fprintf(stderr, "\n");
-        free(line);
-        if (in != stdin)
-            fclose(in);
     }
-    if (rk)
-        rd_kafka_flush(rk, 30000);
-    fprintf(stderr, "otp-produce: published %ld, delivered %ld, failed %ld, invalid lines %ld\n",
-            sent, delivered, failed + (sent - delivered - failed), invalid);
-    rc = (delivered == sent && invalid == 0) ? 0 : 1;
+    fprintf(stderr, "otp-produce: published %ld, delivered %ld, failed %ld, invalid lines %ld%s\n",
+            sent, delivered, sent - delivered, invalid, running ? "" : " (interrupted)");
+    rc = (delivered == sent && invalid == 0 && running) ? 0 : 1;
 out:
     if (rk)
         rd_kafka_destroy(rk);

@@ -174,7 +174,9 @@ class Pipeline:
                              capture_output=True, text=True, timeout=timeout)
         if out.returncode != 0:
             raise RuntimeError("otp-produce failed: %s" % out.stderr)
-        return out.stdout.split()
+        # One result per line (LINE, REQUEST_ID, delivered|failed, ...), in delivery order.
+        rows = [ln.split("\t") for ln in out.stdout.splitlines() if ln.strip()]
+        return [r[1] for r in sorted(rows, key=lambda r: int(r[0]))]
 
     def produce_many(self, requests, timeout=600):
         """Like produce, for large batches (benchmarks): returns the count published."""

@@ -11,6 +11,8 @@
 #include "otp_event.h"
 #include "otp_log.h"
 #include "otp_metrics.h"
+#include "otp_phone.h"
+#include "otp_phonenumber.h"
 #include "otp_time.h"
 #include "otp_webhook.h"
 #include "verify.h"
@@ -138,6 +140,142 @@ static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_
     }
 }
 
+/* The body of POST /v1/requests as the otp.requested message: request_id
+ * (random) and requested_at (now) filled in when missing, then checked by the
+ * parser the workers use. A malloc'd string, or NULL with a 400's code and
+ * words. */
+static char *front_message(const char *body, size_t len, otp_request_t *req, char *code, size_t csz,
+                           char *err, size_t esz)
+{
+    json_error_t jerr;
+    json_t *o = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    char id[37], at[40];
+    char *s = NULL;
+
+    if (!json_is_object(o)) {
+        snprintf(code, csz, "invalid_request");
+        snprintf(err, esz, "the body must be one JSON object, an otp.requested event");
+        goto out;
+    }
+    if (!json_object_get(o, "request_id")) {
+        otp_uuid_v4(id);
+        json_object_set_new(o, "request_id", json_string(id));
+    }
+    if (!json_object_get(o, "requested_at")) {
+        otp_time_format(otp_now_ms(), at, sizeof(at));
+        json_object_set_new(o, "requested_at", json_string(at));
+    }
+    s = json_dumps(o, JSON_COMPACT);
+    if (!s) {
+        snprintf(code, csz, "invalid_request");
+        snprintf(err, esz, "the body could not be read");
+    } else if (otp_request_parse(s, strlen(s), req, code, csz, err, esz) != 0) {
+        free(s);
+        s = NULL;
+    } else if (req->phone[0] && otp_pn_lookup(req->phone, NULL) != 0) {
+        /* What ingest would refuse (dead letter): said here at once instead. */
+        snprintf(code, csz, "invalid_phone");
+        snprintf(err, esz, "phone is not a valid number (wrong length or unassigned range)");
+        free(s);
+        s = NULL;
+    }
+out:
+    json_decref(o);
+    return s;
+}
+
+/* 1 when the database already knows request_id (a challenge, or a dead
+ * letter naming it); 0 not, or the database did not answer (then the topic
+ * and ingest's idempotency decide). */
+static int request_known(api_t *a, const char *id)
+{
+    const char *p[1] = {id};
+    PGconn *conn = db(a);
+    PGresult *r = conn ? otp_db_query(conn, "front_known",
+                                      "SELECT 1 FROM challenges WHERE request_id = $1::uuid"
+                                      " UNION ALL"
+                                      " SELECT 1 FROM dead_letters WHERE request_id = $1::uuid",
+                                      1, p)
+                       : NULL;
+    int known = r && PQntuples(r) > 0;
+
+    PQclear(r);
+    return known;
+}
+
+static otp_mhd_result accepted(struct MHD_Connection *c, const char *id)
+{
+    char url[64];
+
+    snprintf(url, sizeof(url), "/v1/requests/%s", id);
+    return reply_json(
+        c, 202,
+        json_pack("{s:s, s:s, s:s}", "request_id", id, "status", "accepted", "status_url", url));
+}
+
+/* POST /v1/requests: the front door for applications without a Kafka client.
+ * Validated like the topic, published to otp.requested keyed by the phone
+ * (as otp-produce does), answered 202 once the broker has it. The abuse
+ * limits are the workers' (ingest): GET shows rate_limited or blocked. */
+static otp_mhd_result handle_request_post(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
+{
+    otp_request_t req;
+    char code[48], err[300], masked[OTP_PHONE_MAX + 4];
+    char *msg = front_message(ctx->body, ctx->len, &req, code, sizeof(code), err, sizeof(err));
+    otp_mhd_result r;
+
+    if (!msg) {
+        atomic_fetch_add(&a->bad_requests, 1);
+        return otp_http_error(c, 400, code, err);
+    }
+    otp_phone_mask(req.phone, masked, sizeof(masked));
+    if (request_known(a, req.request_id)) {
+        /* The same request_id again: the same answer, nothing published. */
+        atomic_fetch_add(&a->front_repeated, 1);
+        r = accepted(c, req.request_id);
+    } else if (front_publish(a->front, req.phone[0] ? req.phone : req.resend_of, msg, strlen(msg),
+                             err, sizeof(err)) != 0) {
+        atomic_fetch_add(&a->front_unavailable, 1);
+        otp_warn("front_door_unavailable", "request_id=%s phone=%s error=\"%s\"", req.request_id,
+                 req.phone[0] ? masked : "-", err);
+        r = otp_http_error(c, 503, "unavailable",
+                           "the request could not be queued; send it again with the same "
+                           "request_id");
+    } else {
+        atomic_fetch_add(&a->front_accepted, 1);
+        otp_info("front_door_queued", "request_id=%s phone=%s", req.request_id,
+                 req.phone[0] ? masked : "-");
+        r = accepted(c, req.request_id);
+    }
+    free(msg);
+    return r;
+}
+
+/* A request that never became a challenge: its dead letter says why. */
+static otp_mhd_result rejected_status(struct MHD_Connection *c, PGconn *conn, const char *id)
+{
+    const char *p[1] = {id};
+    PGresult *r = otp_db_query(conn, "status_dead_letter",
+                               "SELECT reason, error FROM dead_letters WHERE request_id = $1::uuid"
+                               " ORDER BY id DESC LIMIT 1",
+                               1, p);
+    otp_mhd_result res;
+
+    if (!r)
+        return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return otp_http_error(c, 404, "not_found",
+                              "no request with this id (a request just accepted appears once a "
+                              "worker has taken it)");
+    }
+    res = reply_json(c, 200,
+                     json_pack("{s:s, s:s, s:s, s:s}", "request_id", id, "status", "rejected",
+                               "reason", PQgetvalue(r, 0, 0), "message", PQgetvalue(r, 0, 1)));
+    PQclear(r);
+    return res;
+}
+
 static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, const char *id)
 {
     const char *p[1] = {id};
@@ -153,14 +291,14 @@ static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, const ch
                      "SELECT status, phone_masked, locale, call_attempts,"
                      "  greatest(max_attempts - attempts, 0),"
                      "  to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                     "  expires_at <= now()"
+                     "  expires_at <= now(), reason"
                      " FROM challenges WHERE request_id = $1",
                      1, p);
     if (!r)
         return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
     if (PQntuples(r) == 0) {
         PQclear(r);
-        return otp_http_error(c, 404, "not_found", "no request with this id");
+        return rejected_status(c, conn, id);
     }
     o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "request_id", id, "status",
                   PQgetvalue(r, 0, 6)[0] == 't' && strcmp(PQgetvalue(r, 0, 0), "verified") != 0 &&
@@ -170,6 +308,10 @@ static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, const ch
                   "phone", PQgetvalue(r, 0, 1), "locale", PQgetvalue(r, 0, 2), "call_attempts",
                   (int)strtol(PQgetvalue(r, 0, 3), NULL, 10), "attempts_left",
                   (int)strtol(PQgetvalue(r, 0, 4), NULL, 10), "expires_at", PQgetvalue(r, 0, 5));
+    /* Why it ended without a code to check: a refusal (rate_limited, blocked,
+     * expired on arrival) or the cause of the last failed call. */
+    if (o && !PQgetisnull(r, 0, 7))
+        json_object_set_new(o, "reason", json_string(PQgetvalue(r, 0, 7)));
     PQclear(r);
     return reply_json(c, 200, o);
 }
@@ -241,6 +383,9 @@ static otp_mhd_result handle_metrics(api_t *a, struct MHD_Connection *c)
     otp_metric_set(OTP_M_VERIFIER_WEBHOOKS, "bad_signature",
                    atomic_load(&a->webhooks_bad_signature));
     otp_metric_set(OTP_M_VERIFIER_WEBHOOKS, "early", atomic_load(&a->webhooks_pending));
+    otp_metric_set(OTP_M_VERIFIER_FRONT_DOOR, "queued", atomic_load(&a->front_accepted));
+    otp_metric_set(OTP_M_VERIFIER_FRONT_DOOR, "repeated", atomic_load(&a->front_repeated));
+    otp_metric_set(OTP_M_VERIFIER_FRONT_DOOR, "unavailable", atomic_load(&a->front_unavailable));
     otp_metric_set(OTP_M_VERIFIER_DB_ERRORS, NULL, atomic_load(&a->db_errors));
     return otp_http_reply_metrics(c, OTP_PROG_VERIFIER);
 }
@@ -321,7 +466,8 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
             return otp_http_error(c, 405, "method_not_allowed", "use POST");
         return handle_webhook(a, c, ctx);
     }
-    if (strcmp(url, "/v1/verify") == 0 || strncmp(url, "/v1/requests/", 13) == 0) {
+    if (strcmp(url, "/v1/verify") == 0 || strcmp(url, "/v1/requests") == 0 ||
+        strncmp(url, "/v1/requests/", 13) == 0) {
         if (!authorised(a, c)) {
             atomic_fetch_add(&a->unauthorized, 1);
             return otp_http_error(c, 401, "unauthorized", "send Authorization: Bearer <api key>");
@@ -330,6 +476,11 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
             if (!is_post)
                 return otp_http_error(c, 405, "method_not_allowed", "use POST");
             return handle_verify(a, c, ctx);
+        }
+        if (strcmp(url, "/v1/requests") == 0) {
+            if (!is_post)
+                return otp_http_error(c, 405, "method_not_allowed", "use POST");
+            return handle_request_post(a, c, ctx);
         }
         if (strcmp(method, "GET") != 0)
             return otp_http_error(c, 405, "method_not_allowed", "use GET");

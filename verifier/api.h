@@ -1,6 +1,7 @@
 /* The verifier's HTTP API (schema/verifier.openapi.yaml):
  *   POST /v1/verify                 {"request_id","code"} → verified / incorrect / rejected
- *   GET  /v1/requests/{request_id}  the challenge's state (phone masked)
+ *   POST /v1/requests               an otp.requested event (the front door) → 202, on the topic
+ *   GET  /v1/requests/{request_id}  the request's state (phone masked)
  *   POST /v1/webhooks/voipbin       VoIPBin call events, X-VoIPBIN-Signature checked
  * /v1/verify and /v1/requests need "Authorization: Bearer <api key>".
  * The admin endpoints GET /healthz, /readyz and /metrics are served by
@@ -13,6 +14,7 @@
 
 #include "otp_crypto.h"
 #include "otp_http.h"
+#include "front.h"
 
 #define API_MAX_KEYS 16
 
@@ -24,7 +26,9 @@ typedef struct api {
     int n_api_keys;
     size_t max_body;
     int max_failed_per_hour;
+    front_t *front; /* POST /v1/requests publishes through it */
     atomic_llong verified, incorrect, rejected, bad_requests, unauthorized;
+    atomic_llong front_accepted, front_repeated, front_unavailable;
     atomic_llong webhooks, webhooks_bad_signature, webhooks_pending, db_errors;
 } api_t;
 

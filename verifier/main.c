@@ -25,8 +25,9 @@ static const char usage[] =
     "                                    on OTP_VERIFIER_ADMIN_LISTEN (for container "
     "healthchecks)\n"
     "       otp-verifier --version | --help\n"
-    "Serves POST /v1/verify, GET /v1/requests/{id}, POST /v1/webhooks/voipbin on\n"
-    "OTP_VERIFIER_LISTEN, and GET /healthz, /readyz, /metrics on OTP_VERIFIER_ADMIN_LISTEN.";
+    "Serves POST /v1/verify, POST /v1/requests (published to OTP_TOPIC_REQUESTS), GET\n"
+    "/v1/requests/{id}, POST /v1/webhooks/voipbin on OTP_VERIFIER_LISTEN, and GET /healthz,\n"
+    "/readyz, /metrics on OTP_VERIFIER_ADMIN_LISTEN.";
 
 int main(int argc, char **argv)
 {
@@ -69,6 +70,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "otp-verifier: %s\n", err);
         return 2;
     }
+    api.front = front_new(otp_config_str("OTP_TOPIC_REQUESTS"),
+                          (int)otp_config_int("OTP_FRONT_DOOR_TIMEOUT_MS"), err, sizeof(err));
+    if (!api.front) {
+        fprintf(stderr, "otp-verifier: %s\n", err);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -98,6 +105,9 @@ int main(int argc, char **argv)
         pause();
     otp_info("verifier_stopping", "verified=%lld", (long long)api.verified);
     MHD_stop_daemon(d);
+    if (admin)
+        MHD_stop_daemon(admin);
+    front_destroy(api.front);
     otp_keyring_clear(&api.keys);
     return 0;
 }

@@ -230,8 +230,9 @@ held_t challenge_fail(challenge_tx_t *tx, const claimed_t *row, const char *caus
     json_object_set_new(attrs, "cause", json_string(cause));
     json_object_set_new(attrs, "call_attempts", json_integer(row->call_attempts));
     h = change_held(tx, row->request_id,
-                    "status = 'failed', next_attempt_at = NULL, lease_owner = NULL", 0, NULL,
-                    "failed", attrs);
+                    "status = 'failed', next_attempt_at = NULL, lease_owner = NULL,"
+                    " failed_at = now(), reason = $3",
+                    1, &cause, "failed", attrs);
     if (h != HELD_CHANGED)
         return h;
     otp_info("request_failed", "request_id=%s phone=%s cause=%s", row->request_id,

@@ -22,9 +22,10 @@ static const char insert_sql[] =
     "WITH ins AS ("
     "  INSERT INTO challenges (request_id, user_id, purpose, phone, phone_masked, country, locale,"
     "    code_length, max_attempts, max_call_attempts, options, metadata, requested_at, expires_at,"
-    "    status, next_attempt_at, code_hash, key_id)"
+    "    status, next_attempt_at, code_hash, key_id, reason)"
     "  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15,"
-    "    CASE WHEN $15 = 'pending' THEN now() END, decode($18, 'hex'), $19::smallint)"
+    "    CASE WHEN $15 = 'pending' THEN now() END, decode($18, 'hex'), $19::smallint,"
+    "    CASE WHEN $15 <> 'pending' THEN $17::jsonb->>'reason' END)"
     "  ON CONFLICT (request_id) DO NOTHING"
     "  RETURNING request_id, status"
     "), sup AS ("
@@ -52,8 +53,8 @@ static const char insert_sql[] =
  * time only. */
 static const char dead_letter_sql[] =
     "WITH dl AS ("
-    "  INSERT INTO dead_letters (reason, error, topic, kpartition, koffset, payload)"
-    "  VALUES ($1, $2, $3, $4, $5, $6)"
+    "  INSERT INTO dead_letters (reason, error, topic, kpartition, koffset, payload, request_id)"
+    "  VALUES ($1, $2, $3, $4, $5, $6, $7::uuid)"
     "  ON CONFLICT (topic, kpartition, koffset) DO UPDATE SET reason = excluded.reason"
     "  RETURNING id, xmax = 0 AS fresh"
     "), ob AS ("

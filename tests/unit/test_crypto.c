@@ -396,6 +396,22 @@ static void test_uuid_sha256(void)
     CHECK(!otp_uuid_valid("0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d0g"));
     CHECK(!otp_uuid_valid("{b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d0}"));
 
+    /* Name-based: the same name, the same id; another name or namespace, another id. */
+    otp_uuid_derive("otp-admin resend", "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01", 36, u);
+    otp_uuid_derive("otp-admin resend", "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01", 36, v);
+    CHECK_EQ_STR(u, v);
+    CHECK(otp_uuid_valid(u));
+    CHECK(u[14] == '8');
+    CHECK(strchr("89ab", u[19]) != NULL);
+    otp_uuid_derive("otp-admin resend", "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d02", 36, v);
+    CHECK(strcmp(u, v) != 0);
+    otp_uuid_derive("otp-produce line", "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01", 36, v);
+    CHECK(strcmp(u, v) != 0);
+    /* The separator: ("ab", "c") and ("a", "bc") differ. */
+    otp_uuid_derive("ab", "c", 1, u);
+    otp_uuid_derive("a", "bc", 2, v);
+    CHECK(strcmp(u, v) != 0);
+
     /* FIPS 180-2 "abc" */
     otp_sha256_hex("abc", h);
     CHECK_EQ_STR(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
