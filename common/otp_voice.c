@@ -450,6 +450,18 @@ static int code_ok(const char *code)
     return len >= OTP_CODE_MIN && len <= OTP_CODE_MAX && strspn(code, "0123456789") == len;
 }
 
+/* Between the two readings: "Again:" with its pauses, or for a long code a
+ * pause alone (its 16 digits leave no room for the line within 15 s). */
+static int put_again(char *buf, size_t size, size_t *n, const voice_template_t *t,
+                     const char *brand_esc, int bare)
+{
+    if (bare)
+        return put_break(buf, size, n, OTP_VOICE_REPEAT_MS);
+    return put_break(buf, size, n, OTP_VOICE_AFTER_CODE_MS) ||
+           put_line(buf, size, n, t->again, brand_esc) ||
+           put_break(buf, size, n, OTP_VOICE_BEFORE_CODE_MS);
+}
+
 char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
                             const char *code)
 {
@@ -466,10 +478,8 @@ char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, 
     if (put(buf, size, &n, "<speak>") || put_break(buf, size, &n, OTP_VOICE_LEAD_MS) ||
         put_line(buf, size, &n, t->intro, brand_esc) ||
         put_break(buf, size, &n, OTP_VOICE_BEFORE_CODE_MS) || put_code(buf, size, &n, t, code) ||
-        put_break(buf, size, &n, OTP_VOICE_AFTER_CODE_MS) ||
-        put_line(buf, size, &n, t->again, brand_esc) ||
-        put_break(buf, size, &n, OTP_VOICE_BEFORE_CODE_MS) || put_code(buf, size, &n, t, code) ||
-        put_break(buf, size, &n, OTP_VOICE_AFTER_CODE_MS) ||
+        put_again(buf, size, &n, t, brand_esc, strlen(code) >= OTP_VOICE_BARE_REPEAT_FROM) ||
+        put_code(buf, size, &n, t, code) || put_break(buf, size, &n, OTP_VOICE_AFTER_CODE_MS) ||
         put_line(buf, size, &n, t->outro, brand_esc) || put(buf, size, &n, "</speak>"))
         goto fail;
     return buf;
