@@ -71,7 +71,14 @@ typedef struct otp_voice_opts {
     const char *request_id;
 } otp_voice_opts_t;
 
-/* The inline `actions` array of POST /v1.0/calls. New reference; NULL on error. */
+/* After the message the call offers it once more: the template's "replay"
+ * line, then OTP_VOICE_REPLAY_WAIT_MS for OTP_VOICE_REPLAY_KEY. */
+#define OTP_VOICE_REPLAY_KEY "1"
+#define OTP_VOICE_REPLAY_WAIT_MS 5000
+
+/* The inline `actions` array of POST /v1.0/calls: [amd], [the gate], the
+ * message, the replay offer (variable_set, talk, digits_receive, branch), the
+ * message again if the key came, hangup. New reference; NULL on error. */
 json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
                           const char *code, const otp_voice_opts_t *opts);
 
