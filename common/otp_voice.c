@@ -23,6 +23,7 @@ typedef struct voice_template {
     char again[LINE_MAX_BYTES];
     char outro[LINE_MAX_BYTES];
     char gate[LINE_MAX_BYTES];
+    char replay[LINE_MAX_BYTES]; /* "To hear it again, press 1." */
     char sms[LINE_MAX_BYTES];
     char keypad[LINE_MAX_BYTES];
     char keypad_thanks[LINE_MAX_BYTES];
@@ -67,12 +68,13 @@ static int load_one(voice_template_t *t, const char *path, char *errstr, size_t 
         copy_line(o, "again", t->again, sizeof(t->again), 1) ||
         copy_line(o, "outro", t->outro, sizeof(t->outro), 1) ||
         copy_line(o, "gate", t->gate, sizeof(t->gate), 1) ||
+        copy_line(o, "replay", t->replay, sizeof(t->replay), 1) ||
         copy_line(o, "sms", t->sms, sizeof(t->sms), 1) ||
         copy_line(o, "keypad", t->keypad, sizeof(t->keypad), 1) ||
         copy_line(o, "keypad_thanks", t->keypad_thanks, sizeof(t->keypad_thanks), 1)) {
         snprintf(errstr, errstr_size,
-                 "%s: locale, language, intro, again, outro, gate, sms, keypad and keypad_thanks "
-                 "must be strings under %d bytes",
+                 "%s: locale, language, intro, again, outro, gate, replay, sms, keypad and "
+                 "keypad_thanks must be strings under %d bytes",
                  path, LINE_MAX_BYTES);
         goto out;
     }
@@ -450,6 +452,18 @@ static int code_ok(const char *code)
     return len >= OTP_CODE_MIN && len <= OTP_CODE_MAX && strspn(code, "0123456789") == len;
 }
 
+/* Between the two readings: "Again:" with its pauses, or for a long code a
+ * pause alone (its 16 digits leave no room for the line within 15 s). */
+static int put_again(char *buf, size_t size, size_t *n, const voice_template_t *t,
+                     const char *brand_esc, int bare)
+{
+    if (bare)
+        return put_break(buf, size, n, OTP_VOICE_REPEAT_MS);
+    return put_break(buf, size, n, OTP_VOICE_AFTER_CODE_MS) ||
+           put_line(buf, size, n, t->again, brand_esc) ||
+           put_break(buf, size, n, OTP_VOICE_BEFORE_CODE_MS);
+}
+
 char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
                             const char *code)
 {
@@ -466,10 +480,8 @@ char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, 
     if (put(buf, size, &n, "<speak>") || put_break(buf, size, &n, OTP_VOICE_LEAD_MS) ||
         put_line(buf, size, &n, t->intro, brand_esc) ||
         put_break(buf, size, &n, OTP_VOICE_BEFORE_CODE_MS) || put_code(buf, size, &n, t, code) ||
-        put_break(buf, size, &n, OTP_VOICE_AFTER_CODE_MS) ||
-        put_line(buf, size, &n, t->again, brand_esc) ||
-        put_break(buf, size, &n, OTP_VOICE_BEFORE_CODE_MS) || put_code(buf, size, &n, t, code) ||
-        put_break(buf, size, &n, OTP_VOICE_AFTER_CODE_MS) ||
+        put_again(buf, size, &n, t, brand_esc, strlen(code) >= OTP_VOICE_BARE_REPEAT_FROM) ||
+        put_code(buf, size, &n, t, code) || put_break(buf, size, &n, OTP_VOICE_AFTER_CODE_MS) ||
         put_line(buf, size, &n, t->outro, brand_esc) || put(buf, size, &n, "</speak>"))
         goto fail;
     return buf;
@@ -484,8 +496,9 @@ static json_t *talk(const char *text, const char *language)
                      language);
 }
 
-/* The gate line alone, as SSML. */
-static char *render_gate(const voice_template_t *t, const char *brand)
+/* One template line alone (the gate prompt, the replay offer), as SSML after
+ * a short silence. */
+static char *render_line(const char *line, const char *brand)
 {
     size_t size = 4096, n = 0;
     char *buf = malloc(size);
@@ -493,11 +506,51 @@ static char *render_gate(const voice_template_t *t, const char *brand)
 
     if (!buf || otp_xml_escape(brand ? brand : "", brand_esc, sizeof(brand_esc)) ||
         put(buf, size, &n, "<speak>") || put_break(buf, size, &n, OTP_VOICE_LEAD_MS) ||
-        put_line(buf, size, &n, t->gate, brand_esc) || put(buf, size, &n, "</speak>")) {
+        put_line(buf, size, &n, line, brand_esc) || put(buf, size, &n, "</speak>")) {
         free(buf);
         return NULL;
     }
     return buf;
+}
+
+/* After the message: "to hear it again, press 1" → digits_receive → branch:
+ * the key → the message once more; anything else or nothing → hang up.
+ * voipbin.call.digits may already hold a key (the gate's, or one pressed
+ * during the message: outside digits_receive a key overwrites the variable),
+ * and digits_receive ends at once when the stored digits already meet its
+ * length. So the variable is emptied first (variable_set): in VoIPBin the
+ * digits are that activeflow variable itself (call-manager digit.go reads and
+ * writes it through flow-manager; variable_set takes any key). Were the reset
+ * ever not to hold, the stale key ends the wait at once and the call hangs up
+ * (or, if it was the replay key, reads the code once more): never worse. */
+static int append_replay(json_t *actions, const voice_template_t *t, const char *brand,
+                         const char *text)
+{
+    char replay_id[37], end_id[37];
+    char *offer = render_line(t->replay, brand);
+
+    if (!offer)
+        return -1;
+    otp_uuid_v4(replay_id);
+    otp_uuid_v4(end_id);
+    json_array_append_new(actions, json_pack("{s:s, s:{s:s, s:s}}", "type", "variable_set",
+                                             "option", "key", "voipbin.call.digits", "value", ""));
+    json_array_append_new(actions,
+                          json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "talk", "option", "text",
+                                    offer, "language", t->language, "digits_handle", "next"));
+    json_array_append_new(actions,
+                          json_pack("{s:s, s:{s:i, s:i}}", "type", "digits_receive", "option",
+                                    "duration", OTP_VOICE_REPLAY_WAIT_MS, "length", 1));
+    json_array_append_new(actions,
+                          json_pack("{s:s, s:{s:s, s:s, s:{s:s}}}", "type", "branch", "option",
+                                    "variable", "voipbin.call.digits", "default_target_id", end_id,
+                                    "target_ids", OTP_VOICE_REPLAY_KEY, replay_id));
+    json_array_append_new(actions,
+                          json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", replay_id, "type", "talk",
+                                    "option", "text", text, "language", t->language));
+    json_array_append_new(actions, json_pack("{s:s, s:s}", "id", end_id, "type", "hangup"));
+    free(offer);
+    return 0;
 }
 
 json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
@@ -521,7 +574,7 @@ json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, co
          * so the code is never read into it. No key → the prompt once more
          * (goto, loop_count 1), then still none → report and hang up. */
         char gate_id[37], again_id[37];
-        gate = render_gate(t, brand);
+        gate = render_line(t->gate, brand);
         if (!gate) {
             json_decref(actions);
             otp_free_wiped(text);
@@ -540,7 +593,8 @@ json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, co
                                         ">=", "variable", "voipbin.call.digits", "value_type",
                                         "length", "value_length", 1, "false_target_id", again_id));
         json_array_append_new(actions, talk(text, t->language));
-        json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
+        if (append_replay(actions, t, brand, text))
+            goto fail;
         json_array_append_new(actions,
                               json_pack("{s:s, s:s, s:{s:s, s:i}}", "id", again_id, "type", "goto",
                                         "option", "target_id", gate_id, "loop_count", 1));
@@ -562,11 +616,17 @@ json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, co
         }
     } else {
         json_array_append_new(actions, talk(text, t->language));
-        json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
+        if (append_replay(actions, t, brand, text))
+            goto fail;
     }
     free(gate);
     otp_free_wiped(text); /* the SSML with the code; the actions keep a copy */
     return actions;
+fail:
+    json_decref(actions);
+    free(gate);
+    free(text);
+    return NULL;
 }
 
 char *otp_voice_render_sms(const otp_voice_catalog_t *cat, const char *locale, const char *brand,

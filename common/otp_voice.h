@@ -37,6 +37,11 @@ int otp_xml_escape(const char *in, char *out, size_t out_size);
 #define OTP_VOICE_GROUP_MS 350       /* between groups */
 #define OTP_VOICE_BEFORE_CODE_MS 200 /* after "your code is" */
 #define OTP_VOICE_AFTER_CODE_MS 300  /* after the code */
+/* From this many digits the second reading has no line of its own ("Again:"):
+ * the code twice, 16 worst-case digits with their pauses, leaves no room for
+ * it within 15 s. A pause well above the group pause sets the readings apart. */
+#define OTP_VOICE_BARE_REPEAT_FROM 7
+#define OTP_VOICE_REPEAT_MS 600
 
 /* How a code of len digits is grouped when read: fills groups (up to 4) and
  * returns their count; 0 if len is outside 4-10. */
@@ -50,8 +55,9 @@ int otp_voice_brand_check(const char *brand, char *errstr, size_t errstr_size)
     __attribute__((warn_unused_result));
 
 /* The SSML read in the call: a short silence, the intro, the code in groups
- * (otp_voice_groups) with the pauses above, again, the code, then "{brand}
- * will never ask you for this code". Digits are <say-as
+ * (otp_voice_groups) with the pauses above, again (from
+ * OTP_VOICE_BARE_REPEAT_FROM digits: OTP_VOICE_REPEAT_MS of silence instead),
+ * the code, then "{brand} will never ask you for this code". Digits are <say-as
  * interpret-as="characters"> or the locale's own digit words (<sub alias>).
  * Every inserted value is escaped. Returns a malloc'd string, or NULL. */
 char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
@@ -65,7 +71,14 @@ typedef struct otp_voice_opts {
     const char *request_id;
 } otp_voice_opts_t;
 
-/* The inline `actions` array of POST /v1.0/calls. New reference; NULL on error. */
+/* After the message the call offers it once more: the template's "replay"
+ * line, then OTP_VOICE_REPLAY_WAIT_MS for OTP_VOICE_REPLAY_KEY. */
+#define OTP_VOICE_REPLAY_KEY "1"
+#define OTP_VOICE_REPLAY_WAIT_MS 5000
+
+/* The inline `actions` array of POST /v1.0/calls: [amd], [the gate], the
+ * message, the replay offer (variable_set, talk, digits_receive, branch), the
+ * message again if the key came, hangup. New reference; NULL on error. */
 json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
                           const char *code, const otp_voice_opts_t *opts);
 

@@ -457,7 +457,11 @@ static void step(sim_t *s, sim_call *c)
         if (!strcmp(type, "variable_set")) {
             char *v = sim_flow_subst(c, opt_str(opt, "value", ""));
             const char *key = opt_str(opt, "key", "");
-            if (*key && v)
+            /* VoIPBin keeps the call's digits in this activeflow variable
+             * itself (call-manager digit.go), so setting it resets them. */
+            if (v && !strcmp(key, "voipbin.call.digits"))
+                set_digits(c, v);
+            else if (*key && v)
                 json_object_set_new(c->vars, key, json_string(v));
             free(v);
             c->pc = c->next_pc;

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -66,7 +67,7 @@ def test_gate_with_a_key_reads_the_code(pipe):
     assert types[:3] == ["talk", "digits_receive", "condition_variable"], types
     texts = P.call_texts(call)
     assert "press any key" in texts[0].lower() and not P.spoken_code(texts[0])
-    code = P.spoken_code(texts[-1])
+    code = P.spoken_code(texts[1])
     assert code, texts
     assert pipe.verify(rid, code)[1]["status"] == "verified"
     assert "no_input" not in types_of(pipe, rid)
@@ -168,3 +169,52 @@ def test_caller_id_per_country(pipe):
     wait_type(pipe, rid, "call_requested")
     [call] = pipe.calls_to(ph)
     assert P.call_request(call)["source"] == {"type": "tel", "target": "+442071230000"}
+
+
+def wait_talk(p, ph, pred, what, timeout=60):
+    """The sim's record of the call to ph once one of its talks meets pred."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        calls = p.calls_to(ph)
+        if calls and any(pred(t) for t in calls[0].get("talks") or []):
+            return calls[0]
+        time.sleep(0.05)
+    raise AssertionError("no talk: %s" % what)
+
+
+def is_offer(t):
+    return "press 1" in (t.get("text") or "") and not P.spoken_code(t.get("text") or "")
+
+
+def test_press_1_after_the_message_hears_it_again(pipe):
+    """The gate's key stays in voipbin.call.digits; the flow empties it before the offer, so a 1
+    pressed after the offer (during digits_receive, where keys are appended) is exactly "1"."""
+    ph = "+12013000041"
+    pipe.sim.script(ph, outcome="answer", digits="5")
+    [rid] = pipe.produce([{"phone": ph, "user_id": "replay", "delivery": {"gate": True}}])
+    call = wait_talk(pipe, ph, lambda t: is_offer(t) and t.get("ended_at"), "the offer ended")
+    pipe.sim.press(call["id"], "1")
+    wait_type(pipe, rid, "delivered")
+    [call] = pipe.calls_to(ph)
+    texts = P.call_texts(call)
+    assert len(texts) == 4, texts
+    assert "press any key" in texts[0].lower() and is_offer(call["talks"][2]), texts
+    assert texts[1] == texts[3] and P.spoken_code(texts[1]), texts
+    types = [a["type"] for a in P.call_request(call)["actions"]]
+    at = types.index("variable_set")
+    assert types[at:at + 6] == ["variable_set", "talk", "digits_receive", "branch", "talk",
+                                "hangup"], types
+    assert call["call"]["hangup_by"] == "local" and call["call"]["hangup_reason"] == "normal"
+    assert pipe.verify(rid, P.spoken_code(texts[3]))[1]["status"] == "verified"
+
+
+def test_no_key_after_the_message_ends_the_call(pipe):
+    ph = "+12013000042"
+    pipe.sim.script(ph, outcome="answer")
+    [rid] = pipe.produce([{"phone": ph, "user_id": "no-replay"}])
+    wait_type(pipe, rid, "delivered")
+    [call] = pipe.calls_to(ph)
+    texts = P.call_texts(call)
+    assert len(texts) == 2 and P.spoken_code(texts[0]) and is_offer(call["talks"][1]), texts
+    assert "branch" in (call.get("actions_executed") or []), call.get("actions_executed")
+    assert call["call"]["hangup_by"] == "local" and call["call"]["hangup_reason"] == "normal"

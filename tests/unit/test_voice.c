@@ -30,6 +30,7 @@ typedef struct {
     char countries[256]; /* ",de,at," */
     char lines[3][1024]; /* intro, again, outro: the lines read with the code */
     char gate[1024];
+    char replay[1024];
     char sms[1024];
     char keypad[1024];
     char keypad_thanks[1024];
@@ -82,6 +83,8 @@ static void read_locale_files(void)
         for (int k = 0; k < 3; k++)
             snprintf(f->lines[k], sizeof(f->lines[k]), "%s", str_of(o, keys[k]));
         snprintf(f->gate, sizeof(f->gate), "%s", str_of(o, "gate"));
+        snprintf(f->replay, sizeof(f->replay), "%s", str_of(o, "replay"));
+        CHECK(f->replay[0] != '\0'); /* every locale offers the code again */
         snprintf(f->sms, sizeof(f->sms), "%s", str_of(o, "sms"));
         snprintf(f->keypad, sizeof(f->keypad), "%s", str_of(o, "keypad"));
         snprintf(f->keypad_thanks, sizeof(f->keypad_thanks), "%s", str_of(o, "keypad_thanks"));
@@ -383,16 +386,38 @@ static void expected_line(const char *line, char *out, size_t size)
     out[n < size ? n : size - 1] = '\0';
 }
 
-/* The pauses between consecutive digits of each reading of the code: every
- * one >= 250 ms, or groups of 2-4 digits with >= 120 ms inside and >= 350 ms
- * between groups (issue 10). */
+/* One reading's pauses between consecutive digits: every one >= 250 ms, or
+ * groups of 2-4 digits with >= 120 ms inside and >= 350 ms between groups
+ * (issue 10). */
+static void check_reading(const int *gaps, int ng, int len)
+{
+    int size = 1, paced = 1, grouped = 1;
+
+    CHECK_EQ_INT(ng, len - 1);
+    for (int i = 0; i < ng; i++) {
+        paced &= gaps[i] >= 250;
+        grouped &= gaps[i] >= 120;
+        if (gaps[i] >= 350) {
+            grouped &= size >= 2 && size <= 4;
+            size = 1;
+        } else {
+            size++;
+        }
+    }
+    grouped &= size >= 2 && size <= 4;
+    CHECK(paced || grouped);
+}
+
+/* The code is read twice. A run of digits joined by breaks is one reading,
+ * except that a break of OTP_VOICE_REPEAT_MS (long codes: no "Again:" line)
+ * separates the two readings within one run. */
 static void check_pauses(const char *s, int len)
 {
     const char *p = s;
-    int readings = 0;
+    int readings = 0, repeats = 0;
 
     while ((p = strstr(p, "</")) != NULL) {
-        int gaps[16], ng = 0, size = 1, paced = 1, grouped = 1;
+        int gaps[32], ng = 0;
         const char *q = p;
         /* a run: digit-close, break, digit, ... */
         if (!(strncmp(p, "</sub>", 6) == 0 || strncmp(p, "</say-as>", 9) == 0) ||
@@ -408,27 +433,22 @@ static void check_pauses(const char *s, int len)
             b = strchr(b, '>') + 1;
             if (strncmp(b, "<sub", 4) != 0 && strncmp(b, "<say-as", 7) != 0)
                 break;
-            if (ng < 16)
+            if (ms == OTP_VOICE_REPEAT_MS) {
+                check_reading(gaps, ng, len);
+                readings++;
+                repeats++;
+                ng = 0;
+            } else if (ng < 32) {
                 gaps[ng++] = ms;
+            }
             q = strstr(b, "</");
         }
-        CHECK_EQ_INT(ng, len - 1);
-        for (int i = 0; i < ng; i++) {
-            paced &= gaps[i] >= 250;
-            grouped &= gaps[i] >= 120;
-            if (gaps[i] >= 350) {
-                grouped &= size >= 2 && size <= 4;
-                size = 1;
-            } else {
-                size++;
-            }
-        }
-        grouped &= size >= 2 && size <= 4;
-        CHECK(paced || grouped);
+        check_reading(gaps, ng, len);
         readings++;
         p = strchr(q, '>');
     }
     CHECK_EQ_INT(readings, 2);
+    CHECK_EQ_INT(repeats, len >= OTP_VOICE_BARE_REPEAT_FROM);
 }
 
 static void check_render(const otp_voice_catalog_t *cat, const locale_file_t *f, int len)
@@ -459,6 +479,11 @@ static void check_render(const otp_voice_catalog_t *cat, const locale_file_t *f,
     for (int k = 0; k < 3; k++) {
         char want[4096];
         expected_line(f->lines[k], want, sizeof(want));
+        /* "Again:" only where the code is short enough to leave room for it */
+        if (k == 1 && len >= OTP_VOICE_BARE_REPEAT_FROM) {
+            CHECK(strstr(s, want) == NULL);
+            continue;
+        }
         CHECK(strstr(s, want) != NULL);
         if (strstr(f->lines[k], "{brand}"))
             CHECK(strstr(s, BRAND_ESC) != NULL);
@@ -697,6 +722,49 @@ static json_t *nth_action(json_t *actions, size_t i, const char *type)
     return t && strcmp(t, type) == 0 ? a : NULL;
 }
 
+static long action_with_id(json_t *actions, const char *id);
+
+static const char *opt_s(json_t *action, const char *key)
+{
+    return json_string_value(json_object_get(json_object_get(action, "option"), key));
+}
+
+/* The replay offer from actions[at]: the digits emptied (variable_set, since
+ * a gate key or a key during the message is still in voipbin.call.digits and
+ * would end the wait at once), the offer (a key skips it), one key within the
+ * wait, a branch whose replay key goes to the message again and anything else
+ * to the hangup that also ends the replay. */
+static void check_replay(json_t *a, size_t at, const locale_file_t *f, const char *text)
+{
+    char offer[4096];
+    json_t *set = nth_action(a, at, "variable_set"), *talk = nth_action(a, at + 1, "talk");
+    json_t *recv = nth_action(a, at + 2, "digits_receive"), *br = nth_action(a, at + 3, "branch");
+    json_t *again = nth_action(a, at + 4, "talk"), *end = nth_action(a, at + 5, "hangup");
+    json_t *targets = json_object_get(json_object_get(br, "option"), "target_ids");
+    const char *why = "";
+
+    expected_line(f->replay, offer, sizeof(offer));
+    if (!CHECK(set && talk && recv && br && again && end))
+        return;
+    CHECK_EQ_STR(opt_s(set, "key"), "voipbin.call.digits");
+    CHECK_EQ_STR(opt_s(set, "value"), "");
+    CHECK(strstr(opt_s(talk, "text"), offer) != NULL);
+    CHECK_EQ_INT(xml_check(opt_s(talk, "text"), &why), 0);
+    CHECK(!strstr(opt_s(talk, "text"), ">4<"));
+    CHECK_EQ_STR(opt_s(talk, "digits_handle"), "next");
+    CHECK_EQ_STR(opt_s(talk, "language"), f->language);
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(recv, "option"), "length")), 1);
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(recv, "option"), "duration")),
+                 OTP_VOICE_REPLAY_WAIT_MS);
+    CHECK_EQ_STR(opt_s(br, "variable"), "voipbin.call.digits");
+    CHECK_EQ_INT(json_object_size(targets), 1);
+    CHECK_EQ_INT(action_with_id(a, json_string_value(json_object_get(targets, "1"))),
+                 (long)(at + 4));
+    CHECK_EQ_INT(action_with_id(a, opt_s(br, "default_target_id")), (long)(at + 5));
+    CHECK_EQ_STR(opt_s(again, "text"), text);
+    CHECK_EQ_STR(opt_s(again, "language"), f->language);
+}
+
 static void test_actions(const otp_voice_catalog_t *cat)
 {
     otp_voice_opts_t plain = {.gate = 0, .amd = 0, .notify_uri = NULL, .request_id = REQ_ID};
@@ -709,7 +777,7 @@ static void test_actions(const otp_voice_catalog_t *cat)
 
         unit_ctx("actions %s", f->locale);
         a = otp_voice_actions(cat, f->locale, BRAND, "4711", &plain);
-        if (CHECK(json_is_array(a)) && CHECK_EQ_INT(json_array_size(a), 2)) {
+        if (CHECK(json_is_array(a)) && CHECK_EQ_INT(json_array_size(a), 7)) {
             talk = nth_action(a, 0, "talk");
             CHECK(talk != NULL);
             CHECK_EQ_STR(
@@ -717,7 +785,7 @@ static void test_actions(const otp_voice_catalog_t *cat)
             CHECK_EQ_STR(
                 json_string_value(json_object_get(json_object_get(talk, "option"), "language")),
                 f->language);
-            CHECK(nth_action(a, 1, "hangup") != NULL);
+            check_replay(a, 1, f, text);
         }
         json_decref(a);
 
@@ -740,7 +808,7 @@ static void test_actions(const otp_voice_catalog_t *cat)
 
         /* opts may be NULL: the plain flow */
         a = otp_voice_actions(cat, f->locale, BRAND, "4711", NULL);
-        CHECK(json_is_array(a) && json_array_size(a) == 2);
+        CHECK(json_is_array(a) && json_array_size(a) == 7);
         json_decref(a);
 
         CHECK(otp_voice_actions(cat, f->locale, BRAND, "47a1", &plain) == NULL);
@@ -816,6 +884,9 @@ static void check_gate_flow(const otp_voice_catalog_t *cat, const locale_file_t 
             json_object_get(json_object_get(json_array_get(a, (size_t)gate_at), "option"), "text"));
         CHECK(g && !strstr(g, ">4<") && !strstr(g, "4711"));
     }
+    /* after the code: the offer to hear it again */
+    if (code_at >= 0)
+        check_replay(a, (size_t)code_at + 1, f, opt_s(json_array_get(a, (size_t)code_at), "text"));
     /* no key: past the code, and the code is followed by a hangup before that */
     if (CHECK(no_key_at > code_at) && CHECK(hangup_after_code > code_at))
         CHECK(hangup_after_code < no_key_at);
@@ -1075,9 +1146,11 @@ static void test_load_errors(void)
 
     /* a good file alone loads */
     snprintf(path, sizeof(path), "%s/xx-XX.json", tmp);
-    write_file(path, "{\"locale\":\"xx-XX\",\"language\":\"xx-XX\",\"intro\":\"i {brand}\","
-                     "\"again\":\"a\",\"outro\":\"o\",\"gate\":\"g\",\"sms\":\"s {code}\","
-                     "\"keypad\":\"k\",\"keypad_thanks\":\"t\"}");
+    write_file(
+        path,
+        "{\"locale\":\"xx-XX\",\"language\":\"xx-XX\",\"intro\":\"i {brand}\","
+        "\"again\":\"a\",\"outro\":\"o\",\"gate\":\"g\",\"replay\":\"r\",\"sms\":\"s {code}\","
+        "\"keypad\":\"k\",\"keypad_thanks\":\"t\"}");
     c = otp_voice_load(tmp, err, sizeof(err));
     CHECK(c != NULL);
     if (c) {
@@ -1093,10 +1166,11 @@ static void test_load_errors(void)
         otp_voice_destroy(c);
         /* digit words are escaped into the alias */
         snprintf(path, sizeof(path), "%s/ww-WW.json", tmp);
-        write_file(path, "{\"locale\":\"ww-WW\",\"language\":\"ww-WW\",\"intro\":\"i\","
-                         "\"again\":\"a\",\"outro\":\"o\",\"gate\":\"g\",\"sms\":\"s\","
-                         "\"keypad\":\"k\",\"keypad_thanks\":\"t\",\"digits\":[\"0\",\"1\",\"2\","
-                         "\"3\",\"f<o>&\\\"r\",\"5\",\"6\",\"7\",\"8\",\"9\"]}");
+        write_file(path,
+                   "{\"locale\":\"ww-WW\",\"language\":\"ww-WW\",\"intro\":\"i\","
+                   "\"again\":\"a\",\"outro\":\"o\",\"gate\":\"g\",\"replay\":\"r\",\"sms\":\"s\","
+                   "\"keypad\":\"k\",\"keypad_thanks\":\"t\",\"digits\":[\"0\",\"1\",\"2\","
+                   "\"3\",\"f<o>&\\\"r\",\"5\",\"6\",\"7\",\"8\",\"9\"]}");
         c = otp_voice_load(tmp, err, sizeof(err));
         s = c ? otp_voice_render_code(c, "ww-WW", "B", "4444") : NULL;
         CHECK(s && strstr(s, "<sub alias=\"f&lt;o&gt;&amp;&quot;r\">4</sub>"));
@@ -1115,6 +1189,16 @@ static void test_load_errors(void)
     err[0] = '\0';
     CHECK(otp_voice_load(tmp, err, sizeof(err)) == NULL);
     CHECK(strstr(err, "yy-YY.json") != NULL);
+    unlink(path);
+
+    /* a template without the replay offer */
+    snprintf(path, sizeof(path), "%s/yy-YY.json", tmp);
+    write_file(path, "{\"locale\":\"yy-YY\",\"language\":\"yy-YY\",\"intro\":\"i\",\"again\":\"a\","
+                     "\"outro\":\"o\",\"gate\":\"g\",\"sms\":\"s\",\"keypad\":\"k\","
+                     "\"keypad_thanks\":\"t\"}");
+    err[0] = '\0';
+    CHECK(otp_voice_load(tmp, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "replay") != NULL);
     unlink(path);
 
     /* bad JSON */
@@ -1144,11 +1228,12 @@ static void test_load_errors(void)
         for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
             char text[1024];
             snprintf(path, sizeof(path), "%s/zz-ZZ.json", tmp);
-            snprintf(text, sizeof(text),
-                     "{\"locale\":\"zz-ZZ\",\"language\":\"zz-ZZ\",\"intro\":\"i\","
-                     "\"again\":\"a\",\"outro\":\"o\",\"gate\":\"g\",\"sms\":\"s\","
-                     "\"keypad\":\"k\",\"keypad_thanks\":\"t\",%s}",
-                     bad[i]);
+            snprintf(
+                text, sizeof(text),
+                "{\"locale\":\"zz-ZZ\",\"language\":\"zz-ZZ\",\"intro\":\"i\","
+                "\"again\":\"a\",\"outro\":\"o\",\"gate\":\"g\",\"replay\":\"r\",\"sms\":\"s\","
+                "\"keypad\":\"k\",\"keypad_thanks\":\"t\",%s}",
+                bad[i]);
             write_file(path, text);
             err[0] = '\0';
             unit_ctx("template with %s", bad[i]);
