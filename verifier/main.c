@@ -7,6 +7,7 @@
 #include "api.h"
 #include "otp_config.h"
 #include "otp_crypto.h"
+#include "otp_service.h"
 #include "otp_log.h"
 #include "otp_metrics.h"
 #include "otp_version.h"
@@ -51,13 +52,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "otp-verifier: unknown arguments\n%s\n", usage);
         return 2;
     }
-    if (otp_config_load(OTP_PROG_VERIFIER, err, sizeof(err)) != 0 || otp_crypto_init() != 0) {
-        fprintf(stderr, "otp-verifier: %s\n", err);
+    if (otp_service_init(OTP_PROG_VERIFIER, "otp-verifier") != 0)
         return 2;
-    }
-    otp_metrics_init("otp-verifier", OTP_VERSION);
-    otp_log_init("otp-verifier", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")),
-                 otp_log_format_parse(otp_config_str("OTP_LOG_FORMAT")));
     api.db_url = otp_config_str("OTP_DATABASE_URL");
     secret = otp_config_str("OTP_WEBHOOK_SECRET");
     api.webhook_secret = secret;

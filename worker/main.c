@@ -11,6 +11,7 @@
 #include "delivery.h"
 #include "otp_config.h"
 #include "otp_crypto.h"
+#include "otp_service.h"
 #include "otp_db.h"
 #include "otp_kafka.h"
 #include "otp_log.h"
@@ -220,14 +221,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "otp-worker: unknown arguments\n%s\n", usage);
         return 2;
     }
-    if (otp_config_load(OTP_PROG_WORKER, err, sizeof(err)) != 0 || otp_crypto_init() != 0) {
-        fprintf(stderr, "otp-worker: %s\n", err);
+    if (otp_service_init(OTP_PROG_WORKER, "otp-worker") != 0)
         return 2;
-    }
-    otp_metrics_init("otp-worker", OTP_VERSION);
     atomic_store(&w.alive_ms, otp_monotonic_ms());
-    otp_log_init("otp-worker", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")),
-                 otp_log_format_parse(otp_config_str("OTP_LOG_FORMAT")));
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);

@@ -38,6 +38,13 @@ from stack import PG_BIN, Stack  # noqa: E402
 import pipeline as P  # noqa: E402
 
 ROWS = []  # (section, what, figure, baseline name or "", ratio or "", target)
+# BENCH_ONLY=verifier,ingest runs only those sections (with the baselines), for a quick look;
+# `make bench` runs them all.
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+
+
+def wanted(section):
+    return not ONLY or section in ONLY
 BASE = {}
 
 
@@ -422,6 +429,11 @@ def bench_account_rate(p, seconds=120):
     n1 = count(p, "SELECT count(*) FROM calls")
     rate = (n1 - n0) / (time.monotonic() - t0)
     got429 = sum(len(re.findall(r"cause=http_429", w.log())) for w in ws)
+    when = sorted(l[:23] for w in ws for l in w.log().splitlines() if "cause=http_429" in l)
+    if when:
+        print("  (429s at %s; first call of the run at %s)" % (
+            ", ".join(t[11:] for t in when[:12]),
+            time.strftime("%H:%M:%S", time.gmtime(time.time() - (time.monotonic() - t0)))))
     row("account", "two workers at the real limit (16.7/s), %d s" % seconds,
         "%.2f calls/s (%.1f%%), %d x 429" % (rate, 100 * rate / 16.7, got429), "", ">= 95%, 0 x 429")
     for w in ws:
@@ -457,8 +469,9 @@ def bench_idle(p):
 
 
 def main():
-    print("== VoIPBin simulator alone", flush=True)
-    subprocess.run([os.path.join(HERE, "sim_bench.sh"), "5"], check=True)
+    if not ONLY:
+        print("== VoIPBin simulator alone", flush=True)
+        subprocess.run([os.path.join(HERE, "sim_bench.sh"), "5"], check=True)
     print("== the product beside PostgreSQL (%d cores; crash-safe PostgreSQL 15)" % os.cpu_count())
     print("  %-9s %-52s %-26s %-7s %-5s %s" % ("", "", "figure", "vs", "ratio", "target"))
     global STACK
@@ -467,12 +480,11 @@ def main():
         p = P.Pipeline(s, time_scale=0.02)
         p.sim.fault(rate=1000000, burst=1000000)
         baselines(s)
-        bench_verifier(p)
-        bench_idle(p)
-        bench_ingest(p)
-        bench_calls(p)
-        bench_memory(p)
-        bench_account_rate(p)
+        for name, fn in (("verifier", bench_verifier), ("idle", bench_idle),
+                         ("ingest", bench_ingest), ("calls", bench_calls),
+                         ("memory", bench_memory), ("account", bench_account_rate)):
+            if wanted(name):
+                fn(p)
         p.close()
     print("\n| path | figure | baseline | ratio | target |\n|---|---|---|---|---|")
     for section, what, figure, base, ratio, target in ROWS:
