@@ -6,13 +6,11 @@ Real stack: PostgreSQL, Kafka broker, VoIPBin simulator (scripted callee), worke
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from stack import Stack  # noqa: E402
-import pipeline as P  # noqa: E402
+from stack import Stack
+import pipeline as P
 
 
 @pytest.fixture(scope="module")
