@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim_extras.h"
 #include "sim_flow.h"
 
 #define DIAL_TIMEOUT_MS 60000 /* bin-call-manager defaultDialTimeout */
@@ -1056,7 +1057,7 @@ void sim_calls_create(sim_t *s, const sim_req *q, sim_resp *r)
         }
     }
     if (json_is_string(fid) && *json_string_value(fid)) {
-        json_t *stored = sim_flows_actions(s, json_string_value(fid));
+        json_t *stored = sim_extras_flow_actions(s, json_string_value(fid));
         if (!stored) {
             sim_resp_error(r, q, 404, "NOT_FOUND", "RESOURCE_NOT_FOUND", "The flow was not found.",
                            NULL);

@@ -7,7 +7,7 @@
 #include "sim.h"
 #include "sim_auth.h"
 #include "sim_calls.h"
-#include "sim_flow.h"
+#include "sim_extras.h"
 #include "sim_messages.h"
 
 int64_t sim_scaled_ns(const sim_t *s, int64_t ms)
@@ -72,7 +72,7 @@ int sim_state_reset(sim_t *s)
     s->epoch++;
     sim_calls_clear(s);
     sim_messages_clear(s);
-    sim_flows_clear(s);
+    sim_extras_flows_clear(s);
     free_rules(s);
     s->wh_duplicate = s->wh_reorder = 0;
     s->wh_drop_pct = 0;
@@ -169,7 +169,7 @@ void sim_state_free(sim_t *s)
 {
     sim_calls_clear(s);
     sim_messages_clear(s);
-    sim_flows_clear(s);
+    sim_extras_flows_clear(s);
     free_rules(s);
     sim_index_free(&s->calls);
     sim_index_free(&s->messages);
