@@ -1,5 +1,7 @@
 #include "sim_api.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sim_calls.h"
@@ -10,6 +12,39 @@ static void not_found_route(const sim_req *q, sim_resp *r)
 {
     sim_resp_error(r, q, 404, "NOT_FOUND", "ROUTE_NOT_FOUND", "The requested route was not found.",
                    NULL);
+}
+
+/* GET /v1.0/calls and /v1.0/messages: newest first; page_size 1-100 (anything else is 100, as
+ * in the gateway); page_token lists what was created before it. The next token is the last
+ * item's tm_create, also on the last page; "" only when the page is empty. */
+static void list_page(const sim_index *ix, json_t *(*view)(const sim_entry *e), const sim_req *q,
+                      sim_resp *r)
+{
+    const char *ps = sim_req_arg(q, "page_size"), *pt = sim_req_arg(q, "page_token");
+    long size = 100;
+    int64_t before = INT64_MAX, last = 0;
+    json_t *res = json_array();
+    const sim_entry *e;
+    char tok[SIM_TIME_LEN] = "";
+
+    if (ps) {
+        char *end;
+        long v = strtol(ps, &end, 10);
+        if (*end == '\0' && v > 0 && v <= 100)
+            size = v;
+    }
+    if (pt && *pt && sim_parse_time(pt, &before))
+        before = INT64_MAX;
+    for (e = ix->tail; e && (long)json_array_size(res) < size; e = e->prev) {
+        json_t *item = e->tm_create_us < before ? view(e) : NULL;
+        if (!item)
+            continue;
+        json_array_append_new(res, item);
+        last = e->tm_create_us;
+    }
+    if (last)
+        sim_fmt_time6(last, tok);
+    sim_resp_json(r, 200, json_pack("{s:o, s:s}", "result", res, "next_page_token", tok));
 }
 
 /* ---------- calls by id ---------- */
@@ -84,7 +119,7 @@ void sim_api_handle(sim_t *s, const sim_req *q, const char *path, sim_resp *r)
     }
     if (!strcmp(seg[0], "calls")) {
         if (n == 1 && !strcmp(m, "GET"))
-            sim_calls_list(s, q, r);
+            list_page(&s->calls, sim_call_listed, q, r);
         else if (n == 1 && !strcmp(m, "POST"))
             sim_calls_create(s, q, r);
         else if (n == 2 || n == 3)
@@ -93,7 +128,7 @@ void sim_api_handle(sim_t *s, const sim_req *q, const char *path, sim_resp *r)
             not_found_route(q, r);
     } else if (!strcmp(seg[0], "messages")) {
         if (n == 1 && !strcmp(m, "GET"))
-            sim_messages_list(s, q, r);
+            list_page(&s->messages, sim_msg_listed, q, r);
         else if (n == 1 && !strcmp(m, "POST"))
             sim_messages_create(s, q, r);
         else if (n == 2 && (!strcmp(m, "GET") || !strcmp(m, "DELETE")))

@@ -113,7 +113,7 @@ static const char *default_reason(int status)
     }
 }
 
-static void clear_faults(sim_t *s)
+void sim_faults_clear(sim_t *s)
 {
     while (s->faults) {
         sim_fault *f = s->faults;
@@ -168,7 +168,7 @@ static void faults_post(sim_t *s, const sim_req *q, sim_resp *r)
         return;
     }
     if (json_is_true(json_object_get(b, "clear")))
-        clear_faults(s);
+        sim_faults_clear(s);
     path = json_string_value(json_object_get(b, "path"));
     method = json_string_value(json_object_get(b, "method"));
     if (!path)
@@ -449,7 +449,7 @@ void sim_control_handle(sim_t *s, const sim_req *q, sim_resp *r)
         else if (get)
             sim_resp_json(r, 200, faults_json(s));
         else if (del) {
-            clear_faults(s);
+            sim_faults_clear(s);
             ok(r);
         } else
             bad(r, q, "GET, POST or DELETE");

@@ -107,16 +107,6 @@ out:
     json_decref(body);
 }
 
-static json_t *time_or_null(int64_t us)
-{
-    char t[SIM_TIME_LEN];
-
-    if (!us)
-        return json_null();
-    sim_fmt_time(us, t);
-    return json_string(t);
-}
-
 static json_t *body_object(const sim_req *q, sim_resp *r)
 {
     json_error_t je;
@@ -157,8 +147,8 @@ static json_t *customer_json(const sim_t *s)
     json_object_set_new(o, "billing_account_id", json_string(SIM_NIL_UUID));
     json_object_set_new(o, "status", json_string(s->account.status));
     json_object_set_new(o, "identity_verification_status", json_string(s->account.identity));
-    json_object_set_new(o, "tm_create", time_or_null(c->tm_create));
-    json_object_set_new(o, "tm_update", time_or_null(c->tm_update));
+    json_object_set_new(o, "tm_create", sim_time_json(c->tm_create));
+    json_object_set_new(o, "tm_update", sim_time_json(c->tm_update));
     json_object_set_new(o, "tm_delete", json_null());
     return o;
 }
@@ -229,8 +219,8 @@ static json_t *outbound_json(const sim_t *s)
     json_object_set_new(o, "default_outgoing_source_number_id",
                         json_string(s->outbound.default_source_id[0] ? s->outbound.default_source_id
                                                                      : SIM_NIL_UUID));
-    json_object_set_new(o, "tm_create", time_or_null(s->outbound.tm_create));
-    json_object_set_new(o, "tm_update", time_or_null(s->outbound.tm_update));
+    json_object_set_new(o, "tm_create", sim_time_json(s->outbound.tm_create));
+    json_object_set_new(o, "tm_update", sim_time_json(s->outbound.tm_update));
     json_object_set_new(o, "tm_delete", json_null());
     return o;
 }
@@ -313,7 +303,7 @@ out:
 
 static json_t *number_json(const sim_t *s, const sim_number *n)
 {
-    json_t *t = time_or_null(s->customer.tm_create);
+    json_t *t = sim_time_json(s->customer.tm_create);
     json_t *o =
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "id", n->id,
                   "customer_id", s->customer_id, "number", n->number, "type", "normal",

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "sim.h"
-#include "sim_auth.h"
 #include "sim_calls.h"
+#include "sim_control.h"
 #include "sim_extras.h"
 #include "sim_messages.h"
 
@@ -52,11 +52,7 @@ static void load_whitelist(sim_t *s, const char *list)
 
 static void free_rules(sim_t *s)
 {
-    while (s->faults) {
-        sim_fault *f = s->faults;
-        s->faults = f->next;
-        free(f);
-    }
+    sim_faults_clear(s);
     while (s->scripts) {
         sim_script *sc = s->scripts;
         s->scripts = sc->next;
@@ -74,9 +70,6 @@ int sim_state_reset(sim_t *s)
     sim_messages_clear(s);
     sim_extras_flows_clear(s);
     free_rules(s);
-    s->wh_duplicate = s->wh_reorder = 0;
-    s->wh_drop_pct = 0;
-    s->reorder_ms = 500;
 
     set_str(&s->customer.name, "VoIPBin simulator");
     set_str(&s->customer.detail, "");
@@ -99,7 +92,6 @@ int sim_state_reset(sim_t *s)
     s->account.balance = cfg->balance;
     sim_strlcpy(s->account.status, "active", sizeof s->account.status);
     sim_strlcpy(s->account.identity, cfg->identity, sizeof s->account.identity);
-    sim_ratelimit_set(s, cfg->rate, cfg->burst);
     return 0;
 }
 
