@@ -117,6 +117,10 @@ class Proc:
     def alive(self):
         return self.proc.poll() is None
 
+    def poll(self):
+        """As subprocess.Popen.poll(): the exit status, or None while it runs."""
+        return self.proc.poll()
+
     def kill(self, sig=signal.SIGKILL):
         """Send a signal (default SIGKILL) to the program, if it still runs."""
         if self.proc.poll() is None:
