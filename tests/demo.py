@@ -12,11 +12,10 @@ api.voipbin.net instead, and the demo asks you to type the code you heard.
 import os
 import re
 import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stack import Stack  # noqa: E402
-import pipeline as P  # noqa: E402
+from stack import Stack
+import pipeline as P
+from testkit import WaitTimeout, wait_until
 
 
 BOLD, PLAIN = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
@@ -62,10 +61,8 @@ def main():
             say("call", "POST /v1.0/calls → call %s to %s" % (call["id"], call["target"]))
             for a in body["actions"]:
                 say("", "action %s %s" % (a["type"], (a.get("option") or {}).get("language", "")))
-            deadline = time.time() + 60
-            while not call.get("talks") and time.time() < deadline:
-                time.sleep(0.3)
-                call = p.calls_to(dest)[0]
+            call = wait_until(lambda: (lambda c: c if c.get("talks") else None)(
+                p.calls_to(dest)[0]), 60, "the call to speak", interval=0.3)
             text = P.call_texts(call)[0]
             # What the voice says: a digit's <sub alias> word, every other tag dropped.
             said = re.sub(r'<sub alias="([^"]*)">[^<]*</sub>', r" \1 ", text)
@@ -74,14 +71,14 @@ def main():
             code = P.spoken_code(text)
             say("answer", "the callee heard the code %s" % code)
             if audio:
-                deadline = time.time() + 30
-                while time.time() < deadline:
-                    talk = p.calls_to(dest)[0]["talks"][0]
-                    if talk.get("wav") and not talk.get("audio_pending"):
-                        say("audio", "%s (%.1f s) — play it with: aplay %s" % (
-                            talk["wav"], talk.get("seconds") or 0, talk["wav"]))
-                        break
-                    time.sleep(0.3)
+                try:
+                    talk = wait_until(lambda: (lambda t: t if t.get("wav") and not t.get(
+                        "audio_pending") else None)(p.calls_to(dest)[0]["talks"][0]), 30,
+                        "the talk's audio", interval=0.3)
+                    say("audio", "%s (%.1f s) — play it with: aplay %s" % (
+                        talk["wav"], talk.get("seconds") or 0, talk["wav"]))
+                except WaitTimeout as e:
+                    say("audio", str(e))
         st, body = p.verify(rid, code)
         say("verify", "POST /v1/verify → %d %s" % (st, body))
         st, body = p.verify(rid, code)

@@ -18,13 +18,13 @@ import re
 import secrets
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
 import hashlib
 
 from stack import Stack, free_port  # noqa: F401  (re-exported for tests)
+from testkit import produce, wait_until
 
 CALLER_ID = "+15550100000"
 CALLER_ID_GB = "+442071230000"  # a second number the simulated account owns
@@ -76,13 +76,12 @@ class StatusReader:
             return list(self.events)
 
     def wait_for(self, pred, timeout=60, what="events"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Waits until pred(all events so far) holds; returns those events."""
+        def ready():
             evs = self.snapshot()
-            if pred(evs):
-                return evs
-            time.sleep(0.1)
-        raise AssertionError("timed out waiting for %s; have %d events" % (what, len(self.snapshot())))
+            return (evs,) if pred(evs) else None
+        return wait_until(ready, timeout, what,
+                          state=lambda: "have %d events" % len(self.snapshot()))[0]
 
     def of(self, request_id):
         return [e for e in self.snapshot() if e.get("request_id") == request_id]
@@ -162,6 +161,7 @@ class Pipeline:
         env = self.env(**settings)
         w = self.s.spawn("worker-%d" % n, [Stack.bin("otp-worker")], env=env,
                          ready_line=r"event=worker_started")
+        w.listen_port = int(env["OTP_WORKER_LISTEN"].rsplit(":", 1)[1])  # its /metrics
         self.workers.append(w)
         return w
 
@@ -184,11 +184,7 @@ class Pipeline:
 
     def raw_kafka(self, values, key=None, topic="otp.requested"):
         """Publishes arbitrary bytes (malformed events) with an independent client."""
-        from confluent_kafka import Producer
-        p = Producer({"bootstrap.servers": self.bootstrap})
-        for v in values:
-            p.produce(topic, value=v, key=key)
-        assert p.flush(30) == 0
+        produce(self.bootstrap, topic, [(key, v) for v in values])
 
     # ---- verifier ----
     def http(self, method, path, body=None, headers=None, auth=True, raw=None):
@@ -218,13 +214,14 @@ class Pipeline:
         return [c for c in self.sim.calls() if call_target(c) == phone]
 
     def wait_calls(self, n, timeout=60, pred=None):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            calls = [c for c in self.sim.calls() if pred is None or pred(c)]
-            if len(calls) >= n:
-                return calls
-            time.sleep(0.2)
-        raise AssertionError("expected %d calls at the simulator, have %d" % (n, len(calls)))
+        """Waits until the simulator has at least n calls (that pred accepts); returns them."""
+        seen = []
+
+        def enough():
+            seen[:] = [c for c in self.sim.calls() if pred is None or pred(c)]
+            return (list(seen),) if len(seen) >= n else None
+        return wait_until(enough, timeout, "%d calls at the simulator" % n, interval=0.2,
+                          state=lambda: "have %d" % len(seen))[0]
 
     def close(self):
         self.status.close()

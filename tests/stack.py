@@ -6,7 +6,7 @@ Starts throwaway servers on free loopback ports inside one temporary directory:
         pg = s.start_postgres()             # "postgresql://otp@127.0.0.1:PORT/otp"
         bs = s.start_kafka(brokers=3)       # "127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3"
         s.kafka.control("down 1")           # -> "ok down 1"
-        sim = s.start_sim()                 # VoIPBin simulator (tests/sim/simctl.py)
+        sim = s.start_sim()                 # VoIPBin simulator (tests/simctl.py)
         w = s.spawn("worker", [s.bin("otp-worker")], env={...}, ready_line=r"ready")
 
 Everything a Stack starts is ended by stop(): on leaving the `with` block, at interpreter exit
@@ -28,9 +28,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
+
+import simctl
+from testkit import WaitTimeout, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN_DIR = os.path.join(ROOT, "bin")
@@ -114,6 +116,10 @@ class Proc:
 
     def alive(self):
         return self.proc.poll() is None
+
+    def poll(self):
+        """As subprocess.Popen.poll(): the exit status, or None while it runs."""
+        return self.proc.poll()
 
     def kill(self, sig=signal.SIGKILL):
         """Send a signal (default SIGKILL) to the program, if it still runs."""
@@ -282,7 +288,6 @@ class Stack:
             os.chmod(self.root_dir, 0o711)
             os.chmod(self.log_dir, 0o755)
         self._procs = []  # every Proc spawned, in start order
-        self._sims = []
         self._stopped = False
         self.kafka = None
         self.kafka_bootstrap = None
@@ -369,41 +374,41 @@ class Stack:
 
     def _wait_ready(self, p, ready_line, ready_url, timeout):
         line_re = re.compile(ready_line) if ready_line else None
-        deadline = time.monotonic() + timeout
-        offset = 0
-        pending = b""
-        line_ok = line_re is None
-        url_ok = ready_url is None
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        while True:
-            if not line_ok:
+        st = {"offset": 0, "pending": b"", "line": line_re is None, "url": ready_url is None}
+
+        def ready():
+            if not st["line"]:
                 with open(p.log_path, "rb") as f:
-                    f.seek(offset)
+                    f.seek(st["offset"])
                     chunk = f.read()
-                offset += len(chunk)
-                lines = (pending + chunk).split(b"\n")
-                pending = lines.pop()
+                st["offset"] += len(chunk)
+                lines = (st["pending"] + chunk).split(b"\n")
+                st["pending"] = lines.pop()
                 for raw in lines:
                     m = line_re.search(raw.decode("utf-8", "replace").rstrip("\r"))
                     if m:
                         p.ready_match = m
-                        line_ok = True
+                        st["line"] = True
                         break
-            if not url_ok:
+            if not st["url"]:
                 try:
                     with opener.open(ready_url, timeout=1) as r:
-                        url_ok = r.status == 200
+                        st["url"] = r.status == 200
                 except (urllib.error.URLError, OSError, ValueError):
                     pass
-            if line_ok and url_ok:
-                return
+            if st["line"] and st["url"]:
+                return True
             if p.proc.poll() is not None:
                 raise StackError("%s exited with status %s before it was ready; log %s:\n%s" % (
                     p.name, p.proc.returncode, p.log_path, _tail(p.log_path)))
-            if time.monotonic() > deadline:
-                raise StackError("%s not ready within %ss; log %s:\n%s" % (
-                    p.name, timeout, p.log_path, _tail(p.log_path)))
-            time.sleep(0.02)
+            return False
+
+        try:
+            wait_until(ready, timeout, p.name + " ready", interval=0.02)
+        except WaitTimeout:
+            raise StackError("%s not ready within %ss; log %s:\n%s" % (
+                p.name, timeout, p.log_path, _tail(p.log_path))) from None
 
     # ---- Kafka ----
     def start_kafka(self, brokers=1, topics=None, timeout=30):
@@ -423,22 +428,15 @@ class Stack:
         return self.kafka_bootstrap
 
     # ---- VoIPBin simulator ----
-    def start_sim(self, **kw):
-        """Start the VoIPBin simulator through tests/sim/simctl.py's start_sim(); keyword
-        arguments pass through (extra_args, access_key, webhook_secret, webhook_uri)."""
-        sim_dir = os.path.join(ROOT, "tests", "sim")
-        if sim_dir not in sys.path:
-            sys.path.insert(0, sim_dir)
-        try:
-            import simctl  # noqa: E402 - written alongside the simulator
-        except ModuleNotFoundError as e:
-            if e.name != "simctl":
-                raise
-            raise StackError("%s/simctl.py is missing" % sim_dir) from e
-
-        sim = simctl.start_sim(self.bin("voipbin-sim"), self._log_path("sim"), **kw)
-        self._sims.append(sim)
-        return sim
+    def start_sim(self, extra_args=(), access_key=simctl.DEFAULT_ACCESS_KEY,
+                  webhook_secret=simctl.DEFAULT_WEBHOOK_SECRET, webhook_uri=None, timeout=10,
+                  name="sim", bin_path=None):
+        """Start the VoIPBin simulator (bin/voipbin-sim, or bin_path) on a free loopback port
+        with extra_args added to its command line; returns a simctl.Sim to drive it."""
+        argv = simctl.sim_argv(bin_path or self.bin("voipbin-sim"), extra_args, access_key,
+                               webhook_secret, webhook_uri)
+        p = self.spawn(name, argv, ready_line=simctl.READY_LINE, timeout=timeout)
+        return simctl.Sim(p, int(p.ready_match.group(1)), access_key, webhook_secret)
 
     # ---- PostgreSQL ----
     def _pg_cmd(self, argv):
@@ -577,16 +575,11 @@ class Stack:
 
     # ---- shutdown ----
     def stop(self):
-        """End everything this stack started (simulators, programs in reverse start order, the
-        broker, PostgreSQL) and remove the temporary root unless keep. Safe to call twice."""
+        """End everything this stack started (programs, simulators and the broker in reverse
+        start order, then PostgreSQL) and remove the temporary root unless keep. Safe to call
+        twice."""
         self._stopped = True
         errors = []
-        while self._sims:
-            sim = self._sims.pop()
-            try:
-                sim.stop()
-            except Exception as e:  # noqa: BLE001
-                errors.append("sim: %s" % e)
         while self._procs:
             p = self._procs.pop()
             try:

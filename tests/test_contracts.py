@@ -15,6 +15,8 @@ import tempfile
 import jsonschema
 import pytest
 
+from testkit import load_schema
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_DIR = os.path.join(ROOT, "schema")
 EXAMPLES = os.path.join(SCHEMA_DIR, "examples")
@@ -35,15 +37,14 @@ PARSER_ONLY_CHECKS = {
 }
 
 
-def load_schema(topic):
-    with open(os.path.join(SCHEMA_DIR, topic + ".schema.json"), encoding="utf-8") as f:
-        schema = json.load(f)
+def load_validator(topic):
+    schema = load_schema(topic + ".schema.json")
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
-REQUESTED = load_schema("otp.requested")
+REQUESTED = load_validator("otp.requested")
 
 
 def schema_errors(validator, doc):
@@ -143,7 +144,7 @@ def test_every_example_validates_against_its_topic_schema():
         seen.add(topic)
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
-        assert schema_errors(load_schema(topic), doc) == [], name
+        assert schema_errors(load_validator(topic), doc) == [], name
         if topic == "otp.requested":
             assert parser_verdicts([json.dumps(doc)]) == ["accept"], name
     # Every topic, the DLQ included, has at least one example.

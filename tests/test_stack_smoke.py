@@ -2,10 +2,7 @@
 independent clients (psycopg, confluent_kafka). Run: /usr/bin/python3 -m pytest -q
 tests/test_stack_smoke.py (needs bin/otp-kafka-broker: `make`)."""
 
-import os
 import subprocess
-import sys
-import time
 import uuid
 
 import psycopg
@@ -13,8 +10,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stack import Stack, StackError  # noqa: E402
+from stack import Stack, StackError
+from testkit import wait_until
 
 
 @pytest.fixture
@@ -88,13 +85,15 @@ def test_kafka_produce_consume_commit(stack):
     c = Consumer(consumer_conf(bootstrap, group))
     c.subscribe(["otp.requested"])
     got = {}
-    deadline = time.monotonic() + 30
-    while len(got) < len(sent) and time.monotonic() < deadline:
+
+    def all_read():
         m = c.poll(0.5)
-        if m is None:
-            continue
-        assert m.error() is None, m.error()
-        got[m.key().decode()] = m.value()
+        if m is not None:
+            assert m.error() is None, m.error()
+            got[m.key().decode()] = m.value()
+        return len(got) >= len(sent)
+    wait_until(all_read, 30, "all %d messages read back" % len(sent), interval=0,
+               state=lambda: "read %d" % len(got))
     assert got == sent
     c.commit(asynchronous=False)
     c.close()

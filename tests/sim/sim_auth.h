@@ -1,5 +1,6 @@
 /* sim_auth: credentials in the gateway's order (cookie token, ?token=, Bearer JWT, cookie
- * accesskey, ?accesskey=), JWTs from POST /auth/login, and the per-customer rate limit. */
+ * accesskey, ?accesskey=; the JWTs themselves are sim_extras'), and the per-customer rate
+ * limit. */
 #ifndef SIM_AUTH_H
 #define SIM_AUTH_H
 
@@ -10,8 +11,6 @@ typedef enum { SIM_AUTH_OK, SIM_AUTH_MISSING, SIM_AUTH_INVALID } sim_auth_result
 
 /* Reads only settings fixed at start: no lock needed. */
 sim_auth_result sim_auth_check(sim_t *s, const sim_req *q);
-/* POST /auth/login: 200 {username, token}; 400 with an empty body otherwise. */
-void sim_auth_login(sim_t *s, const sim_req *q, sim_resp *r);
 
 /* Token bucket (lock held). Returns 1 when the request may pass; else *retry_after_s is set. */
 int sim_ratelimit_take(sim_t *s, int *retry_after_s);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim_extras.h"
 #include "sim_flow.h"
 
 #define DIAL_TIMEOUT_MS 60000 /* bin-call-manager defaultDialTimeout */
@@ -371,16 +372,6 @@ json_t *sim_call_json(const sim_call *c)
     return o;
 }
 
-static json_t *time_or_null(int64_t us)
-{
-    char t[SIM_TIME_LEN];
-
-    if (!us)
-        return json_null();
-    sim_fmt_time(us, t);
-    return json_string(t);
-}
-
 static json_t *str_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();
@@ -428,8 +419,8 @@ json_t *sim_call_record_json(const sim_call *c)
         json_object_set_new(x, "language", json_string(t->language));
         json_object_set_new(x, "provider", json_string(t->provider));
         json_object_set_new(x, "voice_id", json_string(t->voice_id));
-        json_object_set_new(x, "started_at", time_or_null(t->started_us));
-        json_object_set_new(x, "ended_at", time_or_null(t->ended_us));
+        json_object_set_new(x, "started_at", sim_time_json(t->started_us));
+        json_object_set_new(x, "ended_at", sim_time_json(t->ended_us));
         json_object_set_new(x, "duration_ms", json_integer(t->planned_ms));
         json_object_set_new(x, "async", json_boolean(t->async));
         json_object_set_new(x, "failed", json_boolean(t->failed));
@@ -451,7 +442,7 @@ json_t *sim_call_record_json(const sim_call *c)
         char d[2] = {c->dlog[i].digit, 0};
         json_t *x = json_object();
         json_object_set_new(x, "digit", json_string(d));
-        json_object_set_new(x, "at", time_or_null(c->dlog[i].at_us));
+        json_object_set_new(x, "at", sim_time_json(c->dlog[i].at_us));
         json_object_set_new(x, "during", str_or_null(c->dlog[i].during));
         json_array_append_new(a, x);
     }
@@ -469,7 +460,7 @@ json_t *sim_call_record_json(const sim_call *c)
         json_t *x = delivery_json(e->attempts, e->state, e->http_status, e->error);
         json_object_set_new(x, "type", json_string(e->type));
         json_object_set_new(x, "call_status", json_string(e->status));
-        json_object_set_new(x, "at", time_or_null(e->at_us));
+        json_object_set_new(x, "at", sim_time_json(e->at_us));
         json_object_set_new(x, "duplicate", json_boolean(e->duplicate));
         json_array_append_new(a, x);
     }
@@ -483,7 +474,7 @@ json_t *sim_call_record_json(const sim_call *c)
         json_object_set_new(x, "method", json_string(w->method));
         json_object_set_new(x, "data_type", json_string(w->data_type));
         json_object_set_new(x, "body", json_string(w->body));
-        json_object_set_new(x, "at", time_or_null(w->at_us));
+        json_object_set_new(x, "at", sim_time_json(w->at_us));
         json_array_append_new(a, x);
     }
     json_object_set_new(o, "webhook_sends", a);
@@ -1056,7 +1047,7 @@ void sim_calls_create(sim_t *s, const sim_req *q, sim_resp *r)
         }
     }
     if (json_is_string(fid) && *json_string_value(fid)) {
-        json_t *stored = sim_flows_actions(s, json_string_value(fid));
+        json_t *stored = sim_extras_flow_actions(s, json_string_value(fid));
         if (!stored) {
             sim_resp_error(r, q, 404, "NOT_FOUND", "RESOURCE_NOT_FOUND", "The flow was not found.",
                            NULL);
@@ -1124,36 +1115,9 @@ out:
     json_decref(body);
 }
 
-/* ---------- GET /v1.0/calls ---------- */
-
-void sim_calls_list(sim_t *s, const sim_req *q, sim_resp *r)
+json_t *sim_call_listed(const sim_entry *e)
 {
-    const char *ps = sim_req_arg(q, "page_size"), *pt = sim_req_arg(q, "page_token");
-    long size = 100;
-    int64_t before = INT64_MAX;
-    json_t *res = json_array();
-    sim_entry *e;
-    int64_t last = 0;
-    char tok[SIM_TIME_LEN] = "";
+    const sim_call *c = (const sim_call *)e;
 
-    if (ps) {
-        char *end;
-        long v = strtol(ps, &end, 10);
-        /* ≤0, >100 or garbage silently become 100, as in the gateway */
-        if (*end == '\0' && v > 0 && v <= 100)
-            size = v;
-    }
-    if (pt && *pt && sim_parse_time(pt, &before))
-        before = INT64_MAX;
-    for (e = s->calls.tail; e && (long)json_array_size(res) < size; e = e->prev) {
-        const sim_call *c = (const sim_call *)e;
-        if (e->tm_create_us >= before || c->tm_delete)
-            continue;
-        json_array_append_new(res, sim_call_json(c));
-        last = e->tm_create_us;
-    }
-    /* the token is the last item's tm_create, also on the last page; "" only when empty */
-    if (last)
-        sim_fmt_time6(last, tok);
-    sim_resp_json(r, 200, json_pack("{s:o, s:s}", "result", res, "next_page_token", tok));
+    return c->tm_delete ? NULL : sim_call_json(c);
 }

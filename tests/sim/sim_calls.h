@@ -141,8 +141,8 @@ extern const sim_audio_owner_ops sim_call_audio_ops;
 
 /* POST /v1.0/calls. */
 void sim_calls_create(sim_t *s, const sim_req *q, sim_resp *r);
-/* GET /v1.0/calls (paged) */
-void sim_calls_list(sim_t *s, const sim_req *q, sim_resp *r);
+/* A call as GET /v1.0/calls lists it (new reference), NULL once deleted. */
+json_t *sim_call_listed(const sim_entry *e);
 
 sim_call *sim_call_find(sim_t *s, const char *id);
 json_t *sim_call_json(const sim_call *c);

@@ -7,6 +7,7 @@
 
 #include "sim_auth.h"
 #include "sim_calls.h"
+#include "sim_extras.h"
 #include "sim_messages.h"
 
 static void bad(sim_resp *r, const sim_req *q, const char *msg)
@@ -112,7 +113,7 @@ static const char *default_reason(int status)
     }
 }
 
-static void clear_faults(sim_t *s)
+void sim_faults_clear(sim_t *s)
 {
     while (s->faults) {
         sim_fault *f = s->faults;
@@ -167,7 +168,7 @@ static void faults_post(sim_t *s, const sim_req *q, sim_resp *r)
         return;
     }
     if (json_is_true(json_object_get(b, "clear")))
-        clear_faults(s);
+        sim_faults_clear(s);
     path = json_string_value(json_object_get(b, "path"));
     method = json_string_value(json_object_get(b, "method"));
     if (!path)
@@ -333,40 +334,6 @@ out:
     json_decref(b);
 }
 
-/* ---------- account ---------- */
-
-static json_t *account_json(const sim_t *s)
-{
-    return json_pack("{s:f, s:s, s:s, s:s}", "balance", s->account.balance, "status",
-                     s->account.status, "identity_verification_status", s->account.identity,
-                     "webhook_secret", s->customer.webhook_secret);
-}
-
-static void account_post(sim_t *s, const sim_req *q, sim_resp *r)
-{
-    json_t *b = body_object(q), *v;
-
-    if (!b) {
-        bad(r, q, "body must be a JSON object");
-        return;
-    }
-    if (json_is_number(v = json_object_get(b, "balance")))
-        s->account.balance = json_number_value(v);
-    if (json_is_string(v = json_object_get(b, "status")))
-        sim_strlcpy(s->account.status, json_string_value(v), sizeof s->account.status);
-    if (json_is_string(v = json_object_get(b, "identity_verification_status")))
-        sim_strlcpy(s->account.identity, json_string_value(v), sizeof s->account.identity);
-    if (json_is_string(v = json_object_get(b, "webhook_secret"))) {
-        char *n = strdup(json_string_value(v));
-        if (n) {
-            free(s->customer.webhook_secret);
-            s->customer.webhook_secret = n;
-        }
-    }
-    sim_resp_json(r, 200, account_json(s));
-    json_decref(b);
-}
-
 /* ---------- records ---------- */
 
 static void calls_get(sim_t *s, const sim_req *q, sim_resp *r)
@@ -482,15 +449,12 @@ void sim_control_handle(sim_t *s, const sim_req *q, sim_resp *r)
         else if (get)
             sim_resp_json(r, 200, faults_json(s));
         else if (del) {
-            clear_faults(s);
+            sim_faults_clear(s);
             ok(r);
         } else
             bad(r, q, "GET, POST or DELETE");
     } else if (!strcmp(p, "/account")) {
-        if (post)
-            account_post(s, q, r);
-        else
-            sim_resp_json(r, 200, account_json(s));
+        sim_extras_account(s, q, r);
     } else if (!strcmp(p, "/calls") && get) {
         calls_get(s, q, r);
     } else if (!strncmp(p, "/calls/", 7)) {

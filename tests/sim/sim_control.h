@@ -16,6 +16,8 @@ typedef struct sim_fault_hit {
     long latency_ms;
 } sim_fault_hit;
 
+/* Drops every injected fault (REST and webhook) and restores the startup rate limit. */
+void sim_faults_clear(sim_t *s);
 void sim_faults_match(sim_t *s, const char *method, const char *path, sim_fault_hit *hit);
 void sim_control_handle(sim_t *s, const sim_req *q, sim_resp *r);
 

@@ -1,7 +1,7 @@
-/* sim_flow: flows (inline actions or POST /v1.0/flows) and the runner that plays them on an
- * answered call: talk, sleep, digits_receive, condition_variable, branch, goto, amd,
- * webhook_send, variable_set, hangup, and short stand-ins for the other media actions.
- * Runs with the lock held, driven by scheduler timers. */
+/* sim_flow: the runner that plays a call's flow (inline actions, or a stored flow of
+ * sim_extras) on an answered call: talk, sleep, digits_receive, condition_variable, branch, goto,
+ * amd, webhook_send, variable_set, hangup, and short stand-ins for the other media actions. Runs
+ * with the lock held, driven by scheduler timers. */
 #ifndef SIM_FLOW_H
 #define SIM_FLOW_H
 
@@ -28,13 +28,5 @@ void sim_flow_stop(sim_call *c);
 
 /* ${variable} substitution as the flow-manager does it; caller frees. */
 char *sim_flow_subst(const sim_call *c, const char *in);
-
-/* Stored flows (POST/GET/DELETE /v1.0/flows). */
-void sim_flows_create(sim_t *s, const sim_req *q, sim_resp *r);
-void sim_flows_list(sim_t *s, const sim_req *q, sim_resp *r);
-void sim_flows_get(sim_t *s, const sim_req *q, sim_resp *r, const char *id, int del);
-/* Actions of a stored flow (borrowed), or NULL. */
-json_t *sim_flows_actions(sim_t *s, const char *id);
-void sim_flows_clear(sim_t *s);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "sim_api.h"
 #include "sim_auth.h"
+#include "sim_extras.h"
 #include "sim_control.h"
 #include "sim_util.h"
 
@@ -154,7 +155,7 @@ static void route(sim_t *s, const sim_req *q, const conn_st *st, sim_resp *r)
         return;
     }
     if (!strcmp(p, "/auth/login") && !strcmp(q->method, "POST")) {
-        sim_auth_login(s, q, r);
+        sim_extras_login(s, q, r);
         return;
     }
     if (!strncmp(p, "/v1.0/auth/", 11)) {

@@ -57,16 +57,6 @@ static void msg_record(void *owner, int rec, size_t idx, int attempts, long http
 
 static const sim_wh_owner_ops msg_ops = {msg_record, msg_release};
 
-static json_t *time_or_null(int64_t us)
-{
-    char t[SIM_TIME_LEN];
-
-    if (!us)
-        return json_null();
-    sim_fmt_time(us, t);
-    return json_string(t);
-}
-
 static json_t *msg_json(const sim_msg *m)
 {
     json_t *o = json_object(), *ts = json_array();
@@ -78,7 +68,7 @@ static json_t *msg_json(const sim_msg *m)
         json_object_set(x, "destination", t->destination);
         json_object_set_new(x, "status", json_string(t->status));
         json_object_set_new(x, "parts", json_integer(t->parts));
-        json_object_set_new(x, "tm_update", time_or_null(t->tm_update));
+        json_object_set_new(x, "tm_update", sim_time_json(t->tm_update));
         json_array_append_new(ts, x);
     }
     json_object_set_new(o, "id", json_string(m->e.id));
@@ -89,9 +79,9 @@ static json_t *msg_json(const sim_msg *m)
     json_object_set_new(o, "text", json_string(m->text));
     json_object_set_new(o, "direction", json_string("outbound"));
     /* message timestamps are not omitempty: unset is null */
-    json_object_set_new(o, "tm_create", time_or_null(m->e.tm_create_us));
-    json_object_set_new(o, "tm_update", time_or_null(m->tm_update));
-    json_object_set_new(o, "tm_delete", time_or_null(m->tm_delete));
+    json_object_set_new(o, "tm_create", sim_time_json(m->e.tm_create_us));
+    json_object_set_new(o, "tm_update", sim_time_json(m->tm_update));
+    json_object_set_new(o, "tm_delete", sim_time_json(m->tm_delete));
     return o;
 }
 
@@ -303,33 +293,11 @@ out:
     json_decref(body);
 }
 
-void sim_messages_list(sim_t *s, const sim_req *q, sim_resp *r)
+json_t *sim_msg_listed(const sim_entry *e)
 {
-    const char *ps = sim_req_arg(q, "page_size"), *pt = sim_req_arg(q, "page_token");
-    long size = 100;
-    int64_t before = INT64_MAX, last = 0;
-    json_t *res = json_array();
-    sim_entry *e;
-    char tok[SIM_TIME_LEN] = "";
+    const sim_msg *m = (const sim_msg *)e;
 
-    if (ps) {
-        char *end;
-        long v = strtol(ps, &end, 10);
-        if (*end == '\0' && v > 0 && v <= 100)
-            size = v;
-    }
-    if (pt && *pt && sim_parse_time(pt, &before))
-        before = INT64_MAX;
-    for (e = s->messages.tail; e && (long)json_array_size(res) < size; e = e->prev) {
-        const sim_msg *m = (const sim_msg *)e;
-        if (e->tm_create_us >= before || m->tm_delete)
-            continue;
-        json_array_append_new(res, msg_json(m));
-        last = e->tm_create_us;
-    }
-    if (last)
-        sim_fmt_time6(last, tok);
-    sim_resp_json(r, 200, json_pack("{s:o, s:s}", "result", res, "next_page_token", tok));
+    return m->tm_delete ? NULL : msg_json(m);
 }
 
 void sim_messages_get(sim_t *s, const sim_req *q, sim_resp *r, const char *id, int del)
@@ -371,7 +339,7 @@ json_t *sim_msg_record_json(const sim_msg *m)
         const sim_event_rec *e = &m->events[i];
         json_t *x = json_object();
         json_object_set_new(x, "type", json_string(e->type));
-        json_object_set_new(x, "at", time_or_null(e->at_us));
+        json_object_set_new(x, "at", sim_time_json(e->at_us));
         json_object_set_new(x, "state", json_string(sim_wh_state_name(e->state)));
         json_object_set_new(x, "delivered", json_boolean(e->state == SIM_WH_DELIVERED));
         json_object_set_new(x, "attempts", json_integer(e->attempts));

@@ -35,7 +35,8 @@ typedef struct sim_msg {
 } sim_msg;
 
 void sim_messages_create(sim_t *s, const sim_req *q, sim_resp *r);
-void sim_messages_list(sim_t *s, const sim_req *q, sim_resp *r);
+/* A message as GET /v1.0/messages lists it (new reference), NULL once deleted. */
+json_t *sim_msg_listed(const sim_entry *e);
 void sim_messages_get(sim_t *s, const sim_req *q, sim_resp *r, const char *id, int del);
 json_t *sim_msg_record_json(const sim_msg *m);
 void sim_messages_clear(sim_t *s);

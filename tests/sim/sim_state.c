@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "sim.h"
-#include "sim_auth.h"
 #include "sim_calls.h"
-#include "sim_flow.h"
+#include "sim_control.h"
+#include "sim_extras.h"
 #include "sim_messages.h"
 
 int64_t sim_scaled_ns(const sim_t *s, int64_t ms)
@@ -52,11 +52,7 @@ static void load_whitelist(sim_t *s, const char *list)
 
 static void free_rules(sim_t *s)
 {
-    while (s->faults) {
-        sim_fault *f = s->faults;
-        s->faults = f->next;
-        free(f);
-    }
+    sim_faults_clear(s);
     while (s->scripts) {
         sim_script *sc = s->scripts;
         s->scripts = sc->next;
@@ -72,11 +68,8 @@ int sim_state_reset(sim_t *s)
     s->epoch++;
     sim_calls_clear(s);
     sim_messages_clear(s);
-    sim_flows_clear(s);
+    sim_extras_flows_clear(s);
     free_rules(s);
-    s->wh_duplicate = s->wh_reorder = 0;
-    s->wh_drop_pct = 0;
-    s->reorder_ms = 500;
 
     set_str(&s->customer.name, "VoIPBin simulator");
     set_str(&s->customer.detail, "");
@@ -99,7 +92,6 @@ int sim_state_reset(sim_t *s)
     s->account.balance = cfg->balance;
     sim_strlcpy(s->account.status, "active", sizeof s->account.status);
     sim_strlcpy(s->account.identity, cfg->identity, sizeof s->account.identity);
-    sim_ratelimit_set(s, cfg->rate, cfg->burst);
     return 0;
 }
 
@@ -169,7 +161,7 @@ void sim_state_free(sim_t *s)
 {
     sim_calls_clear(s);
     sim_messages_clear(s);
-    sim_flows_clear(s);
+    sim_extras_flows_clear(s);
     free_rules(s);
     sim_index_free(&s->calls);
     sim_index_free(&s->messages);

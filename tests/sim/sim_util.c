@@ -48,6 +48,16 @@ void sim_fmt_time(int64_t us, char out[SIM_TIME_LEN])
     snprintf(out, SIM_TIME_LEN, "%s.%sZ", base, f);
 }
 
+json_t *sim_time_json(int64_t us)
+{
+    char t[SIM_TIME_LEN];
+
+    if (!us)
+        return json_null();
+    sim_fmt_time(us, t);
+    return json_string(t);
+}
+
 void sim_fmt_time6(int64_t us, char out[SIM_TIME_LEN])
 {
     char base[32];

@@ -2,6 +2,7 @@
 #ifndef SIM_UTIL_H
 #define SIM_UTIL_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,6 +14,8 @@ int64_t sim_mono_ns(void); /* monotonic clock, ns */
 
 /* RFC 3339 UTC with trailing fractional zeros trimmed, as Go's time.Time marshals. */
 void sim_fmt_time(int64_t us, char out[SIM_TIME_LEN]);
+/* sim_fmt_time as a JSON string; JSON null for 0 (unset). */
+json_t *sim_time_json(int64_t us);
 /* Always six fractional digits: the page-token format. */
 void sim_fmt_time6(int64_t us, char out[SIM_TIME_LEN]);
 /* Parses RFC 3339 or "YYYY-MM-DD HH:MM:SS.ffffff"; returns 0 on success. */

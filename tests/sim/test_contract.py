@@ -14,7 +14,14 @@ from datetime import datetime
 
 import pytest
 
-from conftest import OWNED, Receiver, launch, signature
+from stack import Stack
+from testkit import Receiver, webhook_signature as signature
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SIM_BIN = os.environ.get("VOIPBIN_SIM_BIN", os.path.join(ROOT, "bin", "voipbin-sim"))
+OWNED = ["+15550100000", "+15550100001"]
+FAST_ARGS = ["--whitelist", "us,gb", "--numbers", ",".join(OWNED), "--time-scale", "0.05",
+             "--rate", "100000", "--burst", "100000"]
 
 DEST = "+15557770001"
 UK = "+447700900123"
@@ -26,6 +33,47 @@ OTP_FLOW = [
     {"type": "talk", "option": {"text": "Your code is 4 8 2 9 1 3", "language": "en-US"}},
     {"type": "hangup"},
 ]
+
+
+@pytest.fixture(scope="module")
+def sim_stack(tmp_path_factory):
+    """Every simulator of the suite runs in this stack; logs stay in pytest's tmp dir."""
+    if not os.access(SIM_BIN, os.X_OK):
+        pytest.fail("%s is not built (make bin/voipbin-sim)" % SIM_BIN)
+    with Stack(root=tmp_path_factory.mktemp("sim")) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def launch(sim_stack):
+    """launch(name, args, **start_sim keywords): one more simulator, stopped by the test."""
+    def start(name, args, **kw):
+        return sim_stack.start_sim(extra_args=args, name=name, bin_path=SIM_BIN, **kw)
+    return start
+
+
+@pytest.fixture(scope="module")
+def recv():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def sim(launch, recv):
+    s = launch("fast", FAST_ARGS, webhook_uri=recv.url("/hooks"),
+               access_key="vb_contractTestKey0123456789abcdefgh",
+               webhook_secret="s3cr3t-for-contract-tests")
+    yield s
+    assert s.stop() == 0, "simulator did not exit cleanly on SIGTERM"
+
+
+@pytest.fixture(autouse=True)
+def clean(request, recv):
+    recv.clear()
+    if "sim" in request.fixturenames:
+        request.getfixturevalue("sim").reset()
+    yield
 
 
 def body(dest=DEST, actions=None, src=OWNED[0], **extra):
@@ -201,8 +249,8 @@ def test_no_balance_is_500_and_partial_success_is_200(sim):
     assert st == 200 and [c["destination"]["target"] for c in res["calls"]] == [DEST]
 
 
-def test_documented_mode_answers_400_and_402(sim_bin, logdir):
-    s = launch(sim_bin, logdir, "documented", ["--error-mode", "documented", "--whitelist", "us",
+def test_documented_mode_answers_400_and_402(launch):
+    s = launch("documented", ["--error-mode", "documented", "--whitelist", "us",
                                                "--numbers", OWNED[0], "--rate", "1000", "--burst", "1000"])
     try:
         st, h, res = s.api("POST", "/calls", body(dest=UK))
@@ -335,10 +383,10 @@ def test_webhook_network_error_is_retried_three_times(sim):
     assert ev["attempts"] == 3 and ev["status_code"] is None and ev["error"]
 
 
-def test_webhook_retry_on_500_is_three_attempts_one_second_apart(sim_bin, logdir):
+def test_webhook_retry_on_500_is_three_attempts_one_second_apart(launch):
     """Real time scale: the 1 s spacing is the real one."""
     r = Receiver()
-    s = launch(sim_bin, logdir, "realscale", ["--whitelist", "us", "--numbers", OWNED[0]],
+    s = launch("realscale", ["--whitelist", "us", "--numbers", OWNED[0]],
                webhook_uri=r.url("/hooks"))
     try:
         r.status["/hooks"] = 500
@@ -359,8 +407,8 @@ def test_webhook_retry_on_500_is_three_attempts_one_second_apart(sim_bin, logdir
         r.close()
 
 
-def test_ssrf_guard_refuses_loopback_when_enabled(sim_bin, logdir, recv):
-    s = launch(sim_bin, logdir, "ssrf", ["--ssrf-guard", "--whitelist", "us", "--numbers", OWNED[0],
+def test_ssrf_guard_refuses_loopback_when_enabled(launch, recv):
+    s = launch("ssrf", ["--ssrf-guard", "--whitelist", "us", "--numbers", OWNED[0],
                                          "--time-scale", "0.05"], webhook_uri=recv.url("/hooks"))
     try:
         c = place(s)
@@ -665,8 +713,8 @@ def test_sms_scripted_failure_and_500_on_no_balance(sim, recv):
 
 # ---------------------------------------------------------------- rate limit (§9.2)
 
-def test_rate_limit_default_is_burst_33_then_429_with_retry_after(sim_bin, logdir):
-    s = launch(sim_bin, logdir, "ratelimit", ["--whitelist", "us"])
+def test_rate_limit_default_is_burst_33_then_429_with_retry_after(launch):
+    s = launch("ratelimit", ["--whitelist", "us"])
     try:
         results = [s.api("GET", "/calls") for _ in range(40)]
         codes = [r[0] for r in results]
@@ -784,8 +832,8 @@ def test_reset_forgets_calls_scripts_and_faults(sim):
     assert sim.wait_call_ended(c["id"])["call"]["hangup_reason"] == "normal"
 
 
-def test_max_calls_drops_oldest_ended_calls(sim_bin, logdir):
-    s = launch(sim_bin, logdir, "retention", ["--whitelist", "us", "--numbers", OWNED[0], "--max-calls", "3",
+def test_max_calls_drops_oldest_ended_calls(launch):
+    s = launch("retention", ["--whitelist", "us", "--numbers", OWNED[0], "--max-calls", "3",
                                               "--time-scale", "0.02", "--rate", "1000", "--burst", "1000"])
     try:
         s.script("*", outcome="failed", end_ms=100)
@@ -799,8 +847,8 @@ def test_max_calls_drops_oldest_ended_calls(sim_bin, logdir):
 
 @pytest.mark.skipif(not any(os.access(os.path.join(p, "espeak-ng"), os.X_OK)
                             for p in os.environ.get("PATH", "").split(":")), reason="espeak-ng not installed")
-def test_audio_dir_renders_each_talk_to_wav(sim_bin, logdir, tmp_path):
-    s = launch(sim_bin, logdir, "audio", ["--whitelist", "us", "--numbers", OWNED[0], "--time-scale", "0.05",
+def test_audio_dir_renders_each_talk_to_wav(launch, tmp_path):
+    s = launch("audio", ["--whitelist", "us", "--numbers", OWNED[0], "--time-scale", "0.05",
                                           "--audio-dir", str(tmp_path)])
     try:
         c = place(s, actions=[{"type": "talk", "option": {
@@ -815,8 +863,8 @@ def test_audio_dir_renders_each_talk_to_wav(sim_bin, logdir, tmp_path):
         s.stop()
 
 
-def test_sigterm_exits_cleanly_with_calls_in_flight(sim_bin, logdir):
-    s = launch(sim_bin, logdir, "sigterm", ["--whitelist", "us", "--numbers", OWNED[0]],
+def test_sigterm_exits_cleanly_with_calls_in_flight(launch):
+    s = launch("sigterm", ["--whitelist", "us", "--numbers", OWNED[0]],
                webhook_uri="http://127.0.0.1:9/none")
     place(s, actions=[{"type": "sleep", "option": {"duration": 60000}}])
     s.fault(latency_ms=5000)

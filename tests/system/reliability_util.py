@@ -9,7 +9,8 @@ import collections
 import datetime
 import random
 import threading
-import time
+
+from testkit import produce, wait_until
 
 TERMINAL = ("delivered", "failed", "expired")
 # Events that end a request on the status topic (verify events are not used here).
@@ -142,21 +143,21 @@ def status_counts(stack):
 
 def wait_all_terminal(stack, n, timeout, poll=0.5, terminal=TERMINAL):
     """Waits until n challenges exist and all are in a terminal status; returns the counts."""
-    deadline = time.monotonic() + timeout
     counts = {}
-    while time.monotonic() < deadline:
+
+    def all_terminal():
         try:
-            counts = status_counts(stack)
+            now = status_counts(stack)
         except Exception:  # noqa: BLE001 - PostgreSQL may be restarting
-            time.sleep(poll)
-            continue
+            return None
+        counts.clear()
+        counts.update(now)
         total = sum(counts.values())
         done = sum(v for k, v in counts.items() if k in terminal)
-        if total >= n and done == total:
-            return counts
-        time.sleep(poll)
-    raise AssertionError("not every request reached a terminal status within %ss: %s" % (
-        timeout, counts))
+        return total >= n and done == total
+    wait_until(all_terminal, timeout, "every one of %d requests in a terminal status" % n,
+               interval=poll, state=lambda: "counts %s" % counts)
+    return dict(counts)
 
 
 # ---- the status topic -----------------------------------------------------------------------
@@ -267,26 +268,11 @@ def group_lag(bootstrap, group, topic):
 
 
 def wait_lag_zero(bootstrap, group, topic, timeout=30):
-    deadline = time.monotonic() + timeout
-    lag, detail = None, None
-    while time.monotonic() < deadline:
-        lag, detail = group_lag(bootstrap, group, topic)
-        if lag == 0:
-            return detail
-        time.sleep(0.5)
-    raise AssertionError("consumer lag of %s on %s still %s: %s" % (group, topic, lag, detail))
+    return wait_until(lambda: (lambda r: r if r[0] == 0 else None)(
+        group_lag(bootstrap, group, topic)), timeout, "no consumer lag of %s on %s" % (
+        group, topic), interval=0.5)[1]
 
 
 def produce_keyed(bootstrap, topic, items):
     """Publishes (key, value) pairs, keys as text, values as bytes, with an independent client."""
-    from confluent_kafka import Producer
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    for k, v in items:
-        while True:
-            try:
-                p.produce(topic, value=v, key=k.encode() if k else None)
-                break
-            except BufferError:
-                p.poll(0.1)
-        p.poll(0)
-    assert p.flush(30) == 0
+    produce(bootstrap, topic, [(k or None, v) for k, v in items], **{"linger.ms": 5})

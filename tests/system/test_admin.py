@@ -6,21 +6,13 @@ the number masked."""
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 
 import psycopg
-import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline as P  # noqa: E402
-from stack import Stack  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    yield from P.running()
+import pipeline as P
+from stack import Stack
 
 
 def admin(pipe, *args, binary=False):

@@ -10,24 +10,18 @@ independent client injects into the topic.
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline as P  # noqa: E402
-from stack import Stack  # noqa: E402
+import pipeline as P
+from stack import Stack
+from testkit import produce
 
 FINAL = {"verified", "locked", "expired", "superseded", "rejected", "blocked", "rate_limited",
          "failed"}
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    yield from P.running()
 
 
 def phone(i):
@@ -128,7 +122,6 @@ def test_audit_passes_a_complete_run_and_flags_injected_faults(pipe, run):
 
     # An independent client writes doctored events: a gap (seq n+2 after n) on one request,
     # a second event with an existing number on another, and a request with no final event.
-    from confluent_kafka import Producer
     evs = by_request(pipe.status.snapshot())
     gap_rid, dup_rid = run["ids"][1], run["ids"][2]
     last = max(evs[gap_rid], key=lambda e: e["seq"])
@@ -137,11 +130,9 @@ def test_audit_passes_a_complete_run_and_flags_injected_faults(pipe, run):
     lonely_rid = str(uuid.uuid4())
     lonely = dict(evs[gap_rid][0], event_id=str(uuid.uuid4()), request_id=lonely_rid, seq=1,
                   type="accepted")
-    p = Producer({"bootstrap.servers": pipe.bootstrap})
-    for ev in (gap, dup, lonely):
-        clean = {k: v for k, v in ev.items() if not k.startswith("_")}
-        p.produce("otp.call_status", key=ev["request_id"], value=json.dumps(clean))
-    assert p.flush(30) == 0
+    produce(pipe.bootstrap, "otp.call_status", [
+        (ev["request_id"], json.dumps({k: v for k, v in ev.items() if not k.startswith("_")}))
+        for ev in (gap, dup, lonely)])
 
     rc, out, err = audit(pipe, run["from_ms"])
     assert rc == 1, out + err

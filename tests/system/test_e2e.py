@@ -6,29 +6,13 @@ status events and the DLQ are read back with an independent Kafka client (conflu
 """
 
 import json
-import os
 import re
-import sys
 import time
 import uuid
 
-import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline as P  # noqa: E402
-
-SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "schema")
-
-
-def load_schema(name):
-    with open(os.path.join(SCHEMA_DIR, name)) as f:
-        return json.load(f)
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    yield from P.running()
+import pipeline as P
+from testkit import load_schema
 
 
 def phone(i, base=2025550000):

@@ -6,22 +6,20 @@ The same request_id twice places one call; bad input is a 4xx with a clear JSON 
 down is a 503 with nothing left half-done; the abuse limits of the workers apply."""
 
 import json
-import os
-import sys
 import time
 import urllib.request
 import uuid
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline as P  # noqa: E402
+import pipeline as P
+from testkit import wait_until
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    yield from P.running(worker_env={"OTP_LIMIT_PHONE_15MIN": "2"},
-                         verifier_env={"OTP_FRONT_DOOR_TIMEOUT_MS": "1500"})
+def pipeline_options():
+    return {"worker_env": {"OTP_LIMIT_PHONE_15MIN": "2"},
+            "verifier_env": {"OTP_FRONT_DOOR_TIMEOUT_MS": "1500"}}
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +43,13 @@ def get(pipe, rid):
 
 
 def wait_state(pipe, rid, pred, timeout=60):
-    deadline = time.monotonic() + timeout
-    st = body = None
-    while time.monotonic() < deadline:
-        st, body = get(pipe, rid)
-        if pred(st, body):
-            return st, body
-        time.sleep(0.2)
-    raise AssertionError("GET %s: %s %s" % (rid, st, body))
+    last = []
+
+    def reached():
+        last[:] = get(pipe, rid)
+        return tuple(last) if pred(*last) else None
+    return wait_until(reached, timeout, "GET %s to reach the state" % rid, interval=0.2,
+                      state=lambda: "%s %s" % tuple(last))
 
 
 def messages(requested, rid):
@@ -174,13 +171,13 @@ def test_kafka_down_is_503_and_nothing_half_done(pipe, requested):
     assert pipe.calls_to(phone(6)) == []
 
     # Sent again with the same request_id once Kafka is back: one request, one call.
-    deadline = time.monotonic() + 30
-    while True:
-        st, res = post(pipe, req)
-        if st == 202 or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert st == 202, res
+    last = []
+
+    def accepted():
+        last[:] = post(pipe, req)
+        return last[0] == 202
+    wait_until(accepted, 30, "202 once Kafka is back", interval=1,
+               state=lambda: "%s %s" % tuple(last))
     pipe.wait_calls(1, pred=lambda c: c["target"] == phone(6))
     time.sleep(2)
     assert len(pipe.calls_to(phone(6))) == 1

@@ -4,30 +4,21 @@ Real stack; the worker runs with a country allowlist and a small global hourly c
 verifier with a small cap on wrong codes per user per hour.
 """
 
-import os
 import re
-import sys
 import urllib.request
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from stack import Stack  # noqa: E402
-import pipeline as P  # noqa: E402
+import pipeline as P
 
 GLOBAL_CAP = 30
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    with Stack() as s:
-        p = P.Pipeline(s)
-        p.start_verifier(OTP_MAX_FAILED_VERIFY_PER_HOUR=7)
-        p.metrics_port = P.free_port()
-        p.start_worker(OTP_COUNTRY_ALLOWLIST="us,gb,de", OTP_LIMIT_GLOBAL_HOUR=GLOBAL_CAP,
-                       OTP_WORKER_LISTEN="127.0.0.1:%d" % p.metrics_port)
-        yield p
-        p.close()
+def pipeline_options():
+    return {"verifier_env": {"OTP_MAX_FAILED_VERIFY_PER_HOUR": 7},
+            "worker_env": {"OTP_COUNTRY_ALLOWLIST": "us,gb,de",
+                           "OTP_LIMIT_GLOBAL_HOUR": GLOBAL_CAP}}
 
 
 def final_type(p, rid, types, timeout=30):
@@ -143,7 +134,7 @@ def test_global_cap_opens_the_circuit(pipe):
     accepted_total = int(pipe.s.psql("SELECT count(*) FROM challenges WHERE status NOT IN "
                                      "('rate_limited','blocked')"))
     assert accepted_total == GLOBAL_CAP
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % pipe.metrics_port, timeout=5) as r:
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % pipe.workers[0].listen_port, timeout=5) as r:
         metrics = r.read().decode()
     assert re.search(r"^otp_worker_circuit_open 1$", metrics, re.M), metrics
     with open(pipe.workers[0].log_path) as f:

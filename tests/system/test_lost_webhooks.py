@@ -8,16 +8,11 @@ missed calls must be retried, and no number may get more calls than its script n
 
 import collections
 import json
-import os
 import re
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-from stack import Stack  # noqa: E402
-import pipeline as P  # noqa: E402
-import reliability_util as R  # noqa: E402
+from stack import Stack
+import pipeline as P
+import reliability_util as R
 
 # (script, calls it takes, final status): each script applies to the number's first calls.
 CASES = [

@@ -9,26 +9,15 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
-import pytest
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from stack import Stack, free_port  # noqa: E402
-import pipeline as P  # noqa: E402
+import pipeline as P
+from stack import Stack, free_port
+from testkit import wait_until
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    port = free_port()
-    for p in P.running(worker_env={"OTP_WORKER_LISTEN": "127.0.0.1:%d" % port}):
-        p.worker_port = port
-        yield p
 
 
 def get(port, path, timeout=10):
@@ -41,12 +30,16 @@ def get(port, path, timeout=10):
 
 
 def wait_status(port, path, want, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        st, body = get(port, path)
-        if st == want or time.monotonic() > deadline:
-            return st, body
-        time.sleep(0.2)
+    """Polls GET path until it answers want; returns (status, body)."""
+    return wait_until(lambda: (lambda r: r if r[0] == want else None)(get(port, path)), timeout,
+                      "GET :%d%s to answer %d" % (port, path, want), interval=0.2,
+                      state=lambda: "it answers %r" % (get(port, path),))
+
+
+def worker_metric(pipe, name, labels=""):
+    """(value of one sample or None, the whole text) of the pipeline worker's /metrics."""
+    st, text = get(pipe.workers[0].listen_port, "/metrics")
+    return sample(text, name, labels), text
 
 
 def promtool_check(text):
@@ -63,9 +56,9 @@ def sample(text, name, labels=""):
 
 
 def test_worker_is_alive_and_ready(pipe):
-    st, body = get(pipe.worker_port, "/healthz")
+    st, body = get(pipe.workers[0].listen_port, "/healthz")
     assert st == 200 and json.loads(body)["status"] == "ok", body
-    st, body = wait_status(pipe.worker_port, "/readyz", 200)
+    st, body = wait_status(pipe.workers[0].listen_port, "/readyz", 200)
     ready = json.loads(body)
     assert st == 200, body
     assert ready == {"status": "ok", "database": True, "kafka": True,
@@ -103,13 +96,10 @@ def test_metrics_after_one_otp_pass_promtool_and_count_it(pipe):
     assert sample(text, "otp_build_info", '{program="otp-verifier",version="0.1.0"}') == 1
 
     # The relay runs after the verifier's event: wait until the worker has counted it.
-    deadline = time.monotonic() + 30
-    while True:
-        st, text = get(pipe.worker_port, "/metrics")
-        if (sample(text, "otp_worker_status_events_total", '{type="verified"}') or 0) >= 1 \
-                or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
+    _, text = wait_until(
+        lambda: (lambda r: r if (r[0] or 0) >= 1 else None)(
+            worker_metric(pipe, "otp_worker_status_events_total", '{type="verified"}')),
+        30, "the worker to count a verified event", interval=0.3)
     promtool_check(text)
     assert sample(text, "otp_worker_status_events_total", '{type="verified"}') >= 1
     assert sample(text, "otp_worker_status_events_total", '{type="call_requested"}') >= 1
@@ -133,20 +123,17 @@ def test_metrics_after_one_otp_pass_promtool_and_count_it(pipe):
 
 def test_dead_letters_are_counted_by_reason(pipe):
     pipe.raw_kafka([b'{"request_id":"not-a-uuid"}'], key=b"+15557120002")
-    deadline = time.monotonic() + 30
-    while True:
-        st, text = get(pipe.worker_port, "/metrics")
-        n = sample(text, "otp_worker_dlq_messages_total", '{reason="invalid_request_id"}')
-        if n or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
+    n, text = wait_until(
+        lambda: (lambda r: r if r[0] else None)(
+            worker_metric(pipe, "otp_worker_dlq_messages_total", '{reason="invalid_request_id"}')),
+        30, "the worker to count the dead letter", interval=0.3)
     assert n == 1, text
 
 
 def test_healthcheck_flag(pipe):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTP_", "KAFKA_"))}
     ok = subprocess.run([Stack.bin("otp-worker"), "--healthcheck"], capture_output=True, text=True,
-                        env=dict(env, OTP_WORKER_LISTEN="0.0.0.0:%d" % pipe.worker_port), timeout=10)
+                        env=dict(env, OTP_WORKER_LISTEN="0.0.0.0:%d" % pipe.workers[0].listen_port), timeout=10)
     assert ok.returncode == 0, ok.stderr
     ok = subprocess.run([Stack.bin("otp-verifier"), "--healthcheck"], capture_output=True, text=True,
                         env=dict(env, OTP_VERIFIER_ADMIN_LISTEN="127.0.0.1:%d"
@@ -242,11 +229,11 @@ def test_worker_waits_for_postgres_that_comes_up_late(pipe):
 def test_worker_not_ready_while_the_broker_is_down(pipe):
     assert pipe.s.kafka.control("down 1").startswith("ok")
     try:
-        st, body = wait_status(pipe.worker_port, "/readyz", 503, timeout=20)
+        st, body = wait_status(pipe.workers[0].listen_port, "/readyz", 503, timeout=20)
         assert st == 503 and json.loads(body)["kafka"] is False, body
-        st, body = get(pipe.worker_port, "/healthz")
+        st, body = get(pipe.workers[0].listen_port, "/healthz")
         assert st == 200, body
     finally:
         assert pipe.s.kafka.control("up 1").startswith("ok")
-    st, body = wait_status(pipe.worker_port, "/readyz", 200, timeout=60)
+    st, body = wait_status(pipe.workers[0].listen_port, "/readyz", 200, timeout=60)
     assert st == 200, body

@@ -8,21 +8,13 @@ so no number is called twice."""
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 
 import psycopg
-import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline as P  # noqa: E402
-from stack import Stack  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    yield from P.running()
+from stack import Stack
+from testkit import wait_until
 
 
 def phone(i):
@@ -59,13 +51,11 @@ def challenges(pipe, ids):
 
 
 def wait_challenges(pipe, ids, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def all_in():
         got = challenges(pipe, ids)
-        if len(got) == len(set(ids)):
-            return got
-        time.sleep(0.2)
-    raise AssertionError("%d of %d requests ingested" % (len(challenges(pipe, ids)), len(set(ids))))
+        return got if len(got) == len(set(ids)) else None
+    return wait_until(all_in, timeout, "%d requests ingested" % len(set(ids)), interval=0.2,
+                      state=lambda: "%d in" % len(challenges(pipe, ids)))
 
 
 def test_results_on_stdout_and_exit_status(pipe, tmp_path):

@@ -14,23 +14,17 @@ limit, since the simulator's own processing jitter can bunch a few requests.
 
 import collections
 import json
-import os
 import random
 import re
 import signal
-import sys
 import threading
 import time
 import uuid
 
-import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-from stack import Stack  # noqa: E402
-import pipeline as P  # noqa: E402
-import reliability_util as R  # noqa: E402
+from stack import Stack
+import pipeline as P
+import reliability_util as R
 
 SIM_RATE, SIM_BURST = 40, 20   # the account limit the simulator enforces
 RATE, BURST = 35, 10           # the budget all workers share (OTP_VOIPBIN_RATE/BURST)

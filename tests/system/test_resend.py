@@ -11,24 +11,22 @@ import hmac
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 
 import psycopg
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline as P  # noqa: E402
-from stack import Stack  # noqa: E402
+from stack import Stack
+from testkit import wait_until
 
 A, B, C, E, G = "+12025550141", "+12025550142", "+12025550143", "+12025550144", "+12025550145"
 
 
 @pytest.fixture(scope="module")
-def pipe():
+def pipeline_options():
     # One call per request: a failed call ends the request (status failed, cause kept).
-    yield from P.running(worker_env={"OTP_MAX_CALL_ATTEMPTS": "1"})
+    return {"worker_env": {"OTP_MAX_CALL_ATTEMPTS": "1"}}
 
 
 def sql(pipe, q, *args):
@@ -44,15 +42,15 @@ def admin(pipe, *args):
 
 
 def wait_status(pipe, rid, want, timeout=60):
-    deadline = time.monotonic() + timeout
-    got = None
-    while time.monotonic() < deadline:
+    def status():
         rows = sql(pipe, "SELECT status FROM challenges WHERE request_id = %s", rid)
-        got = rows[0][0] if rows else None
-        if got in want:
-            return got
-        time.sleep(0.2)
-    raise AssertionError("request %s: status %r, wanted one of %r" % (rid, got, want))
+        return rows[0][0] if rows else None
+    def reached():
+        got = status()
+        return got if got in want else None
+    return wait_until(reached, timeout,
+                      "request %s to reach one of %r" % (rid, want), interval=0.2,
+                      state=lambda: "status %r" % status())
 
 
 def lines_about(out, rid):

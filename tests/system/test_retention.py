@@ -8,22 +8,21 @@ import hashlib
 import hmac
 import os
 import subprocess
-import sys
 import time
 import uuid
 
 import psycopg
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline as P  # noqa: E402
-from stack import Stack  # noqa: E402
+import pipeline as P
+from stack import Stack
+from testkit import wait_until
 
 
 @pytest.fixture(scope="module")
-def pipe():
+def pipeline_options():
     # The fixture's worker purges only after an hour: the tests decide when the purge runs.
-    yield from P.running(worker_env={"OTP_PURGE_INTERVAL_SECONDS": 3600})
+    return {"worker_env": {"OTP_PURGE_INTERVAL_SECONDS": 3600}}
 
 
 def phone(i):
@@ -133,12 +132,8 @@ def test_number_kept_while_live_then_replaced_by_its_keyed_hash(pipe):
 def test_worker_purges_in_the_background_one_at_a_time(pipe):
     rid = old_challenge(pipe, 40)
     w = pipe.start_worker(OTP_PURGE_INTERVAL_SECONDS=1)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if sql(pipe, "SELECT count(*) FROM challenges WHERE request_id = %s", rid) == [(0,)]:
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError("the worker did not purge the old challenge")
+    wait_until(lambda: sql(pipe, "SELECT count(*) FROM challenges WHERE request_id = %s",
+                           rid) == [(0,)], 30, "the worker to purge the old challenge",
+               interval=0.5)
     time.sleep(1.5)
     assert "event=purged" in w.log() and "challenges=1 calls=1" in w.log(), w.log()[-2000:]

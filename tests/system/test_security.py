@@ -22,7 +22,6 @@ import base64
 import collections
 import glob
 import hashlib
-import hmac
 import http.client
 import itertools
 import json
@@ -32,20 +31,15 @@ import re
 import secrets
 import statistics
 import subprocess
-import sys
 import threading
 import time
 import uuid
 
 import pytest
 
-TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, TESTS_DIR)
-from stack import Stack, free_port  # noqa: E402
-import pipeline as P  # noqa: E402
-
-ROOT = os.path.dirname(TESTS_DIR)
-SCHEMA_DIR = os.path.join(ROOT, "schema")
+from stack import ROOT, Stack, free_port
+import pipeline as P
+from testkit import load_schema, produce, wait_until, webhook_signature as sign
 
 SAMPLE_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 CLOSED_DB = "postgresql://otp@127.0.0.1:1/otp"  # nothing listens on port 1
@@ -75,16 +69,6 @@ def new_user(prefix="sec"):
 
 def now_rfc3339():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def load_schema(name):
-    with open(os.path.join(SCHEMA_DIR, name)) as f:
-        return json.load(f)
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    yield from P.running()
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -149,10 +133,6 @@ def verify_raw(pipe, body, api_key=None, port=None, content_type="application/js
     return st, as_json(raw)
 
 
-def sign(secret, body):
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def webhook(port, body, secret=None, signature=None):
     headers = {"Content-Type": "application/json"}
     if signature is None and secret is not None:
@@ -197,14 +177,9 @@ def row(pipe, rid, cols):
 
 
 def wait_row(pipe, rid, cols, pred, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        r = row(pipe, rid, cols)
-        if r is not None and pred(r):
-            return r
-        if time.monotonic() > deadline:
-            raise AssertionError("row %s: %s is %r" % (rid, cols, r))
-        time.sleep(0.1)
+    return wait_until(lambda: (lambda r: r if r is not None and pred(r) else None)(
+        row(pipe, rid, cols)), timeout, "row %s: %s to match" % (rid, cols),
+        state=lambda: "it is %r" % (row(pipe, rid, cols),))
 
 
 types_of = P.types_of
@@ -564,11 +539,8 @@ _DROP = object()
 
 def publish(pipe, values, key=b"sec-hostile"):
     """Publishes raw values in order (one key: one partition, so a stuck one blocks the rest)."""
-    from confluent_kafka import Producer
-    p = Producer({"bootstrap.servers": pipe.bootstrap, "message.max.bytes": 1000000})
-    for v in values:
-        p.produce("otp.requested", value=v, key=key)
-    assert p.flush(30) == 0
+    produce(pipe.bootstrap, "otp.requested", [(key, v) for v in values],
+            **{"message.max.bytes": 1000000})
 
 
 def test_hostile_requests_are_stored_exactly_or_dead_lettered(pipe):
@@ -645,14 +617,11 @@ def test_hostile_requests_are_stored_exactly_or_dead_lettered(pipe):
 
     # The valid but odd ones: stored byte for byte, echoed on the topic, and called.
     rids = [v["request_id"].lower() for v in valid]
-    deadline = time.monotonic() + 60
-    while True:
-        got = pipe.s.psql("SELECT count(*) FROM challenges WHERE request_id IN (%s)" %
-                          ",".join("'%s'" % r for r in rids)).strip()
-        if int(got) == len(valid) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert int(got) == len(valid)
+    def stored():
+        return int(pipe.s.psql("SELECT count(*) FROM challenges WHERE request_id IN (%s)" %
+                               ",".join("'%s'" % r for r in rids)).strip())
+    wait_until(lambda: stored() == len(valid), 60, "%d valid requests stored" % len(valid),
+               interval=0.2, state=lambda: "%d stored" % stored())
     for v, rid in zip(valid, rids):
         user_hex, purpose, meta, status = row(
             pipe, rid, "encode(convert_to(user_id, 'UTF8'), 'hex'), purpose, coalesce(metadata::text, ''),"
@@ -1118,17 +1087,16 @@ def read_topic(bootstrap, topic, timeout=30):
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
         c.assign([TopicPartition(topic, p, -2) for p in parts])  # -2: OFFSET_BEGINNING
         done, out = set(), []
-        deadline = time.monotonic() + timeout
-        while len(done) < len(parts) and time.monotonic() < deadline:
+
+        def at_end():
             m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
+            if m is not None and m.error():
                 if m.error().code() == -191:  # _PARTITION_EOF
                     done.add(m.partition())
-                continue
-            out.append(m.value() or b"")
-        assert len(done) == len(parts), "did not reach the end of %s" % topic
+            elif m is not None:
+                out.append(m.value() or b"")
+            return len(done) == len(parts)
+        wait_until(at_end, timeout, "the end of every partition of %s" % topic, interval=0)
         return out
     finally:
         c.close()

@@ -6,14 +6,12 @@ Real stack: PostgreSQL, Kafka broker, VoIPBin simulator (scripted callee), worke
 import os
 import re
 import subprocess
-import sys
-import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from stack import Stack  # noqa: E402
-import pipeline as P  # noqa: E402
+from stack import Stack
+import pipeline as P
+from testkit import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -173,13 +171,12 @@ def test_caller_id_per_country(pipe):
 
 def wait_talk(p, ph, pred, what, timeout=60):
     """The sim's record of the call to ph once one of its talks meets pred."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def found():
         calls = p.calls_to(ph)
         if calls and any(pred(t) for t in calls[0].get("talks") or []):
             return calls[0]
-        time.sleep(0.05)
-    raise AssertionError("no talk: %s" % what)
+        return None
+    return wait_until(found, timeout, "a talk: %s" % what, interval=0.05)
 
 
 def is_offer(t):

@@ -1,12 +1,13 @@
-"""Start and drive the VoIPBin simulator (bin/voipbin-sim) from Python tests. Stdlib only.
+"""Drive the VoIPBin simulator (bin/voipbin-sim, sources in tests/sim/) from Python tests.
+Stdlib only. Stack.start_sim() (tests/stack.py) starts it like every other program, through
+Stack.spawn, and returns a Sim:
 
-    from simctl import start_sim
-    sim = start_sim("bin/voipbin-sim", "/tmp/sim.log",
-                    extra_args=["--whitelist", "us,gb", "--numbers", "+15550100000", "--time-scale", "0.05"],
-                    webhook_uri="http://127.0.0.1:8123/hooks")
-    sim.script("+15551230001", outcome="busy")
-    ...
-    sim.stop()
+    with Stack() as s:
+        sim = s.start_sim(extra_args=["--whitelist", "us,gb", "--numbers", "+15550100000",
+                                      "--time-scale", "0.05"],
+                          webhook_uri="http://127.0.0.1:8123/hooks")
+        sim.script("+15551230001", outcome="busy")
+        ...
 
 REST base: sim.api_url (http://127.0.0.1:PORT/v1.0); the access key goes as ?accesskey=sim.access_key.
 Note: like the real service the outbound whitelist is empty by default, so every PSTN call is
@@ -49,18 +50,27 @@ Sim.reset() — forget calls, messages, flows, scripts and faults; restore the s
 """
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
+from testkit import wait_until
+
 DEFAULT_ACCESS_KEY = "vb_SIMxSIMxSIMxSIMxSIMxSIMxSIMxSIMx"
 DEFAULT_WEBHOOK_SECRET = "c2ltdWxhdG9yLXdlYmhvb2stc2VjcmV0"
+
+# The line voipbin-sim prints once it listens; group 1 is the port.
+READY_LINE = r"^voipbin-sim listening on http://[^ ]+:(\d+)$"
+
+
+def sim_argv(bin_path, extra_args=(), access_key=DEFAULT_ACCESS_KEY,
+             webhook_secret=DEFAULT_WEBHOOK_SECRET, webhook_uri=None):
+    """The command line of a simulator on a free loopback port."""
+    args = [bin_path, "--listen", "127.0.0.1:0", "--access-key", access_key,
+            "--webhook-secret", webhook_secret]
+    if webhook_uri:
+        args += ["--webhook-uri", webhook_uri]
+    return args + list(extra_args)
 
 
 class SimError(Exception):
@@ -68,15 +78,16 @@ class SimError(Exception):
 
 
 class Sim:
-    def __init__(self, proc, port, access_key, webhook_secret, log_path, port_file):
+    """A running simulator. proc: its stack.Proc (log_path, alive(), kill(), stop())."""
+
+    def __init__(self, proc, port, access_key, webhook_secret):
         self.proc = proc
         self.port = port
         self.base_url = "http://127.0.0.1:%d" % port
         self.api_url = self.base_url + "/v1.0"
         self.access_key = access_key
         self.webhook_secret = webhook_secret
-        self.log_path = log_path
-        self._port_file = port_file
+        self.log_path = proc.log_path
 
     # --- raw HTTP -------------------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, timeout=10):
@@ -151,82 +162,21 @@ class Sim:
     def reset(self):
         return self._control("POST", "/reset")
 
-    def wait_for(self, predicate, timeout=10.0, interval=0.02):
-        """Polls predicate() until it returns something truthy; returns it or raises."""
-        deadline = time.monotonic() + timeout
-        while True:
-            got = predicate()
-            if got:
-                return got
-            if time.monotonic() > deadline:
-                raise SimError("condition not met within %.1fs" % timeout)
-            time.sleep(interval)
+    def wait_for(self, predicate, timeout=10.0, interval=0.02, what="a simulator condition"):
+        """Polls predicate() until it returns something truthy; returns it (testkit.wait_until)."""
+        return wait_until(predicate, timeout, what, interval=interval)
 
     def wait_call_ended(self, call_id, timeout=10.0):
         return self.wait_for(lambda: (lambda c: c if c["status"] == "hangup" else None)(self.call(call_id)),
-                             timeout)
+                             timeout, what="call %s to reach hangup" % call_id)
 
     # --- lifetime -------------------------------------------------------------------------
     def stop(self, timeout=5.0):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        try:
-            os.unlink(self._port_file)
-        except OSError:
-            pass
-        return self.proc.returncode
+        """SIGTERM, then SIGKILL after timeout seconds; returns the exit status."""
+        return self.proc.stop(timeout)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop()
-
-
-def _alive(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def start_sim(bin_path, log_path, extra_args=(), access_key=DEFAULT_ACCESS_KEY,
-              webhook_secret=DEFAULT_WEBHOOK_SECRET, webhook_uri=None, timeout=10.0):
-    """Starts voipbin-sim on a free loopback port and waits until it answers."""
-    fd, port_file = tempfile.mkstemp(prefix="voipbin-sim-", suffix=".port")
-    os.close(fd)
-    os.unlink(port_file)
-    args = [bin_path, "--listen", "127.0.0.1:0", "--port-file", port_file,
-            "--access-key", access_key, "--webhook-secret", webhook_secret]
-    if webhook_uri:
-        args += ["--webhook-uri", webhook_uri]
-    args += list(extra_args)
-    log = open(log_path, "ab")
-    try:
-        proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    finally:
-        log.close()
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise SimError("voipbin-sim exited with %s; see %s" % (proc.returncode, log_path))
-        try:
-            with open(port_file) as f:
-                text = f.read().strip()
-            if text:
-                port = int(text)
-                if _alive(port):
-                    return Sim(proc, port, access_key, webhook_secret, log_path, port_file)
-        except (OSError, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            raise SimError("voipbin-sim did not start within %.0fs; see %s" % (timeout, log_path))
-        time.sleep(0.02)
