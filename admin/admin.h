@@ -29,4 +29,15 @@ typedef int (*admin_topic_cb)(const rd_kafka_message_t *m, void *ctx);
 int admin_read_topic(const char *topic, int64_t from_ms, admin_topic_cb cb, void *ctx, char *errstr,
                      size_t errstr_size) __attribute__((warn_unused_result));
 
+/* One produced message's fate, filled by admin_on_delivery (the producer's
+ * dr_msg_cb) through the message opaque. */
+typedef struct admin_dr {
+    int done;
+    rd_kafka_resp_err_t err;
+    int32_t partition;
+    int64_t offset;
+} admin_dr_t;
+
+void admin_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+
 #endif

@@ -195,29 +195,7 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-typedef struct replay_dr {
-    int done;
-    rd_kafka_resp_err_t err;
-    int32_t partition;
-    int64_t offset;
-} replay_dr_t;
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    replay_dr_t *d = m->_private;
-
-    (void)rk;
-    (void)opaque;
-    d->done = 1;
-    d->err = m->err;
-    d->partition = m->partition;
-    d->offset = m->offset;
-}
-
-/* Publishes value to topic, keyed like otp-produce (by the request's phone,
- * when it has one), with a header naming the dead letter. 0 with where it
- * landed in *d, -1 with errstr. */
-static int publish(const char *topic, const char *value, size_t len, const char *id, replay_dr_t *d,
+static int publish(const char *topic, const char *value, size_t len, const char *id, admin_dr_t *d,
                    char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = otp_kafka_conf_new(errstr, errstr_size);
@@ -229,7 +207,7 @@ static int publish(const char *topic, const char *value, size_t len, const char 
 
     if (!conf || otp_kafka_set(conf, "enable.idempotence", "true", errstr, errstr_size))
         goto out;
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_dr_msg_cb(conf, admin_on_delivery);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
     if (!rk)
         goto out;
@@ -267,7 +245,7 @@ static int dlq_replay(PGconn *db, int argc, char **argv)
     char *fixed = NULL, err[512], part[16], off[24];
     size_t len = 0, stored_len = 0;
     PGresult *row = NULL, *ins = NULL;
-    replay_dr_t d = {0};
+    admin_dr_t d = {0};
     long long id;
     int c, rc = 2;
 

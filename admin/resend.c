@@ -62,21 +62,6 @@ enum {
     F_NEWER
 };
 
-typedef struct resend_dr {
-    int done;
-    rd_kafka_resp_err_t err;
-} resend_dr_t;
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    resend_dr_t *d = m->_private;
-
-    (void)rk;
-    (void)opaque;
-    d->done = 1;
-    d->err = m->err;
-}
-
 static int flag(PGresult *r, int row, int col)
 {
     if (PQgetisnull(r, row, col))
@@ -156,7 +141,7 @@ static rd_kafka_t *producer_new(char *errstr, size_t esz)
             rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_dr_msg_cb(conf, admin_on_delivery);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, esz);
     if (!rk)
         rd_kafka_conf_destroy(conf);
@@ -181,7 +166,7 @@ int admin_resend(int argc, char **argv)
     rd_kafka_t *rk = NULL;
     char(*new_ids)[37] = NULL;
     char **msgs = NULL;
-    resend_dr_t *drs = NULL;
+    admin_dr_t *drs = NULL;
     otp_pgarray_t ids = {0};
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {

@@ -116,3 +116,15 @@ out:
     }
     return rc;
 }
+
+void admin_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    admin_dr_t *d = m->_private;
+
+    (void)rk;
+    (void)opaque;
+    d->done = 1;
+    d->err = m->err;
+    d->partition = m->partition;
+    d->offset = m->offset;
+}

@@ -106,6 +106,21 @@ static int opt_bool(json_t *obj, const char *key)
     return json_is_true(v);
 }
 
+/* An optional string that must be one of two words: 1 when it is `second`,
+ * 0 when it is `first` or absent, -1 for anything else. */
+static int opt_word(json_t *obj, const char *key, const char *first, const char *second)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (!v)
+        return 0;
+    if (!json_is_string(v))
+        return -1;
+    if (strcmp(json_string_value(v), second) == 0)
+        return 1;
+    return strcmp(json_string_value(v), first) == 0 ? 0 : -1;
+}
+
 int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *reason, size_t rsz,
                       char *errstr, size_t esz)
 {
@@ -284,22 +299,18 @@ int otp_request_parse(const char *buf, size_t len, otp_request_t *out, char *rea
                  "delivery.gate, .amd and .sms_fallback must be true or false");
             goto out;
         }
-        dv = json_object_get(v, "channel");
-        if (dv && (!json_is_string(dv) || (strcmp(json_string_value(dv), "voice") &&
-                                           strcmp(json_string_value(dv), "sms")))) {
+        out->delivery.sms = opt_word(v, "channel", "voice", "sms");
+        if (out->delivery.sms < 0) {
             fail(reason, rsz, errstr, esz, "invalid_delivery",
                  "delivery.channel must be voice or sms");
             goto out;
         }
-        out->delivery.sms = dv && strcmp(json_string_value(dv), "sms") == 0;
-        dv = json_object_get(v, "mode");
-        if (dv && (!json_is_string(dv) || (strcmp(json_string_value(dv), "speak") &&
-                                           strcmp(json_string_value(dv), "keypad")))) {
+        out->delivery.keypad = opt_word(v, "mode", "speak", "keypad");
+        if (out->delivery.keypad < 0) {
             fail(reason, rsz, errstr, esz, "invalid_delivery",
                  "delivery.mode must be speak or keypad");
             goto out;
         }
-        out->delivery.keypad = dv && strcmp(json_string_value(dv), "keypad") == 0;
     }
 
     v = json_object_get(root, "keypad_code_sealed");
