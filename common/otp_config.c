@@ -1,5 +1,6 @@
 #include "otp_config.h"
 #include "otp_log.h"
+#include "otp_version.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -302,6 +303,22 @@ int otp_config_demo_mode(void)
 {
     const char *v = getenv("OTP_DEMO_MODE");
     return v && strcmp(v, "1") == 0;
+}
+
+int otp_config_common_flags(int argc, char **argv, unsigned program, const char *name,
+                            const char *usage)
+{
+    if (argc != 2)
+        return 0;
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        otp_config_print_help(program, usage);
+        return 1;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("%s %s\n", name, OTP_VERSION);
+        return 1;
+    }
+    return 0;
 }
 
 void otp_config_print_help(unsigned program, const char *usage)

@@ -50,6 +50,12 @@ const char *otp_config_default(const char *name);
 
 /* Prints the settings of `program` as a help table (secrets shown as names only). */
 void otp_config_print_help(unsigned program, const char *usage);
+
+/* The flags every program answers alike: --help (-h) prints usage and the
+ * settings table, --version the version. 1 when argv was one of them and
+ * the answer is printed (exit 0), 0 otherwise. */
+int otp_config_common_flags(int argc, char **argv, unsigned program, const char *name,
+                            const char *usage);
 /* Prints every setting as a Markdown table, for the README. */
 void otp_config_print_markdown(void);
 

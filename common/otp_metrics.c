@@ -118,6 +118,13 @@ void otp_metric_add(otp_metric_id_t id, const char *label, long long n)
         atomic_fetch_add(&s->value, n);
 }
 
+void otp_metric_set_counters(const otp_metric_counter_t *t, size_t n, const void *base)
+{
+    for (size_t i = 0; i < n; i++)
+        otp_metric_set(t[i].id, t[i].label,
+                       atomic_load((const atomic_llong *)((const char *)base + t[i].offset)));
+}
+
 void otp_metric_set(otp_metric_id_t id, const char *label, long long v)
 {
     series_t *s = series_for(id, label);

@@ -87,6 +87,22 @@ void otp_metrics_init(const char *program, const char *version);
  * Thread-safe, lock-free once the label value has a series. */
 void otp_metric_add(otp_metric_id_t id, const char *label, long long n);
 void otp_metric_set(otp_metric_id_t id, const char *label, long long v);
+/* A program's own atomic counters as metric families: a table of where
+ * each counter lies in the program's struct (OTP_METRIC_COUNTER(struct,
+ * field, id, label)), copied in by otp_metric_set_counters. */
+typedef struct otp_metric_counter {
+    otp_metric_id_t id;
+    const char *label; /* NULL: the family has none */
+    size_t offset;     /* of an atomic_llong in the program's struct */
+} otp_metric_counter_t;
+
+#define OTP_METRIC_COUNTER(type, field, id, label)                                                 \
+    {                                                                                              \
+        id, label, offsetof(type, field)                                                           \
+    }
+
+void otp_metric_set_counters(const otp_metric_counter_t *t, size_t n, const void *base);
+
 /* Histograms: one observation in seconds. */
 void otp_metric_observe(otp_metric_id_t id, const char *label, double seconds);
 

@@ -66,14 +66,8 @@ int main(int argc, char **argv)
         "       otp-migrate --version | --help\n"
         "SQL_DIR defaults to the installed migrations (share/otp/sql).";
 
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        otp_config_print_help(OTP_PROG_MIGRATE, usage);
+    if (otp_config_common_flags(argc, argv, OTP_PROG_MIGRATE, "otp-migrate", usage))
         return 0;
-    }
-    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-        printf("otp-migrate %s\n", OTP_VERSION);
-        return 0;
-    }
     if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
         fprintf(stderr, "otp-migrate: unknown arguments\n%s\n", usage);
         return 2;

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,22 +372,27 @@ static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx
                           rc == 1 ? "{\"applied\":\"later\"}" : "{\"applied\":true}");
 }
 
+/* The verifier's counters (api_t), as metric families. */
+#define COUNTER(id, label, field) OTP_METRIC_COUNTER(api_t, field, id, label)
+static const otp_metric_counter_t counters[] = {
+    COUNTER(OTP_M_VERIFIER_VERIFY, "verified", verified),
+    COUNTER(OTP_M_VERIFIER_VERIFY, "incorrect", incorrect),
+    COUNTER(OTP_M_VERIFIER_VERIFY, "rejected", rejected),
+    COUNTER(OTP_M_VERIFIER_BAD_REQUESTS, NULL, bad_requests),
+    COUNTER(OTP_M_VERIFIER_UNAUTHORIZED, NULL, unauthorized),
+    COUNTER(OTP_M_VERIFIER_WEBHOOKS, "accepted", webhooks),
+    COUNTER(OTP_M_VERIFIER_WEBHOOKS, "bad_signature", webhooks_bad_signature),
+    COUNTER(OTP_M_VERIFIER_WEBHOOKS, "early", webhooks_pending),
+    COUNTER(OTP_M_VERIFIER_FRONT_DOOR, "queued", front_accepted),
+    COUNTER(OTP_M_VERIFIER_FRONT_DOOR, "repeated", front_repeated),
+    COUNTER(OTP_M_VERIFIER_FRONT_DOOR, "unavailable", front_unavailable),
+    COUNTER(OTP_M_VERIFIER_DB_ERRORS, NULL, db_errors),
+};
+#undef COUNTER
+
 static otp_mhd_result handle_metrics(api_t *a, struct MHD_Connection *c)
 {
-
-    otp_metric_set(OTP_M_VERIFIER_VERIFY, "verified", atomic_load(&a->verified));
-    otp_metric_set(OTP_M_VERIFIER_VERIFY, "incorrect", atomic_load(&a->incorrect));
-    otp_metric_set(OTP_M_VERIFIER_VERIFY, "rejected", atomic_load(&a->rejected));
-    otp_metric_set(OTP_M_VERIFIER_BAD_REQUESTS, NULL, atomic_load(&a->bad_requests));
-    otp_metric_set(OTP_M_VERIFIER_UNAUTHORIZED, NULL, atomic_load(&a->unauthorized));
-    otp_metric_set(OTP_M_VERIFIER_WEBHOOKS, "accepted", atomic_load(&a->webhooks));
-    otp_metric_set(OTP_M_VERIFIER_WEBHOOKS, "bad_signature",
-                   atomic_load(&a->webhooks_bad_signature));
-    otp_metric_set(OTP_M_VERIFIER_WEBHOOKS, "early", atomic_load(&a->webhooks_pending));
-    otp_metric_set(OTP_M_VERIFIER_FRONT_DOOR, "queued", atomic_load(&a->front_accepted));
-    otp_metric_set(OTP_M_VERIFIER_FRONT_DOOR, "repeated", atomic_load(&a->front_repeated));
-    otp_metric_set(OTP_M_VERIFIER_FRONT_DOOR, "unavailable", atomic_load(&a->front_unavailable));
-    otp_metric_set(OTP_M_VERIFIER_DB_ERRORS, NULL, atomic_load(&a->db_errors));
+    otp_metric_set_counters(counters, sizeof(counters) / sizeof(counters[0]), a);
     return otp_http_reply_metrics(c, OTP_PROG_VERIFIER);
 }
 

@@ -38,14 +38,8 @@ int main(int argc, char **argv)
     const char *secret;
 
     otp_json_wipe_freed(); /* before any json_t: codes pass through JSON */
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        otp_config_print_help(OTP_PROG_VERIFIER, usage);
+    if (otp_config_common_flags(argc, argv, OTP_PROG_VERIFIER, "otp-verifier", usage))
         return 0;
-    }
-    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-        printf("otp-verifier %s\n", OTP_VERSION);
-        return 0;
-    }
     if (argc == 2 && strcmp(argv[1], "--healthcheck") == 0)
         return otp_http_healthcheck("otp-verifier", "OTP_VERIFIER_ADMIN_LISTEN", "/readyz");
     if (argc != 1) {

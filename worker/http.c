@@ -1,6 +1,7 @@
 /* The worker's admin endpoints: /healthz (the main loop turns), /readyz
  * (database, broker, partitions) and /metrics (common/otp_metrics.h). One
  * HTTP thread, which owns its own database connection. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,29 +93,33 @@ static long long outbox_backlog(void)
     return n;
 }
 
+/* The counters the pipeline keeps in worker_metrics_t, as metric families. */
+#define COUNTER(id, label, field) OTP_METRIC_COUNTER(worker_metrics_t, field, id, label)
+static const otp_metric_counter_t counters[] = {
+    COUNTER(OTP_M_WORKER_CONSUMED, NULL, consumed),
+    COUNTER(OTP_M_WORKER_REQUESTS, "accepted", accepted),
+    COUNTER(OTP_M_WORKER_REQUESTS, "duplicate", duplicates),
+    COUNTER(OTP_M_WORKER_REQUESTS, "dlq", dlq),
+    COUNTER(OTP_M_WORKER_REQUESTS, "expired_on_arrival", expired_on_arrival),
+    COUNTER(OTP_M_WORKER_REQUESTS, "blocked", blocked),
+    COUNTER(OTP_M_WORKER_REQUESTS, "rate_limited", rate_limited),
+    COUNTER(OTP_M_WORKER_REQUESTS, "failed", calls_failed),
+    COUNTER(OTP_M_WORKER_CALLS, "placed", calls_placed),
+    COUNTER(OTP_M_WORKER_CALLS, "adopted", calls_adopted),
+    COUNTER(OTP_M_WORKER_CALLS, "retried", calls_retried),
+    COUNTER(OTP_M_WORKER_RELAY_ERRORS, NULL, relay_errors),
+    COUNTER(OTP_M_WORKER_DB_ERRORS, NULL, db_errors),
+    COUNTER(OTP_M_WORKER_IN_FLIGHT, NULL, in_flight),
+};
+#undef COUNTER
+
 static otp_mhd_result metrics(worker_t *w, struct MHD_Connection *c)
 {
-    worker_metrics_t *m = &w->m;
     long long lag;
     int parts = assignment(w, &lag);
 
-    /* The counters the pipeline keeps in worker_metrics_t, copied in. */
-    otp_metric_set(OTP_M_WORKER_CONSUMED, NULL, atomic_load(&m->consumed));
-    otp_metric_set(OTP_M_WORKER_REQUESTS, "accepted", atomic_load(&m->accepted));
-    otp_metric_set(OTP_M_WORKER_REQUESTS, "duplicate", atomic_load(&m->duplicates));
-    otp_metric_set(OTP_M_WORKER_REQUESTS, "dlq", atomic_load(&m->dlq));
-    otp_metric_set(OTP_M_WORKER_REQUESTS, "expired_on_arrival",
-                   atomic_load(&m->expired_on_arrival));
-    otp_metric_set(OTP_M_WORKER_REQUESTS, "blocked", atomic_load(&m->blocked));
-    otp_metric_set(OTP_M_WORKER_REQUESTS, "rate_limited", atomic_load(&m->rate_limited));
-    otp_metric_set(OTP_M_WORKER_REQUESTS, "failed", atomic_load(&m->calls_failed));
-    otp_metric_set(OTP_M_WORKER_CALLS, "placed", atomic_load(&m->calls_placed));
-    otp_metric_set(OTP_M_WORKER_CALLS, "adopted", atomic_load(&m->calls_adopted));
-    otp_metric_set(OTP_M_WORKER_CALLS, "retried", atomic_load(&m->calls_retried));
-    otp_metric_set(OTP_M_WORKER_RELAY_ERRORS, NULL, atomic_load(&m->relay_errors));
-    otp_metric_set(OTP_M_WORKER_DB_ERRORS, NULL, atomic_load(&m->db_errors));
-    otp_metric_set(OTP_M_WORKER_IN_FLIGHT, NULL, atomic_load(&m->in_flight));
-    otp_metric_set(OTP_M_WORKER_CIRCUIT_OPEN, NULL, atomic_load(&m->circuit_open));
+    otp_metric_set_counters(counters, sizeof(counters) / sizeof(counters[0]), &w->m);
+    otp_metric_set(OTP_M_WORKER_CIRCUIT_OPEN, NULL, atomic_load(&w->m.circuit_open));
     otp_metric_set(OTP_M_WORKER_PARTITIONS, NULL, parts);
     otp_metric_set(OTP_M_WORKER_CONSUMER_LAG, NULL, lag);
     otp_metric_set(OTP_M_WORKER_OUTBOX_BACKLOG, NULL, outbox_backlog());

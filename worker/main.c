@@ -187,14 +187,8 @@ int main(int argc, char **argv)
     int listen_session = 0;
 
     otp_json_wipe_freed(); /* before any json_t: codes pass through JSON */
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        otp_config_print_help(OTP_PROG_WORKER, usage);
+    if (otp_config_common_flags(argc, argv, OTP_PROG_WORKER, "otp-worker", usage))
         return 0;
-    }
-    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-        printf("otp-worker %s\n", OTP_VERSION);
-        return 0;
-    }
     if (argc == 2 && strcmp(argv[1], "--keygen") == 0) {
         /* The keypad key pair: the producer seals codes to the public key. */
         unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];

@@ -97,3 +97,7 @@ $(BINDIR)/asan/test_limits: $(BUILD)/asan/tests/unit/test_limits.o $(BUILD)/asan
 $(BINDIR)/asan/test_audit: $(BUILD)/asan/tests/unit/test_audit.o $(BUILD)/asan/admin/audit.o $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/asan/test_policy: $(BUILD)/asan/tests/unit/test_policy.o $(BUILD)/asan/worker/policy.o $(ASAN_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)
