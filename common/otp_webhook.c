@@ -10,9 +10,8 @@
 #include "otp_log.h"
 #include "otp_outbox.h"
 
-/* One advisory lock per call id (two-key form: its own space, apart from the
- * relay's single-key lock). */
-#define CALL_LOCK_SQL(fn) "SELECT " fn "(727276, hashtext($1))"
+/* One advisory lock per call id (OTP_CALL_LOCK). */
+#define CALL_LOCK_SQL(fn) "SELECT " fn "(" OTP_CALL_LOCK ", hashtext($1))"
 
 static void call_unlock(PGconn *db, const char *call_id)
 {
@@ -22,8 +21,7 @@ static void call_unlock(PGconn *db, const char *call_id)
     /* After a failed statement inside a transaction the unlock would fail too. */
     if (PQtransactionStatus(db) == PQTRANS_INERROR)
         otp_db_rollback(db);
-    r = PQexecParams(db, "SELECT pg_advisory_unlock(727276, hashtext($1))", 1, NULL, p, NULL, NULL,
-                     0);
+    r = PQexecParams(db, CALL_LOCK_SQL("pg_advisory_unlock"), 1, NULL, p, NULL, NULL, 0);
     PQclear(r);
 }
 

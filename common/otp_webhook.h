@@ -9,6 +9,12 @@
 
 #define OTP_WEBHOOK_MAX_BYTES 65536
 
+/* The first key of the per-call advisory lock, pg_advisory_lock(OTP_CALL_LOCK,
+ * hashtext(call_id)): the two-key form, a space apart from the single-key
+ * locks of the relay and the purge. Whoever must see a webhook kept for a
+ * call takes it (otp_webhook.c, worker/challenge.c). */
+#define OTP_CALL_LOCK "727276"
+
 typedef struct otp_call_event {
     char type[48]; /* call_created, call_ringing, ... (others are ignored) */
     char call_id[37];

@@ -27,11 +27,18 @@ def run(prog, *args, env=None, timeout=30):
 
 
 def flags_in_source(src_path):
-    """The long flags a program's main.c recognises: strcmp(argv[...], "--x") and getopt_long's
-    option table {"x", ...}."""
+    """The long flags a program's main.c recognises: strcmp(argv[...], "--x"), getopt_long's
+    option table {"x", ...}, and those of otp_config_common_flags (common/otp_config.c) when
+    main.c answers through it."""
     with open(os.path.join(ROOT, src_path), encoding="utf-8") as f:
         src = f.read()
     flags = set(re.findall(r'strcmp\(argv\[\d\], "(--[a-z-]+)"\)', src))
+    if "otp_config_common_flags(" in src:
+        with open(os.path.join(ROOT, "common", "otp_config.c"), encoding="utf-8") as f:
+            common = f.read()
+        body = common[common.index("int otp_config_common_flags("):]
+        body = body[:body.index("\n}\n")]
+        flags |= set(re.findall(r'strcmp\(argv\[1\], "(--[a-z-]+)"\)', body))
     table = re.search(r"struct option opts\[\]\s*=\s*\{(.*?)\{0, 0, 0, 0\}", src, re.S)
     if table:
         flags |= {"--" + n for n in re.findall(r'\{"([a-z-]+)",', table.group(1))}

@@ -495,7 +495,7 @@ void challenge_apply_recorded(challenge_tx_t *tx)
     if (!p[0] || otp_db_pipe_open(tx->db) != 0)
         goto out;
     if (otp_db_pipe_send(tx->db,
-                         "SELECT count(pg_advisory_lock(727276, hashtext(x)))"
+                         "SELECT count(pg_advisory_lock(" OTP_CALL_LOCK ", hashtext(x)))"
                          "  FROM (SELECT unnest($1::text[]) x ORDER BY 1) s",
                          1, p, NULL, NULL) == 0 &&
         otp_db_pipe_send(tx->db,
@@ -503,7 +503,7 @@ void challenge_apply_recorded(challenge_tx_t *tx)
                          " WHERE call_id = ANY($1::uuid[])",
                          1, p, NULL, NULL) == 0 &&
         otp_db_pipe_send(tx->db,
-                         "SELECT count(pg_advisory_unlock(727276, hashtext(x)))"
+                         "SELECT count(pg_advisory_unlock(" OTP_CALL_LOCK ", hashtext(x)))"
                          "  FROM unnest($1::text[]) x",
                          1, p, NULL, NULL) == 0)
         rc = 0;
