@@ -101,3 +101,8 @@ $(BINDIR)/asan/test_audit: $(BUILD)/asan/tests/unit/test_audit.o $(BUILD)/asan/a
 $(BINDIR)/asan/test_policy: $(BUILD)/asan/tests/unit/test_policy.o $(BUILD)/asan/worker/policy.o $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/asan/test_verifier: $(BUILD)/asan/tests/unit/test_verifier.o $(BUILD)/asan/verifier/api.o \
+    $(BUILD)/asan/verifier/front.o $(BUILD)/asan/verifier/verify.o $(ASAN_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)

@@ -20,3 +20,9 @@ $(BINDIR)/unit/test_audit: $(BUILD)/tests/unit/test_audit.o $(BUILD)/admin/audit
 $(BINDIR)/unit/test_policy: $(BUILD)/tests/unit/test_policy.o $(BUILD)/worker/policy.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# test_verifier reaches the verifier's own code (verifier/api.c and what it links).
+VERIFIER_UNIT_OBJ := $(BUILD)/verifier/api.o $(BUILD)/verifier/front.o $(BUILD)/verifier/verify.o
+$(BINDIR)/unit/test_verifier: $(BUILD)/tests/unit/test_verifier.o $(VERIFIER_UNIT_OBJ) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
