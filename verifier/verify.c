@@ -22,7 +22,7 @@
  *        count one step, whatever other challenges the user is checking);
  *   upd  the attempt is counted, and the code consumed or the challenge
  *        locked, in the same row change; a right code is taken only while
- *        the user is under the cap;
+ *        the user is under the cap (capped, the same count);
  *   ob   the events, in the same transaction.
  * No row back: unknown, expired, locked, used, superseded or over the cap,
  * all read-only and alike. The answer is sent after the commit, so the
@@ -30,6 +30,8 @@
 #define NOT_FINAL "ch.status NOT IN ('verified', 'locked', 'expired', 'superseded')"
 #define RECENT(col) col " > now() - interval '1 hour'"
 
+/* Laid out as SQL, not by clang-format. */
+// clang-format off
 static const char verify_sql[] =
     "WITH k AS ("
     "  SELECT * FROM unnest($2::int[], $3::text[]) AS k(key_id, h)"
@@ -39,61 +41,40 @@ static const char verify_sql[] =
     "                       # ('x' || k.h)::bit(256)) = 0, false) AS ok"
     "    FROM challenges ch LEFT JOIN k ON k.key_id = ch.key_id"
     "   WHERE ch.request_id = $1 AND ch.code_hash IS NOT NULL AND ch.expires_at > now()"
-    "     AND ch.attempts < ch.max_attempts AND " NOT_FINAL "   FOR UPDATE OF ch"
+    "     AND ch.attempts < ch.max_attempts AND " NOT_FINAL " FOR UPDATE OF ch"
     "), capped AS ("
     "  SELECT count(*) >= $4::int AS yes FROM c, verify_user_failures u, unnest(u.at) x"
-    "   WHERE u.user_id = c.user_id AND " RECENT(
-        "x") ""
-             "), f AS ("
-             "  INSERT INTO verify_user_failures AS u (user_id, at)"
-             "  SELECT user_id, ARRAY[now()] FROM c, capped WHERE NOT ok AND NOT capped.yes"
-             "  ON CONFLICT (user_id) DO UPDATE"
-             "     SET at = array(SELECT t FROM unnest(u.at) t WHERE " RECENT(
-                 "t") " ORDER BY t) || now()"
-                      "   WHERE (SELECT count(*) FROM unnest(u.at) t WHERE " RECENT(
-                          "t") ") < $4::int"
-                               "  RETURNING 1"
-                               "), upd AS ("
-                               "  UPDATE challenges t SET attempts = t.attempts + 1, updated_at = "
-                               "now(),"
-                               "     status = CASE WHEN c.ok THEN 'verified'"
-                               "                   WHEN t.attempts + 1 >= t.max_attempts THEN "
-                               "'locked' ELSE "
-                               "t.status END,"
-                               "     verified_at = CASE WHEN c.ok THEN now() ELSE t.verified_at "
-                               "END,"
-                               "     next_attempt_at = CASE WHEN c.ok OR t.attempts + 1 >= "
-                               "t.max_attempts "
-                               "THEN NULL"
-                               "                            ELSE t.next_attempt_at END"
-                               "    FROM c"
-                               "   WHERE t.request_id = c.request_id AND CASE WHEN c.ok"
-                               "     THEN (SELECT count(*) FROM verify_user_failures u, "
-                               "unnest(u.at) x"
-                               "            WHERE u.user_id = c.user_id AND " RECENT(
-                                   "x") ") < $4::int"
-                                        "     ELSE EXISTS (SELECT 1 FROM f) END"
-                                        "  RETURNING t.request_id, c.ok, t.attempts, "
-                                        "t.max_attempts, "
-                                        "t.phone_masked"
-                                        "), ob AS ("
-                                        "  INSERT INTO outbox (request_id, type, attrs)"
-                                        "  SELECT request_id, 'verified', "
-                                        "jsonb_build_object('attempts', "
-                                        "attempts) FROM upd WHERE ok"
-                                        "  UNION ALL"
-                                        "  SELECT request_id, 'verify_failed', "
-                                        "jsonb_build_object('attempts', attempts,"
-                                        "         'attempts_left', max_attempts - attempts) FROM "
-                                        "upd WHERE "
-                                        "NOT ok"
-                                        "  UNION ALL"
-                                        "  SELECT request_id, 'locked', "
-                                        "jsonb_build_object('attempts', "
-                                        "attempts)"
-                                        "    FROM upd WHERE NOT ok AND attempts >= max_attempts"
-                                        ")"
-                                        "SELECT ok, attempts, max_attempts, phone_masked FROM upd";
+    "   WHERE u.user_id = c.user_id AND " RECENT("x")
+    "), f AS ("
+    "  INSERT INTO verify_user_failures AS u (user_id, at)"
+    "  SELECT user_id, ARRAY[now()] FROM c, capped WHERE NOT ok AND NOT capped.yes"
+    "  ON CONFLICT (user_id) DO UPDATE"
+    "     SET at = array(SELECT t FROM unnest(u.at) t WHERE " RECENT("t") " ORDER BY t) || now()"
+    "   WHERE (SELECT count(*) FROM unnest(u.at) t WHERE " RECENT("t") ") < $4::int"
+    "  RETURNING 1"
+    "), upd AS ("
+    "  UPDATE challenges t SET attempts = t.attempts + 1, updated_at = now(),"
+    "     status = CASE WHEN c.ok THEN 'verified'"
+    "                   WHEN t.attempts + 1 >= t.max_attempts THEN 'locked' ELSE t.status END,"
+    "     verified_at = CASE WHEN c.ok THEN now() ELSE t.verified_at END,"
+    "     next_attempt_at = CASE WHEN c.ok OR t.attempts + 1 >= t.max_attempts THEN NULL"
+    "                            ELSE t.next_attempt_at END"
+    "    FROM c, capped"
+    "   WHERE t.request_id = c.request_id"
+    "     AND CASE WHEN c.ok THEN NOT capped.yes ELSE EXISTS (SELECT 1 FROM f) END"
+    "  RETURNING t.request_id, c.ok, t.attempts, t.max_attempts, t.phone_masked"
+    "), ob AS ("
+    "  INSERT INTO outbox (request_id, type, attrs)"
+    "  SELECT request_id, 'verified', jsonb_build_object('attempts', attempts) FROM upd WHERE ok"
+    "  UNION ALL"
+    "  SELECT request_id, 'verify_failed', jsonb_build_object('attempts', attempts,"
+    "         'attempts_left', max_attempts - attempts) FROM upd WHERE NOT ok"
+    "  UNION ALL"
+    "  SELECT request_id, 'locked', jsonb_build_object('attempts', attempts)"
+    "    FROM upd WHERE NOT ok AND attempts >= max_attempts"
+    ")"
+    "SELECT ok, attempts, max_attempts, phone_masked FROM upd";
+// clang-format on
 
 /* "{1,2}" and "{hex,hex}": the candidate hash of `code` under every key of
  * the keyring, so the row's own key id picks one. The same work on every
