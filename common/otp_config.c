@@ -126,7 +126,7 @@ static const otp_setting_t settings[] = {
      "host:port of the verifier's API."},
     {"OTP_VERIFIER_ADMIN_LISTEN", OTP_CFG_STR, "127.0.0.1:9091", 0, 0, V,
      "host:port of the verifier's /healthz, /readyz and /metrics (not the API port); empty = off."},
-    {"OTP_VERIFIER_THREADS", OTP_CFG_INT, "8", 1, 256, V,
+    {"OTP_VERIFIER_THREADS", OTP_CFG_INT, "16", 1, 256, V,
      "HTTP threads (one DB connection each; more let PostgreSQL commit more checks per disk "
      "flush)."},
     {"OTP_RETENTION_DAYS", OTP_CFG_INT, "30", 1, 3650, W | AP,

@@ -76,6 +76,7 @@ def cpu_seconds(pid):
 
 
 STACK = None  # the bench's Stack: only its processes are counted
+T0 = 0.0  # when the run began
 
 
 def processes():
@@ -178,6 +179,26 @@ def pgbench(s, name, script):
     return float(m.group(1))
 
 
+def pgbench_latency(s, name, script, rate, clients):
+    """PostgreSQL's own latency for script at a steady rate: (p50 ms, p99 ms), from pgbench's
+    per-transaction log, to set beside the verifier's at the same rate and connection count."""
+    path = os.path.join(s.root_dir, name + ".sql")
+    with open(path, "w") as f:
+        f.write(script)
+    os.chmod(path, 0o644)
+    with tempfile.TemporaryDirectory(dir=s.root_dir) as tmp:
+        subprocess.run([os.path.join(PG_BIN, "pgbench"), "-n", "-c", str(clients), "-j", "2", "-T",
+                        "10", "-R", str(int(rate)), "-l", "-h", s.pg_socket_dir, "-p", str(s.pg_port),
+                        "-U", "otp", "-f", path, "otp"], capture_output=True, text=True, timeout=120,
+                       cwd=tmp, check=True)
+        took = []
+        for log in os.listdir(tmp):
+            with open(os.path.join(tmp, log)) as f:
+                took += [int(line.split()[2]) for line in f if len(line.split()) > 2]
+    took.sort()
+    return took[len(took) // 2] / 1000.0, took[int(len(took) * 0.99)] / 1000.0
+
+
 def baselines(s):
     s.psql("CREATE TABLE bench_insert (LIKE challenges INCLUDING ALL)")
     s.psql("CREATE TABLE bench_update (LIKE challenges INCLUDING ALL, k integer UNIQUE)")
@@ -264,6 +285,10 @@ def bench_verifier(p):
     rps, p50, p99, _, st = wrk(p, "wrong", wrong, connections=16, rate=half)
     row("verifier", "wrong code at half the peak (%.0f/s)" % half, "p50 %.2f p99 %.2f ms" % (p50, p99),
         "", "p99 <= 5 ms")
+    # The server's own tail at that rate: one UPDATE per transaction, 16 clients (the verifier's
+    # 16 connections), no HTTP at all.
+    b50, b99 = pgbench_latency(p.s, "update-rate", UPDATE_SQL, half, 16)
+    row("pgbench", "UPDATE alone at the same rate, 16 clients", "p50 %.2f p99 %.2f ms" % (b50, b99))
 
     # Other users at a steady rate, alone and then beside one user's flood of wrong codes.
     _, _, calm, _, _ = wrk(p, "wrong", wrong, connections=8, rate=400)
@@ -522,6 +547,8 @@ def bench_idle(p):
 
 
 def main():
+    global T0
+    T0 = time.monotonic()
     if not ONLY:
         print("== VoIPBin simulator alone", flush=True)
         subprocess.run([os.path.join(HERE, "sim_bench.sh"), "5"], check=True)
@@ -533,13 +560,17 @@ def main():
         p = P.Pipeline(s, time_scale=0.02)
         p.sim.fault(rate=1000000, burst=1000000)
         baselines(s)
+        row("bench", "start: stack and baselines", "%.0f s" % (time.monotonic() - T0))
         for name, fn in (("verifier", bench_verifier), ("idle", bench_idle),
                          ("ingest", bench_ingest), ("calls", bench_calls),
                          ("memory", bench_memory), ("backlog", bench_backlog),
                          ("account", bench_account_rate)):
             if wanted(name):
+                t = time.monotonic()
                 fn(p)
+                row("bench", "%s took" % name, "%.0f s" % (time.monotonic() - t))
         p.close()
+    row("bench", "whole run", "%.1f min" % ((time.monotonic() - T0) / 60), "", "<= 10 min")
     print("\n| path | figure | baseline | ratio | target |\n|---|---|---|---|---|")
     for section, what, figure, base, ratio, target in ROWS:
         print("| %s: %s | %s | %s | %s | %s |" % (section, what, figure, base, ratio, target))
