@@ -17,6 +17,13 @@
 
 /* The longest an idle dispatcher sleeps before it looks again on its own. */
 #define DISPATCH_IDLE_MS 10000
+/* With calls in flight, slots free up one finished call at a time. Claiming
+ * for each, and committing each call's record on its own, would be a
+ * transaction per call (and a turn of the loop with nothing to wait on while
+ * every slot is busy). Instead the dispatcher waits on the calls for up to
+ * this long: the next claim takes the slots freed meanwhile, one commit
+ * records the calls finished meanwhile. */
+#define DISPATCH_GATHER_MS 10
 
 /* A request in flight to VoIPBin (the opaque of its callback). */
 typedef struct call_ctx {
@@ -481,12 +488,22 @@ void dispatch_free(dispatch_t *d)
     free(d);
 }
 
+/* Fewer than an eighth of the slots free while calls are in flight: not yet
+ * worth a claim of its own; the next one, DISPATCH_GATHER_MS later, takes
+ * whatever is free by then. */
+static int few_free(const dispatch_t *d)
+{
+    int max = d->w->cfg.max_in_flight, busy = vb_client_in_flight(d->vb);
+
+    return busy > 0 && (max - busy) * 8 < max;
+}
+
 void *dispatch_thread(void *arg)
 {
     dispatch_t *d = arg;
     worker_t *w = d->w;
-    int64_t drain_deadline, claim_at = 0;
-    int session = 0;
+    int64_t drain_deadline, claim_at = 0, results_at = 0;
+    int session = 0, gathered = 0;
 
     while (*w->running) {
         int64_t now = otp_monotonic_ms();
@@ -498,10 +515,14 @@ void *dispatch_thread(void *arg)
             continue;
         }
         if (now >= claim_at) {
-            int asked = 0, claimed = dispatch_run(d, &asked);
+            int gather = !gathered && few_free(d);
+            int asked = 0, claimed = gather ? 0 : dispatch_run(d, &asked);
             int64_t wait = 0;
+            gathered = gather; /* one wait at most, then the slots there are */
             if (claimed < 0)
                 wait = 200;
+            else if (asked <= 0)
+                wait = DISPATCH_GATHER_MS; /* (nearly) every slot busy */
             else if (claimed < asked && (wait = next_work_ms(d)) < 0)
                 wait = 200;
             else if (claimed < asked && wait < 20)
@@ -511,7 +532,11 @@ void *dispatch_thread(void *arg)
         if (vb_client_in_flight(d->vb) > 0) {
             int64_t t = claim_at - otp_monotonic_ms();
             vb_client_perform(d->vb, t < 0 ? 0 : t > 20 ? 20 : (int)t);
-            commit_results(d);
+            now = otp_monotonic_ms();
+            if (now - results_at >= DISPATCH_GATHER_MS || vb_client_in_flight(d->vb) == 0) {
+                commit_results(d);
+                results_at = now;
+            }
             woken = otp_db_wait_notify(d->tx.db, 0);
         } else {
             int64_t t = claim_at - otp_monotonic_ms();

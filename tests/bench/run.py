@@ -14,6 +14,8 @@ Rows:
              counted: requests made durable per second (first row to last), 5,000 and 50,000
              with the country and global caps above the run (the same work per request), then
              50,000 more with every default (the caps refuse most of them);
+  latency    200 requests/s for 15 s, POST /calls answered after 250 ms: accepted -> call_requested
+             per request (from the status topic), minus the 250 ms;
   calls      the simulator answers POST /calls after 250 ms (account limit lifted): calls/s of
              one worker and of three;
   idle       two workers, no traffic: commits and row updates per second per worker;
@@ -429,6 +431,53 @@ def bench_calls(p):
     p.sim.clear_faults()
 
 
+def bench_latency(p, rate=200, seconds=15, post_ms=250):
+    """A steady stream: `rate` requests/s for `seconds` through otp-produce --rate, one worker,
+    the simulator answering POST /calls after post_ms. Per request, from the status topic:
+    call_requested.at - accepted.at - post_ms (both times are the commits' clocks in PostgreSQL),
+    i.e. what the pipeline adds to the provider's own latency."""
+    import datetime
+    p.sim.fault(path="/v1.0/calls", method="POST", latency_ms=post_ms)
+    w = p.start_worker(OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
+                       OTP_LIMIT_PHONE_15MIN=0, OTP_LIMIT_PHONE_DAY=0, OTP_LIMIT_USER_HOUR=0,
+                       OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0)
+    time.sleep(4)
+    reader = P.StatusReader(p.bootstrap, "otp.call_status")
+    n = rate * seconds
+    lines = "".join(json.dumps({"phone": "+1646%07d" % (2000000 + i), "user_id": "lat-%d" % i})
+                    + "\n" for i in range(n))
+    subprocess.run([Stack.bin("otp-produce"), "--file", "-", "--rate", "%d/s" % rate],
+                   input=lines, env={**os.environ, **p.env()}, capture_output=True, text=True,
+                   timeout=seconds * 3 + 60, check=True)
+
+    def at(ev):
+        return datetime.datetime.strptime(ev["at"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+    deadline = time.monotonic() + 120
+    while True:
+        acc, req = {}, {}
+        for ev in reader.snapshot():
+            if ev.get("type") == "accepted":
+                acc[ev["request_id"]] = at(ev)
+            elif ev.get("type") == "call_requested" and ev["request_id"] not in req:
+                req[ev["request_id"]] = at(ev)
+        took = sorted(1000 * (req[r] - acc[r]) - post_ms for r in req if r in acc)
+        if len(took) >= n or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    reader.close()
+    row("calls", "steady %d/s for %d s: accepted -> call_requested, over the %d ms POST"
+        % (rate, seconds, post_ms),
+        "p50 %.0f p99 %.0f ms (%d of %d)" % (took[len(took) // 2], took[int(len(took) * 0.99)],
+                                            len(took), n) if took else "no calls",
+        "", "p99 <= 50 ms")
+    w.stop()
+    p.workers.remove(w)
+    retire(p, "lat")
+    p.sim.clear_faults()
+    p.sim.fault(rate=1000000, burst=1000000)
+
+
 def bench_memory(p):
     p.sim.fault(path="/v1.0/calls", method="POST", latency_ms=20000)
     w = p.start_worker(OTP_MAX_IN_FLIGHT=2048, OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
@@ -561,7 +610,7 @@ def main():
         p.sim.fault(rate=1000000, burst=1000000)
         baselines(s)
         row("bench", "start: stack and baselines", "%.0f s" % (time.monotonic() - T0))
-        for name, fn in (("verifier", bench_verifier), ("idle", bench_idle),
+        for name, fn in (("latency", bench_latency), ("verifier", bench_verifier), ("idle", bench_idle),
                          ("ingest", bench_ingest), ("calls", bench_calls),
                          ("memory", bench_memory), ("backlog", bench_backlog),
                          ("account", bench_account_rate)):
