@@ -327,8 +327,9 @@ static void finish(vb_client_t *c, vb_xfer_t *x, CURLcode cc)
     }
 }
 
-int vb_client_perform(vb_client_t *c, int timeout_ms)
+int vb_client_perform(vb_client_t *c, int timeout_ms, int wake_fd)
 {
+    struct curl_waitfd wake = {wake_fd, CURL_WAIT_POLLIN, 0};
     int running = 0, left;
     CURLMsg *m;
 
@@ -337,7 +338,8 @@ int vb_client_perform(vb_client_t *c, int timeout_ms)
     for (int i = 0; i < c->max; i++)
         c->pool[i].started |= c->pool[i].busy;
     if (timeout_ms > 0)
-        curl_multi_poll(c->multi, NULL, 0, timeout_ms, NULL);
+        curl_multi_poll(c->multi, wake_fd >= 0 ? &wake : NULL, wake_fd >= 0 ? 1 : 0, timeout_ms,
+                        NULL);
     curl_multi_perform(c->multi, &running);
     while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
         vb_xfer_t *x = NULL;

@@ -55,8 +55,9 @@ int vb_message_create(vb_client_t *c, const char *source, const char *destinatio
 int vb_client_drop_unsent(vb_client_t *c, void (*free_opaque)(void *));
 
 /* Runs transfers for up to timeout_ms (0 = only what is ready) and calls the
- * callbacks of finished ones. Returns the number still in flight. */
-int vb_client_perform(vb_client_t *c, int timeout_ms);
+ * callbacks of finished ones; the wait ends early when wake_fd (-1: none) has
+ * something to read. Returns the number still in flight. */
+int vb_client_perform(vb_client_t *c, int timeout_ms, int wake_fd);
 int vb_client_in_flight(const vb_client_t *c);
 
 /* Classifies an HTTP status (or 0 + curl failure, with `sent` saying whether

@@ -81,7 +81,9 @@ static const char usage[] =
     "sends lines as they are, to test the dead-letter path): one result per line, tab-separated,\n"
     "  LINE  REQUEST_ID  delivered|failed  REASON  LINE_DIGEST\n"
     "on stdout, or appended to REPORT with --report. Exit status 1 when any line failed.\n"
-    "--rate N/s publishes at most N lines a second. Request ids are RECORDED IN THE REPORT, not\n"
+    "--rate N/s publishes at most N lines a second, evenly, and holds back while the broker has\n"
+    "not acknowledged a tenth of a second of them (no burst after a slow start or a stall).\n"
+    "Request ids are RECORDED IN THE REPORT, not\n"
     "derived: a line without request_id gets a random one, and a re-run with the same --report\n"
     "(a saved stdout works too) gives each line the id the report holds for the same content\n"
     "(LINE_DIGEST, so edits and moves are safe) and skips the lines it shows delivered (reported\n"
@@ -238,20 +240,30 @@ static void clean_reason(const char *in, char *out, size_t outsz)
             *p = ' ';
 }
 
-/* Waits (serving delivery reports) until the next line may go at --rate. */
-static void pace(rd_kafka_t *rk, double rate, int64_t started, long published)
+/* Waits (serving delivery reports) until the next line may go at --rate: one
+ * line every 1/rate s, and only while the broker keeps up (at most a tenth of
+ * a second of lines not yet acknowledged). A slow start (the idempotent
+ * producer's id, the first connection) or a stalled broker then delays the
+ * lines instead of turning into a burst when it clears, so the topic sees at
+ * most N lines a second. *next is when the next line is due (ms, 0 at first). */
+static void pace(rd_kafka_t *rk, double rate, double *next)
 {
-    int64_t due, now;
+    int unacked = rate >= 20 ? (int)(rate / 10) : 2;
+    double now;
 
     if (rate <= 0)
         return;
-    due = started + (int64_t)((double)published * 1000.0 / rate);
-    while (running && (now = otp_monotonic_ms()) < due) {
+    while (running && rk && rd_kafka_outq_len(rk) >= unacked)
+        rd_kafka_poll(rk, 5);
+    while (running && (now = (double)otp_monotonic_ms()) < *next) {
         if (rk)
-            rd_kafka_poll(rk, (int)(due - now));
+            rd_kafka_poll(rk, (int)(*next - now) + 1);
         else
-            usleep((useconds_t)(due - now) * 1000);
+            usleep((useconds_t)((*next - now) * 1000.0));
     }
+    now = (double)otp_monotonic_ms();
+    /* Behind schedule (the waits above): start again from now, no catch-up. */
+    *next = (*next > now - 1000.0 / rate ? *next : now) + 1000.0 / rate;
 }
 
 /* Keypad mode: seals the code the app shows to the workers' public key, so it
@@ -322,6 +334,7 @@ static int run_batch(rd_kafka_t *rk, const char *topic, const char *file, const 
     FILE *in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
     int tty = isatty(STDERR_FILENO);
     int64_t started = otp_monotonic_ms(), last_progress = 0;
+    double next_line = 0;
     report_t rep = {0};
     char *line = NULL;
     size_t cap = 0;
@@ -391,7 +404,7 @@ static int run_batch(rd_kafka_t *rk, const char *topic, const char *file, const 
             key = req.phone[0] ? req.phone : req.resend_of;
             snprintf(id, sizeof(id), "%s", req.request_id);
         }
-        pace(rk, rate, started, *sent);
+        pace(rk, rate, &next_line);
         pl = rk ? calloc(1, sizeof(*pl)) : NULL;
         if (pl) {
             pl->lineno = lineno;

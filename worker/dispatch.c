@@ -23,7 +23,7 @@
  * every slot is busy). Instead the dispatcher waits on the calls for up to
  * this long: the next claim takes the slots freed meanwhile, one commit
  * records the calls finished meanwhile. */
-#define DISPATCH_GATHER_MS 10
+#define DISPATCH_GATHER_MS 5
 
 /* A request in flight to VoIPBin (the opaque of its callback). */
 typedef struct call_ctx {
@@ -531,7 +531,8 @@ void *dispatch_thread(void *arg)
         }
         if (vb_client_in_flight(d->vb) > 0) {
             int64_t t = claim_at - otp_monotonic_ms();
-            vb_client_perform(d->vb, t < 0 ? 0 : t > 20 ? 20 : (int)t);
+            /* A NOTIFY otp_due (the database socket) ends the wait. */
+            vb_client_perform(d->vb, t < 0 ? 0 : t > 20 ? 20 : (int)t, PQsocket(d->tx.db));
             now = otp_monotonic_ms();
             if (now - results_at >= DISPATCH_GATHER_MS || vb_client_in_flight(d->vb) == 0) {
                 commit_results(d);
@@ -549,7 +550,7 @@ void *dispatch_thread(void *arg)
     /* Drain: no new claims; the calls in flight finish and are recorded. */
     drain_deadline = otp_monotonic_ms() + 15000;
     while (vb_client_in_flight(d->vb) > 0 && otp_monotonic_ms() < drain_deadline) {
-        vb_client_perform(d->vb, 100);
+        vb_client_perform(d->vb, 100, -1);
         commit_results(d);
     }
     if (challenge_commit(&d->tx) != 0)

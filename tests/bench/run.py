@@ -438,10 +438,21 @@ def bench_latency(p, rate=200, seconds=15, post_ms=250):
     i.e. what the pipeline adds to the provider's own latency."""
     import datetime
     p.sim.fault(path="/v1.0/calls", method="POST", latency_ms=post_ms)
+    # The mock broker answers an empty fetch only after fetch.wait.max.ms (500 ms) even when data
+    # arrives meanwhile (rdkafka_mock_handlers.c says so); a real broker answers at once. 10 ms
+    # here makes the mock deliver a steady stream as a broker would, instead of in half-second
+    # bursts that the worker would then queue behind its in-flight window.
     w = p.start_worker(OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
                        OTP_LIMIT_PHONE_15MIN=0, OTP_LIMIT_PHONE_DAY=0, OTP_LIMIT_USER_HOUR=0,
-                       OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0)
-    time.sleep(4)
+                       OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0,
+                       KAFKA_FETCH_WAIT_MAX_MS=10)
+    # One request through to its call first: the worker has joined the group and holds the
+    # partitions, so the stream measures the steady state, not a backlog from the join.
+    base = count(p, "SELECT count(*) FROM calls")
+    p.produce([{"phone": "+16463000000", "user_id": "lat-warm"}])
+    deadline = time.monotonic() + 60
+    while count(p, "SELECT count(*) FROM calls") == base and time.monotonic() < deadline:
+        time.sleep(0.05)
     reader = P.StatusReader(p.bootstrap, "otp.call_status")
     n = rate * seconds
     lines = "".join(json.dumps({"phone": "+1646%07d" % (2000000 + i), "user_id": "lat-%d" % i})
