@@ -522,22 +522,9 @@ static size_t digit_token(const char *p, const char *end)
     return 0;
 }
 
-/* 1 if a whole UUID (8-4-4-4-12 hex digits) starts at p, not inside a longer
- * word: a request id, whose digit runs are no phone number. */
-static int uuid_at(const char *start, const char *p, const char *end)
-{
-    if (end - p < 36 || (p > start && isalnum((unsigned char)p[-1])) ||
-        (end - p > 36 && isalnum((unsigned char)p[36])))
-        return 0;
-    for (int i = 0; i < 36; i++)
-        if (i == 8 || i == 13 || i == 18 || i == 23 ? p[i] != '-' : !isxdigit((unsigned char)p[i]))
-            return 0;
-    return 1;
-}
-
 char *otp_redact_numbers(const void *payload, size_t len, size_t *out_len)
 {
-    const char *start = payload, *in = start, *end = in + len;
+    const char *in = payload, *end = in + len;
     char *out = malloc(len + 1);
     size_t n = 0;
 
@@ -546,12 +533,6 @@ char *otp_redact_numbers(const void *payload, size_t len, size_t *out_len)
     while (in < end) {
         const char *q = in;
         size_t tokens = 0, k;
-        if (uuid_at(start, in, end)) {
-            memcpy(out + n, in, 36);
-            n += 36;
-            in += 36;
-            continue;
-        }
         while ((k = digit_token(q, end)) > 0) {
             q += k;
             tokens++;

@@ -72,8 +72,7 @@ int otp_verify_request_parse(const char *body, size_t len, char request_id[37], 
 
 /* A copy of a raw message with every run of 7 or more digits masked ('*'),
  * counting a JSON escape such as \u0030 as a digit, whether or not the
- * message parses: what may go to a topic other than otp.requested. A whole
- * UUID (a request id) is kept as it is, whatever digit runs it holds. The
+ * message parses: what may go to a topic other than otp.requested. The
  * caller frees it; *out_len is its length. NULL on allocation failure. */
 char *otp_redact_numbers(const void *payload, size_t len, size_t *out_len);
 

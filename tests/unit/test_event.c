@@ -712,42 +712,6 @@ static void test_locale_valid(void)
     CHECK_EQ_INT(otp_locale_valid(NULL), 0);
 }
 
-/* Redacts a copy of exactly strlen(in) bytes (ASan catches a read past it)
- * and compares with want. */
-static void check_redact(const char *in, const char *want)
-{
-    size_t len = strlen(in), n = 0;
-    char *copy = malloc(len ? len : 1), *out;
-
-    memcpy(copy, in, len);
-    out = otp_redact_numbers(copy, len, &n);
-    if (CHECK(out != NULL)) {
-        CHECK(n == strlen(want));
-        if (!CHECK(strcmp(out, want) == 0))
-            printf("  redact(%s) = %s, want %s\n", in, out, want);
-    }
-    free(out);
-    free(copy);
-}
-
-static void test_redact(void)
-{
-    check_redact("{\"phone\":\"+14155552671\"}", "{\"phone\":\"+***********\"}");
-    check_redact("123456 1234567", "123456 *******");
-    check_redact("\\u0031\\u00324155552671", "************");
-    check_redact("", "");
-    /* Request ids keep their digit runs: 12345678 and 901234567890 are no phone. */
-    check_redact(
-        "{\"request_id\":\"12345678-1234-4123-8123-901234567890\",\"phone\":\"4155552671\"}",
-        "{\"request_id\":\"12345678-1234-4123-8123-901234567890\",\"phone\":\"**********\"}");
-    check_redact("12345678-1234-4123-8123-901234567890", "12345678-1234-4123-8123-901234567890");
-    /* Not a whole UUID: inside a longer word, too short, a bad separator. */
-    check_redact("x12345678-1234-4123-8123-901234567890", "x********-1234-4123-8123-************");
-    check_redact("12345678-1234-4123-8123-9012345678901", "********-1234-4123-8123-*************");
-    check_redact("12345678-1234-4123-8123-90123456789", "********-1234-4123-8123-***********");
-    check_redact("12345678_1234-4123-8123-901234567890", "********_1234-4123-8123-************");
-}
-
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -761,7 +725,6 @@ int main(int argc, char **argv)
     test_request_bounds();
     test_round_trip();
     test_dlq();
-    test_redact();
     test_verify_parse();
     test_locale_valid();
     return unit_finish(argv[0]);
