@@ -712,6 +712,37 @@ static void test_locale_valid(void)
     CHECK_EQ_INT(otp_locale_valid(NULL), 0);
 }
 
+/* Redacts a copy of exactly strlen(in) bytes (ASan catches a read past it)
+ * and compares with want. */
+static void check_redact(const char *in, const char *want)
+{
+    size_t len = strlen(in), n = 0;
+    char *copy = malloc(len ? len : 1), *out;
+
+    memcpy(copy, in, len);
+    out = otp_redact_numbers(copy, len, &n);
+    if (CHECK(out != NULL)) {
+        CHECK(n == strlen(want));
+        if (!CHECK(strcmp(out, want) == 0))
+            printf("  redact(%s) = %s, want %s\n", in, out, want);
+    }
+    free(out);
+    free(copy);
+}
+
+static void test_redact(void)
+{
+    check_redact("{\"phone\":\"+14155552671\"}", "{\"phone\":\"+***********\"}");
+    check_redact("123456 1234567", "123456 *******");
+    check_redact("\\u0031\\u00324155552671", "************");
+    check_redact("", "");
+    /* Every run of 7 digits, wherever it is, a request id's included (as the
+     * DLQ schema says). */
+    check_redact("{\"request_id\":\"1234567a-1234-4123-8123-90123456789a\"}",
+                 "{\"request_id\":\"*******a-1234-4123-8123-***********a\"}");
+    check_redact("0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01", "0b6e2a52-6d8e-4c8a-9f55-0a3e3f6c1d01");
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -725,6 +756,7 @@ int main(int argc, char **argv)
     test_request_bounds();
     test_round_trip();
     test_dlq();
+    test_redact();
     test_verify_parse();
     test_locale_valid();
     return unit_finish(argv[0]);
