@@ -83,13 +83,12 @@ static const char usage[] =
     "on stdout, or appended to REPORT with --report. Exit status 1 when any line failed.\n"
     "--rate N/s publishes at most N lines a second, evenly, and holds back while the broker has\n"
     "not acknowledged a tenth of a second of them (no burst after a slow start or a stall).\n"
-    "Request ids are RECORDED IN THE REPORT, not\n"
-    "derived: a line without request_id gets a random one, and a re-run with the same --report\n"
-    "(a saved stdout works too) gives each line the id the report holds for the same content\n"
-    "(LINE_DIGEST, so edits and moves are safe) and skips the lines it shows delivered (reported\n"
-    "as delivered, reason earlier_run); a failed line is sent again under the same id, which\n"
-    "the workers' idempotency on request_id turns into one call at most. Without --report a\n"
-    "re-run makes new requests.";
+    "Request ids are RECORDED IN THE REPORT, not derived: a line without request_id gets a\n"
+    "random one, and a re-run with the same --report (a saved stdout works too) gives each line\n"
+    "the id the report holds for the same content (LINE_DIGEST, so edits and moves are safe)\n"
+    "and skips the lines it shows delivered (reported as delivered, reason earlier_run); a\n"
+    "failed line is sent again under the same id, which the workers' idempotency on request_id\n"
+    "turns into one call at most. Without --report a re-run makes new requests.";
 
 /* With no producer (--dry-run) the message goes to stdout instead. The
  * opaque pl (NULL for a single request) comes back in the delivery report;

@@ -167,11 +167,22 @@ UPDATE bench_update SET attempts = attempts + 1, updated_at = now()
 """
 
 
-def pgbench(s, name, script):
+def script_file(s, name, script):
+    """A pgbench script in the stack's folder, readable by the postgres user."""
     path = os.path.join(s.root_dir, name + ".sql")
     with open(path, "w") as f:
         f.write(script)
     os.chmod(path, 0o644)
+    return path
+
+
+def percentiles(values):
+    """(p50, p99) of a sorted, non-empty list."""
+    return values[len(values) // 2], values[int(len(values) * 0.99)]
+
+
+def pgbench(s, name, script):
+    path = script_file(s, name, script)
     out = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-n", "-c", "8", "-j", "2", "-T", "10",
                           "-h", s.pg_socket_dir, "-p", str(s.pg_port), "-U", "otp", "-f", path,
                           "otp"], capture_output=True, text=True, timeout=120)
@@ -184,10 +195,7 @@ def pgbench(s, name, script):
 def pgbench_latency(s, name, script, rate, clients):
     """PostgreSQL's own latency for script at a steady rate: (p50 ms, p99 ms), from pgbench's
     per-transaction log, to set beside the verifier's at the same rate and connection count."""
-    path = os.path.join(s.root_dir, name + ".sql")
-    with open(path, "w") as f:
-        f.write(script)
-    os.chmod(path, 0o644)
+    path = script_file(s, name, script)
     with tempfile.TemporaryDirectory(dir=s.root_dir) as tmp:
         subprocess.run([os.path.join(PG_BIN, "pgbench"), "-n", "-c", str(clients), "-j", "2", "-T",
                         "10", "-R", str(int(rate)), "-l", "-h", s.pg_socket_dir, "-p", str(s.pg_port),
@@ -197,8 +205,7 @@ def pgbench_latency(s, name, script, rate, clients):
         for log in os.listdir(tmp):
             with open(os.path.join(tmp, log)) as f:
                 took += [int(line.split()[2]) for line in f if len(line.split()) > 2]
-    took.sort()
-    return took[len(took) // 2] / 1000.0, took[int(len(took) * 0.99)] / 1000.0
+    return tuple(us / 1000.0 for us in percentiles(sorted(took)))
 
 
 def baselines(s):
@@ -329,6 +336,14 @@ def count(p, sql):
     return int(row_[0] or 0) if row_ else 0
 
 
+def drain_outbox(p, timeout):
+    """Waits (up to timeout s) until the workers running have relayed every event: a phase then
+    measures its own work, not an earlier phase's relay backlog."""
+    deadline = time.monotonic() + timeout
+    while count(p, "SELECT count(*) FROM outbox") and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
 def retire(p, tag):
     """Ends a phase's requests that are still due, so the next phase measures only its own."""
     p.s.psql("UPDATE challenges SET status = 'expired', next_attempt_at = NULL"
@@ -369,6 +384,10 @@ def ingest_rate(p, n, tag, **worker_env):
     return (n - c0) / took if took > 0 else float("nan"), split, cpu
 
 
+# Every per-number, per-user, per-country and global limit off: only the VoIPBin budget paces calls.
+NO_LIMITS = dict(OTP_LIMIT_PHONE_15MIN=0, OTP_LIMIT_PHONE_DAY=0, OTP_LIMIT_USER_HOUR=0,
+                 OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0)
+
 # Every abuse limit checked and counted for every request, the country and global caps set above
 # the run so that both sizes do the same work (all accepted): the per-request cost alone.
 SAME_WORK = dict(OTP_LIMIT_COUNTRY_HOUR=10000000, OTP_LIMIT_GLOBAL_HOUR=10000000)
@@ -392,16 +411,11 @@ def bench_ingest(p):
 
 def call_rate(p, n, workers, tag):
     reqs = [{"phone": "+1212%07d" % (2000000 + i), "user_id": "%s-%d" % (tag, i)} for i in range(n)]
-    env = dict(OTP_MAX_IN_FLIGHT=512, OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
-               OTP_LIMIT_PHONE_15MIN=0, OTP_LIMIT_PHONE_DAY=0, OTP_LIMIT_USER_HOUR=0,
-               OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0)
+    env = dict(NO_LIMITS, OTP_MAX_IN_FLIGHT=512, OTP_VOIPBIN_RATE=10000000,
+               OTP_VOIPBIN_BURST=100000)
     ws = [p.start_worker(**env) for _ in range(workers)]
     time.sleep(4 + 6 * (workers - 1))  # the group join, and a rebalance per later member
-    # The earlier phases' events (ingest leaves 100,000 in the outbox) are relayed first: this
-    # phase measures calls, not calls beside another phase's relay backlog.
-    deadline = time.monotonic() + 180
-    while count(p, "SELECT count(*) FROM outbox") and time.monotonic() < deadline:
-        time.sleep(0.5)
+    drain_outbox(p, 180)  # ingest leaves 100,000 events in the outbox
     base = count(p, "SELECT count(*) FROM calls")
     p.produce_many(reqs)
     first = None
@@ -448,9 +462,7 @@ def bench_latency(p, rate=200, seconds=15, post_ms=250):
     # here makes the mock deliver a steady stream as a broker would, instead of in half-second
     # bursts that the worker would then queue behind its in-flight window.
     w = p.start_worker(OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
-                       OTP_LIMIT_PHONE_15MIN=0, OTP_LIMIT_PHONE_DAY=0, OTP_LIMIT_USER_HOUR=0,
-                       OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0,
-                       KAFKA_FETCH_WAIT_MAX_MS=10)
+                       KAFKA_FETCH_WAIT_MAX_MS=10, **NO_LIMITS)
     # One request through to its call first: the worker has joined the group and holds the
     # partitions, so the stream measures the steady state, not a backlog from the join.
     base = count(p, "SELECT count(*) FROM calls")
@@ -484,8 +496,8 @@ def bench_latency(p, rate=200, seconds=15, post_ms=250):
     reader.close()
     row("calls", "steady %d/s for %d s: accepted -> call_requested, over the %d ms POST"
         % (rate, seconds, post_ms),
-        "p50 %.0f p99 %.0f ms (%d of %d)" % (took[len(took) // 2], took[int(len(took) * 0.99)],
-                                            len(took), n) if took else "no calls",
+        "p50 %.0f p99 %.0f ms (%d of %d)" % (percentiles(took) + (len(took), n)) if took
+        else "no calls",
         "", "p99 <= 50 ms")
     w.stop()
     p.workers.remove(w)
@@ -497,8 +509,7 @@ def bench_latency(p, rate=200, seconds=15, post_ms=250):
 def bench_memory(p):
     p.sim.fault(path="/v1.0/calls", method="POST", latency_ms=20000)
     w = p.start_worker(OTP_MAX_IN_FLIGHT=2048, OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
-                       OTP_LIMIT_PHONE_15MIN=0, OTP_LIMIT_PHONE_DAY=0, OTP_LIMIT_USER_HOUR=0,
-                       OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0, OTP_LEASE_SECONDS=60)
+                       OTP_LEASE_SECONDS=60, **NO_LIMITS)
     time.sleep(4)
     p.produce_many([{"phone": "+1213%07d" % (2000000 + i), "user_id": "m-%d" % i} for i in range(2000)])
     deadline = time.monotonic() + 30
@@ -565,9 +576,7 @@ def bench_backlog(p, n=20000, rate=250):
     fresh = n - n // 2
     base = count(p, "SELECT count(*) FROM calls")
     t0 = time.monotonic()
-    w = p.start_worker(OTP_VOIPBIN_RATE=rate * 1000, OTP_MAX_IN_FLIGHT=256,
-                       OTP_LIMIT_PHONE_15MIN=0, OTP_LIMIT_PHONE_DAY=0, OTP_LIMIT_USER_HOUR=0,
-                       OTP_LIMIT_COUNTRY_HOUR=0, OTP_LIMIT_GLOBAL_HOUR=0)
+    w = p.start_worker(OTP_VOIPBIN_RATE=rate * 1000, OTP_MAX_IN_FLIGHT=256, **NO_LIMITS)
     ideal = fresh / float(rate)
     deadline = t0 + 3 * ideal + 60
     while time.monotonic() < deadline and count(p, "SELECT count(*) FROM calls") - base < fresh:
@@ -588,9 +597,7 @@ def bench_backlog(p, n=20000, rate=250):
 
 def bench_idle(p):
     ws = [p.start_worker() for _ in range(2)]
-    deadline = time.monotonic() + 300
-    while count(p, "SELECT count(*) FROM outbox") and time.monotonic() < deadline:
-        time.sleep(0.5)  # the verifier's events relayed first
+    drain_outbox(p, 300)  # the verifier's events
     time.sleep(12)  # joined; every relay and dispatcher back to sleep
 
     def stats():
