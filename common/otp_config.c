@@ -127,8 +127,11 @@ static const otp_setting_t settings[] = {
     {"OTP_VERIFIER_ADMIN_LISTEN", OTP_CFG_STR, "127.0.0.1:9091", 0, 0, V,
      "host:port of the verifier's /healthz, /readyz and /metrics (not the API port); empty = off."},
     {"OTP_VERIFIER_THREADS", OTP_CFG_INT, "16", 1, 256, V,
-     "HTTP threads (one DB connection each; more let PostgreSQL commit more checks per disk "
-     "flush)."},
+     "HTTP threads (each a database connection for status reads and webhooks); also the most "
+     "checks in flight."},
+    {"OTP_VERIFIER_DB_CONNECTIONS", OTP_CFG_INT, "2", 1, 64, V,
+     "Database connections that run code checks; the checks that wait while one commits go "
+     "together in its next transaction (one disk flush for all)."},
     {"OTP_RETENTION_DAYS", OTP_CFG_INT, "30", 1, 3650, W | AP,
      "Challenges, calls and dead letters older than this are deleted (worker in the background, "
      "otp-admin purge); a number is replaced by its keyed hash once its challenge can no longer "

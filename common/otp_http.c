@@ -39,7 +39,8 @@ struct MHD_Daemon *otp_http_start(const char *setting, const char *listen, unsig
         snprintf(errstr, errstr_size, "%s=%s: expected an IPv4 host:port", setting, listen);
         return NULL;
     }
-    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_TURBO,
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
+                             MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
                          (uint16_t)port, NULL, NULL, handler, cls, MHD_OPTION_SOCK_ADDR, &sa,
                          MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
                          completed, cls, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);

@@ -20,13 +20,19 @@
 
 #define WEBHOOK_MAX_BODY OTP_WEBHOOK_MAX_BYTES
 
-/* One connection per HTTP thread, opened on first use. */
+/* One connection per HTTP thread, opened on first use, for status reads and
+ * webhook events (code checks go through a->checks). */
 static __thread PGconn *thread_db;
 
 typedef struct req_ctx {
     char *body;
     size_t len;
     int too_large;
+    /* A code check under way: the connection is suspended until the check's
+     * commit resumes it, and the handler, called again, answers. */
+    enum { CHECK_NONE, CHECK_VERIFY, CHECK_KEYPAD } checking;
+    int64_t check_started;
+    verify_check_t check;
 } req_ctx_t;
 
 int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_size)
@@ -96,27 +102,49 @@ static otp_mhd_result reply_json(struct MHD_Connection *c, unsigned status, json
     return r;
 }
 
+/* Called by a database thread once a check has committed. */
+static void check_done(void *arg)
+{
+    MHD_resume_connection(arg);
+}
+
+/* Hands the check over and suspends the connection until it is done. */
+static otp_mhd_result start_check(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx, int kind,
+                                  const char *request_id, const char *code)
+{
+    ctx->checking = kind;
+    ctx->check_started = otp_monotonic_us();
+    MHD_suspend_connection(c);
+    if (verify_start(a->checks, &ctx->check, &a->keys, request_id, code, a->max_failed_per_hour,
+                     check_done, c) != 0) {
+        ctx->check.res = VERIFY_ERROR; /* shutting down */
+        MHD_resume_connection(c);
+    }
+    return MHD_YES;
+}
+
 static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
 {
     char request_id[37], code[11], err[160];
-    int attempts_left = 0;
-    int64_t started;
-    PGconn *conn;
-    verify_result_t res;
+    otp_mhd_result r;
 
     if (otp_verify_request_parse(ctx->body, ctx->len, request_id, code, err, sizeof(err)) != 0) {
         atomic_fetch_add(&a->bad_requests, 1);
         return otp_http_error(c, 400, "invalid_request", err);
     }
-    started = otp_monotonic_us();
-    conn = db(a);
-    res =
-        conn ? verify_code(conn, &a->keys, request_id, code, a->max_failed_per_hour, &attempts_left)
-             : VERIFY_ERROR;
+    r = start_check(a, c, ctx, CHECK_VERIFY, request_id, code);
     sodium_memzero(code, sizeof(code));
+    return r;
+}
+
+/* The answer to POST /v1/verify, once its check is done. */
+static otp_mhd_result verify_answer(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
+{
+    const char *request_id = ctx->check.request_id;
+
     otp_metric_observe(OTP_M_VERIFIER_VERIFY_LATENCY, NULL,
-                       (double)(otp_monotonic_us() - started) / 1e6);
-    switch (res) {
+                       (double)(otp_monotonic_us() - ctx->check_started) / 1e6);
+    switch (ctx->check.res) {
     case VERIFY_OK:
         atomic_fetch_add(&a->verified, 1);
         return reply_json(c, 200,
@@ -126,7 +154,8 @@ static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_
         atomic_fetch_add(&a->incorrect, 1);
         return reply_json(c, 200,
                           json_pack("{s:s, s:b, s:s, s:i}", "request_id", request_id, "valid", 0,
-                                    "status", "incorrect", "attempts_left", attempts_left));
+                                    "status", "incorrect", "attempts_left",
+                                    ctx->check.attempts_left));
     case VERIFY_REJECTED:
         /* Unknown, expired, locked, used, superseded: the same status and body. */
         atomic_fetch_add(&a->rejected, 1);
@@ -139,6 +168,21 @@ static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_
         atomic_fetch_add(&a->db_errors, 1);
         return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
     }
+}
+
+/* The answer to a keypad webhook, once its digits' check is done: the
+ * outcome itself goes to the status topic. */
+static otp_mhd_result keypad_answer(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
+{
+    verify_result_t vr = ctx->check.res;
+
+    if (vr == VERIFY_ERROR)
+        return otp_http_error(c, 503, "unavailable", "could not check the digits; send them again");
+    atomic_fetch_add(vr == VERIFY_OK          ? &a->verified
+                     : vr == VERIFY_INCORRECT ? &a->incorrect
+                                              : &a->rejected,
+                     1);
+    return otp_http_reply(c, 200, "application/json", "{\"applied\":true}");
 }
 
 /* The body of POST /v1/requests as the otp.requested message: request_id
@@ -340,24 +384,14 @@ static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx
     atomic_fetch_add(&a->webhooks, 1);
     if (rc == 1)
         return otp_http_reply(c, 200, "application/json", "{\"applied\":false}");
-    conn = db(a);
     if (ev.keypad) {
         /* Keypad mode: the digits are checked like any verify request; the
          * outcome (verified / verify_failed / locked) goes to the status topic. */
-        int left = 0;
-        verify_result_t vr = conn ? verify_code(conn, &a->keys, ev.request_id, ev.digits,
-                                                a->max_failed_per_hour, &left)
-                                  : VERIFY_ERROR;
+        otp_mhd_result r = start_check(a, c, ctx, CHECK_KEYPAD, ev.request_id, ev.digits);
         sodium_memzero(ev.digits, sizeof(ev.digits));
-        if (vr == VERIFY_ERROR)
-            return otp_http_error(c, 503, "unavailable",
-                                  "could not check the digits; send them again");
-        atomic_fetch_add(vr == VERIFY_OK          ? &a->verified
-                         : vr == VERIFY_INCORRECT ? &a->incorrect
-                                                  : &a->rejected,
-                         1);
-        return otp_http_reply(c, 200, "application/json", "{\"applied\":true}");
+        return r;
     }
+    conn = db(a);
     rc = conn ? otp_call_event_apply(conn, &ev, ctx->body) : -1;
     if (rc < 0) {
         atomic_fetch_add(&a->db_errors, 1);
@@ -441,6 +475,10 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
         *con_cls = ctx;
         return MHD_YES;
     }
+    if (ctx->checking == CHECK_VERIFY)
+        return verify_answer(a, c, ctx);
+    if (ctx->checking == CHECK_KEYPAD)
+        return keypad_answer(a, c, ctx);
     if (*upload_data_size) {
         size_t limit = is_webhook ? WEBHOOK_MAX_BODY : a->max_body;
         if (!ctx->too_large && ctx->len + *upload_data_size <= limit) {

@@ -66,6 +66,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "otp-verifier: %s\n", err);
         return 2;
     }
+    api.checks = verify_pool_new(api.db_url, (int)otp_config_int("OTP_VERIFIER_DB_CONNECTIONS"),
+                                 err, sizeof(err));
+    if (!api.checks) {
+        fprintf(stderr, "otp-verifier: %s\n", err);
+        front_destroy(api.front);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -94,9 +101,13 @@ int main(int argc, char **argv)
     while (running)
         pause();
     otp_info("verifier_stopping", "verified=%lld", (long long)api.verified);
+    /* No connection may stay suspended when the daemon stops: the checks
+     * under way finish (and resume theirs) and new ones are refused. */
+    verify_pool_close(api.checks);
     MHD_stop_daemon(d);
     if (admin)
         MHD_stop_daemon(admin);
+    verify_pool_destroy(api.checks);
     front_destroy(api.front);
     otp_keyring_clear(&api.keys);
     return 0;

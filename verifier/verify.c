@@ -1,5 +1,6 @@
 #include "verify.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +9,13 @@
 #include "otp_db.h"
 #include "otp_log.h"
 
-/* One statement, one round trip, one commit per check (autocommit). In order:
+/* The most checks one transaction carries, and how long a check in a batch
+ * waits for a row lock before the batch runs its checks one by one. */
+#define VERIFY_BATCH_MAX 64
+#define BATCH_LOCK_TIMEOUT "'100ms'"
+
+/* One statement per check; alone it is one round trip and one commit (a batch
+ * of them shares both: run_batch). In order:
  *   k    the caller's candidate hashes, one per key id of the keyring;
  *   c    the challenge, locked, if a code may still be checked for it; `ok`
  *        compares the stored hash with the candidate of the row's key id by
@@ -111,41 +118,246 @@ static int candidates(const otp_keyring_t *keys, const char *request_id, const c
     return 0;
 }
 
-verify_result_t verify_code(PGconn *db, const otp_keyring_t *keys, const char *request_id,
-                            const char *code, int max_failed_per_hour, int *attempts_left)
+/* The row of one check, read into its job. */
+static verify_result_t read_answer(const PGresult *r, const char *request_id, int *attempts_left)
 {
-    char ids[OTP_MAX_KEYS * 12 + 3], hashes[OTP_MAX_KEYS * (2 * OTP_HASH_BYTES + 1) + 3], cap[12];
-    const char *p[4] = {request_id, ids, hashes, cap};
-    verify_result_t res = VERIFY_ERROR;
     int attempts, max_attempts;
-    PGresult *r = NULL;
 
-    if (candidates(keys, request_id, code, ids, sizeof(ids), hashes, sizeof(hashes)) != 0)
-        goto out;
-    snprintf(cap, sizeof(cap), "%d", max_failed_per_hour);
-    if (otp_db_ensure(db) != 0)
-        goto out;
-    r = otp_db_query_prepared(db, "verify", verify_sql, 4, p);
-    if (!r)
-        goto out;
-    if (PQntuples(r) == 0) {
-        res = VERIFY_REJECTED;
-        goto out;
-    }
+    if (PQntuples(r) == 0)
+        return VERIFY_REJECTED;
     attempts = (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
     max_attempts = (int)strtol(PQgetvalue(r, 0, 2), NULL, 10);
     if (PQgetvalue(r, 0, 0)[0] == 't') {
         otp_info("verified", "request_id=%s phone=%s attempts=%d", request_id, PQgetvalue(r, 0, 3),
                  attempts);
-        res = VERIFY_OK;
-        goto out;
+        return VERIFY_OK;
     }
     *attempts_left = max_attempts - attempts;
     otp_info("verify_failed", "request_id=%s phone=%s attempts_left=%d", request_id,
              PQgetvalue(r, 0, 3), *attempts_left);
-    res = VERIFY_INCORRECT;
-out:
-    sodium_memzero(hashes, sizeof(hashes));
+    return VERIFY_INCORRECT;
+}
+
+struct verify_pool {
+    const char *db_url;
+    int n_threads;
+    pthread_t threads[VERIFY_MAX_CONNECTIONS];
+    pthread_mutex_t lock;
+    pthread_cond_t more;
+    pthread_cond_t idle;
+    verify_check_t *head, *tail; /* FIFO */
+    int pending;                 /* started, done() not yet called */
+    int closing, stopping;
+};
+
+/* The check alone, in autocommit: one statement, one commit. */
+static void run_one(PGconn *db, verify_check_t *j)
+{
+    const char *p[4] = {j->request_id, j->ids, j->hashes, j->cap};
+    PGresult *r = otp_db_query_prepared(db, "verify", verify_sql, 4, p);
+
+    j->res = r ? read_answer(r, j->request_id, &j->attempts_left) : VERIFY_ERROR;
     PQclear(r);
-    return res;
+}
+
+static int by_request_id(const void *a, const void *b)
+{
+    return strcmp((*(verify_check_t *const *)a)->request_id,
+                  (*(verify_check_t *const *)b)->request_id);
+}
+
+/* The checks that queued while this connection's last commit was on its way,
+ * as one transaction in one round trip: BEGIN, each check's statement, COMMIT
+ * (group commit: n checks share one WAL flush and one wake-up). Each
+ * statement sees the ones before it, as separate commits would, so two checks
+ * of one challenge, or of one user's challenges, give the answers they would
+ * give one after the other. The challenge rows are locked in request id order,
+ * as every batch does; a wait longer than BATCH_LOCK_TIMEOUT (another batch
+ * holding a user's failure row, a worker recording the call) ends the
+ * transaction, and the checks then run one by one. 0 when every job has its
+ * answer, -1 when the connection failed (the jobs then answer VERIFY_ERROR:
+ * whether the commit happened is not known, so nothing runs twice). */
+static int run_batch(PGconn *db, verify_check_t **jobs, int n)
+{
+    PGresult *res[VERIFY_BATCH_MAX + 3];
+    int sent = 0, rc;
+
+    qsort(jobs, (size_t)n, sizeof(*jobs), by_request_id);
+    if (otp_db_prepare(db, "verify", verify_sql, 4) != 0 || otp_db_pipe_open(db) != 0)
+        return -1;
+    rc = otp_db_pipe_send(db, "BEGIN", 0, NULL, NULL, NULL);
+    if (rc == 0) {
+        sent++;
+        rc = otp_db_pipe_send(db, "SET LOCAL lock_timeout = " BATCH_LOCK_TIMEOUT, 0, NULL, NULL,
+                              NULL);
+    }
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const char *p[4] = {jobs[i]->request_id, jobs[i]->ids, jobs[i]->hashes, jobs[i]->cap};
+        sent++;
+        rc = otp_db_pipe_send_prepared(db, "verify", 4, p, NULL, NULL);
+    }
+    if (rc == 0) {
+        sent++;
+        rc = otp_db_pipe_send(db, "COMMIT", 0, NULL, NULL, NULL);
+    }
+    if (rc == 0)
+        sent++;
+    rc = otp_db_pipe_close(db, "verify_batch", res, sent) != 0 || rc != 0 || sent != n + 3;
+    if (rc == 0) {
+        for (int i = 0; i < n; i++)
+            jobs[i]->res = read_answer(res[i + 2], jobs[i]->request_id, &jobs[i]->attempts_left);
+    }
+    for (int i = 0; i < sent; i++)
+        PQclear(res[i]);
+    if (rc == 0)
+        return 0;
+    if (PQstatus(db) != CONNECTION_OK)
+        return -1;
+    /* A statement failed, so the COMMIT did not run: nothing was counted. */
+    if (PQtransactionStatus(db) != PQTRANS_IDLE)
+        otp_db_rollback(db);
+    otp_warn("verify_batch_split", "checks=%d", n);
+    for (int i = 0; i < n; i++)
+        run_one(db, jobs[i]);
+    return 0;
+}
+
+static void *db_thread(void *arg)
+{
+    verify_pool_t *p = arg;
+    verify_check_t *jobs[VERIFY_BATCH_MAX];
+    PGconn *db = NULL;
+    char err[256];
+
+    for (;;) {
+        int n = 0;
+
+        pthread_mutex_lock(&p->lock);
+        while (!p->head && !p->stopping)
+            pthread_cond_wait(&p->more, &p->lock);
+        if (!p->head) {
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        while (p->head && n < VERIFY_BATCH_MAX) {
+            jobs[n++] = p->head;
+            p->head = p->head->next;
+        }
+        if (!p->head)
+            p->tail = NULL;
+        pthread_mutex_unlock(&p->lock);
+
+        if (!db) {
+            db = otp_db_connect(p->db_url, "otp-verifier", err, sizeof(err));
+            if (!db)
+                otp_error("db_unavailable", "error=\"%s\"", err);
+        } else if (otp_db_ensure(db) != 0) {
+            otp_error("db_unavailable", "error=\"%.*s\"", (int)strcspn(PQerrorMessage(db), "\n"),
+                      PQerrorMessage(db));
+        }
+        for (int i = 0; i < n; i++)
+            jobs[i]->res = VERIFY_ERROR;
+        if (db && PQstatus(db) == CONNECTION_OK) {
+            if (n == 1)
+                run_one(db, jobs[0]);
+            else if (run_batch(db, jobs, n) != 0)
+                for (int i = 0; i < n; i++)
+                    jobs[i]->res = VERIFY_ERROR;
+        }
+        /* done() may free the check: nothing touches it after. */
+        for (int i = 0; i < n; i++) {
+            sodium_memzero(jobs[i]->hashes, sizeof(jobs[i]->hashes));
+            jobs[i]->done(jobs[i]->arg);
+        }
+        pthread_mutex_lock(&p->lock);
+        p->pending -= n;
+        if (p->pending == 0)
+            pthread_cond_broadcast(&p->idle);
+        pthread_mutex_unlock(&p->lock);
+    }
+    PQfinish(db);
+    return NULL;
+}
+
+verify_pool_t *verify_pool_new(const char *db_url, int connections, char *errstr,
+                               size_t errstr_size)
+{
+    verify_pool_t *p = calloc(1, sizeof(*p));
+
+    if (!p || connections < 1 || connections > VERIFY_MAX_CONNECTIONS) {
+        snprintf(errstr, errstr_size, "verify pool: %s",
+                 p ? "connections out of range" : "out of memory");
+        free(p);
+        return NULL;
+    }
+    p->db_url = db_url;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->more, NULL);
+    pthread_cond_init(&p->idle, NULL);
+    for (; p->n_threads < connections; p->n_threads++) {
+        if (pthread_create(&p->threads[p->n_threads], NULL, db_thread, p) != 0) {
+            snprintf(errstr, errstr_size, "verify pool: cannot start a database thread");
+            verify_pool_destroy(p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+void verify_pool_close(verify_pool_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->closing = 1;
+    while (p->pending > 0)
+        pthread_cond_wait(&p->idle, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void verify_pool_destroy(verify_pool_t *p)
+{
+    if (!p)
+        return;
+    verify_pool_close(p);
+    pthread_mutex_lock(&p->lock);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->more);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < p->n_threads; i++)
+        pthread_join(p->threads[i], NULL);
+    pthread_cond_destroy(&p->more);
+    pthread_cond_destroy(&p->idle);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+int verify_start(verify_pool_t *p, verify_check_t *chk, const otp_keyring_t *keys,
+                 const char *request_id, const char *code, int max_failed_per_hour,
+                 void (*done)(void *arg), void *arg)
+{
+    memset(chk, 0, sizeof(*chk));
+    chk->res = VERIFY_ERROR;
+    snprintf(chk->request_id, sizeof(chk->request_id), "%s", request_id);
+    snprintf(chk->cap, sizeof(chk->cap), "%d", max_failed_per_hour);
+    chk->done = done;
+    chk->arg = arg;
+    if (candidates(keys, request_id, code, chk->ids, sizeof(chk->ids), chk->hashes,
+                   sizeof(chk->hashes)) != 0) {
+        sodium_memzero(chk->hashes, sizeof(chk->hashes));
+        return -1;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (p->closing) {
+        pthread_mutex_unlock(&p->lock);
+        sodium_memzero(chk->hashes, sizeof(chk->hashes));
+        return -1;
+    }
+    if (p->tail)
+        p->tail->next = chk;
+    else
+        p->head = chk;
+    p->tail = chk;
+    p->pending++;
+    pthread_cond_signal(&p->more);
+    pthread_mutex_unlock(&p->lock);
+    return 0;
 }

@@ -1,11 +1,11 @@
 /* The verification rules, over PostgreSQL (see shared/reference/otp-security.md):
  * one statement per check counts the attempt, compares the keyed hash over its
- * full width, and consumes the code or locks the challenge, with its events,
- * in one transaction; the answer comes only after that commit. */
+ * full width, and consumes the code or locks the challenge, with its events;
+ * the answer comes only after that statement's transaction commits. */
 #ifndef OTP_VERIFY_H
 #define OTP_VERIFY_H
 
-#include <libpq-fe.h>
+#include <stddef.h>
 
 #include "otp_crypto.h"
 
@@ -17,12 +17,44 @@ typedef enum {
     VERIFY_ERROR,     /* database trouble: try again */
 } verify_result_t;
 
-/* Checks `code` for the challenge request_id (a valid UUID). A user with
- * max_failed_per_hour wrong codes in the last hour is rejected outright, even
- * with the right code. Thread-safe with one PGconn per thread (autocommit).
- * attempts_left is set for VERIFY_INCORRECT. */
-verify_result_t verify_code(PGconn *db, const otp_keyring_t *keys, const char *request_id,
-                            const char *code, int max_failed_per_hour, int *attempts_left)
-    __attribute__((warn_unused_result));
+/* The checks' database threads, one connection each (VERIFY_MAX_CONNECTIONS
+ * at most). A check is handed over and answered later, after its commit: a
+ * database thread runs every check that queued while its last commit was on
+ * its way as one transaction (group commit), so HTTP threads never wait on
+ * the database for a check. NULL with errstr if the threads cannot start. */
+#define VERIFY_MAX_CONNECTIONS 64
+typedef struct verify_pool verify_pool_t;
+verify_pool_t *verify_pool_new(const char *db_url, int connections, char *errstr,
+                               size_t errstr_size);
+/* Refuses new checks and returns when every check started is done. */
+void verify_pool_close(verify_pool_t *p);
+/* Closes, then stops the threads; NULL-safe. */
+void verify_pool_destroy(verify_pool_t *p);
+
+/* One check of a code, owned by the caller until done() is called. */
+typedef struct verify_check {
+    verify_result_t res; /* the answer, set before done() */
+    int attempts_left;   /* for VERIFY_INCORRECT */
+    /* The rest is the pool's. */
+    char request_id[37];
+    char ids[OTP_MAX_KEYS * 12 + 3];
+    char hashes[OTP_MAX_KEYS * (2 * OTP_HASH_BYTES + 1) + 3];
+    char cap[12];
+    void (*done)(void *arg);
+    void *arg;
+    struct verify_check *next;
+} verify_check_t;
+
+/* Starts the check of `code` for the challenge request_id (a valid UUID):
+ * the candidate hashes are made here, on the caller's thread, and `code`
+ * is not kept. 0: done(arg) is called from a database thread once the
+ * check's transaction has committed (or failed: res VERIFY_ERROR); chk must
+ * stay in place until then and is not touched after. -1: not started (the
+ * pool is closing), done is never called. A user with max_failed_per_hour
+ * wrong codes in the last hour is rejected outright, even with the right
+ * code. Thread-safe. */
+int verify_start(verify_pool_t *p, verify_check_t *chk, const otp_keyring_t *keys,
+                 const char *request_id, const char *code, int max_failed_per_hour,
+                 void (*done)(void *arg), void *arg) __attribute__((warn_unused_result));
 
 #endif

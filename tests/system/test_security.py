@@ -35,6 +35,7 @@ import threading
 import time
 import uuid
 
+import psycopg
 import pytest
 
 from stack import ROOT, Stack, free_port
@@ -355,6 +356,71 @@ def test_per_user_cap_holds_under_concurrent_guesses(pipe):
     print("%d concurrent wrong codes over %d challenges of %d users, cap %d: failures counted per "
           "user %s" % (len(bodies), len(chs), len(users), cap, sorted(counts.values())))
     assert max(counts.values()) <= cap, counts
+
+
+def test_a_batch_that_waits_on_a_lock_is_checked_one_by_one(pipe):
+    """Checks that queue while a commit is on its way share the next transaction. When one of
+    them waits on a row lock (here an outside transaction holds a challenge) the batch gives up
+    after its lock timeout, nothing of it is counted, and each check runs alone: every answer is
+    the one it would have been, and every attempt is counted exactly once."""
+    proc, port = spawn_verifier(pipe, "verifier-batch-split", OTP_VERIFIER_DB_CONNECTIONS=1)
+    plug, held, *others = issue(pipe, 8)
+    right, wrong = others[:3], others[3:]
+    bodies = ([json.dumps({"request_id": held.rid, "code": held.code}).encode()] +
+              [json.dumps({"request_id": c.rid, "code": c.code}).encode() for c in right] +
+              [json.dumps({"request_id": c.rid, "code": wrong_code(c.code)}).encode()
+               for c in wrong])
+    results, threads = {}, []
+
+    def send(key, port_, body):
+        st, raw = http_raw(port_, "POST", "/v1/verify", body,
+                           {"Content-Type": "application/json",
+                            "Authorization": "Bearer " + pipe.api_key}, timeout=60)
+        results[key] = (st, as_json(raw))
+
+    try:
+        with psycopg.connect(pipe.db_url) as a, psycopg.connect(pipe.db_url) as b:
+            a.execute("SELECT 1 FROM challenges WHERE request_id = %s FOR UPDATE", (plug.rid,))
+            b.execute("SELECT 1 FROM challenges WHERE request_id = %s FOR UPDATE", (held.rid,))
+            # The only database thread waits on `plug`, so the rest queue behind it ...
+            threads.append(threading.Thread(target=send, args=("plug", port, json.dumps(
+                {"request_id": plug.rid, "code": plug.code}).encode())))
+            threads[-1].start()
+            time.sleep(0.5)
+            for i, body in enumerate(bodies):
+                threads.append(threading.Thread(target=send, args=(i, port, body)))
+                threads[-1].start()
+            time.sleep(0.5)
+            assert not results, "answered while the database thread was held: %r" % results
+            # ... and go as one batch once it is free; `held` still waits on b.
+            a.rollback()
+            time.sleep(1.0)
+            b.rollback()
+            for t in threads:
+                t.join(60)
+    finally:
+        proc.stop()
+    log = open(proc.log_path, encoding="utf-8", errors="replace").read()
+    assert "event=verify_batch_split checks=%d" % len(bodies) in log, \
+        "the batch did not split: the test did not reach the path it is for"
+    assert results["plug"][0] == 200 and results["plug"][1]["status"] == "verified", results
+    for i, c in enumerate([held] + right):
+        assert (results[i][0], results[i][1].get("status")) == (200, "verified"), (c, results[i])
+    for i, c in enumerate(wrong, start=1 + len(right)):
+        st, body = results[i]
+        assert (st, body.get("status")) == (200, "incorrect"), body
+        max_attempts = int(row(pipe, c.rid, "max_attempts")[0])
+        assert body["attempts_left"] == max_attempts - 1, "counted more than once: %r" % body
+    for c in [plug, held] + others:
+        assert int(row(pipe, c.rid, "attempts")[0]) == 1, c
+    for c in wrong:
+        pipe.status.wait_for(lambda evs, rid=c.rid: "verify_failed" in
+                             [e["type"] for e in evs if e.get("request_id") == rid])
+    time.sleep(1)  # room for a doubled event
+    for c in wrong:
+        assert types_of(pipe, c.rid).count("verify_failed") == 1
+    for c in [plug, held] + right:
+        assert types_of(pipe, c.rid).count("verified") == 1
 
 
 # ---- 2. enumeration --------------------------------------------------------------------------
@@ -1032,6 +1098,7 @@ START_REFUSALS = [
     (("otp-verifier",), {"OTP_WEBHOOK_SECRET": "demo-webhook-secret"}, "OTP_WEBHOOK_SECRET"),
     (("otp-verifier",), {"OTP_MAX_BODY_BYTES": 99}, "OTP_MAX_BODY_BYTES"),
     (("otp-verifier",), {"OTP_VERIFIER_THREADS": 0}, "OTP_VERIFIER_THREADS"),
+    (("otp-verifier",), {"OTP_VERIFIER_DB_CONNECTIONS": 65}, "OTP_VERIFIER_DB_CONNECTIONS"),
 ]
 
 

@@ -130,6 +130,7 @@ static void test_integers(void)
         {OTP_PROG_VERIFIER, "OTP_MAX_BODY_BYTES", "255", "256 to 65536"},
         {OTP_PROG_VERIFIER, "OTP_MAX_BODY_BYTES", "65537", "256 to 65536"},
         {OTP_PROG_VERIFIER, "OTP_VERIFIER_THREADS", "0", "1 to 256"},
+        {OTP_PROG_VERIFIER, "OTP_VERIFIER_DB_CONNECTIONS", "0", "1 to 64"},
         {OTP_PROG_WORKER, "OTP_TTL_SECONDS", "601", "60 to 600"},
         {OTP_PROG_WORKER, "OTP_TTL_SECONDS", "59", "60 to 600"},
         {OTP_PROG_WORKER, "OTP_CODE_LENGTH", "3", "4 to 10"},
