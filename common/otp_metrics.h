@@ -59,6 +59,10 @@
       "Code checks (API and keypad): verified, incorrect, rejected (cannot be checked), error.")   \
     X(VERIFIER_VERIFY_LATENCY, "otp_verifier_verify_duration_seconds", HISTOGRAM, NULL, FAST,      \
       OTP_PROG_VERIFIER, "Time of one POST /v1/verify check, database included.")                  \
+    X(VERIFIER_CHECK_TRANSACTIONS, "otp_verifier_check_transactions_total", COUNTER, "kind",       \
+      NOBUCKETS, OTP_PROG_VERIFIER,                                                                \
+      "Transactions of code checks: alone (one check), batch (several, one commit), split (a "     \
+      "batch that waited on a row lock and ran its checks one by one instead).")                   \
     X(VERIFIER_BAD_REQUESTS, "otp_verifier_bad_requests_total", COUNTER, NULL, NOBUCKETS,          \
       OTP_PROG_VERIFIER, "Requests refused as malformed (400).")                                   \
     X(VERIFIER_UNAUTHORIZED, "otp_verifier_unauthorized_total", COUNTER, NULL, NOBUCKETS,          \

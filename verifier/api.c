@@ -421,6 +421,9 @@ static const otp_metric_counter_t counters[] = {
     COUNTER(OTP_M_VERIFIER_FRONT_DOOR, "repeated", front_repeated),
     COUNTER(OTP_M_VERIFIER_FRONT_DOOR, "unavailable", front_unavailable),
     COUNTER(OTP_M_VERIFIER_DB_ERRORS, NULL, db_errors),
+    COUNTER(OTP_M_VERIFIER_CHECK_TRANSACTIONS, "alone", check_stats.alone),
+    COUNTER(OTP_M_VERIFIER_CHECK_TRANSACTIONS, "batch", check_stats.batch),
+    COUNTER(OTP_M_VERIFIER_CHECK_TRANSACTIONS, "split", check_stats.split),
 };
 #undef COUNTER
 

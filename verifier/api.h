@@ -27,8 +27,9 @@ typedef struct api {
     int n_api_keys;
     size_t max_body;
     int max_failed_per_hour;
-    front_t *front;        /* POST /v1/requests publishes through it */
-    verify_pool_t *checks; /* POST /v1/verify and keypad digits are checked through it */
+    front_t *front; /* POST /v1/requests publishes through it */
+    verify_pool_t *checks;
+    verify_stats_t check_stats; /* POST /v1/verify and keypad digits are checked through it */
     atomic_llong verified, incorrect, rejected, bad_requests, unauthorized;
     atomic_llong front_accepted, front_repeated, front_unavailable;
     atomic_llong webhooks, webhooks_bad_signature, webhooks_pending, db_errors;

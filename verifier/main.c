@@ -67,7 +67,7 @@ int main(int argc, char **argv)
         return 2;
     }
     api.checks = verify_pool_new(api.db_url, (int)otp_config_int("OTP_VERIFIER_DB_CONNECTIONS"),
-                                 err, sizeof(err));
+                                 &api.check_stats, err, sizeof(err));
     if (!api.checks) {
         fprintf(stderr, "otp-verifier: %s\n", err);
         front_destroy(api.front);

@@ -140,6 +140,7 @@ static verify_result_t read_answer(const PGresult *r, const char *request_id, in
 
 struct verify_pool {
     const char *db_url;
+    verify_stats_t *stats;
     int n_threads;
     pthread_t threads[VERIFY_MAX_CONNECTIONS];
     pthread_mutex_t lock;
@@ -177,7 +178,7 @@ static int by_request_id(const void *a, const void *b)
  * transaction, and the checks then run one by one. 0 when every job has its
  * answer, -1 when the connection failed (the jobs then answer VERIFY_ERROR:
  * whether the commit happened is not known, so nothing runs twice). */
-static int run_batch(PGconn *db, verify_check_t **jobs, int n)
+static int run_batch(PGconn *db, verify_check_t **jobs, int n, verify_stats_t *stats)
 {
     PGresult *res[VERIFY_BATCH_MAX + 3];
     int sent = 0, rc;
@@ -209,14 +210,17 @@ static int run_batch(PGconn *db, verify_check_t **jobs, int n)
     }
     for (int i = 0; i < sent; i++)
         PQclear(res[i]);
-    if (rc == 0)
+    if (rc == 0) {
+        atomic_fetch_add(&stats->batch, 1);
         return 0;
+    }
     if (PQstatus(db) != CONNECTION_OK)
         return -1;
     /* A statement failed, so the COMMIT did not run: nothing was counted. */
     if (PQtransactionStatus(db) != PQTRANS_IDLE)
         otp_db_rollback(db);
     otp_warn("verify_batch_split", "checks=%d", n);
+    atomic_fetch_add(&stats->split, 1);
     for (int i = 0; i < n; i++)
         run_one(db, jobs[i]);
     return 0;
@@ -258,11 +262,13 @@ static void *db_thread(void *arg)
         for (int i = 0; i < n; i++)
             jobs[i]->res = VERIFY_ERROR;
         if (db && PQstatus(db) == CONNECTION_OK) {
-            if (n == 1)
+            if (n == 1) {
                 run_one(db, jobs[0]);
-            else if (run_batch(db, jobs, n) != 0)
+                atomic_fetch_add(&p->stats->alone, 1);
+            } else if (run_batch(db, jobs, n, p->stats) != 0) {
                 for (int i = 0; i < n; i++)
                     jobs[i]->res = VERIFY_ERROR;
+            }
         }
         /* done() may free the check: nothing touches it after. */
         for (int i = 0; i < n; i++) {
@@ -279,8 +285,8 @@ static void *db_thread(void *arg)
     return NULL;
 }
 
-verify_pool_t *verify_pool_new(const char *db_url, int connections, char *errstr,
-                               size_t errstr_size)
+verify_pool_t *verify_pool_new(const char *db_url, int connections, verify_stats_t *stats,
+                               char *errstr, size_t errstr_size)
 {
     verify_pool_t *p = calloc(1, sizeof(*p));
 
@@ -291,6 +297,7 @@ verify_pool_t *verify_pool_new(const char *db_url, int connections, char *errstr
         return NULL;
     }
     p->db_url = db_url;
+    p->stats = stats;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->more, NULL);
     pthread_cond_init(&p->idle, NULL);

@@ -5,6 +5,7 @@
 #ifndef OTP_VERIFY_H
 #define OTP_VERIFY_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "otp_crypto.h"
@@ -24,8 +25,13 @@ typedef enum {
  * the database for a check. NULL with errstr if the threads cannot start. */
 #define VERIFY_MAX_CONNECTIONS 64
 typedef struct verify_pool verify_pool_t;
-verify_pool_t *verify_pool_new(const char *db_url, int connections, char *errstr,
-                               size_t errstr_size);
+/* What the threads count, for /metrics: transactions of one check, of
+ * several, and batches split into single checks. */
+typedef struct verify_stats {
+    atomic_llong alone, batch, split;
+} verify_stats_t;
+verify_pool_t *verify_pool_new(const char *db_url, int connections, verify_stats_t *stats,
+                               char *errstr, size_t errstr_size);
 /* Refuses new checks and returns when every check started is done. */
 void verify_pool_close(verify_pool_t *p);
 /* Closes, then stops the threads; NULL-safe. */

@@ -363,7 +363,9 @@ def test_a_batch_that_waits_on_a_lock_is_checked_one_by_one(pipe):
     them waits on a row lock (here an outside transaction holds a challenge) the batch gives up
     after its lock timeout, nothing of it is counted, and each check runs alone: every answer is
     the one it would have been, and every attempt is counted exactly once."""
-    proc, port = spawn_verifier(pipe, "verifier-batch-split", OTP_VERIFIER_DB_CONNECTIONS=1)
+    admin = free_port()
+    proc, port = spawn_verifier(pipe, "verifier-batch-split", OTP_VERIFIER_DB_CONNECTIONS=1,
+                                OTP_VERIFIER_ADMIN_LISTEN="127.0.0.1:%d" % admin)
     plug, held, *others = issue(pipe, 8)
     right, wrong = others[:3], others[3:]
     bodies = ([json.dumps({"request_id": held.rid, "code": held.code}).encode()] +
@@ -398,8 +400,12 @@ def test_a_batch_that_waits_on_a_lock_is_checked_one_by_one(pipe):
             b.rollback()
             for t in threads:
                 t.join(60)
+        st, metrics = http_raw(admin, "GET", "/metrics")
     finally:
         proc.stop()
+    assert st == 200
+    assert re.search(rb'^otp_verifier_check_transactions_total\{kind="split"\} 1$', metrics,
+                     re.M), metrics
     log = open(proc.log_path, encoding="utf-8", errors="replace").read()
     assert "event=verify_batch_split checks=%d" % len(bodies) in log, \
         "the batch did not split: the test did not reach the path it is for"
