@@ -127,8 +127,8 @@ static const otp_setting_t settings[] = {
     {"OTP_VERIFIER_ADMIN_LISTEN", OTP_CFG_STR, "127.0.0.1:9091", 0, 0, V,
      "host:port of the verifier's /healthz, /readyz and /metrics (not the API port); empty = off."},
     {"OTP_VERIFIER_THREADS", OTP_CFG_INT, "16", 1, 256, V,
-     "HTTP threads (each a database connection for status reads and webhooks); also the most "
-     "checks in flight."},
+     "HTTP threads (each with a database connection for status reads and webhooks); a code "
+     "check does not hold one while it waits for the database."},
     {"OTP_VERIFIER_DB_CONNECTIONS", OTP_CFG_INT, "2", 1, 64, V,
      "Database connections that run code checks; the checks that wait while one commits go "
      "together in its next transaction (one disk flush for all)."},

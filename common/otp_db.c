@@ -104,6 +104,8 @@ int otp_db_pipe_close(PGconn *db, const char *what, PGresult **results, int n)
     int rc = 0, logged = 0;
     PGresult *r;
 
+    for (int i = 0; i < n; i++)
+        results[i] = NULL; /* also those after an early end */
     if (PQpipelineSync(db) != 1) {
         log_result_error(db, what, NULL);
         rc = -1;
@@ -112,7 +114,6 @@ int otp_db_pipe_close(PGconn *db, const char *what, PGresult **results, int n)
     for (int i = 0; i < n; i++) {
         ExecStatusType st;
 
-        results[i] = NULL;
         r = PQgetResult(db);
         if (!r) {
             rc = -1;

@@ -114,10 +114,11 @@ static otp_mhd_result start_check(api_t *a, struct MHD_Connection *c, req_ctx_t 
 {
     ctx->checking = kind;
     ctx->check_started = otp_monotonic_us();
+    atomic_fetch_add(&a->checks_open, 1);
     MHD_suspend_connection(c);
     if (verify_start(a->checks, &ctx->check, &a->keys, request_id, code, a->max_failed_per_hour,
                      check_done, c) != 0) {
-        ctx->check.res = VERIFY_ERROR; /* shutting down */
+        ctx->check.res = VERIFY_ERROR; /* shutting down (or out of hashing) */
         MHD_resume_connection(c);
     }
     return MHD_YES;
@@ -478,10 +479,13 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
         *con_cls = ctx;
         return MHD_YES;
     }
-    if (ctx->checking == CHECK_VERIFY)
-        return verify_answer(a, c, ctx);
-    if (ctx->checking == CHECK_KEYPAD)
-        return keypad_answer(a, c, ctx);
+    if (ctx->checking != CHECK_NONE) {
+        otp_mhd_result r =
+            ctx->checking == CHECK_VERIFY ? verify_answer(a, c, ctx) : keypad_answer(a, c, ctx);
+        ctx->checking = CHECK_NONE;
+        atomic_fetch_sub(&a->checks_open, 1);
+        return r;
+    }
     if (*upload_data_size) {
         size_t limit = is_webhook ? WEBHOOK_MAX_BODY : a->max_body;
         if (!ctx->too_large && ctx->len + *upload_data_size <= limit) {
@@ -540,9 +544,11 @@ void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                    enum MHD_RequestTerminationCode toe)
 {
     req_ctx_t *ctx = *con_cls;
-    (void)cls;
+    api_t *a = cls;
     (void)c;
     (void)toe;
+    if (ctx && ctx->checking != CHECK_NONE)
+        atomic_fetch_sub(&a->checks_open, 1); /* ended before its answer (client gone) */
     if (ctx) {
         if (ctx->body)
             sodium_memzero(ctx->body, ctx->len);

@@ -28,8 +28,12 @@ typedef struct api {
     size_t max_body;
     int max_failed_per_hour;
     front_t *front; /* POST /v1/requests publishes through it */
+    /* POST /v1/verify and keypad digits are checked through `checks`;
+     * checks_open counts the connections suspended for a check (or resumed)
+     * and not yet answered. */
     verify_pool_t *checks;
-    verify_stats_t check_stats; /* POST /v1/verify and keypad digits are checked through it */
+    verify_stats_t check_stats;
+    atomic_int checks_open;
     atomic_llong verified, incorrect, rejected, bad_requests, unauthorized;
     atomic_llong front_accepted, front_repeated, front_unavailable;
     atomic_llong webhooks, webhooks_bad_signature, webhooks_pending, db_errors;

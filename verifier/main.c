@@ -35,6 +35,7 @@ int main(int argc, char **argv)
     static api_t api;
     char err[512];
     struct MHD_Daemon *d, *admin = NULL;
+    MHD_socket listen_fd;
     const char *secret;
 
     otp_json_wipe_freed(); /* before any json_t: codes pass through JSON */
@@ -89,8 +90,7 @@ int main(int argc, char **argv)
                            1, api_admin_handle, &api, NULL, err, sizeof(err));
         if (!admin) {
             fprintf(stderr, "otp-verifier: %s\n", err);
-            if (admin)
-                MHD_stop_daemon(admin);
+            verify_pool_close(api.checks);
             MHD_stop_daemon(d);
             return 2;
         }
@@ -101,10 +101,16 @@ int main(int argc, char **argv)
     while (running)
         pause();
     otp_info("verifier_stopping", "verified=%lld", (long long)api.verified);
-    /* No connection may stay suspended when the daemon stops: the checks
-     * under way finish (and resume theirs) and new ones are refused. */
+    /* No new connections; the checks under way finish and their answers go
+     * out (for up to 5 s) before the daemon stops, so that no connection is
+     * left suspended and no committed check loses its answer. */
+    listen_fd = MHD_quiesce_daemon(d);
     verify_pool_close(api.checks);
+    for (int i = 0; i < 500 && atomic_load(&api.checks_open) > 0; i++)
+        usleep(10000);
     MHD_stop_daemon(d);
+    if (listen_fd != MHD_INVALID_SOCKET)
+        close(listen_fd);
     if (admin)
         MHD_stop_daemon(admin);
     verify_pool_destroy(api.checks);

@@ -9,10 +9,12 @@
 #include "otp_db.h"
 #include "otp_log.h"
 
-/* The most checks one transaction carries, and how long a check in a batch
- * waits for a row lock before the batch runs its checks one by one. */
+/* The most checks one transaction carries; how long a check in a batch waits
+ * for a row lock before the batch runs its checks one by one; how long a
+ * check run alone waits before it answers "try again". */
 #define VERIFY_BATCH_MAX 64
 #define BATCH_LOCK_TIMEOUT "'100ms'"
+#define SINGLE_LOCK_TIMEOUT "'2s'"
 
 /* One statement per check; alone it is one round trip and one commit (a batch
  * of them shares both: run_batch). In order:
@@ -21,9 +23,9 @@
  *        compares the stored hash with the candidate of the row's key id by
  *        XOR over all 256 bits (no early exit);
  *   capped the user is at the hourly cap already, by a plain read: a user
- *        flooding wrong codes over many challenges then takes no row lock and
- *        writes nothing, instead of queueing every request (and the HTTP
- *        thread serving it) behind the user's row;
+ *        flooding wrong codes over many challenges then takes no lock on the
+ *        user's row and writes nothing, instead of queueing every check
+ *        behind that row;
  *   f    otherwise a wrong code is counted against the cap, only while the
  *        user is under it (the upsert's row lock makes the test and the
  *        count one step, whatever other challenges the user is checking);
@@ -35,7 +37,9 @@
  * all read-only and alike. The answer is sent after the commit, so the
  * attempt is always counted before anyone learns the outcome. */
 #define NOT_FINAL "ch.status NOT IN ('verified', 'locked', 'expired', 'superseded')"
-#define RECENT(col) col " > now() - interval '1 hour'"
+/* The statement's own time: in a batch, now() would be the BEGIN's. */
+#define NOW "statement_timestamp()"
+#define RECENT(col) col " > " NOW " - interval '1 hour'"
 
 /* Laid out as SQL, not by clang-format. */
 // clang-format off
@@ -47,23 +51,23 @@ static const char verify_sql[] =
     "    coalesce(bit_count(('x' || encode(ch.code_hash, 'hex'))::bit(256)"
     "                       # ('x' || k.h)::bit(256)) = 0, false) AS ok"
     "    FROM challenges ch LEFT JOIN k ON k.key_id = ch.key_id"
-    "   WHERE ch.request_id = $1 AND ch.code_hash IS NOT NULL AND ch.expires_at > now()"
+    "   WHERE ch.request_id = $1 AND ch.code_hash IS NOT NULL AND ch.expires_at > " NOW
     "     AND ch.attempts < ch.max_attempts AND " NOT_FINAL " FOR UPDATE OF ch"
     "), capped AS ("
     "  SELECT count(*) >= $4::int AS yes FROM c, verify_user_failures u, unnest(u.at) x"
     "   WHERE u.user_id = c.user_id AND " RECENT("x")
     "), f AS ("
     "  INSERT INTO verify_user_failures AS u (user_id, at)"
-    "  SELECT user_id, ARRAY[now()] FROM c, capped WHERE NOT ok AND NOT capped.yes"
+    "  SELECT user_id, ARRAY[" NOW "] FROM c, capped WHERE NOT ok AND NOT capped.yes"
     "  ON CONFLICT (user_id) DO UPDATE"
-    "     SET at = array(SELECT t FROM unnest(u.at) t WHERE " RECENT("t") " ORDER BY t) || now()"
+    "     SET at = array(SELECT t FROM unnest(u.at) t WHERE " RECENT("t") " ORDER BY t) || " NOW
     "   WHERE (SELECT count(*) FROM unnest(u.at) t WHERE " RECENT("t") ") < $4::int"
     "  RETURNING 1"
     "), upd AS ("
-    "  UPDATE challenges t SET attempts = t.attempts + 1, updated_at = now(),"
+    "  UPDATE challenges t SET attempts = t.attempts + 1, updated_at = " NOW ","
     "     status = CASE WHEN c.ok THEN 'verified'"
     "                   WHEN t.attempts + 1 >= t.max_attempts THEN 'locked' ELSE t.status END,"
-    "     verified_at = CASE WHEN c.ok THEN now() ELSE t.verified_at END,"
+    "     verified_at = CASE WHEN c.ok THEN " NOW " ELSE t.verified_at END,"
     "     next_attempt_at = CASE WHEN c.ok OR t.attempts + 1 >= t.max_attempts THEN NULL"
     "                            ELSE t.next_attempt_at END"
     "    FROM c, capped"
@@ -148,23 +152,32 @@ struct verify_pool {
     pthread_cond_t idle;
     verify_check_t *head, *tail; /* FIFO */
     int pending;                 /* started, done() not yet called */
+    unsigned long seq;
     int closing, stopping;
 };
 
-/* The check alone, in autocommit: one statement, one commit. */
-static void run_one(PGconn *db, verify_check_t *j)
+/* The check alone, in autocommit: one statement, one commit. It waits for a
+ * row lock at most SINGLE_LOCK_TIMEOUT (the session's setting), then answers
+ * VERIFY_ERROR having counted nothing: a row held that long must not stop
+ * the checks queued behind it on this thread. */
+static void run_one(PGconn *db, verify_check_t *j, verify_stats_t *stats)
 {
     const char *p[4] = {j->request_id, j->ids, j->hashes, j->cap};
     PGresult *r = otp_db_query_prepared(db, "verify", verify_sql, 4, p);
 
     j->res = r ? read_answer(r, j->request_id, &j->attempts_left) : VERIFY_ERROR;
+    if (r)
+        atomic_fetch_add(&stats->alone, 1);
     PQclear(r);
 }
 
+/* Request id order (the same lock order in every batch), then arrival. */
 static int by_request_id(const void *a, const void *b)
 {
-    return strcmp((*(verify_check_t *const *)a)->request_id,
-                  (*(verify_check_t *const *)b)->request_id);
+    const verify_check_t *x = *(verify_check_t *const *)a, *y = *(verify_check_t *const *)b;
+    int c = strcmp(x->request_id, y->request_id);
+
+    return c ? c : x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /* The checks that queued while this connection's last commit was on its way,
@@ -180,7 +193,7 @@ static int by_request_id(const void *a, const void *b)
  * whether the commit happened is not known, so nothing runs twice). */
 static int run_batch(PGconn *db, verify_check_t **jobs, int n, verify_stats_t *stats)
 {
-    PGresult *res[VERIFY_BATCH_MAX + 3];
+    PGresult *res[VERIFY_BATCH_MAX + 3] = {0};
     int sent = 0, rc;
 
     qsort(jobs, (size_t)n, sizeof(*jobs), by_request_id);
@@ -222,7 +235,7 @@ static int run_batch(PGconn *db, verify_check_t **jobs, int n, verify_stats_t *s
     otp_warn("verify_batch_split", "checks=%d", n);
     atomic_fetch_add(&stats->split, 1);
     for (int i = 0; i < n; i++)
-        run_one(db, jobs[i]);
+        run_one(db, jobs[i], stats);
     return 0;
 }
 
@@ -232,6 +245,7 @@ static void *db_thread(void *arg)
     verify_check_t *jobs[VERIFY_BATCH_MAX];
     PGconn *db = NULL;
     char err[256];
+    int session = 0;
 
     for (;;) {
         int n = 0;
@@ -259,12 +273,16 @@ static void *db_thread(void *arg)
             otp_error("db_unavailable", "error=\"%.*s\"", (int)strcspn(PQerrorMessage(db), "\n"),
                       PQerrorMessage(db));
         }
+        /* A new session (the first, or after a reset) gets the single checks' lock timeout. */
+        if (db && PQstatus(db) == CONNECTION_OK && PQbackendPID(db) != session &&
+            otp_db_exec(db, "verify_session", "SET lock_timeout = " SINGLE_LOCK_TIMEOUT, 0, NULL) ==
+                0)
+            session = PQbackendPID(db);
         for (int i = 0; i < n; i++)
             jobs[i]->res = VERIFY_ERROR;
         if (db && PQstatus(db) == CONNECTION_OK) {
             if (n == 1) {
-                run_one(db, jobs[0]);
-                atomic_fetch_add(&p->stats->alone, 1);
+                run_one(db, jobs[0], p->stats);
             } else if (run_batch(db, jobs, n, p->stats) != 0) {
                 for (int i = 0; i < n; i++)
                     jobs[i]->res = VERIFY_ERROR;
@@ -363,6 +381,7 @@ int verify_start(verify_pool_t *p, verify_check_t *chk, const otp_keyring_t *key
     else
         p->head = chk;
     p->tail = chk;
+    chk->seq = p->seq++;
     p->pending++;
     pthread_cond_signal(&p->more);
     pthread_mutex_unlock(&p->lock);

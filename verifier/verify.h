@@ -48,6 +48,7 @@ typedef struct verify_check {
     char cap[12];
     void (*done)(void *arg);
     void *arg;
+    unsigned long seq; /* arrival order */
     struct verify_check *next;
 } verify_check_t;
 

@@ -366,7 +366,11 @@ def test_a_batch_that_waits_on_a_lock_is_checked_one_by_one(pipe):
     admin = free_port()
     proc, port = spawn_verifier(pipe, "verifier-batch-split", OTP_VERIFIER_DB_CONNECTIONS=1,
                                 OTP_VERIFIER_ADMIN_LISTEN="127.0.0.1:%d" % admin)
-    plug, held, *others = issue(pipe, 8)
+    plug, *rest = issue(pipe, 8)
+    # `held` last in request id order: the checks before it in the batch run, and are then
+    # rolled back with it, so "nothing of it is counted" is what the test sees.
+    rest.sort(key=lambda c: c.rid)
+    held, others = rest[-1], rest[:-1]
     right, wrong = others[:3], others[3:]
     bodies = ([json.dumps({"request_id": held.rid, "code": held.code}).encode()] +
               [json.dumps({"request_id": c.rid, "code": c.code}).encode() for c in right] +
@@ -388,7 +392,10 @@ def test_a_batch_that_waits_on_a_lock_is_checked_one_by_one(pipe):
             threads.append(threading.Thread(target=send, args=("plug", port, json.dumps(
                 {"request_id": plug.rid, "code": plug.code}).encode())))
             threads[-1].start()
-            time.sleep(0.5)
+            wait_until(lambda: pipe.s.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'otp-verifier'"
+                " AND wait_event_type = 'Lock'").strip() == "1", 10,
+                "the database thread to wait on the plug's row")
             for i, body in enumerate(bodies):
                 threads.append(threading.Thread(target=send, args=(i, port, body)))
                 threads[-1].start()
@@ -396,7 +403,9 @@ def test_a_batch_that_waits_on_a_lock_is_checked_one_by_one(pipe):
             assert not results, "answered while the database thread was held: %r" % results
             # ... and go as one batch once it is free; `held` still waits on b.
             a.rollback()
-            time.sleep(1.0)
+            wait_until(lambda: "event=verify_batch_split" in open(
+                proc.log_path, encoding="utf-8", errors="replace").read(), 10,
+                "the batch to give up on the held row")
             b.rollback()
             for t in threads:
                 t.join(60)
