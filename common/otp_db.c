@@ -51,6 +51,21 @@ PGresult *otp_db_query(PGconn *db, const char *what, const char *sql, int nparam
     return NULL;
 }
 
+PGconn *otp_db_kept(PGconn **db, const char *url, const char *program)
+{
+    char err[256];
+
+    if (!*db) {
+        *db = otp_db_connect(url, program, err, sizeof(err));
+        if (!*db)
+            otp_error("db_connect_failed", "error=\"%s\"", err);
+    } else if (otp_db_ensure(*db) != 0) {
+        otp_warn("db_reconnect_failed", "error=\"%.*s\"", (int)strcspn(PQerrorMessage(*db), "\n"),
+                 PQerrorMessage(*db));
+    }
+    return *db;
+}
+
 int otp_db_exec(PGconn *db, const char *what, const char *sql, int nparams,
                 const char *const *params)
 {

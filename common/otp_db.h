@@ -13,6 +13,11 @@ PGconn *otp_db_connect(const char *url, const char *program, char *errstr, size_
 /* Resets a broken connection; 0 when it is usable again. */
 int otp_db_ensure(PGconn *db);
 
+/* A connection a thread keeps: opened on first use, reset when broken
+ * (failures logged as db_connect_failed / db_reconnect_failed). Returns *db:
+ * NULL if it could not be opened, not CONNECTION_OK if the reset failed. */
+PGconn *otp_db_kept(PGconn **db, const char *url, const char *program);
+
 /* Runs sql with text parameters. Returns the result when its status is
  * COMMAND_OK or TUPLES_OK, else logs the error (event "db_error", with `what`)
  * and returns NULL. The caller PQclear()s a non-NULL result. */

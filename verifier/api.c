@@ -66,16 +66,7 @@ int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_
 
 static PGconn *db(api_t *a)
 {
-    char err[256];
-    if (!thread_db) {
-        thread_db = otp_db_connect(a->db_url, "otp-verifier", err, sizeof(err));
-        if (!thread_db)
-            otp_error("db_connect_failed", "error=\"%s\"", err);
-    } else if (otp_db_ensure(thread_db) != 0) {
-        otp_warn("db_reconnect_failed", "error=\"%.*s\"",
-                 (int)strcspn(PQerrorMessage(thread_db), "\n"), PQerrorMessage(thread_db));
-    }
-    return thread_db;
+    return otp_db_kept(&thread_db, a->db_url, "otp-verifier");
 }
 
 /* Compares the key's hash with every configured hash, all of them, in constant time. */
@@ -118,8 +109,7 @@ static otp_mhd_result start_check(api_t *a, struct MHD_Connection *c, req_ctx_t 
     MHD_suspend_connection(c);
     if (verify_start(a->checks, &ctx->check, &a->keys, request_id, code, a->max_failed_per_hour,
                      check_done, c) != 0) {
-        ctx->check.res = VERIFY_ERROR; /* shutting down (or out of hashing) */
-        MHD_resume_connection(c);
+        MHD_resume_connection(c); /* res is VERIFY_ERROR: shutting down (or out of hashing) */
     }
     return MHD_YES;
 }

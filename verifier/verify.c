@@ -188,17 +188,17 @@ static int by_request_id(const void *a, const void *b)
  * give one after the other. The challenge rows are locked in request id order,
  * as every batch does; a wait longer than BATCH_LOCK_TIMEOUT (another batch
  * holding a user's failure row, a worker recording the call) ends the
- * transaction, and the checks then run one by one. 0 when every job has its
- * answer, -1 when the connection failed (the jobs then answer VERIFY_ERROR:
- * whether the commit happened is not known, so nothing runs twice). */
-static int run_batch(PGconn *db, verify_check_t **jobs, int n, verify_stats_t *stats)
+ * transaction, and the checks then run one by one. When the connection fails
+ * the checks keep VERIFY_ERROR: whether the commit happened is not known, so
+ * nothing runs twice. */
+static void run_batch(PGconn *db, verify_check_t **jobs, int n, verify_stats_t *stats)
 {
     PGresult *res[VERIFY_BATCH_MAX + 3] = {0};
     int sent = 0, rc;
 
     qsort(jobs, (size_t)n, sizeof(*jobs), by_request_id);
     if (otp_db_prepare(db, "verify", verify_sql, 4) != 0 || otp_db_pipe_open(db) != 0)
-        return -1;
+        return;
     rc = otp_db_pipe_send(db, "BEGIN", 0, NULL, NULL, NULL);
     if (rc == 0) {
         sent++;
@@ -225,10 +225,10 @@ static int run_batch(PGconn *db, verify_check_t **jobs, int n, verify_stats_t *s
         PQclear(res[i]);
     if (rc == 0) {
         atomic_fetch_add(&stats->batch, 1);
-        return 0;
+        return;
     }
     if (PQstatus(db) != CONNECTION_OK)
-        return -1;
+        return;
     /* A statement failed, so the COMMIT did not run: nothing was counted. */
     if (PQtransactionStatus(db) != PQTRANS_IDLE)
         otp_db_rollback(db);
@@ -236,7 +236,6 @@ static int run_batch(PGconn *db, verify_check_t **jobs, int n, verify_stats_t *s
     atomic_fetch_add(&stats->split, 1);
     for (int i = 0; i < n; i++)
         run_one(db, jobs[i], stats);
-    return 0;
 }
 
 static void *db_thread(void *arg)
@@ -244,7 +243,6 @@ static void *db_thread(void *arg)
     verify_pool_t *p = arg;
     verify_check_t *jobs[VERIFY_BATCH_MAX];
     PGconn *db = NULL;
-    char err[256];
     int session = 0;
 
     for (;;) {
@@ -265,28 +263,18 @@ static void *db_thread(void *arg)
             p->tail = NULL;
         pthread_mutex_unlock(&p->lock);
 
-        if (!db) {
-            db = otp_db_connect(p->db_url, "otp-verifier", err, sizeof(err));
-            if (!db)
-                otp_error("db_unavailable", "error=\"%s\"", err);
-        } else if (otp_db_ensure(db) != 0) {
-            otp_error("db_unavailable", "error=\"%.*s\"", (int)strcspn(PQerrorMessage(db), "\n"),
-                      PQerrorMessage(db));
-        }
-        /* A new session (the first, or after a reset) gets the single checks' lock timeout. */
-        if (db && PQstatus(db) == CONNECTION_OK && PQbackendPID(db) != session &&
-            otp_db_exec(db, "verify_session", "SET lock_timeout = " SINGLE_LOCK_TIMEOUT, 0, NULL) ==
-                0)
-            session = PQbackendPID(db);
-        for (int i = 0; i < n; i++)
-            jobs[i]->res = VERIFY_ERROR;
-        if (db && PQstatus(db) == CONNECTION_OK) {
-            if (n == 1) {
+        /* Each res is VERIFY_ERROR (verify_start) until the check gets its answer. */
+        if (otp_db_kept(&db, p->db_url, "otp-verifier") && PQstatus(db) == CONNECTION_OK) {
+            /* A new session (the first, or after a reset) gets the single checks' lock
+             * timeout. */
+            if (PQbackendPID(db) != session &&
+                otp_db_exec(db, "verify_session", "SET lock_timeout = " SINGLE_LOCK_TIMEOUT, 0,
+                            NULL) == 0)
+                session = PQbackendPID(db);
+            if (n == 1)
                 run_one(db, jobs[0], p->stats);
-            } else if (run_batch(db, jobs, n, p->stats) != 0) {
-                for (int i = 0; i < n; i++)
-                    jobs[i]->res = VERIFY_ERROR;
-            }
+            else
+                run_batch(db, jobs, n, p->stats);
         }
         /* done() may free the check: nothing touches it after. */
         for (int i = 0; i < n; i++) {

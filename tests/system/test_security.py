@@ -372,32 +372,28 @@ def test_a_batch_that_waits_on_a_lock_is_checked_one_by_one(pipe):
     rest.sort(key=lambda c: c.rid)
     held, others = rest[-1], rest[:-1]
     right, wrong = others[:3], others[3:]
-    bodies = ([json.dumps({"request_id": held.rid, "code": held.code}).encode()] +
-              [json.dumps({"request_id": c.rid, "code": c.code}).encode() for c in right] +
-              [json.dumps({"request_id": c.rid, "code": wrong_code(c.code)}).encode()
-               for c in wrong])
+    bodies = ([{"request_id": held.rid, "code": held.code}] +
+              [{"request_id": c.rid, "code": c.code} for c in right] +
+              [{"request_id": c.rid, "code": wrong_code(c.code)} for c in wrong])
     results, threads = {}, []
 
-    def send(key, port_, body):
-        st, raw = http_raw(port_, "POST", "/v1/verify", body,
-                           {"Content-Type": "application/json",
-                            "Authorization": "Bearer " + pipe.api_key}, timeout=60)
-        results[key] = (st, as_json(raw))
+    def send(key, body):
+        results[key] = verify_raw(pipe, body, port=port)
 
     try:
         with psycopg.connect(pipe.db_url) as a, psycopg.connect(pipe.db_url) as b:
             a.execute("SELECT 1 FROM challenges WHERE request_id = %s FOR UPDATE", (plug.rid,))
             b.execute("SELECT 1 FROM challenges WHERE request_id = %s FOR UPDATE", (held.rid,))
             # The only database thread waits on `plug`, so the rest queue behind it ...
-            threads.append(threading.Thread(target=send, args=("plug", port, json.dumps(
-                {"request_id": plug.rid, "code": plug.code}).encode())))
+            threads.append(threading.Thread(target=send, args=(
+                "plug", {"request_id": plug.rid, "code": plug.code})))
             threads[-1].start()
             wait_until(lambda: pipe.s.psql(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'otp-verifier'"
                 " AND wait_event_type = 'Lock'").strip() == "1", 10,
                 "the database thread to wait on the plug's row")
             for i, body in enumerate(bodies):
-                threads.append(threading.Thread(target=send, args=(i, port, body)))
+                threads.append(threading.Thread(target=send, args=(i, body)))
                 threads[-1].start()
             time.sleep(0.5)
             assert not results, "answered while the database thread was held: %r" % results
