@@ -47,7 +47,7 @@ static const char verify_sql[] =
     "WITH k AS ("
     "  SELECT * FROM unnest($2::int[], $3::text[]) AS k(key_id, h)"
     "), c AS ("
-    "  SELECT ch.request_id, ch.user_id,"
+    "  SELECT ch.request_id, ch.service, ch.user_id,"
     "    coalesce(bit_count(('x' || encode(ch.code_hash, 'hex'))::bit(256)"
     "                       # ('x' || k.h)::bit(256)) = 0, false) AS ok"
     "    FROM challenges ch LEFT JOIN k ON k.key_id = ch.key_id"
@@ -55,11 +55,11 @@ static const char verify_sql[] =
     "     AND ch.attempts < ch.max_attempts AND " NOT_FINAL " FOR UPDATE OF ch"
     "), capped AS ("
     "  SELECT count(*) >= $4::int AS yes FROM c, verify_user_failures u, unnest(u.at) x"
-    "   WHERE u.user_id = c.user_id AND " RECENT("x")
+    "   WHERE u.service = c.service AND u.user_id = c.user_id AND " RECENT("x")
     "), f AS ("
-    "  INSERT INTO verify_user_failures AS u (user_id, at)"
-    "  SELECT user_id, ARRAY[" NOW "] FROM c, capped WHERE NOT ok AND NOT capped.yes"
-    "  ON CONFLICT (user_id) DO UPDATE"
+    "  INSERT INTO verify_user_failures AS u (service, user_id, at)"
+    "  SELECT service, user_id, ARRAY[" NOW "] FROM c, capped WHERE NOT ok AND NOT capped.yes"
+    "  ON CONFLICT (service, user_id) DO UPDATE"
     "     SET at = array(SELECT t FROM unnest(u.at) t WHERE " RECENT("t") " ORDER BY t) || " NOW
     "   WHERE (SELECT count(*) FROM unnest(u.at) t WHERE " RECENT("t") ") < $4::int"
     "  RETURNING 1"
