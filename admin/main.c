@@ -27,6 +27,20 @@ const char admin_usage[] =
     "         cause C or C_...), unverified and not superseded by a newer request of the same\n"
     "         user and purpose or number; one line per request (resent / skip reason=...);\n"
     "         the workers apply the call budgets to them as to any request\n"
+    "       otp-admin service create NAME [--friendly-name TEXT] [--policy JSON]\n"
+    "                 [--webhook-url URL] [--webhook-secret-file FILE] [--actor WHO]\n"
+    "       otp-admin service update NAME [same options; --policy keys are merged, null removes]\n"
+    "       otp-admin service show NAME | service list | service disable|enable NAME\n"
+    "         services: one application's policy each (brand, caller_id, caller_ids,\n"
+    "         code_length, min_code_length, ttl_seconds, max_ttl_seconds, max_attempts,\n"
+    "         max_call_attempts, channels, countries, limits, default_locale,\n"
+    "         max_failed_verify_per_hour, fallback_after_seconds), over the OTP_* settings;\n"
+    "         its requests come on OTP_TOPIC_REQUESTS.NAME; every change is audited\n"
+    "       otp-admin key create --service NAME --scopes create,verify,read\n"
+    "                 [--expires TIME] [--label TEXT] [--actor WHO]\n"
+    "         a new API key bound to the service; the key is printed once, only its SHA-256\n"
+    "         is kept\n"
+    "       otp-admin key list [--service NAME] | key revoke KEY_ID [--actor WHO]\n"
     "       otp-admin status REQUEST_ID\n"
     "         the challenge, its calls and its events on otp.call_status (number masked)\n"
     "       otp-admin --version | --help";
@@ -36,7 +50,8 @@ static const struct {
     int (*run)(int argc, char **argv);
 } commands[] = {
     {"audit", admin_audit},   {"purge", admin_purge},   {"dlq", admin_dlq},
-    {"status", admin_status}, {"resend", admin_resend},
+    {"status", admin_status}, {"resend", admin_resend}, {"service", admin_service},
+    {"key", admin_key},
 };
 
 int main(int argc, char **argv)

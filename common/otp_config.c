@@ -56,8 +56,10 @@ static const otp_setting_t settings[] = {
      "Keypad mode: the workers' public key (64 hex chars); otp-produce seals --keypad-code to it."},
     {"OTP_WEBHOOK_SECRET", OTP_CFG_SECRET, NULL, 0, 0, V,
      "VoIPBin webhook_secret (GET /v1.0/customer); checks X-VoIPBIN-Signature."},
-    {"OTP_API_KEY_HASHES", OTP_CFG_STR, NULL, 0, 0, V,
-     "SHA-256 hex of each accepted verifier API key, comma-separated (several for rotation)."},
+    {"OTP_API_KEY_HASHES", OTP_CFG_STR, "", 0, 0, V,
+     "SHA-256 hex of API keys of the default service with every scope, comma-separated (a "
+     "one-app deployment's keys; otp-admin key create makes keys bound to a service and "
+     "scopes)."},
     {"OTP_MAX_FAILED_VERIFY_PER_HOUR", OTP_CFG_INT, "100", 1, 100000, V,
      "Wrong codes per user per hour, across challenges; then every check is rejected."},
     {"OTP_MAX_BODY_BYTES", OTP_CFG_INT, "8192", 256, 65536, V,

@@ -67,6 +67,8 @@
       OTP_PROG_VERIFIER, "Requests refused as malformed (400).")                                   \
     X(VERIFIER_UNAUTHORIZED, "otp_verifier_unauthorized_total", COUNTER, NULL, NOBUCKETS,          \
       OTP_PROG_VERIFIER, "API requests without a known API key (401).")                            \
+    X(VERIFIER_FORBIDDEN, "otp_verifier_forbidden_total", COUNTER, NULL, NOBUCKETS,                \
+      OTP_PROG_VERIFIER, "API requests with a key that lacks the route's scope (403).")            \
     X(VERIFIER_WEBHOOKS, "otp_verifier_webhooks_total", COUNTER, "result", NOBUCKETS,              \
       OTP_PROG_VERIFIER,                                                                           \
       "VoIPBin webhooks: accepted, bad_signature, early (kept until the call is recorded).")       \

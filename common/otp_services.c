@@ -243,13 +243,36 @@ int otp_services_reload(otp_services_t *s)
     return rc;
 }
 
+/* The set before the first load: the deployment's service and the extra keys. */
+static int fallback(otp_services_t *s)
+{
+    otp_svc_set_t *set = calloc(1, sizeof(*set));
+
+    if (!set || !(set->svc = calloc(1, sizeof(*set->svc))) ||
+        !(set->keys = calloc((size_t)s->n_extra + 1, sizeof(*set->keys)))) {
+        set_free(set);
+        return -1;
+    }
+    set->svc[0] = s->base;
+    snprintf(set->svc[0].service, sizeof(set->svc[0].service), "%s", OTP_SERVICE_DEFAULT);
+    set->n = 1;
+    if (s->n_extra)
+        memcpy(set->keys, s->extra, sizeof(*s->extra) * (size_t)s->n_extra);
+    set->n_keys = s->n_extra;
+    qsort(set->keys, (size_t)set->n_keys, sizeof(*set->keys), by_hash);
+    atomic_init(&set->refs, 1);
+    set->generation = ++s->generation;
+    s->current = set;
+    return 0;
+}
+
 /* Waits for NOTIFY otp_services and loads again; after a lost connection it
  * listens again and loads (a change made meanwhile sent its notification to
  * nobody). */
 static void *refresh_main(void *arg)
 {
     otp_services_t *s = arg;
-    int listening = 0;
+    int listening = s->listen_session != 0;
 
     while (!atomic_load(&s->stopping)) {
         int got;
@@ -308,13 +331,20 @@ otp_services_t *otp_services_start(const char *db_url, const otp_policy_t *base,
     pthread_mutex_init(&s->load_lock, NULL);
     pthread_mutex_init(&s->set_lock, NULL);
     s->db = otp_db_connect(db_url, "otp-services", err, errsz);
-    if (!s->db)
-        goto fail;
-    if (otp_db_listen(s->db, "otp_services", &s->listen_session) != 0 || load(s) != 0) {
-        snprintf(err, errsz,
-                 "could not load the services and API keys from PostgreSQL "
-                 "(has otp-migrate run?)");
-        goto fail;
+    if (!s->db || otp_db_listen(s->db, "otp_services", &s->listen_session) != 0 || load(s) != 0) {
+        /* PostgreSQL not there yet: start with the deployment's own service
+         * and the extra keys; the thread loads the rest once it answers
+         * (nothing is served without the database meanwhile anyway). */
+        otp_warn("services_load_failed", "retry_ms=1000 error=\"%.*s\"",
+                 (int)strcspn(s->db ? PQerrorMessage(s->db) : err, "\n"),
+                 s->db ? PQerrorMessage(s->db) : err);
+        if (!s->db)
+            s->db = PQconnectStart(db_url);
+        if (!s->db || fallback(s) != 0) {
+            snprintf(err, errsz, "out of memory");
+            goto fail;
+        }
+        s->listen_session = 0;
     }
     if (pthread_create(&s->thread, NULL, refresh_main, s) != 0) {
         snprintf(err, errsz, "could not start the services thread");

@@ -57,11 +57,23 @@ int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_
         if (*p == ',')
             p++;
     }
-    if (a->n_api_keys == 0) {
-        snprintf(errstr, errstr_size, "OTP_API_KEY_HASHES: at least one API key hash is required");
-        return -1;
-    }
     return 0;
+}
+
+int api_env_keys(const api_t *a, otp_api_key_t *out)
+{
+    for (int i = 0; i < a->n_api_keys; i++) {
+        size_t bin_len = 0;
+        memset(&out[i], 0, sizeof(out[i]));
+        snprintf(out[i].id, sizeof(out[i].id), "env-%d", i + 1);
+        snprintf(out[i].service, sizeof(out[i].service), "%s", OTP_SERVICE_DEFAULT);
+        out[i].scopes = OTP_SCOPE_ALL;
+        if (sodium_hex2bin(out[i].hash, sizeof(out[i].hash), a->api_key_hashes[i], 64, NULL,
+                           &bin_len, NULL) != 0 ||
+            bin_len != 32)
+            return i;
+    }
+    return a->n_api_keys;
 }
 
 static PGconn *db(api_t *a)
@@ -69,19 +81,57 @@ static PGconn *db(api_t *a)
     return otp_db_kept(&thread_db, a->db_url, "otp-verifier");
 }
 
-/* Compares the key's hash with every configured hash, all of them, in constant time. */
-static int authorised(api_t *a, struct MHD_Connection *c)
+/* Who asks: the API key's id, its service and scopes, and the service's
+ * wrong-code cap, as they were when the request came. */
+typedef struct caller {
+    char key_id[40];
+    char service[OTP_SERVICE_MAX + 1];
+    unsigned scopes;
+    int max_failed_per_hour;
+} caller_t;
+
+/* The key of the Authorization header, found by its SHA-256 among the keys in
+ * memory (a revoked key is not there; an expired one, or one of a disabled
+ * or removed service, does not count). 0 ok, -1 not a key we take. */
+static int authorised(api_t *a, struct MHD_Connection *c, caller_t *who)
 {
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    char digest[65];
-    int ok = 0;
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    const otp_svc_set_t *set;
+    const otp_api_key_t *k;
+    const otp_policy_t *svc = NULL;
+    int rc = -1;
 
     if (!h || strncmp(h, "Bearer ", 7) != 0 || strlen(h + 7) < 16 || strlen(h + 7) > 256)
-        return 0;
-    otp_sha256_hex(h + 7, digest);
-    for (int i = 0; i < a->n_api_keys; i++)
-        ok |= sodium_memcmp(digest, a->api_key_hashes[i], 64) == 0;
-    return ok;
+        return -1;
+    crypto_hash_sha256(digest, (const unsigned char *)h + 7, strlen(h + 7));
+    set = otp_services_acquire(a->services);
+    k = otp_svc_key(set, digest);
+    if (k)
+        svc = otp_svc_find(set, k->service);
+    if (k && svc && !svc->disabled && (k->expires_ms == 0 || k->expires_ms > otp_now_ms())) {
+        snprintf(who->key_id, sizeof(who->key_id), "%s", k->id);
+        snprintf(who->service, sizeof(who->service), "%s", k->service);
+        who->scopes = k->scopes;
+        who->max_failed_per_hour = svc->max_failed_verify_per_hour;
+        rc = 0;
+    }
+    otp_services_release(set);
+    sodium_memzero(digest, sizeof(digest));
+    return rc;
+}
+
+/* 403: the key is good but lacks the route's scope. */
+static otp_mhd_result forbidden(api_t *a, struct MHD_Connection *c, const caller_t *who,
+                                const char *scope)
+{
+    char words[120];
+
+    atomic_fetch_add(&a->forbidden, 1);
+    otp_warn("api_key_forbidden", "key_id=%s service=%s needs=%s", who->key_id, who->service,
+             scope);
+    snprintf(words, sizeof(words), "this API key lacks the %s scope", scope);
+    return otp_http_error(c, 403, "forbidden", words);
 }
 
 static otp_mhd_result reply_json(struct MHD_Connection *c, unsigned status, json_t *o)
@@ -101,20 +151,22 @@ static void check_done(void *arg)
 
 /* Hands the check over and suspends the connection until it is done. */
 static otp_mhd_result start_check(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx, int kind,
-                                  const char *request_id, const char *code)
+                                  const char *request_id, const char *code, const caller_t *who)
 {
     ctx->checking = kind;
     ctx->check_started = otp_monotonic_us();
     atomic_fetch_add(&a->checks_open, 1);
     MHD_suspend_connection(c);
-    if (verify_start(a->checks, &ctx->check, &a->keys, request_id, code, a->max_failed_per_hour,
-                     check_done, c) != 0) {
+    if (verify_start(a->checks, &ctx->check, &a->keys, request_id, code, who ? who->service : NULL,
+                     who ? who->key_id : NULL,
+                     who ? who->max_failed_per_hour : a->max_failed_per_hour, check_done, c) != 0) {
         MHD_resume_connection(c); /* res is VERIFY_ERROR: shutting down (or out of hashing) */
     }
     return MHD_YES;
 }
 
-static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
+static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx,
+                                    const caller_t *who)
 {
     char request_id[37], code[11], err[160];
     otp_mhd_result r;
@@ -123,7 +175,7 @@ static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_
         atomic_fetch_add(&a->bad_requests, 1);
         return otp_http_error(c, 400, "invalid_request", err);
     }
-    r = start_check(a, c, ctx, CHECK_VERIFY, request_id, code);
+    r = start_check(a, c, ctx, CHECK_VERIFY, request_id, code, who);
     sodium_memzero(code, sizeof(code));
     return r;
 }
@@ -139,14 +191,16 @@ static otp_mhd_result verify_answer(api_t *a, struct MHD_Connection *c, req_ctx_
     case VERIFY_OK:
         atomic_fetch_add(&a->verified, 1);
         return reply_json(c, 200,
-                          json_pack("{s:s, s:b, s:s}", "request_id", request_id, "valid", 1,
-                                    "status", "verified"));
+                          json_pack("{s:s, s:b, s:s, s:s, s:s, s:s}", "request_id", request_id,
+                                    "valid", 1, "status", "verified", "service", ctx->check.service,
+                                    "user_id", ctx->check.user_id, "purpose", ctx->check.purpose));
     case VERIFY_INCORRECT:
         atomic_fetch_add(&a->incorrect, 1);
         return reply_json(c, 200,
-                          json_pack("{s:s, s:b, s:s, s:i}", "request_id", request_id, "valid", 0,
-                                    "status", "incorrect", "attempts_left",
-                                    ctx->check.attempts_left));
+                          json_pack("{s:s, s:b, s:s, s:s, s:s, s:s, s:i}", "request_id", request_id,
+                                    "valid", 0, "status", "incorrect", "service",
+                                    ctx->check.service, "user_id", ctx->check.user_id, "purpose",
+                                    ctx->check.purpose, "attempts_left", ctx->check.attempts_left));
     case VERIFY_REJECTED:
         /* Unknown, expired, locked, used, superseded: the same status and body. */
         atomic_fetch_add(&a->rejected, 1);
@@ -223,15 +277,17 @@ out:
 /* 1 when the database already knows request_id (a challenge, or a dead
  * letter naming it); 0 not, or the database did not answer (then the topic
  * and ingest's idempotency decide). */
-static int request_known(api_t *a, const char *id)
+static int request_known(api_t *a, const char *id, const char *service)
 {
-    const char *p[1] = {id};
+    const char *p[2] = {id, service};
     PGconn *conn = db(a);
     PGresult *r = conn ? otp_db_query(conn, "front_known",
-                                      "SELECT 1 FROM challenges WHERE request_id = $1::uuid"
+                                      "SELECT 1 FROM challenges"
+                                      " WHERE request_id = $1::uuid AND service = $2"
                                       " UNION ALL"
-                                      " SELECT 1 FROM dead_letters WHERE request_id = $1::uuid",
-                                      1, p)
+                                      " SELECT 1 FROM dead_letters"
+                                      " WHERE request_id = $1::uuid AND service = $2",
+                                      2, p)
                        : NULL;
     int known = r && PQntuples(r) > 0;
 
@@ -253,10 +309,11 @@ static otp_mhd_result accepted(struct MHD_Connection *c, const char *id)
  * Validated like the topic, published to otp.requested keyed by the phone
  * (as otp-produce does), answered 202 once the broker has it. The abuse
  * limits are the workers' (ingest): GET shows rate_limited or blocked. */
-static otp_mhd_result handle_request_post(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
+static otp_mhd_result handle_request_post(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx,
+                                          const caller_t *who)
 {
     otp_request_t req;
-    char code[48], err[300], masked[OTP_PHONE_MAX + 4];
+    char code[48], err[300], masked[OTP_PHONE_MAX + 4], topic[256];
     char *msg = front_message(ctx->body, ctx->len, &req, code, sizeof(code), err, sizeof(err));
     otp_mhd_result r;
 
@@ -265,22 +322,27 @@ static otp_mhd_result handle_request_post(api_t *a, struct MHD_Connection *c, re
         return otp_http_error(c, 400, code, err);
     }
     otp_phone_mask(req.phone, masked, sizeof(masked));
-    if (request_known(a, req.request_id)) {
+    if (otp_services_topic(a->topic_requests, who->service, topic, sizeof(topic)) != 0) {
+        free(msg);
+        return otp_http_error(c, 500, "internal", "the service's topic name is too long");
+    }
+    if (request_known(a, req.request_id, who->service)) {
         /* The same request_id again: the same answer, nothing published. */
         atomic_fetch_add(&a->front_repeated, 1);
         r = accepted(c, req.request_id);
-    } else if (front_publish(a->front, req.phone[0] ? req.phone : req.resend_of, msg, strlen(msg),
-                             err, sizeof(err)) != 0) {
+    } else if (front_publish(a->front, topic, req.phone[0] ? req.phone : req.resend_of, msg,
+                             strlen(msg), err, sizeof(err)) != 0) {
         atomic_fetch_add(&a->front_unavailable, 1);
-        otp_warn("front_door_unavailable", "request_id=%s phone=%s error=\"%s\"", req.request_id,
-                 req.phone[0] ? masked : "-", err);
+        otp_warn("front_door_unavailable",
+                 "request_id=%s service=%s key_id=%s phone=%s error=\"%s\"", req.request_id,
+                 who->service, who->key_id, req.phone[0] ? masked : "-", err);
         r = otp_http_error(c, 503, "unavailable",
                            "the request could not be queued; send it again with the same "
                            "request_id");
     } else {
         atomic_fetch_add(&a->front_accepted, 1);
-        otp_info("front_door_queued", "request_id=%s phone=%s", req.request_id,
-                 req.phone[0] ? masked : "-");
+        otp_info("front_door_queued", "request_id=%s service=%s key_id=%s phone=%s", req.request_id,
+                 who->service, who->key_id, req.phone[0] ? masked : "-");
         r = accepted(c, req.request_id);
     }
     free(msg);
@@ -288,13 +350,14 @@ static otp_mhd_result handle_request_post(api_t *a, struct MHD_Connection *c, re
 }
 
 /* A request that never became a challenge: its dead letter says why. */
-static otp_mhd_result rejected_status(struct MHD_Connection *c, PGconn *conn, const char *id)
+static otp_mhd_result rejected_status(struct MHD_Connection *c, PGconn *conn, const char *id,
+                                      const char *service)
 {
-    const char *p[1] = {id};
+    const char *p[2] = {id, service};
     PGresult *r = otp_db_query(conn, "status_dead_letter",
                                "SELECT reason, error FROM dead_letters WHERE request_id = $1::uuid"
-                               " ORDER BY id DESC LIMIT 1",
-                               1, p);
+                               "   AND service = $2 ORDER BY id DESC LIMIT 1",
+                               2, p);
     otp_mhd_result res;
 
     if (!r)
@@ -312,9 +375,10 @@ static otp_mhd_result rejected_status(struct MHD_Connection *c, PGconn *conn, co
     return res;
 }
 
-static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, const char *id)
+static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, const char *id,
+                                    const caller_t *who)
 {
-    const char *p[1] = {id};
+    const char *p[2] = {id, who->service};
     PGconn *conn = db(a);
     PGresult *r;
     json_t *o;
@@ -327,14 +391,14 @@ static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, const ch
                      "SELECT status, phone_masked, locale, call_attempts,"
                      "  greatest(max_attempts - attempts, 0),"
                      "  to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                     "  expires_at <= now(), reason"
-                     " FROM challenges WHERE request_id = $1",
-                     1, p);
+                     "  expires_at <= now(), reason, service, user_id, purpose"
+                     " FROM challenges WHERE request_id = $1 AND service = $2",
+                     2, p);
     if (!r)
         return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
     if (PQntuples(r) == 0) {
         PQclear(r);
-        return rejected_status(c, conn, id);
+        return rejected_status(c, conn, id, who->service);
     }
     o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "request_id", id, "status",
                   PQgetvalue(r, 0, 6)[0] == 't' && strcmp(PQgetvalue(r, 0, 0), "verified") != 0 &&
@@ -348,6 +412,11 @@ static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, const ch
      * expired on arrival) or the cause of the last failed call. */
     if (o && !PQgetisnull(r, 0, 7))
         json_object_set_new(o, "reason", json_string(PQgetvalue(r, 0, 7)));
+    if (o) {
+        json_object_set_new(o, "service", json_string(PQgetvalue(r, 0, 8)));
+        json_object_set_new(o, "user_id", json_string(PQgetvalue(r, 0, 9)));
+        json_object_set_new(o, "purpose", json_string(PQgetvalue(r, 0, 10)));
+    }
     PQclear(r);
     return reply_json(c, 200, o);
 }
@@ -378,7 +447,7 @@ static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx
     if (ev.keypad) {
         /* Keypad mode: the digits are checked like any verify request; the
          * outcome (verified / verify_failed / locked) goes to the status topic. */
-        otp_mhd_result r = start_check(a, c, ctx, CHECK_KEYPAD, ev.request_id, ev.digits);
+        otp_mhd_result r = start_check(a, c, ctx, CHECK_KEYPAD, ev.request_id, ev.digits, NULL);
         sodium_memzero(ev.digits, sizeof(ev.digits));
         return r;
     }
@@ -405,6 +474,7 @@ static const otp_metric_counter_t counters[] = {
     COUNTER(OTP_M_VERIFIER_VERIFY, "rejected", rejected),
     COUNTER(OTP_M_VERIFIER_BAD_REQUESTS, NULL, bad_requests),
     COUNTER(OTP_M_VERIFIER_UNAUTHORIZED, NULL, unauthorized),
+    COUNTER(OTP_M_VERIFIER_FORBIDDEN, NULL, forbidden),
     COUNTER(OTP_M_VERIFIER_WEBHOOKS, "accepted", webhooks),
     COUNTER(OTP_M_VERIFIER_WEBHOOKS, "bad_signature", webhooks_bad_signature),
     COUNTER(OTP_M_VERIFIER_WEBHOOKS, "early", webhooks_pending),
@@ -509,23 +579,32 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
     }
     if (strcmp(url, "/v1/verify") == 0 || strcmp(url, "/v1/requests") == 0 ||
         strncmp(url, "/v1/requests/", 13) == 0) {
-        if (!authorised(a, c)) {
+        caller_t who;
+        if (authorised(a, c, &who) != 0) {
             atomic_fetch_add(&a->unauthorized, 1);
-            return otp_http_error(c, 401, "unauthorized", "send Authorization: Bearer <api key>");
+            return otp_http_error(c, 401, "unauthorized",
+                                  "send Authorization: Bearer <api key> with a key that is "
+                                  "neither revoked nor expired");
         }
         if (strcmp(url, "/v1/verify") == 0) {
             if (!is_post)
                 return otp_http_error(c, 405, "method_not_allowed", "use POST");
-            return handle_verify(a, c, ctx);
+            if (!(who.scopes & OTP_SCOPE_VERIFY))
+                return forbidden(a, c, &who, "verify");
+            return handle_verify(a, c, ctx, &who);
         }
         if (strcmp(url, "/v1/requests") == 0) {
             if (!is_post)
                 return otp_http_error(c, 405, "method_not_allowed", "use POST");
-            return handle_request_post(a, c, ctx);
+            if (!(who.scopes & OTP_SCOPE_CREATE))
+                return forbidden(a, c, &who, "create");
+            return handle_request_post(a, c, ctx, &who);
         }
         if (strcmp(method, "GET") != 0)
             return otp_http_error(c, 405, "method_not_allowed", "use GET");
-        return handle_status(a, c, url + 13);
+        if (!(who.scopes & OTP_SCOPE_READ))
+            return forbidden(a, c, &who, "read");
+        return handle_status(a, c, url + 13, &who);
     }
     return otp_http_error(c, 404, "not_found", "no such endpoint");
 }

@@ -3,7 +3,10 @@
  *   POST /v1/requests               an otp.requested event (the front door) → 202, on the topic
  *   GET  /v1/requests/{request_id}  the request's state (phone masked)
  *   POST /v1/webhooks/voipbin       VoIPBin call events, X-VoIPBIN-Signature checked
- * /v1/verify and /v1/requests need "Authorization: Bearer <api key>".
+ * /v1/verify and /v1/requests need "Authorization: Bearer <api key>": a key
+ * bound to one service, with scopes (verify, create, read; otp-admin key
+ * create). A key sees only its service's requests: another service's
+ * request id answers exactly as an unknown one.
  * The admin endpoints GET /healthz, /readyz and /metrics are served by
  * api_admin_handle on their own address (OTP_VERIFIER_ADMIN_LISTEN). */
 #ifndef OTP_VERIFIER_API_H
@@ -14,6 +17,7 @@
 
 #include "otp_crypto.h"
 #include "otp_http.h"
+#include "otp_services.h"
 #include "front.h"
 #include "verify.h"
 
@@ -23,8 +27,11 @@ typedef struct api {
     const char *db_url;
     const char *webhook_secret;
     otp_keyring_t keys;
+    /* OTP_API_KEY_HASHES: keys of the default service with every scope. */
     char api_key_hashes[API_MAX_KEYS][65];
     int n_api_keys;
+    otp_services_t *services; /* services and their API keys, in memory */
+    const char *topic_requests;
     size_t max_body;
     int max_failed_per_hour;
     front_t *front; /* POST /v1/requests publishes through it */
@@ -34,13 +41,17 @@ typedef struct api {
     verify_pool_t *checks;
     verify_stats_t check_stats;
     atomic_int checks_open;
-    atomic_llong verified, incorrect, rejected, bad_requests, unauthorized;
+    atomic_llong verified, incorrect, rejected, bad_requests, unauthorized, forbidden;
     atomic_llong front_accepted, front_repeated, front_unavailable;
     atomic_llong webhooks, webhooks_bad_signature, webhooks_pending, db_errors;
 } api_t;
 
-/* Parses OTP_API_KEY_HASHES ("hex,hex"). -1 with errstr on a bad entry. */
+/* Parses OTP_API_KEY_HASHES ("hex,hex", empty = none). -1 with errstr on a bad entry. */
 int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_size);
+
+/* The OTP_API_KEY_HASHES keys as keys of the default service with every
+ * scope (ids "env-1", "env-2", ...), into out (API_MAX_KEYS). Their count. */
+int api_env_keys(const api_t *a, otp_api_key_t *out);
 
 /* The libmicrohttpd handler and completion callback; cls is the api_t. */
 otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,

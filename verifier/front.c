@@ -101,8 +101,8 @@ fail:
     return NULL;
 }
 
-int front_publish(front_t *f, const char *key, const char *value, size_t len, char *errstr,
-                  size_t errstr_size)
+int front_publish(front_t *f, const char *topic, const char *key, const char *value, size_t len,
+                  char *errstr, size_t errstr_size)
 {
     waiter_t *w = calloc(1, sizeof(*w));
     rd_kafka_resp_err_t err;
@@ -114,9 +114,10 @@ int front_publish(front_t *f, const char *key, const char *value, size_t len, ch
         return -1;
     }
     err = rd_kafka_producev(
-        f->rk, RD_KAFKA_V_TOPIC(f->topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADER("otp.source", "http", -1), RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
+        f->rk, RD_KAFKA_V_TOPIC(topic ? topic : f->topic),
+        RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)value, len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("otp.source", "http", -1),
+        RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
     if (err) {
         snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(err));
         free(w);

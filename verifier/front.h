@@ -16,10 +16,11 @@ typedef struct front front_t;
  * NULL with errstr. Call from main. */
 front_t *front_new(const char *topic, int timeout_ms, char *errstr, size_t errstr_size);
 
-/* Publishes value keyed by key and waits for the broker's acknowledgement.
+/* Publishes value keyed by key to topic (NULL: the one given to front_new)
+ * and waits for the broker's acknowledgement.
  * 0 delivered; -1 not (errstr says why). Thread-safe: any HTTP thread. */
-int front_publish(front_t *f, const char *key, const char *value, size_t len, char *errstr,
-                  size_t errstr_size) __attribute__((warn_unused_result));
+int front_publish(front_t *f, const char *topic, const char *key, const char *value, size_t len,
+                  char *errstr, size_t errstr_size) __attribute__((warn_unused_result));
 
 /* Flushes what is in flight (up to 5 s), stops the thread. NULL-safe. */
 void front_destroy(front_t *f);

@@ -1,5 +1,6 @@
 /* otp-verifier: the HTTP API over PostgreSQL (see api.h). */
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,6 +38,9 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d, *admin = NULL;
     MHD_socket listen_fd;
     const char *secret;
+    otp_policy_t base;
+    otp_api_key_t env_keys[API_MAX_KEYS];
+    int n_env_keys;
 
     otp_json_wipe_freed(); /* before any json_t: codes pass through JSON */
     if (otp_config_common_flags(argc, argv, OTP_PROG_VERIFIER, "otp-verifier", usage))
@@ -61,6 +65,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "otp-verifier: %s\n", err);
         return 2;
     }
+    if (otp_policy_from_settings(&base, err, sizeof(err)) != 0) {
+        fprintf(stderr, "otp-verifier: %s\n", err);
+        return 2;
+    }
+    n_env_keys = api_env_keys(&api, env_keys);
+    api.services = otp_services_start(api.db_url, &base, env_keys, n_env_keys, err, sizeof(err));
+    sodium_memzero(env_keys, sizeof(env_keys));
+    if (!api.services) {
+        fprintf(stderr, "otp-verifier: %s\n", err);
+        return 2;
+    }
+    api.topic_requests = otp_config_str("OTP_TOPIC_REQUESTS");
     api.front = front_new(otp_config_str("OTP_TOPIC_REQUESTS"),
                           (int)otp_config_int("OTP_FRONT_DOOR_TIMEOUT_MS"), err, sizeof(err));
     if (!api.front) {
@@ -115,6 +131,7 @@ int main(int argc, char **argv)
         MHD_stop_daemon(admin);
     verify_pool_destroy(api.checks);
     front_destroy(api.front);
+    otp_services_stop(api.services);
     otp_keyring_clear(&api.keys);
     return 0;
 }

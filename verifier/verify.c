@@ -19,9 +19,11 @@
 /* One statement per check; alone it is one round trip and one commit (a batch
  * of them shares both: run_batch). In order:
  *   k    the caller's candidate hashes, one per key id of the keyring;
- *   c    the challenge, locked, if a code may still be checked for it; `ok`
+ *   c    the challenge, locked, if a code may still be checked for it and it
+ *        is the caller's service's ($5; NULL for a keypad webhook: any); `ok`
  *        compares the stored hash with the candidate of the row's key id by
- *        XOR over all 256 bits (no early exit);
+ *        XOR over all 256 bits (no early exit); `cap` is its service's
+ *        wrong-code cap (the deployment's, $4, unless the service sets one);
  *   capped the user is at the hourly cap already, by a plain read: a user
  *        flooding wrong codes over many challenges then takes no lock on the
  *        user's row and writes nothing, instead of queueing every check
@@ -40,6 +42,9 @@
 /* The statement's own time: in a batch, now() would be the BEGIN's. */
 #define NOW "statement_timestamp()"
 #define RECENT(col) col " > " NOW " - interval '1 hour'"
+/* The id of the API key that checked the code, on its events (audit). */
+#define KEY_ID                                                                                     \
+    "CASE WHEN $6::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('api_key_id', $6) END"
 
 /* Laid out as SQL, not by clang-format. */
 // clang-format off
@@ -49,19 +54,23 @@ static const char verify_sql[] =
     "), c AS ("
     "  SELECT ch.request_id, ch.service, ch.user_id,"
     "    coalesce(bit_count(('x' || encode(ch.code_hash, 'hex'))::bit(256)"
-    "                       # ('x' || k.h)::bit(256)) = 0, false) AS ok"
+    "                       # ('x' || k.h)::bit(256)) = 0, false) AS ok,"
+    "    coalesce((SELECT (s.policy->>'max_failed_verify_per_hour')::int FROM services s"
+    "               WHERE s.name = ch.service), $4::int) AS cap"
     "    FROM challenges ch LEFT JOIN k ON k.key_id = ch.key_id"
     "   WHERE ch.request_id = $1 AND ch.code_hash IS NOT NULL AND ch.expires_at > " NOW
+    "     AND ($5::text IS NULL OR ch.service = $5::text)"
     "     AND ch.attempts < ch.max_attempts AND " NOT_FINAL " FOR UPDATE OF ch"
     "), capped AS ("
-    "  SELECT count(*) >= $4::int AS yes FROM c, verify_user_failures u, unnest(u.at) x"
+    "  SELECT count(*) >= (SELECT cap FROM c) AS yes"
+    "    FROM c, verify_user_failures u, unnest(u.at) x"
     "   WHERE u.service = c.service AND u.user_id = c.user_id AND " RECENT("x")
     "), f AS ("
     "  INSERT INTO verify_user_failures AS u (service, user_id, at)"
     "  SELECT service, user_id, ARRAY[" NOW "] FROM c, capped WHERE NOT ok AND NOT capped.yes"
     "  ON CONFLICT (service, user_id) DO UPDATE"
     "     SET at = array(SELECT t FROM unnest(u.at) t WHERE " RECENT("t") " ORDER BY t) || " NOW
-    "   WHERE (SELECT count(*) FROM unnest(u.at) t WHERE " RECENT("t") ") < $4::int"
+    "   WHERE (SELECT count(*) FROM unnest(u.at) t WHERE " RECENT("t") ") < (SELECT cap FROM c)"
     "  RETURNING 1"
     "), upd AS ("
     "  UPDATE challenges t SET attempts = t.attempts + 1, updated_at = " NOW ","
@@ -73,18 +82,20 @@ static const char verify_sql[] =
     "    FROM c, capped"
     "   WHERE t.request_id = c.request_id"
     "     AND CASE WHEN c.ok THEN NOT capped.yes ELSE EXISTS (SELECT 1 FROM f) END"
-    "  RETURNING t.request_id, c.ok, t.attempts, t.max_attempts, t.phone_masked"
+    "  RETURNING t.request_id, c.ok, t.attempts, t.max_attempts, t.phone_masked, t.service,"
+    "    t.user_id, t.purpose"
     "), ob AS ("
     "  INSERT INTO outbox (request_id, type, attrs)"
-    "  SELECT request_id, 'verified', jsonb_build_object('attempts', attempts) FROM upd WHERE ok"
+    "  SELECT request_id, 'verified', jsonb_build_object('attempts', attempts) || " KEY_ID
+    "    FROM upd WHERE ok"
     "  UNION ALL"
     "  SELECT request_id, 'verify_failed', jsonb_build_object('attempts', attempts,"
-    "         'attempts_left', max_attempts - attempts) FROM upd WHERE NOT ok"
+    "         'attempts_left', max_attempts - attempts) || " KEY_ID " FROM upd WHERE NOT ok"
     "  UNION ALL"
-    "  SELECT request_id, 'locked', jsonb_build_object('attempts', attempts)"
+    "  SELECT request_id, 'locked', jsonb_build_object('attempts', attempts) || " KEY_ID
     "    FROM upd WHERE NOT ok AND attempts >= max_attempts"
     ")"
-    "SELECT ok, attempts, max_attempts, phone_masked FROM upd";
+    "SELECT ok, attempts, max_attempts, phone_masked, service, user_id, purpose FROM upd";
 // clang-format on
 
 /* "{1,2}" and "{hex,hex}": the candidate hash of `code` under every key of
@@ -123,23 +134,38 @@ static int candidates(const otp_keyring_t *keys, const char *request_id, const c
 }
 
 /* The row of one check, read into its job. */
-static verify_result_t read_answer(const PGresult *r, const char *request_id, int *attempts_left)
+static verify_result_t read_answer(const PGresult *r, verify_check_t *j)
 {
     int attempts, max_attempts;
+    const char *key_id = j->key_id[0] ? j->key_id : "-";
 
     if (PQntuples(r) == 0)
         return VERIFY_REJECTED;
     attempts = (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
     max_attempts = (int)strtol(PQgetvalue(r, 0, 2), NULL, 10);
+    snprintf(j->service, sizeof(j->service), "%s", PQgetvalue(r, 0, 4));
+    snprintf(j->user_id, sizeof(j->user_id), "%s", PQgetvalue(r, 0, 5));
+    snprintf(j->purpose, sizeof(j->purpose), "%s", PQgetvalue(r, 0, 6));
     if (PQgetvalue(r, 0, 0)[0] == 't') {
-        otp_info("verified", "request_id=%s phone=%s attempts=%d", request_id, PQgetvalue(r, 0, 3),
-                 attempts);
+        otp_info("verified", "request_id=%s service=%s key_id=%s phone=%s attempts=%d",
+                 j->request_id, j->service, key_id, PQgetvalue(r, 0, 3), attempts);
         return VERIFY_OK;
     }
-    *attempts_left = max_attempts - attempts;
-    otp_info("verify_failed", "request_id=%s phone=%s attempts_left=%d", request_id,
-             PQgetvalue(r, 0, 3), *attempts_left);
+    j->attempts_left = max_attempts - attempts;
+    otp_info("verify_failed", "request_id=%s service=%s key_id=%s phone=%s attempts_left=%d",
+             j->request_id, j->service, key_id, PQgetvalue(r, 0, 3), j->attempts_left);
     return VERIFY_INCORRECT;
+}
+
+/* The statement's parameters for a check. */
+static void params(const verify_check_t *j, const char *p[6])
+{
+    p[0] = j->request_id;
+    p[1] = j->ids;
+    p[2] = j->hashes;
+    p[3] = j->cap;
+    p[4] = j->only_service[0] ? j->only_service : NULL;
+    p[5] = j->key_id[0] ? j->key_id : NULL;
 }
 
 struct verify_pool {
@@ -162,10 +188,12 @@ struct verify_pool {
  * the checks queued behind it on this thread. */
 static void run_one(PGconn *db, verify_check_t *j, verify_stats_t *stats)
 {
-    const char *p[4] = {j->request_id, j->ids, j->hashes, j->cap};
-    PGresult *r = otp_db_query_prepared(db, "verify", verify_sql, 4, p);
+    const char *p[6];
+    PGresult *r;
 
-    j->res = r ? read_answer(r, j->request_id, &j->attempts_left) : VERIFY_ERROR;
+    params(j, p);
+    r = otp_db_query_prepared(db, "verify", verify_sql, 6, p);
+    j->res = r ? read_answer(r, j) : VERIFY_ERROR;
     if (r)
         atomic_fetch_add(&stats->alone, 1);
     PQclear(r);
@@ -197,7 +225,7 @@ static void run_batch(PGconn *db, verify_check_t **jobs, int n, verify_stats_t *
     int sent = 0, rc;
 
     qsort(jobs, (size_t)n, sizeof(*jobs), by_request_id);
-    if (otp_db_prepare(db, "verify", verify_sql, 4) != 0 || otp_db_pipe_open(db) != 0)
+    if (otp_db_prepare(db, "verify", verify_sql, 6) != 0 || otp_db_pipe_open(db) != 0)
         return;
     rc = otp_db_pipe_send(db, "BEGIN", 0, NULL, NULL, NULL);
     if (rc == 0) {
@@ -206,9 +234,10 @@ static void run_batch(PGconn *db, verify_check_t **jobs, int n, verify_stats_t *
                               NULL);
     }
     for (int i = 0; rc == 0 && i < n; i++) {
-        const char *p[4] = {jobs[i]->request_id, jobs[i]->ids, jobs[i]->hashes, jobs[i]->cap};
+        const char *p[6];
+        params(jobs[i], p);
         sent++;
-        rc = otp_db_pipe_send_prepared(db, "verify", 4, p, NULL, NULL);
+        rc = otp_db_pipe_send_prepared(db, "verify", 6, p, NULL, NULL);
     }
     if (rc == 0) {
         sent++;
@@ -219,7 +248,7 @@ static void run_batch(PGconn *db, verify_check_t **jobs, int n, verify_stats_t *
     rc = otp_db_pipe_close(db, "verify_batch", res, sent) != 0 || rc != 0 || sent != n + 3;
     if (rc == 0) {
         for (int i = 0; i < n; i++)
-            jobs[i]->res = read_answer(res[i + 2], jobs[i]->request_id, &jobs[i]->attempts_left);
+            jobs[i]->res = read_answer(res[i + 2], jobs[i]);
     }
     for (int i = 0; i < sent; i++)
         PQclear(res[i]);
@@ -344,12 +373,14 @@ void verify_pool_destroy(verify_pool_t *p)
 }
 
 int verify_start(verify_pool_t *p, verify_check_t *chk, const otp_keyring_t *keys,
-                 const char *request_id, const char *code, int max_failed_per_hour,
-                 void (*done)(void *arg), void *arg)
+                 const char *request_id, const char *code, const char *service, const char *key_id,
+                 int max_failed_per_hour, void (*done)(void *arg), void *arg)
 {
     memset(chk, 0, sizeof(*chk));
     chk->res = VERIFY_ERROR;
     snprintf(chk->request_id, sizeof(chk->request_id), "%s", request_id);
+    snprintf(chk->only_service, sizeof(chk->only_service), "%s", service ? service : "");
+    snprintf(chk->key_id, sizeof(chk->key_id), "%s", key_id ? key_id : "");
     snprintf(chk->cap, sizeof(chk->cap), "%d", max_failed_per_hour);
     chk->done = done;
     chk->arg = arg;

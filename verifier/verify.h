@@ -41,8 +41,12 @@ void verify_pool_destroy(verify_pool_t *p);
 typedef struct verify_check {
     verify_result_t res; /* the answer, set before done() */
     int attempts_left;   /* for VERIFY_INCORRECT */
+    /* Whose challenge it was, for VERIFY_OK and VERIFY_INCORRECT. */
+    char service[33], user_id[129], purpose[65];
     /* The rest is the pool's. */
     char request_id[37];
+    char only_service[33]; /* "" = any service (a keypad webhook) */
+    char key_id[40];       /* the API key that asked, "" = none */
     char ids[OTP_MAX_KEYS * 12 + 3];
     char hashes[OTP_MAX_KEYS * (2 * OTP_HASH_BYTES + 1) + 3];
     char cap[12];
@@ -52,7 +56,9 @@ typedef struct verify_check {
     struct verify_check *next;
 } verify_check_t;
 
-/* Starts the check of `code` for the challenge request_id (a valid UUID):
+/* Starts the check of `code` for the challenge request_id (a valid UUID) of
+ * `service` (NULL: any; a challenge of another service answers as unknown),
+ * asked with the API key key_id (NULL: none; written on the events):
  * the candidate hashes are made here, on the caller's thread, and `code`
  * is not kept. 0: done(arg) is called from a database thread once the
  * check's transaction has committed (or failed: res VERIFY_ERROR); chk must
@@ -61,7 +67,8 @@ typedef struct verify_check {
  * wrong codes in the last hour is rejected outright, even with the right
  * code. Thread-safe. */
 int verify_start(verify_pool_t *p, verify_check_t *chk, const otp_keyring_t *keys,
-                 const char *request_id, const char *code, int max_failed_per_hour,
-                 void (*done)(void *arg), void *arg) __attribute__((warn_unused_result));
+                 const char *request_id, const char *code, const char *service, const char *key_id,
+                 int max_failed_per_hour, void (*done)(void *arg), void *arg)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -43,7 +43,7 @@ static const char claim_sql[] =
     "    coalesce((c.options->>'sms_fallback')::boolean, false) AS sms_fallback,"
     "    coalesce(c.options->>'channel' = 'sms', false) AS sms_channel,"
     "    coalesce((c.options->>'keypad')::boolean, false) AS keypad,"
-    "    c.tries, c.country, coalesce(c.call_id::text, '') AS call_id"
+    "    c.tries, c.country, coalesce(c.call_id::text, '') AS call_id, c.service"
     "), t AS ("
     "  UPDATE rate_budget r SET tokens = b.avail - (SELECT count(*) FROM c),"
     "         updated_at = clock_timestamp()"
@@ -130,6 +130,7 @@ static void read_claimed(const PGresult *r, int i, claimed_t *row)
     snprintf(row->locale, sizeof(row->locale), "%s", COL("locale"));
     snprintf(row->prev_status, sizeof(row->prev_status), "%s", COL("prev_status"));
     snprintf(row->country, sizeof(row->country), "%s", COL("country"));
+    snprintf(row->service, sizeof(row->service), "%s", COL("service"));
     snprintf(row->call_id, sizeof(row->call_id), "%s", COL("call_id"));
     row->code_length = (int)strtol(COL("code_length"), NULL, 10);
     row->expires_ms = strtoll(COL("expires_ms"), NULL, 10);

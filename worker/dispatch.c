@@ -117,13 +117,21 @@ static void on_call_done(void *opaque, const vb_result_t *res)
     free(ctx);
 }
 
-/* The caller ID for a destination country: a local number where one is set. */
-static const char *caller_id_for(const worker_settings_t *c, const char *country)
+/* The row's service as it is now (a change reaches the next call): its
+ * spoken brand, and its caller ID for the destination country (a local
+ * number where one is set). The deployment's if the service is gone. */
+static void service_of(const dispatch_t *d, const claimed_t *row, char brand[132], char from[18])
 {
-    for (int i = 0; i < c->n_caller_ids; i++)
-        if (strcmp(c->caller_ids[i].country, country) == 0)
-            return c->caller_ids[i].number;
-    return c->caller_id;
+    const otp_svc_set_t *set = otp_services_acquire(d->w->services);
+    const otp_policy_t *p = otp_svc_find(set, row->service);
+
+    if (!p)
+        p = &d->w->policy;
+    if (brand)
+        snprintf(brand, 132, "%s", p->brand);
+    if (from)
+        snprintf(from, 18, "%s", otp_policy_caller_id(p, row->country));
+    otp_services_release(set);
 }
 
 /* Starts a VoIPBin request for the row; the context is the callback's. 0
@@ -132,10 +140,11 @@ static const char *caller_id_for(const worker_settings_t *c, const char *country
 static int start(dispatch_t *d, const claimed_t *row, int attempt, int sms, int fallback,
                  json_t *actions, char *text)
 {
-    const char *from = caller_id_for(&d->w->cfg, row->country);
     call_ctx_t *ctx = calloc(1, sizeof(*ctx));
+    char from[18];
     int rc = -1;
 
+    service_of(d, row, NULL, from);
     if (ctx && (sms ? text != NULL : actions != NULL)) {
         ctx->d = d;
         ctx->row = *row;
@@ -184,7 +193,9 @@ static void send_code(dispatch_t *d, const claimed_t *row)
     otp_voice_opts_t vopts = {row->gate, row->amd, c->callback_url, row->request_id};
     int attempt = row->call_attempts + 1;
     const char *why;
+    char brand[132];
 
+    service_of(d, row, brand, NULL);
     switch (policy_send(row, otp_now_ms(), policy(d), &why)) {
     case SEND_FAIL:
         give_up(d, row, why, NULL);
@@ -200,9 +211,8 @@ static void send_code(dispatch_t *d, const claimed_t *row)
          * only collects the digits, so a retry keeps the same hash. */
         if (challenge_start_keypad(&d->tx, row, attempt) == HELD_CHANGED)
             (void)start(d, row, attempt, 0, 0,
-                        otp_voice_keypad_actions(d->w->voice, row->locale, c->brand,
-                                                 row->code_length, c->callback_url,
-                                                 row->request_id),
+                        otp_voice_keypad_actions(d->w->voice, row->locale, brand, row->code_length,
+                                                 c->callback_url, row->request_id),
                         NULL);
         return;
     case SEND_CALL:
@@ -212,7 +222,7 @@ static void send_code(dispatch_t *d, const claimed_t *row)
     if (fresh_code(d, row, code, hash_hex) == 0 &&
         challenge_store_code(&d->tx, row, hash_hex, d->w->keys.current_id, attempt) == HELD_CHANGED)
         (void)start(d, row, attempt, 0, 0,
-                    otp_voice_actions(d->w->voice, row->locale, c->brand, code, &vopts), NULL);
+                    otp_voice_actions(d->w->voice, row->locale, brand, code, &vopts), NULL);
     sodium_memzero(code, sizeof(code));
 }
 
@@ -234,10 +244,12 @@ static void send_calls(dispatch_t *d, const claimed_t *rows, int n)
         for (int i = 0; i < made; i++) {
             const claimed_t *row = &rows[i];
             otp_voice_opts_t vopts = {row->gate, row->amd, c->callback_url, row->request_id};
+            char brand[132];
 
+            service_of(d, row, brand, NULL);
             if (held[i] == HELD_CHANGED)
                 (void)start(d, row, row->call_attempts + 1, 0, 0,
-                            otp_voice_actions(d->w->voice, row->locale, c->brand, codes[i], &vopts),
+                            otp_voice_actions(d->w->voice, row->locale, brand, codes[i], &vopts),
                             NULL);
         }
     /* Rows not reached stay 'calling' under the lease and come due again. */
@@ -252,12 +264,13 @@ static void send_calls(dispatch_t *d, const claimed_t *rows, int n)
  * failed call). The new hash replaces the old one. */
 static void send_sms(dispatch_t *d, const claimed_t *row, int fallback)
 {
-    char code[OTP_CODE_MAX + 1], hash_hex[OTP_HASH_BYTES * 2 + 1];
+    char code[OTP_CODE_MAX + 1], hash_hex[OTP_HASH_BYTES * 2 + 1], brand[132];
 
+    service_of(d, row, brand, NULL);
     if (fresh_code(d, row, code, hash_hex) == 0 &&
         challenge_store_code(&d->tx, row, hash_hex, d->w->keys.current_id, 0) == HELD_CHANGED)
         (void)start(d, row, row->call_attempts, 1, fallback, NULL,
-                    otp_voice_render_sms(d->w->voice, row->locale, d->w->cfg.brand, code));
+                    otp_voice_render_sms(d->w->voice, row->locale, brand, code));
     sodium_memzero(code, sizeof(code));
 }
 

@@ -17,21 +17,22 @@
 #define BATCH_MAX 500
 
 /* One statement per request: insert (idempotent on request_id), supersede the
- * user's older active challenge for the same purpose, and write the events. */
+ * user's older active challenge for the same purpose in the same service
+ * (user_id is each service's own namespace), and write the events. */
 static const char insert_sql[] =
     "WITH ins AS ("
     "  INSERT INTO challenges (request_id, user_id, purpose, phone, phone_masked, country, locale,"
     "    code_length, max_attempts, max_call_attempts, options, metadata, requested_at, expires_at,"
-    "    status, next_attempt_at, code_hash, key_id, reason)"
+    "    status, next_attempt_at, code_hash, key_id, reason, service)"
     "  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15,"
     "    CASE WHEN $15 = 'pending' THEN now() END, decode($18, 'hex'), $19::smallint,"
-    "    CASE WHEN $15 <> 'pending' THEN $17::jsonb->>'reason' END)"
+    "    CASE WHEN $15 <> 'pending' THEN $17::jsonb->>'reason' END, $20)"
     "  ON CONFLICT (request_id) DO NOTHING"
     "  RETURNING request_id, status"
     "), sup AS ("
     "  UPDATE challenges c SET status = 'superseded', next_attempt_at = NULL, updated_at = now()"
     "    FROM ins"
-    "   WHERE ins.status = 'pending' AND c.user_id = $2 AND c.purpose = $3"
+    "   WHERE ins.status = 'pending' AND c.service = $20 AND c.user_id = $2 AND c.purpose = $3"
     "     AND c.request_id <> ins.request_id AND c.requested_at <= $13::timestamptz"
     "     AND c.status IN ('pending', 'calling', 'call_requested', 'ringing', 'answered',"
     "                      'delivered', 'no_answer', 'busy', 'voicemail', 'call_failed', "
@@ -53,8 +54,9 @@ static const char insert_sql[] =
  * time only. */
 static const char dead_letter_sql[] =
     "WITH dl AS ("
-    "  INSERT INTO dead_letters (reason, error, topic, kpartition, koffset, payload, request_id)"
-    "  VALUES ($1, $2, $3, $4, $5, $6, $7::uuid)"
+    "  INSERT INTO dead_letters (reason, error, topic, kpartition, koffset, payload, request_id,"
+    "    service)"
+    "  VALUES ($1, $2, $3, $4, $5, $6, $7::uuid, $9)"
     "  ON CONFLICT (topic, kpartition, koffset) DO UPDATE SET reason = excluded.reason"
     "  RETURNING id, xmax = 0 AS fresh"
     "), ob AS ("
@@ -67,6 +69,12 @@ typedef struct batch_item {
     rd_kafka_message_t *msg;
     int valid;
     otp_request_t req;
+    /* The service whose topic it came on ("" when none), and its policy. */
+    char service[OTP_SERVICE_MAX + 1];
+    const otp_policy_t *pol;
+    /* The keys of its budgets: "service:number", "service:user", "service:country". */
+    char kphone[OTP_SERVICE_MAX + 20], kuser[OTP_SERVICE_MAX + OTP_USER_ID_MAX + 2];
+    char kcountry[OTP_SERVICE_MAX + 6];
     char reason[48];
     char error[200];
     /* Decided before the write. */
@@ -189,7 +197,8 @@ static int resolve_resends(intake_t *in, batch_item_t *items, int n)
     if (!p[0])
         goto out;
     r = otp_db_query(in->db, "resend_lookup",
-                     "SELECT request_id::text, phone, user_id, purpose, locale FROM challenges"
+                     "SELECT request_id::text, phone, user_id, purpose, locale, service"
+                     "  FROM challenges"
                      " WHERE request_id = ANY($1::uuid[])",
                      1, p);
     if (!r)
@@ -201,8 +210,10 @@ static int resolve_resends(intake_t *in, batch_item_t *items, int n)
 
         if (!items[i].valid || !req->resend_of[0])
             continue;
+        /* Only a request of the same service: another service's answers as unknown. */
         for (int j = i - 1; j >= 0 && !phone; j--) {
-            if (items[j].valid && strcmp(items[j].req.request_id, req->resend_of) == 0) {
+            if (items[j].valid && strcmp(items[j].req.request_id, req->resend_of) == 0 &&
+                strcmp(items[j].service, items[i].service) == 0) {
                 phone = items[j].req.phone;
                 user = items[j].req.user_id;
                 purpose = items[j].req.purpose;
@@ -210,6 +221,8 @@ static int resolve_resends(intake_t *in, batch_item_t *items, int n)
             }
         }
         for (int k = 0; k < PQntuples(r) && !phone; k++) {
+            if (strcmp(PQgetvalue(r, k, 5), items[i].service) != 0)
+                continue;
             if (strcmp(PQgetvalue(r, k, 0), req->resend_of) == 0 && PQgetisnull(r, k, 1)) {
                 /* The purge replaced the number by its hash: give it again. */
                 purged = 1;
@@ -243,13 +256,69 @@ out:
     return rc;
 }
 
+/* The request against its service: the service exists and is enabled, and
+ * allows what the request asks (code length, life, channels). 0 ok (it->pol
+ * set), -1 with it->reason and it->error. */
+static int check_service(batch_item_t *it, const otp_svc_set_t *set)
+{
+    const otp_request_t *req = &it->req;
+    const otp_delivery_t *d = &req->delivery;
+    const otp_policy_t *p = otp_svc_find(set, it->service);
+    const char *channel = NULL;
+
+    if (!p) {
+        snprintf(it->reason, sizeof(it->reason), "unknown_service");
+        snprintf(it->error, sizeof(it->error),
+                 "no service named %s (otp-admin service create makes one)", it->service);
+        return -1;
+    }
+    if (p->disabled) {
+        snprintf(it->reason, sizeof(it->reason), "service_disabled");
+        snprintf(it->error, sizeof(it->error), "service %s is disabled", it->service);
+        return -1;
+    }
+    if (req->code_length && !d->keypad && req->code_length < p->min_code_length) {
+        snprintf(it->reason, sizeof(it->reason), "code_length_below_minimum");
+        snprintf(it->error, sizeof(it->error),
+                 "code_length %d is below service %s's minimum of %d digits", req->code_length,
+                 it->service, p->min_code_length);
+        return -1;
+    }
+    if (req->ttl_seconds > p->max_ttl_s) {
+        snprintf(it->reason, sizeof(it->reason), "ttl_above_maximum");
+        snprintf(it->error, sizeof(it->error), "ttl_seconds %d is above service %s's maximum of %d",
+                 req->ttl_seconds, it->service, p->max_ttl_s);
+        return -1;
+    }
+    if (d->sms && !(p->channels & OTP_CH_SMS))
+        channel = "sms";
+    else if (d->keypad && !(p->channels & OTP_CH_KEYPAD))
+        channel = "keypad";
+    else if (!d->sms && !d->keypad && !(p->channels & OTP_CH_VOICE))
+        channel = "voice";
+    else if (d->gate == 1 && !(p->channels & OTP_CH_GATE))
+        channel = "gate";
+    else if (d->amd == 1 && !(p->channels & OTP_CH_AMD))
+        channel = "amd";
+    else if (d->sms_fallback == 1 && !(p->channels & OTP_CH_SMS))
+        channel = "sms_fallback";
+    if (channel) {
+        snprintf(it->reason, sizeof(it->reason), "channel_not_allowed");
+        snprintf(it->error, sizeof(it->error), "service %s does not allow %s", it->service,
+                 channel);
+        return -1;
+    }
+    it->pol = p;
+    return 0;
+}
+
 /* The decision for one valid request, in batch order: too old, blocked, over
  * a budget, or pending (counted in the ledger for the requests after it). */
 static void decide(intake_t *in, batch_item_t *it, int64_t now_ms)
 {
     worker_t *w = in->w;
     const otp_request_t *req = &it->req;
-    int ttl = req->ttl_seconds ? req->ttl_seconds : w->cfg.ttl_s;
+    int ttl = req->ttl_seconds ? req->ttl_seconds : it->pol->ttl_s;
     limits_counts_t counts;
     limits_verdict_t v;
 
@@ -260,13 +329,13 @@ static void decide(intake_t *in, batch_item_t *it, int64_t now_ms)
         it->refusal = "too_old_on_arrival";
         return;
     }
-    limits_ledger_counts(in->ledger, req->phone, req->user_id, it->country, &counts);
-    v = limits_decide(&w->limits, req->phone, it->country, &counts, &it->refusal);
+    limits_ledger_counts(in->ledger, it->kphone, it->kuser, it->kcountry, &counts);
+    v = limits_decide(&w->limits, it->pol, req->phone, it->country, &counts, &it->refusal);
     if (v != LIMITS_ALLOW) {
         it->status = limits_verdict_name(v);
         return;
     }
-    limits_ledger_add(in->ledger, req->phone, req->user_id, it->country, 0);
+    limits_ledger_add(in->ledger, it->kphone, it->kuser, it->kcountry, 0);
 }
 
 /* Compact JSON text of o (a reference is stolen); NULL when memory ran out. */
@@ -285,7 +354,8 @@ static int send_insert(intake_t *in, const batch_item_t *it)
     const otp_request_t *req = &it->req;
     char masked[OTP_PHONE_MAX + 4], code_len[8], max_att[8], max_calls[8], req_at[40], exp_at[40];
     char key_id[8];
-    int ttl = req->ttl_seconds ? req->ttl_seconds : w->cfg.ttl_s;
+    const otp_policy_t *pol = it->pol;
+    int ttl = req->ttl_seconds ? req->ttl_seconds : pol->ttl_s;
     int64_t expires_ms = req->requested_at_ms + (int64_t)ttl * 1000;
     const char *hash_hex = it->keypad_len ? it->hash_hex : NULL;
     char *accepted_js, *refused_js, *options_js;
@@ -295,25 +365,30 @@ static int send_insert(intake_t *in, const batch_item_t *it)
     snprintf(code_len, sizeof(code_len), "%d",
              it->keypad_len     ? it->keypad_len
              : req->code_length ? req->code_length
-                                : w->cfg.code_length);
+                                : pol->code_length);
     snprintf(key_id, sizeof(key_id), "%d", w->keys.current_id);
-    snprintf(max_att, sizeof(max_att), "%d", w->cfg.max_attempts);
-    snprintf(max_calls, sizeof(max_calls), "%d", w->cfg.max_call_attempts);
+    snprintf(max_att, sizeof(max_att), "%d", pol->max_attempts);
+    snprintf(max_calls, sizeof(max_calls), "%d", pol->max_call_attempts);
     otp_time_format(req->requested_at_ms, req_at, sizeof(req_at));
     otp_time_format(expires_ms, exp_at, sizeof(exp_at));
     /* The delivery options as the dispatcher reads them back (typed, by name). */
+    /* A deployment default the service does not allow is off (a request
+     * that asks for it is refused before: check_service). */
     options_js = dump_json(json_pack(
-        "{s:b, s:b, s:b, s:s, s:b}", "gate", resolve_flag(req->delivery.gate, w->cfg.gate_default),
-        "amd", resolve_flag(req->delivery.amd, w->cfg.amd_default), "sms_fallback",
-        resolve_flag(req->delivery.sms_fallback, w->cfg.sms_fallback_default), "channel",
-        req->delivery.sms ? "sms" : "voice", "keypad", req->delivery.keypad));
+        "{s:b, s:b, s:b, s:s, s:b}", "gate",
+        resolve_flag(req->delivery.gate, w->cfg.gate_default) && (pol->channels & OTP_CH_GATE),
+        "amd", resolve_flag(req->delivery.amd, w->cfg.amd_default) && (pol->channels & OTP_CH_AMD),
+        "sms_fallback",
+        resolve_flag(req->delivery.sms_fallback, w->cfg.sms_fallback_default) &&
+            (pol->channels & OTP_CH_SMS),
+        "channel", req->delivery.sms ? "sms" : "voice", "keypad", req->delivery.keypad));
     accepted_js = dump_json(
         json_pack("{s:s, s:s, s:i, s:s}", "locale", it->locale, "requested_locale",
                   req->locale[0] ? req->locale : "", "code_length",
-                  req->code_length ? req->code_length : w->cfg.code_length, "expires_at", exp_at));
+                  req->code_length ? req->code_length : pol->code_length, "expires_at", exp_at));
     refused_js = dump_json(json_pack("{s:s}", "reason", it->refusal));
     if (options_js && accepted_js && refused_js) {
-        const char *p[19] = {req->request_id,
+        const char *p[20] = {req->request_id,
                              req->user_id,
                              req->purpose,
                              req->phone,
@@ -331,8 +406,9 @@ static int send_insert(intake_t *in, const batch_item_t *it)
                              accepted_js,
                              refused_js,
                              hash_hex,
-                             hash_hex ? key_id : NULL};
-        rc = otp_db_pipe_send_prepared(in->db, "ingest_insert", 19, p, NULL, NULL);
+                             hash_hex ? key_id : NULL,
+                             it->service};
+        rc = otp_db_pipe_send_prepared(in->db, "ingest_insert", 20, p, NULL, NULL);
     }
     free(options_js);
     free(accepted_js);
@@ -345,23 +421,26 @@ static int send_dead_letter(intake_t *in, const batch_item_t *it)
 {
     rd_kafka_message_t *m = it->msg;
     char part[12], off[24];
-    char *attrs_js = dump_json(json_pack("{s:s, s:s}", "reason", it->reason, "error", it->error));
-    const char *p[8] = {it->reason,
+    char *attrs_js =
+        dump_json(json_pack("{s:s, s:s, s:s}", "reason", it->reason, "error", it->error, "service",
+                            it->service[0] ? it->service : OTP_SERVICE_DEFAULT));
+    const char *p[9] = {it->reason,
                         it->error,
                         rd_kafka_topic_name(m->rkt),
                         part,
                         off,
                         m->payload ? m->payload : "",
                         it->req.request_id[0] ? it->req.request_id : NULL,
-                        attrs_js};
-    int lens[8] = {0, 0, 0, 0, 0, (int)m->len, 0, 0};
-    int fmts[8] = {0, 0, 0, 0, 0, 1, 0, 0};
+                        attrs_js,
+                        it->service[0] ? it->service : NULL};
+    int lens[9] = {0, 0, 0, 0, 0, (int)m->len, 0, 0, 0};
+    int fmts[9] = {0, 0, 0, 0, 0, 1, 0, 0, 0};
     int rc = -1;
 
     snprintf(part, sizeof(part), "%d", (int)m->partition);
     snprintf(off, sizeof(off), "%lld", (long long)m->offset);
     if (attrs_js)
-        rc = otp_db_pipe_send_prepared(in->db, "ingest_dead_letter", 8, p, lens, fmts);
+        rc = otp_db_pipe_send_prepared(in->db, "ingest_dead_letter", 9, p, lens, fmts);
     free(attrs_js);
     return rc;
 }
@@ -410,9 +489,12 @@ static void report_batch(worker_t *w, const batch_item_t *items, int n)
 
         if (!it->valid) {
             otp_warn("request_rejected",
-                     "request_id=%s reason=%s error=\"%s\" partition=%d offset=%lld",
-                     it->req.request_id[0] ? it->req.request_id : "-", it->reason, it->error,
-                     (int)it->msg->partition, (long long)it->msg->offset);
+                     "request_id=%s service=%s reason=%s error=\"%s\" topic=%s partition=%d "
+                     "offset=%lld",
+                     it->req.request_id[0] ? it->req.request_id : "-",
+                     it->service[0] ? it->service : "-", it->reason, it->error,
+                     rd_kafka_topic_name(it->msg->rkt), (int)it->msg->partition,
+                     (long long)it->msg->offset);
             atomic_fetch_add(&w->m.dlq, 1);
             continue;
         }
@@ -431,11 +513,11 @@ static void report_batch(worker_t *w, const batch_item_t *items, int n)
                 !atomic_exchange(&w->m.circuit_open, 1))
                 otp_warn("circuit_open", "reason=global_hourly_cap limit=%d",
                          w->limits.global_hour);
-            otp_info("request_refused", "request_id=%s phone=%s decision=%s reason=%s",
-                     it->req.request_id, masked, it->status, it->refusal);
+            otp_info("request_refused", "request_id=%s service=%s phone=%s decision=%s reason=%s",
+                     it->req.request_id, it->service, masked, it->status, it->refusal);
         } else {
-            otp_info("request_accepted", "request_id=%s phone=%s locale=%s", it->req.request_id,
-                     masked, it->locale);
+            otp_info("request_accepted", "request_id=%s service=%s phone=%s locale=%s",
+                     it->req.request_id, it->service, masked, it->locale);
         }
     }
 }
@@ -444,7 +526,8 @@ static void report_batch(worker_t *w, const batch_item_t *items, int n)
  * requests), one pipeline that writes every request and dead letter inside
  * one transaction, then the DLQ copies, then one pipeline that adds the
  * batch to the budgets and commits. -1 when nothing of it is committed. */
-static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracker_t *dlq)
+static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracker_t *dlq,
+                       const otp_svc_set_t *set)
 {
     worker_t *w = in->w;
     PGresult *res[BATCH_MAX + 1], *fin[3] = {NULL, NULL, NULL};
@@ -457,6 +540,8 @@ static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracke
     limits_ledger_reset(in->ledger);
     for (int i = 0; i < n; i++) {
         batch_item_t *it = &items[i];
+        if (it->valid && check_service(it, set) != 0)
+            it->valid = 0;
         if (it->valid && it->req.delivery.keypad &&
             open_keypad_code(w, &it->req, it->hash_hex, &it->keypad_len, it->reason,
                              sizeof(it->reason), it->error, sizeof(it->error)) != 0)
@@ -471,8 +556,11 @@ static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracke
         if (!it->valid)
             continue;
         it->country = otp_phone_country(it->req.phone);
-        it->locale = otp_voice_pick(w->voice, it->req.locale, it->country, w->cfg.default_locale);
-        if (limits_ledger_want(in->ledger, it->req.phone, it->req.user_id, it->country) != 0)
+        it->locale = otp_voice_pick(w->voice, it->req.locale, it->country, it->pol->default_locale);
+        snprintf(it->kphone, sizeof(it->kphone), "%s:%s", it->service, it->req.phone);
+        snprintf(it->kuser, sizeof(it->kuser), "%s:%s", it->service, it->req.user_id);
+        snprintf(it->kcountry, sizeof(it->kcountry), "%s:%s", it->service, it->country);
+        if (limits_ledger_want(in->ledger, it->pol, it->kphone, it->kuser, it->kcountry) != 0)
             return -1;
     }
     if (limits_ledger_load(in->ledger, in->db) != 0)
@@ -484,8 +572,8 @@ static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracke
         if (items[i].valid)
             decide(in, &items[i], now_ms);
 
-    if (otp_db_prepare(in->db, "ingest_insert", insert_sql, 19) != 0 ||
-        otp_db_prepare(in->db, "ingest_dead_letter", dead_letter_sql, 8) != 0 ||
+    if (otp_db_prepare(in->db, "ingest_insert", insert_sql, 20) != 0 ||
+        otp_db_prepare(in->db, "ingest_dead_letter", dead_letter_sql, 9) != 0 ||
         otp_db_pipe_open(in->db) != 0)
         return -1;
     stored = otp_db_pipe_send(in->db, "BEGIN", 0, NULL, NULL, NULL);
@@ -510,7 +598,7 @@ static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracke
         }
         it->is_new = PQntuples(r) > 0;
         if (!it->is_new && strcmp(it->status, "pending") == 0)
-            limits_ledger_add(in->ledger, it->req.phone, it->req.user_id, it->country, 1);
+            limits_ledger_add(in->ledger, it->kphone, it->kuser, it->kcountry, 1);
     }
     /* The DLQ copies must be on the broker before the offsets move past them. */
     if (n_dlq_sent && delivery_wait(w->producer, dlq, 15000) != 0) {
@@ -547,7 +635,8 @@ int ingest_poll(intake_t *in, int timeout_ms)
 {
     worker_t *w = in->w;
     static batch_item_t items[BATCH_MAX]; /* main thread only */
-    int n = 0, rc = -1;
+    const otp_svc_set_t *set;
+    int n = 0, rc = -1, written;
 
     while (n < BATCH_MAX) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, n == 0 ? timeout_ms : 0);
@@ -564,6 +653,15 @@ int ingest_poll(intake_t *in, int timeout_ms)
         items[n].valid =
             otp_request_parse(m->payload, m->len, &items[n].req, items[n].reason,
                               sizeof(items[n].reason), items[n].error, sizeof(items[n].error)) == 0;
+        /* Who asks is the topic (under the broker's ACLs), never the payload. */
+        if (!otp_services_topic_service(w->cfg.topic_requests, rd_kafka_topic_name(m->rkt),
+                                        items[n].service) &&
+            items[n].valid) {
+            items[n].valid = 0;
+            snprintf(items[n].reason, sizeof(items[n].reason), "unknown_service");
+            snprintf(items[n].error, sizeof(items[n].error),
+                     "the topic names no service (%s.<service>)", w->cfg.topic_requests);
+        }
         n++;
     }
     if (n == 0)
@@ -571,7 +669,10 @@ int ingest_poll(intake_t *in, int timeout_ms)
     in->dlq_acks.failed = 0;
     atomic_fetch_add(&w->m.consumed, n);
 
-    if (otp_db_ensure(in->db) != 0 || write_batch(in, items, n, &in->dlq_acks) != 0) {
+    set = otp_services_acquire(w->services);
+    written = otp_db_ensure(in->db) == 0 && write_batch(in, items, n, &in->dlq_acks, set) == 0;
+    otp_services_release(set);
+    if (!written) {
         atomic_fetch_add(&w->m.db_errors, 1);
         rewind_batch(w, items, n);
     } else {

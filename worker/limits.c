@@ -98,13 +98,19 @@ static int premium(const limits_cfg_t *l, const char *phone)
     return 0;
 }
 
-limits_verdict_t limits_decide(const limits_cfg_t *l, const char *phone, const char *country,
-                               const limits_counts_t *c, const char **reason)
+limits_verdict_t limits_decide(const limits_cfg_t *l, const otp_policy_t *svc, const char *phone,
+                               const char *country, const limits_counts_t *c, const char **reason)
 {
-    if (l->allow[0]) {
+    const char *allow = svc ? svc->countries : l->allow;
+    int phone_15min = svc ? svc->limit_phone_15min : l->phone_15min;
+    int phone_day = svc ? svc->limit_phone_day : l->phone_day;
+    int user_hour = svc ? svc->limit_user_hour : l->user_hour;
+    int country_hour = svc ? svc->limit_country_hour : l->country_hour;
+
+    if (allow[0]) {
         char needle[8];
         snprintf(needle, sizeof(needle), ",%s,", country);
-        if (!*country || !strstr(l->allow, needle)) {
+        if (!*country || !strstr(allow, needle)) {
             *reason = "country_not_allowed";
             return LIMITS_BLOCKED;
         }
@@ -136,13 +142,13 @@ limits_verdict_t limits_decide(const limits_cfg_t *l, const char *phone, const c
     }
     if (l->global_hour && c->global_hour >= l->global_hour)
         *reason = "global_hourly_cap";
-    else if (l->phone_15min && c->phone_15min >= l->phone_15min)
+    else if (phone_15min && c->phone_15min >= phone_15min)
         *reason = "phone_15min";
-    else if (l->phone_day && c->phone_day >= l->phone_day)
+    else if (phone_day && c->phone_day >= phone_day)
         *reason = "phone_day";
-    else if (l->user_hour && c->user_hour >= l->user_hour)
+    else if (user_hour && c->user_hour >= user_hour)
         *reason = "user_hour";
-    else if (l->country_hour && c->country_hour >= l->country_hour)
+    else if (country_hour && c->country_hour >= country_hour)
         *reason = "country_hour";
     else
         return LIMITS_ALLOW;
@@ -295,16 +301,18 @@ void limits_ledger_destroy(limits_ledger_t *lg)
     free(lg);
 }
 
-int limits_ledger_want(limits_ledger_t *lg, const char *phone, const char *user_id,
-                       const char *country)
+int limits_ledger_want(limits_ledger_t *lg, const otp_policy_t *svc, const char *phone,
+                       const char *user_id, const char *country)
 {
     const limits_cfg_t *l = lg->cfg;
+    int per_phone =
+        svc ? svc->limit_phone_15min || svc->limit_phone_day : l->phone_15min || l->phone_day;
 
-    if ((l->phone_15min || l->phone_day) && want(lg, SCOPE_PHONE, phone) != 0)
+    if (per_phone && want(lg, SCOPE_PHONE, phone) != 0)
         return -1;
-    if (l->user_hour && want(lg, SCOPE_USER, user_id) != 0)
+    if ((svc ? svc->limit_user_hour : l->user_hour) && want(lg, SCOPE_USER, user_id) != 0)
         return -1;
-    if (l->country_hour && want(lg, SCOPE_COUNTRY, country) != 0)
+    if ((svc ? svc->limit_country_hour : l->country_hour) && want(lg, SCOPE_COUNTRY, country) != 0)
         return -1;
     if (l->global_hour && want(lg, SCOPE_GLOBAL, "") != 0)
         return -1;
@@ -326,12 +334,22 @@ static const char load_sql[] =
     "                                                 ELSE interval '1 hour' END)"
     " GROUP BY k.i";
 
-/* The key of an entry in budget_counts: a number's keyed hash, else the key. */
-static const char *db_key(const limits_ledger_t *lg, const ledger_entry_t *e, char buf[65])
+/* The key of an entry in budget_counts: "service:" and the number's keyed
+ * hash, else the key as it is ("service:user", "service:country", ""). */
+static const char *db_key(const limits_ledger_t *lg, const ledger_entry_t *e,
+                          char buf[OTP_SERVICE_MAX + 67])
 {
+    const char *colon = strchr(e->key, ':');
+    char h[65];
+
     if (e->scope != SCOPE_PHONE || !lg->cfg->hash_key[0])
         return e->key;
-    otp_retention_phone_hash(lg->cfg->hash_key, e->key, buf);
+    if (!colon) {
+        otp_retention_phone_hash(lg->cfg->hash_key, e->key, buf);
+        return buf;
+    }
+    otp_retention_phone_hash(lg->cfg->hash_key, colon + 1, h);
+    snprintf(buf, OTP_SERVICE_MAX + 67, "%.*s:%s", (int)(colon - e->key), e->key, h);
     return buf;
 }
 
@@ -345,7 +363,7 @@ int limits_ledger_load(limits_ledger_t *lg, PGconn *db)
     if (lg->n == 0)
         return 0;
     for (int k = 0; k < lg->n; k++) {
-        char sc[2] = {lg->e[k].scope, '\0'}, h[65];
+        char sc[2] = {lg->e[k].scope, '\0'}, h[OTP_SERVICE_MAX + 67];
         otp_pgarray_add(&scopes, sc);
         otp_pgarray_add(&keys, db_key(lg, &lg->e[k], h));
     }
@@ -416,7 +434,7 @@ int limits_ledger_send_store(limits_ledger_t *lg, PGconn *db)
     int rc = -1, n = 0;
 
     for (int k = 0; k < lg->n; k++) {
-        char sc[2] = {lg->e[k].scope, '\0'}, add[24], h[65];
+        char sc[2] = {lg->e[k].scope, '\0'}, add[24], h[OTP_SERVICE_MAX + 67];
         if (lg->e[k].added <= 0)
             continue;
         snprintf(add, sizeof(add), "%ld", lg->e[k].added);

@@ -18,6 +18,8 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+#include "otp_policy.h"
+
 typedef struct limits_cfg {
     int phone_15min, phone_day, user_hour, country_hour, global_hour;
     char allow[512];        /* ",us,de," or "" = every country */
@@ -44,11 +46,14 @@ typedef struct limits_counts {
 int limits_load(limits_cfg_t *l, char *errstr, size_t errstr_size)
     __attribute__((warn_unused_result));
 
-/* The decision for one request: pure, no I/O. *reason is set to a static
- * machine-readable word unless the verdict is LIMITS_ALLOW
- * ("number_type_premium_rate" for a blocked number type). */
-limits_verdict_t limits_decide(const limits_cfg_t *l, const char *phone, const char *country,
-                               const limits_counts_t *c, const char **reason);
+/* The decision for one request: pure, no I/O. The countries and the
+ * per-number, per-user and per-country budgets are the service's (svc; NULL:
+ * the deployment's, l); the global cap, number types and prefixes are the
+ * deployment's. *reason is set to a static machine-readable word unless the
+ * verdict is LIMITS_ALLOW ("number_type_premium_rate" for a blocked number
+ * type). */
+limits_verdict_t limits_decide(const limits_cfg_t *l, const otp_policy_t *svc, const char *phone,
+                               const char *country, const limits_counts_t *c, const char **reason);
 
 /* "blocked" or "rate_limited" (the status and the event type); NULL for allow. */
 const char *limits_verdict_name(limits_verdict_t v);
@@ -63,10 +68,12 @@ void limits_ledger_destroy(limits_ledger_t *lg);
 /* Starts a batch: forgets the keys and counts of the last one. */
 void limits_ledger_reset(limits_ledger_t *lg);
 
-/* Registers a request's keys (only the scopes whose limit is set). -1 when
- * out of memory. */
-int limits_ledger_want(limits_ledger_t *lg, const char *phone, const char *user_id,
-                       const char *country) __attribute__((warn_unused_result));
+/* Registers a request's keys (only the scopes whose limit is set). The keys
+ * of a service's budgets are "service:number", "service:user" and
+ * "service:country" (the caller qualifies them). -1 when out of memory. */
+int limits_ledger_want(limits_ledger_t *lg, const otp_policy_t *svc, const char *phone,
+                       const char *user_id, const char *country)
+    __attribute__((warn_unused_result));
 
 /* Reads the counts of every registered key in one statement. 0 ok, -1 on a
  * database error (logged). */

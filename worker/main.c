@@ -67,6 +67,7 @@ static int setup(worker_t *w, intake_t *in, struct dispatch **d, char *err, size
     const worker_settings_t *c = &w->cfg;
     rd_kafka_conf_t *conf;
     rd_kafka_topic_partition_list_t *topics;
+    char pattern[512];
 
     if (worker_settings_load(w, err, errsz) != 0)
         return -1;
@@ -77,6 +78,10 @@ static int setup(worker_t *w, intake_t *in, struct dispatch **d, char *err, size
         return -1;
     }
     if (otp_wait_for("database", probe_db, &in->db, startup_s, w->running, err, errsz) != 0)
+        return -1;
+    w->services =
+        otp_services_start(otp_config_str("OTP_DATABASE_URL"), &w->policy, NULL, 0, err, errsz);
+    if (!w->services)
         return -1;
     *d = dispatch_new(w, err, errsz);
     if (!*d)
@@ -110,6 +115,11 @@ static int setup(worker_t *w, intake_t *in, struct dispatch **d, char *err, size
     if (*otp_config_str("OTP_WORKER_ID") && !getenv("KAFKA_GROUP_INSTANCE_ID") &&
         otp_kafka_set(conf, "group.instance.id", c->worker_id, err, errsz))
         return -1;
+    /* A new service's topic is seen at the next metadata refresh (librdkafka's
+     * default is 5 minutes). */
+    if (!getenv("KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS") &&
+        otp_kafka_set(conf, "topic.metadata.refresh.interval.ms", "30000", err, errsz))
+        return -1;
     if (!getenv("KAFKA_PARTITION_ASSIGNMENT_STRATEGY") &&
         otp_kafka_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, errsz))
         return -1;
@@ -117,13 +127,22 @@ static int setup(worker_t *w, intake_t *in, struct dispatch **d, char *err, size
     if (!w->consumer)
         return -1;
     rd_kafka_poll_set_consumer(w->consumer);
-    topics = rd_kafka_topic_partition_list_new(1);
+    /* The default service's topic, and every service's own (by pattern: a
+     * service made later is found at the next metadata refresh). */
+    if (otp_services_topic_pattern(c->topic_requests, c->topic_dlq, pattern, sizeof(pattern)) !=
+        0) {
+        snprintf(err, errsz, "OTP_TOPIC_REQUESTS=%s: too long", c->topic_requests);
+        return -1;
+    }
+    topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, c->topic_requests, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, pattern, RD_KAFKA_PARTITION_UA);
     if (rd_kafka_subscribe(w->consumer, topics) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_topic_partition_list_destroy(topics);
         snprintf(err, errsz, "OTP_TOPIC_REQUESTS=%s: cannot subscribe", c->topic_requests);
         return -1;
     }
+    otp_info("subscribed", "topic=%s pattern=\"%s\"", c->topic_requests, pattern);
     rd_kafka_topic_partition_list_destroy(topics);
     return 0;
 }
@@ -300,6 +319,7 @@ int main(int argc, char **argv)
     rd_kafka_destroy(w.consumer);
     rd_kafka_destroy(w.producer);
     dispatch_free(d);
+    otp_services_stop(w.services);
     otp_voice_destroy(w.voice);
     limits_ledger_destroy(in.ledger);
     PQfinish(in.db);

@@ -115,7 +115,8 @@ int worker_settings_load(worker_t *w, char *err, size_t errsz)
         snprintf(err, errsz, "OTP_MIN_REMAINING_SECONDS must be below OTP_TTL_SECONDS");
         return -1;
     }
-    if (limits_load(&w->limits, err, errsz) != 0)
+    if (limits_load(&w->limits, err, errsz) != 0 ||
+        otp_policy_from_settings(&w->policy, err, errsz) != 0)
         return -1;
     if (otp_keyring_load(&w->keys, (int)otp_config_int("OTP_HASH_KEY_ID"),
                          otp_config_str("OTP_HASH_KEY"), otp_config_str("OTP_HASH_KEYS_PREVIOUS"),

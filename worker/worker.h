@@ -24,6 +24,7 @@
 #include "delivery.h"
 #include "limits.h"
 #include "otp_crypto.h"
+#include "otp_services.h"
 #include "otp_voice.h"
 #include "policy.h"
 
@@ -70,6 +71,10 @@ typedef struct worker_metrics {
  * the atomics. */
 typedef struct worker {
     worker_settings_t cfg;
+    /* The deployment's policy (the default service, and the base of every
+     * other), and every service as it is now (otp_services.h). */
+    otp_policy_t policy;
+    otp_services_t *services;
     otp_keyring_t keys;
     otp_voice_catalog_t *voice;
     limits_cfg_t limits;

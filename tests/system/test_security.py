@@ -1099,7 +1099,6 @@ START_REFUSALS = [
     (("otp-worker",), {"OTP_VOIPBIN_ACCESS_KEY": None}, "OTP_VOIPBIN_ACCESS_KEY"),
     (("otp-worker",), {"OTP_VOIPBIN_ACCESS_KEY": "vb_demo_access_key_not_secret"},
      "OTP_VOIPBIN_ACCESS_KEY"),
-    (("otp-verifier",), {"OTP_API_KEY_HASHES": None}, "OTP_API_KEY_HASHES"),
     (("otp-verifier",), {"OTP_API_KEY_HASHES": "nothex"}, "OTP_API_KEY_HASHES"),
     (("otp-verifier",), {"OTP_API_KEY_HASHES": "a" * 63}, "OTP_API_KEY_HASHES"),
     (("otp-verifier",), {"OTP_API_KEY_HASHES": "a" * 65}, "OTP_API_KEY_HASHES"),
