@@ -95,7 +95,7 @@ def failed(pipe):
     # G's number has used up its 15-minute budget.
     gkey = hmac.new(("phone:" + pipe.hash_key).encode(), G.encode(), hashlib.sha256).hexdigest()
     sql(pipe, "INSERT INTO budget_counts (scope, key, bucket, n)"
-              " VALUES ('p', %s, date_trunc('minute', now()), 100)"
+              " VALUES ('p', 'default:' || %s, date_trunc('minute', now()), 100)"
               " ON CONFLICT (scope, key, bucket) DO UPDATE SET n = 100", gkey)
     return {"since": since, "ids": ids, "newer_b": newer_b}
 

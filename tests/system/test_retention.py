@@ -113,10 +113,11 @@ def test_number_kept_while_live_then_replaced_by_its_keyed_hash(pipe):
         " WHERE request_id = ANY(%s::uuid[])", ids))
     assert rows[ids[0]] == (None, phone_hash(pipe, phone(10)), "+12*******10"), rows[ids[0]]
     assert rows[ids[1]][0] == phone(11) and rows[ids[1]][1] is None, rows[ids[1]]
-    # The per-number call budgets never held the number: only its keyed hash.
+    # The per-number call budgets never held the number: only its keyed hash, per service.
     keys = {k for (k,) in sql(pipe, "SELECT key FROM budget_counts WHERE scope = 'p'")}
-    assert {phone_hash(pipe, phone(10)), phone_hash(pipe, phone(11))} <= keys, keys
-    assert not [k for k in keys if k.startswith("+")], keys
+    assert {"default:" + phone_hash(pipe, phone(10)),
+            "default:" + phone_hash(pipe, phone(11))} <= keys, keys
+    assert not [k for k in keys if "+" in k], keys
     # The live one still works: its code verifies after the purge.
     st, body = pipe.verify(ids[1], codes[phone(11)])
     assert body["status"] == "verified", body
