@@ -101,14 +101,14 @@ static void check_done(void *arg)
 
 /* Hands the check over and suspends the connection until it is done. */
 static otp_mhd_result start_check(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx, int kind,
-                                  const char *request_id, const char *code)
+                                  const char *request_id, const char *call_id, const char *code)
 {
     ctx->checking = kind;
     ctx->check_started = otp_monotonic_us();
     atomic_fetch_add(&a->checks_open, 1);
     MHD_suspend_connection(c);
-    if (verify_start(a->checks, &ctx->check, &a->keys, request_id, code, a->max_failed_per_hour,
-                     check_done, c) != 0) {
+    if (verify_start(a->checks, &ctx->check, &a->keys, request_id, call_id, code,
+                     a->max_failed_per_hour, check_done, c) != 0) {
         MHD_resume_connection(c); /* res is VERIFY_ERROR: shutting down (or out of hashing) */
     }
     return MHD_YES;
@@ -123,7 +123,7 @@ static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_
         atomic_fetch_add(&a->bad_requests, 1);
         return otp_http_error(c, 400, "invalid_request", err);
     }
-    r = start_check(a, c, ctx, CHECK_VERIFY, request_id, code);
+    r = start_check(a, c, ctx, CHECK_VERIFY, request_id, NULL, code);
     sodium_memzero(code, sizeof(code));
     return r;
 }
@@ -378,7 +378,8 @@ static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx
     if (ev.keypad) {
         /* Keypad mode: the digits are checked like any verify request; the
          * outcome (verified / verify_failed / locked) goes to the status topic. */
-        otp_mhd_result r = start_check(a, c, ctx, CHECK_KEYPAD, ev.request_id, ev.digits);
+        otp_mhd_result r =
+            start_check(a, c, ctx, CHECK_KEYPAD, ev.request_id, ev.call_id, ev.digits);
         sodium_memzero(ev.digits, sizeof(ev.digits));
         return r;
     }

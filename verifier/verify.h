@@ -43,6 +43,7 @@ typedef struct verify_check {
     int attempts_left;   /* for VERIFY_INCORRECT */
     /* The rest is the pool's. */
     char request_id[37];
+    char call_id[37]; /* keypad: the call the digits were keyed into; "" otherwise */
     char ids[OTP_MAX_KEYS * 12 + 3];
     char hashes[OTP_MAX_KEYS * (2 * OTP_HASH_BYTES + 1) + 3];
     char cap[12];
@@ -52,8 +53,11 @@ typedef struct verify_check {
     struct verify_check *next;
 } verify_check_t;
 
-/* Starts the check of `code` for the challenge request_id (a valid UUID):
- * the candidate hashes are made here, on the caller's thread, and `code`
+/* Starts the check of `code` for the challenge request_id (a valid UUID).
+ * call_id NULL: a code read by a call or a text (POST /v1/verify; a keypad
+ * challenge is then refused like an unknown one); else the call id (a valid
+ * UUID) of a keypad webhook: only a keypad challenge whose current, live call
+ * it is accepts the digits. The candidate hashes are made here, on the caller's thread, and `code`
  * is not kept. 0: done(arg) is called from a database thread once the
  * check's transaction has committed (or failed: res VERIFY_ERROR); chk must
  * stay in place until then and is not touched after. -1: not started (the
@@ -61,7 +65,8 @@ typedef struct verify_check {
  * wrong codes in the last hour is rejected outright, even with the right
  * code. Thread-safe. */
 int verify_start(verify_pool_t *p, verify_check_t *chk, const otp_keyring_t *keys,
-                 const char *request_id, const char *code, int max_failed_per_hour,
-                 void (*done)(void *arg), void *arg) __attribute__((warn_unused_result));
+                 const char *request_id, const char *call_id, const char *code,
+                 int max_failed_per_hour, void (*done)(void *arg), void *arg)
+    __attribute__((warn_unused_result));
 
 #endif

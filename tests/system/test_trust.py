@@ -7,10 +7,36 @@ simulator, one verifier and one worker.
 
 import itertools
 import json
+import os
+import subprocess
 import time
+import urllib.request
 import uuid
 
-from testkit import wait_until
+import pytest
+
+from stack import Stack
+import pipeline as P
+from testkit import wait_until, webhook_signature
+
+KEYPAD_CODE = "482913"
+# States in which a challenge waits on its current call.
+ON_CALL = {"call_requested", "ringing", "answered"}
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    with Stack() as s:
+        p = P.Pipeline(s)
+        keys = dict(line.split("=", 1) for line in subprocess.run(
+            [Stack.bin("otp-worker"), "--keygen"], capture_output=True, text=True,
+            check=True).stdout.split())
+        p.keypad_public = keys["OTP_KEYPAD_PUBLIC_KEY"]
+        p.start_verifier()
+        # One call per request: a call's end is the challenge's end.
+        p.start_worker(OTP_MAX_CALL_ATTEMPTS=1, OTP_KEYPAD_SECRET_KEY=keys["OTP_KEYPAD_SECRET_KEY"])
+        yield p
+        p.close()
 
 _seq = itertools.count(1)
 
@@ -79,3 +105,98 @@ def test_supersede_follows_acceptance_order_not_requested_at(pipe):
     wait_row(pipe, second, "status")
     assert row(pipe, first, "status") == ["superseded"]
     assert row(pipe, second, "status") != ["superseded"]
+
+
+# ---- keypad codes are proven only by the call ------------------------------------------------
+
+def keypad_request(pipe, phone):
+    """A keypad-mode request (the app shows KEYPAD_CODE, sealed to the workers); its id."""
+    out = subprocess.run(
+        [Stack.bin("otp-produce"), "--phone", phone, "--user", new_user(), "--keypad-code",
+         KEYPAD_CODE], capture_output=True, text=True, timeout=60,
+        env={**os.environ, **pipe.env(OTP_KEYPAD_PUBLIC_KEY=pipe.keypad_public)})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def keypad_webhook(pipe, rid, call_id, digits=KEYPAD_CODE + "#"):
+    """What the call's webhook_send posts, signed with the webhook secret: (status, body)."""
+    body = json.dumps({"type": "otp_keypad", "data": {"request_id": rid, "id": call_id,
+                                                      "digits": digits}}).encode()
+    req = urllib.request.Request(pipe.webhook_uri, data=body, method="POST", headers={
+        "Content-Type": "application/json",
+        "X-VoIPBIN-Signature": webhook_signature(pipe.webhook_secret, body)})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(req, timeout=15) as r:
+        return r.status, json.loads(r.read() or b"{}")
+
+
+def unknown_answer(pipe):
+    """POST /v1/verify for an id nobody issued: (status, body without the echoed id)."""
+    rid = str(uuid.uuid4())
+    st, body = pipe.verify(rid, KEYPAD_CODE)
+    assert body.get("request_id") == rid, body
+    return st, {k: v for k, v in body.items() if k != "request_id"}
+
+
+def verify_like_unknown(pipe, rid):
+    st, body = pipe.verify(rid, KEYPAD_CODE)
+    assert body.get("request_id") == rid, body
+    got = (st, {k: v for k, v in body.items() if k != "request_id"})
+    assert got == unknown_answer(pipe), got
+    assert got[0] == 404
+
+
+def test_keypad_code_never_verifies_through_post_verify(pipe):
+    # A call that rings for a long while: the challenge waits on a live call.
+    live_ph, ended_ph, blocked_ph = new_phone(), new_phone(), "+19005550100"
+    pipe.sim.script(live_ph, outcome="answer", ring_ms=100, answer_ms=120000)
+    pipe.sim.script(ended_ph, outcome="answer")  # no key pressed: the call ends by itself
+    live, ended, blocked = (keypad_request(pipe, ph) for ph in (live_ph, ended_ph, blocked_ph))
+
+    wait_until(lambda: (row(pipe, live, "status") or [""])[0] in ON_CALL, 60, "the live call")
+    wait_until(lambda: (row(pipe, blocked, "status") or [""])[0] == "blocked", 60, "blocked")
+    # The keypad code's hash is stored at ingest, even for a blocked number.
+    assert row(pipe, blocked, "code_hash IS NOT NULL") == ["t"]
+    # The call ended without digits: the challenge waits on no call any more.
+    wait_until(lambda: (lambda r: r and r[0] not in ON_CALL | {"pending", "calling"})(
+        row(pipe, ended, "status")), 90, "the call without digits to end",
+        state=lambda: "it is %r" % (row(pipe, ended, "status"),))
+
+    for rid in (live, ended, blocked):
+        before = row(pipe, rid, "attempts, status")
+        verify_like_unknown(pipe, rid)
+        # Nothing was counted or changed: the API never reached the challenge.
+        assert row(pipe, rid, "attempts, status") == before, rid
+        assert before[1] != "verified"
+    # The refusal is not a wrong code: the same digits keyed into the live call verify.
+    [call_id] = row(pipe, live, "call_id")
+    assert keypad_webhook(pipe, live, call_id)[0] == 200
+    wait_until(lambda: row(pipe, live, "status") == ["verified"], 30, "keypad verified",
+               state=lambda: "it is %r" % (row(pipe, live, "status"),))
+    # The digits of an ended call verify nothing either.
+    ended_call, attempts, status = row(pipe, ended, "call_id, attempts, status")
+    assert keypad_webhook(pipe, ended, ended_call)[0] == 200
+    assert row(pipe, ended, "attempts, status") == [attempts, status] and status != "verified"
+
+
+def test_keypad_webhook_naming_another_call_is_refused(pipe):
+    ph, other_ph = new_phone(), new_phone()
+    pipe.sim.script(ph, outcome="answer", ring_ms=100, answer_ms=120000)
+    pipe.sim.script(other_ph, outcome="answer", ring_ms=100, answer_ms=120000)
+    rid, other = keypad_request(pipe, ph), keypad_request(pipe, other_ph)
+    for r in (rid, other):
+        wait_until(lambda: (row(pipe, r, "status") or [""])[0] in ON_CALL, 60, "a live call")
+    [own_call] = row(pipe, rid, "call_id")
+    [other_call] = row(pipe, other, "call_id")
+    assert own_call != other_call
+    # Signed, the right digits, the right request, but another call (ours, or nobody's).
+    for call_id in (other_call, str(uuid.uuid4())):
+        assert keypad_webhook(pipe, rid, call_id)[0] == 200
+    attempts, status = row(pipe, rid, "attempts, status")
+    assert attempts == "0" and status in ON_CALL, (attempts, status)
+    # Its own call's digits verify it.
+    assert keypad_webhook(pipe, rid, own_call)[0] == 200
+    wait_until(lambda: row(pipe, rid, "status") == ["verified"], 30, "keypad verified",
+               state=lambda: "it is %r" % (row(pipe, rid, "status"),))
+    assert row(pipe, other, "status")[0] in ON_CALL
