@@ -453,17 +453,35 @@ otp_mhd_result api_admin_handle(void *cls, struct MHD_Connection *c, const char 
     return otp_http_error(c, 404, "not_found", "GET /healthz, /readyz or /metrics");
 }
 
-otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                          const char *version, const char *upload_data, size_t *upload_data_size,
-                          void **con_cls)
+/* The routes that need an API key. */
+static int is_api_route(const char *url)
 {
-    api_t *a = cls;
+    return strcmp(url, "/v1/verify") == 0 || strcmp(url, "/v1/requests") == 0 ||
+           strncmp(url, "/v1/requests/", 13) == 0;
+}
+
+/* One request on either listener: the webhook listener serves only VoIPBin's
+ * webhook, the API listener everything else. The route and the API key are
+ * checked on the first call, before any of the body is read. */
+static otp_mhd_result serve(api_t *a, int webhook_listener, struct MHD_Connection *c,
+                            const char *url, const char *method, const char *upload_data,
+                            size_t *upload_data_size, void **con_cls)
+{
     req_ctx_t *ctx = *con_cls;
     int is_post = strcmp(method, "POST") == 0;
     int is_webhook = strcmp(url, "/v1/webhooks/voipbin") == 0;
 
-    (void)version;
     if (!ctx) {
+        if (webhook_listener && !is_webhook)
+            return otp_http_error(c, 404, "not_found",
+                                  "this listener serves only POST /v1/webhooks/voipbin");
+        if (!webhook_listener && is_webhook)
+            return otp_http_error(c, 404, "not_found",
+                                  "no such endpoint (VoIPBin's webhook has a listener of its own)");
+        if (is_api_route(url) && !authorised(a, c)) {
+            atomic_fetch_add(&a->unauthorized, 1);
+            return otp_http_error(c, 401, "unauthorized", "send Authorization: Bearer <api key>");
+        }
         ctx = calloc(1, sizeof(*ctx));
         if (!ctx)
             return MHD_NO;
@@ -508,12 +526,7 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
             return otp_http_error(c, 405, "method_not_allowed", "use POST");
         return handle_webhook(a, c, ctx);
     }
-    if (strcmp(url, "/v1/verify") == 0 || strcmp(url, "/v1/requests") == 0 ||
-        strncmp(url, "/v1/requests/", 13) == 0) {
-        if (!authorised(a, c)) {
-            atomic_fetch_add(&a->unauthorized, 1);
-            return otp_http_error(c, 401, "unauthorized", "send Authorization: Bearer <api key>");
-        }
+    if (is_api_route(url)) { /* the key was checked on the first call */
         if (strcmp(url, "/v1/verify") == 0) {
             if (!is_post)
                 return otp_http_error(c, 405, "method_not_allowed", "use POST");
@@ -529,6 +542,22 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
         return handle_status(a, c, url + 13);
     }
     return otp_http_error(c, 404, "not_found", "no such endpoint");
+}
+
+otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                          const char *version, const char *upload_data, size_t *upload_data_size,
+                          void **con_cls)
+{
+    (void)version;
+    return serve(cls, 0, c, url, method, upload_data, upload_data_size, con_cls);
+}
+
+otp_mhd_result api_webhook_handle(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    return serve(cls, 1, c, url, method, upload_data, upload_data_size, con_cls);
 }
 
 void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,

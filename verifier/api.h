@@ -2,8 +2,11 @@
  *   POST /v1/verify                 {"request_id","code"} → verified / incorrect / rejected
  *   POST /v1/requests               an otp.requested event (the front door) → 202, on the topic
  *   GET  /v1/requests/{request_id}  the request's state (phone masked)
- *   POST /v1/webhooks/voipbin       VoIPBin call events, X-VoIPBIN-Signature checked
- * /v1/verify and /v1/requests need "Authorization: Bearer <api key>".
+ *   POST /v1/webhooks/voipbin       VoIPBin call events, X-VoIPBIN-Signature checked, served
+ *                                   only by api_webhook_handle on a listener of its own
+ *                                   (OTP_WEBHOOK_LISTEN), which serves nothing else
+ * /v1/verify and /v1/requests need "Authorization: Bearer <api key>", checked before the
+ * body is read.
  * The admin endpoints GET /healthz, /readyz and /metrics are served by
  * api_admin_handle on their own address (OTP_VERIFIER_ADMIN_LISTEN). */
 #ifndef OTP_VERIFIER_API_H
@@ -42,10 +45,15 @@ typedef struct api {
 /* Parses OTP_API_KEY_HASHES ("hex,hex"). -1 with errstr on a bad entry. */
 int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_size);
 
-/* The libmicrohttpd handler and completion callback; cls is the api_t. */
+/* The libmicrohttpd handlers of the API listener and of the webhook
+ * listener (each answers 404 to the other's routes), and the completion
+ * callback of both; cls is the api_t. */
 otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                           const char *version, const char *upload_data, size_t *upload_data_size,
                           void **con_cls);
+otp_mhd_result api_webhook_handle(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls);
 void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                    enum MHD_RequestTerminationCode toe);
 

@@ -5,9 +5,11 @@ Runs on the local stack (tests/pipeline.py): PostgreSQL, the Kafka mock broker, 
 simulator, one verifier and one worker.
 """
 
+import http.client
 import itertools
 import json
 import os
+import socket
 import subprocess
 import time
 import urllib.request
@@ -200,3 +202,68 @@ def test_keypad_webhook_naming_another_call_is_refused(pipe):
     wait_until(lambda: row(pipe, rid, "status") == ["verified"], 30, "keypad verified",
                state=lambda: "it is %r" % (row(pipe, rid, "status"),))
     assert row(pipe, other, "status")[0] in ON_CALL
+
+
+# ---- listeners -------------------------------------------------------------------------------
+
+def http_raw(port, method, path, body=b"", headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def test_webhook_and_api_listeners_serve_only_their_own_routes(pipe):
+    signed = json.dumps({"type": "call_hangup", "data": {}}).encode()
+    hook_headers = {"Content-Type": "application/json",
+                    "X-VoIPBIN-Signature": webhook_signature(pipe.webhook_secret, signed)}
+    api_headers = {"Content-Type": "application/json", "Authorization": "Bearer " + pipe.api_key}
+    rid = str(uuid.uuid4())
+    api_routes = [("POST", "/v1/verify", json.dumps({"request_id": rid, "code": "123456"})),
+                  ("POST", "/v1/requests", json.dumps({"phone": new_phone(), "user_id": "x"})),
+                  ("GET", "/v1/requests/" + rid, ""), ("GET", "/healthz", ""),
+                  ("GET", "/metrics", ""), ("GET", "/", "")]
+    # The webhook listener: VoIPBin's webhook only (a signed event with no call is 400).
+    assert http_raw(pipe.webhook_port, "POST", "/v1/webhooks/voipbin", signed,
+                    hook_headers)[0] == 400
+    for method, path, body in api_routes:
+        st, raw = http_raw(pipe.webhook_port, method, path, body.encode(), api_headers)
+        assert st == 404, (method, path, st, raw)
+    # The API listener: the API (each route answers as usual), never the webhook.
+    assert http_raw(pipe.verifier_port, "POST", "/v1/verify", api_routes[0][2].encode(),
+                    api_headers)[0] == 404  # rejected: an unknown id
+    assert http_raw(pipe.verifier_port, "GET", "/v1/requests/" + rid, b"",
+                    api_headers)[0] == 404
+    for method in ("POST", "GET"):
+        st, raw = http_raw(pipe.verifier_port, method, "/v1/webhooks/voipbin",
+                           signed if method == "POST" else b"", hook_headers)
+        assert st == 404 and b"not_found" in raw, (method, st, raw)
+
+
+def test_api_key_is_checked_before_the_body_is_read(pipe):
+    """A request announcing 64 MiB without a key is answered 401 at once: not one byte of the
+    body is sent (or read)."""
+    for key in (None, "otpk_" + "x" * 30):
+        s = socket.create_connection(("127.0.0.1", pipe.verifier_port), timeout=15)
+        try:
+            head = ("POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Content-Length: %d\r\n" % (64 << 20))
+            if key:
+                head += "Authorization: Bearer %s\r\n" % key
+            s.sendall((head + "\r\n").encode())
+            got = b""
+            while b"\r\n\r\n" not in got:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            s.close()
+        assert got.startswith(b"HTTP/1.1 401"), got[:200]
+    # With the key, the same request is read (and refused for its size, 413).
+    st, _ = http_raw(pipe.verifier_port, "POST", "/v1/verify", b"{" + b" " * (1 << 20) + b"}",
+                     {"Content-Type": "application/json", "Authorization": "Bearer " + pipe.api_key})
+    assert st == 413
