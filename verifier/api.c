@@ -30,9 +30,14 @@ typedef struct req_ctx {
     int too_large;
     /* A code check under way: the connection is suspended until the check's
      * commit resumes it, and the handler, called again, answers. */
-    enum { CHECK_NONE, CHECK_VERIFY, CHECK_KEYPAD } checking;
+    enum { CHECK_NONE, CHECK_VERIFY, CHECK_KEYPAD, CHECK_FRONT } checking;
     int64_t check_started;
     verify_check_t check;
+    /* POST /v1/requests waiting for Kafka's acknowledgement, suspended the
+     * same way: the delivery report sets front_err and resumes conn. */
+    struct MHD_Connection *conn;
+    int front_err;
+    char front_id[37], front_phone[OTP_PHONE_MAX + 4];
 } req_ctx_t;
 
 int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_size)
@@ -253,38 +258,66 @@ static otp_mhd_result accepted(struct MHD_Connection *c, const char *id)
  * Validated like the topic, published to otp.requested keyed by the phone
  * (as otp-produce does), answered 202 once the broker has it. The abuse
  * limits are the workers' (ingest): GET shows rate_limited or blocked. */
+void api_front_done(void *arg, int err)
+{
+    req_ctx_t *ctx = arg;
+
+    ctx->front_err = err;
+    MHD_resume_connection(ctx->conn);
+}
+
+/* The answer to POST /v1/requests once Kafka's report came (or none could be asked for). */
+static otp_mhd_result front_answer(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
+{
+    if (ctx->front_err) {
+        atomic_fetch_add(&a->front_unavailable, 1);
+        otp_warn("front_door_unavailable", "request_id=%s phone=%s error=\"%s\"", ctx->front_id,
+                 ctx->front_phone,
+                 ctx->front_err > 0 ? front_err_str(ctx->front_err) : "not published");
+        return otp_http_error(c, 503, "unavailable",
+                              "the request could not be queued; send it again with the same "
+                              "request_id");
+    }
+    atomic_fetch_add(&a->front_accepted, 1);
+    otp_info("front_door_queued", "request_id=%s phone=%s", ctx->front_id, ctx->front_phone);
+    return accepted(c, ctx->front_id);
+}
+
 static otp_mhd_result handle_request_post(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
 {
     otp_request_t req;
-    char code[48], err[300], masked[OTP_PHONE_MAX + 4];
+    char code[48], err[300];
     char *msg = front_message(ctx->body, ctx->len, &req, code, sizeof(code), err, sizeof(err));
-    otp_mhd_result r;
 
     if (!msg) {
         atomic_fetch_add(&a->bad_requests, 1);
         return otp_http_error(c, 400, code, err);
     }
-    otp_phone_mask(req.phone, masked, sizeof(masked));
     if (request_known(a, req.request_id)) {
         /* The same request_id again: the same answer, nothing published. */
+        free(msg);
         atomic_fetch_add(&a->front_repeated, 1);
-        r = accepted(c, req.request_id);
-    } else if (front_publish(a->front, req.phone[0] ? req.phone : req.resend_of, msg, strlen(msg),
-                             err, sizeof(err)) != 0) {
-        atomic_fetch_add(&a->front_unavailable, 1);
-        otp_warn("front_door_unavailable", "request_id=%s phone=%s error=\"%s\"", req.request_id,
-                 req.phone[0] ? masked : "-", err);
-        r = otp_http_error(c, 503, "unavailable",
-                           "the request could not be queued; send it again with the same "
-                           "request_id");
-    } else {
-        atomic_fetch_add(&a->front_accepted, 1);
-        otp_info("front_door_queued", "request_id=%s phone=%s", req.request_id,
-                 req.phone[0] ? masked : "-");
-        r = accepted(c, req.request_id);
+        return accepted(c, req.request_id);
+    }
+    /* Published without holding this thread: the delivery report resumes
+     * the connection (suspended first, so that it cannot come too early). */
+    snprintf(ctx->front_id, sizeof(ctx->front_id), "%s", req.request_id);
+    if (req.phone[0])
+        otp_phone_mask(req.phone, ctx->front_phone, sizeof(ctx->front_phone));
+    else
+        snprintf(ctx->front_phone, sizeof(ctx->front_phone), "-");
+    ctx->conn = c;
+    ctx->checking = CHECK_FRONT;
+    atomic_fetch_add(&a->checks_open, 1);
+    MHD_suspend_connection(c);
+    if (front_publish(a->front, req.phone[0] ? req.phone : req.resend_of, msg, strlen(msg), ctx,
+                      err, sizeof(err)) != 0) {
+        otp_warn("front_door_publish_failed", "request_id=%s error=\"%s\"", ctx->front_id, err);
+        ctx->front_err = -1;
+        MHD_resume_connection(c);
     }
     free(msg);
-    return r;
+    return MHD_YES;
 }
 
 /* A request that never became a challenge: its dead letter says why. */
@@ -489,8 +522,9 @@ static otp_mhd_result serve(api_t *a, int webhook_listener, struct MHD_Connectio
         return MHD_YES;
     }
     if (ctx->checking != CHECK_NONE) {
-        otp_mhd_result r =
-            ctx->checking == CHECK_VERIFY ? verify_answer(a, c, ctx) : keypad_answer(a, c, ctx);
+        otp_mhd_result r = ctx->checking == CHECK_VERIFY  ? verify_answer(a, c, ctx)
+                           : ctx->checking == CHECK_FRONT ? front_answer(a, c, ctx)
+                                                          : keypad_answer(a, c, ctx);
         ctx->checking = CHECK_NONE;
         atomic_fetch_sub(&a->checks_open, 1);
         return r;

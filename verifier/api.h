@@ -42,6 +42,10 @@ typedef struct api {
     atomic_llong webhooks, webhooks_bad_signature, webhooks_pending, db_errors;
 } api_t;
 
+/* The front door's delivery report (front_done_fn): arg is the request's
+ * context; resumes its connection. */
+void api_front_done(void *arg, int err);
+
 /* Parses OTP_API_KEY_HASHES ("hex,hex"). -1 with errstr on a bad entry. */
 int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_size);
 

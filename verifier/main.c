@@ -62,7 +62,8 @@ int main(int argc, char **argv)
         return 2;
     }
     api.front = front_new(otp_config_str("OTP_TOPIC_REQUESTS"),
-                          (int)otp_config_int("OTP_FRONT_DOOR_TIMEOUT_MS"), err, sizeof(err));
+                          (int)otp_config_int("OTP_FRONT_DOOR_TIMEOUT_MS"), api_front_done, err,
+                          sizeof(err));
     if (!api.front) {
         fprintf(stderr, "otp-verifier: %s\n", err);
         return 2;
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
     listen_fd = MHD_quiesce_daemon(d);
     hooks_fd = MHD_quiesce_daemon(hooks);
     verify_pool_close(api.checks);
+    front_drain(api.front); /* every POST /v1/requests gets its report, then its answer */
     for (int i = 0; i < 500 && atomic_load(&api.checks_open) > 0; i++)
         usleep(10000);
     MHD_stop_daemon(d);

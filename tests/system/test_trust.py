@@ -11,13 +11,14 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
 
 import pytest
 
-from stack import Stack
+from stack import Stack, free_port
 import pipeline as P
 from testkit import wait_until, webhook_signature
 
@@ -267,3 +268,44 @@ def test_api_key_is_checked_before_the_body_is_read(pipe):
     st, _ = http_raw(pipe.verifier_port, "POST", "/v1/verify", b"{" + b" " * (1 << 20) + b"}",
                      {"Content-Type": "application/json", "Authorization": "Bearer " + pipe.api_key})
     assert st == 413
+
+
+def test_front_door_holds_no_thread_while_kafka_acknowledges(pipe):
+    """One HTTP thread: while a POST /v1/requests waits for a broker that is down, the same
+    thread still answers other requests at once."""
+    port, hooks = free_port(), free_port()
+    proc = pipe.s.spawn("verifier-1thread", [Stack.bin("otp-verifier")], env=pipe.env(
+        OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port, OTP_WEBHOOK_LISTEN="127.0.0.1:%d" % hooks,
+        OTP_VERIFIER_THREADS=1, OTP_FRONT_DOOR_TIMEOUT_MS=4000),
+        ready_line=r"event=verifier_started")
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer " + pipe.api_key}
+    held = {}
+
+    def post():
+        t0 = time.monotonic()
+        held["answer"] = http_raw(port, "POST", "/v1/requests", json.dumps(
+            {"phone": new_phone(), "user_id": new_user()}).encode(), headers)
+        held["took"] = time.monotonic() - t0
+
+    try:
+        assert pipe.s.kafka.control("down 1").startswith("ok")
+        try:
+            t = threading.Thread(target=post)
+            t.start()
+            time.sleep(1)  # the POST is waiting on the broker by now
+            assert t.is_alive(), held
+            took = []
+            for _ in range(5):
+                t0 = time.monotonic()
+                st, _ = http_raw(port, "POST", "/v1/verify", json.dumps(
+                    {"request_id": str(uuid.uuid4()), "code": "123456"}).encode(), headers)
+                took.append(time.monotonic() - t0)
+                assert st == 404
+            assert t.is_alive(), held  # still waiting: the answers did not wait for it
+            assert max(took) < 1.5, took
+            t.join(30)
+        finally:
+            assert pipe.s.kafka.control("up 1").startswith("ok")
+        assert held["answer"][0] == 503 and held["took"] >= 3.5, held
+    finally:
+        proc.stop()
