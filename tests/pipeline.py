@@ -133,6 +133,10 @@ class Pipeline:
             "OTP_VERIFIER_ADMIN_LISTEN": "127.0.0.1:0",
             "OTP_WEBHOOK_LISTEN": "127.0.0.1:0",
             "OTP_CALLBACK_URL": self.webhook_uri,
+            # The tests drive hundreds of API requests a second from one address and key;
+            # tests/system/test_trust.py sets the limits on a verifier of its own.
+            "OTP_API_RATE_PER_KEY": "0",
+            "OTP_API_RATE_PER_ADDRESS": "0",
             "OTP_RETRY_BASE_MS": "200",
             "OTP_RETRY_CAP_MS": "2000",
             "OTP_LOG_LEVEL": "info",

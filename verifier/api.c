@@ -1,5 +1,6 @@
 #include "api.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -439,6 +440,8 @@ static const otp_metric_counter_t counters[] = {
     COUNTER(OTP_M_VERIFIER_VERIFY, "rejected", rejected),
     COUNTER(OTP_M_VERIFIER_BAD_REQUESTS, NULL, bad_requests),
     COUNTER(OTP_M_VERIFIER_UNAUTHORIZED, NULL, unauthorized),
+    COUNTER(OTP_M_VERIFIER_RATE_LIMITED, "address", limited_address),
+    COUNTER(OTP_M_VERIFIER_RATE_LIMITED, "key", limited_key),
     COUNTER(OTP_M_VERIFIER_WEBHOOKS, "accepted", webhooks),
     COUNTER(OTP_M_VERIFIER_WEBHOOKS, "bad_signature", webhooks_bad_signature),
     COUNTER(OTP_M_VERIFIER_WEBHOOKS, "early", webhooks_pending),
@@ -486,6 +489,78 @@ otp_mhd_result api_admin_handle(void *cls, struct MHD_Connection *c, const char 
     return otp_http_error(c, 404, "not_found", "GET /healthz, /readyz or /metrics");
 }
 
+/* 429 with Retry-After (whole seconds). */
+static otp_mhd_result too_many(struct MHD_Connection *c, int wait_s, const char *what)
+{
+    char msg[120], after[16];
+    json_t *o;
+    char *text;
+    struct MHD_Response *r;
+    otp_mhd_result ret;
+
+    snprintf(msg, sizeof(msg), "too many requests from this %s; retry after %d s", what, wait_s);
+    snprintf(after, sizeof(after), "%d", wait_s);
+    o = json_pack("{s:{s:s, s:s}}", "error", "code", "rate_limited", "message", msg);
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return MHD_NO;
+    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Retry-After", after);
+    ret = MHD_queue_response(c, 429, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* The client's address as text ("" when unknown). */
+static void client_address(struct MHD_Connection *c, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+    out[0] = '\0';
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)size);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)size);
+}
+
+/* The per-address and per-key limits of an API route, on its first call:
+ * 0 go on, else the 429 is queued (*ret). The address is counted before the
+ * key is checked (a client guessing keys is slowed too). */
+static int over_limit(api_t *a, struct MHD_Connection *c, int keyed, otp_mhd_result *ret)
+{
+    char addr[INET6_ADDRSTRLEN], digest[65];
+    const char *h;
+    int64_t now = otp_monotonic_us();
+    int wait;
+
+    client_address(c, addr, sizeof(addr));
+    if ((wait = ratelimit_take(a->per_address, addr, now)) != 0) {
+        atomic_fetch_add(&a->limited_address, 1);
+        *ret = too_many(c, wait, "address");
+        return 1;
+    }
+    h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!keyed || !a->per_key || !h || strncmp(h, "Bearer ", 7) != 0)
+        return 0;
+    otp_sha256_hex(h + 7, digest);
+    if ((wait = ratelimit_take(a->per_key, digest, now)) != 0) {
+        atomic_fetch_add(&a->limited_key, 1);
+        *ret = too_many(c, wait, "API key");
+        return 1;
+    }
+    return 0;
+}
+
 /* The routes that need an API key. */
 static int is_api_route(const char *url)
 {
@@ -511,9 +586,20 @@ static otp_mhd_result serve(api_t *a, int webhook_listener, struct MHD_Connectio
         if (!webhook_listener && is_webhook)
             return otp_http_error(c, 404, "not_found",
                                   "no such endpoint (VoIPBin's webhook has a listener of its own)");
-        if (is_api_route(url) && !authorised(a, c)) {
-            atomic_fetch_add(&a->unauthorized, 1);
-            return otp_http_error(c, 401, "unauthorized", "send Authorization: Bearer <api key>");
+        if (!webhook_listener) {
+            otp_mhd_result limited;
+            int keyed = is_api_route(url);
+
+            if (keyed && !authorised(a, c)) {
+                /* Counted against the address first: guessing keys is limited too. */
+                if (over_limit(a, c, 0, &limited))
+                    return limited;
+                atomic_fetch_add(&a->unauthorized, 1);
+                return otp_http_error(c, 401, "unauthorized",
+                                      "send Authorization: Bearer <api key>");
+            }
+            if (over_limit(a, c, keyed, &limited))
+                return limited;
         }
         ctx = calloc(1, sizeof(*ctx));
         if (!ctx)

@@ -18,6 +18,7 @@
 #include "otp_crypto.h"
 #include "otp_http.h"
 #include "front.h"
+#include "ratelimit.h"
 #include "verify.h"
 
 #define API_MAX_KEYS 16
@@ -31,6 +32,9 @@ typedef struct api {
     size_t max_body;
     int max_failed_per_hour;
     front_t *front; /* POST /v1/requests publishes through it */
+    /* API requests per client address (before the key is checked) and per
+     * key; NULL = no limit. */
+    ratelimit_t *per_address, *per_key;
     /* POST /v1/verify and keypad digits are checked through `checks`;
      * checks_open counts the connections suspended for a check (or resumed)
      * and not yet answered. */
@@ -38,6 +42,7 @@ typedef struct api {
     verify_stats_t check_stats;
     atomic_int checks_open;
     atomic_llong verified, incorrect, rejected, bad_requests, unauthorized;
+    atomic_llong limited_address, limited_key;
     atomic_llong front_accepted, front_repeated, front_unavailable;
     atomic_llong webhooks, webhooks_bad_signature, webhooks_pending, db_errors;
 } api_t;

@@ -68,6 +68,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "otp-verifier: %s\n", err);
         return 2;
     }
+    /* A limit of 0 is none (NULL); ratelimit_new fails only when out of memory. */
+    api.per_key = ratelimit_new((int)otp_config_int("OTP_API_RATE_PER_KEY"));
+    api.per_address = ratelimit_new((int)otp_config_int("OTP_API_RATE_PER_ADDRESS"));
+    if ((!api.per_key && otp_config_int("OTP_API_RATE_PER_KEY") > 0) ||
+        (!api.per_address && otp_config_int("OTP_API_RATE_PER_ADDRESS") > 0)) {
+        fprintf(stderr, "otp-verifier: out of memory for the rate limits\n");
+        front_destroy(api.front);
+        return 2;
+    }
     api.checks = verify_pool_new(api.db_url, (int)otp_config_int("OTP_VERIFIER_DB_CONNECTIONS"),
                                  &api.check_stats, err, sizeof(err));
     if (!api.checks) {
@@ -131,6 +140,8 @@ int main(int argc, char **argv)
         MHD_stop_daemon(admin);
     verify_pool_destroy(api.checks);
     front_destroy(api.front);
+    ratelimit_destroy(api.per_key);
+    ratelimit_destroy(api.per_address);
     otp_keyring_clear(&api.keys);
     return 0;
 }

@@ -5,6 +5,7 @@ Runs on the local stack (tests/pipeline.py): PostgreSQL, the Kafka mock broker, 
 simulator, one verifier and one worker.
 """
 
+import hashlib
 import http.client
 import itertools
 import json
@@ -309,3 +310,71 @@ def test_front_door_holds_no_thread_while_kafka_acknowledges(pipe):
         assert held["answer"][0] == 503 and held["took"] >= 3.5, held
     finally:
         proc.stop()
+
+
+def test_per_key_and_per_address_limits_answer_429_with_retry_after(pipe):
+    other_key = "otpk_" + uuid.uuid4().hex
+    hashes = ",".join(hashlib.sha256(k.encode()).hexdigest() for k in (pipe.api_key, other_key))
+    procs = []
+
+    def verifier(name, **limits):
+        port, hooks = free_port(), free_port()
+        procs.append(pipe.s.spawn(name, [Stack.bin("otp-verifier")], env=pipe.env(
+            OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port, OTP_WEBHOOK_LISTEN="127.0.0.1:%d" % hooks,
+            OTP_API_KEY_HASHES=hashes, **limits), ready_line=r"event=verifier_started"))
+        return port, hooks
+
+    def get(port, key):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+        try:
+            c.request("GET", "/v1/requests/" + str(uuid.uuid4()),
+                      headers={"Authorization": "Bearer " + key} if key else {})
+            r = c.getresponse()
+            return r.status, r.getheader("Retry-After"), as_json(r.read())
+        finally:
+            c.close()
+
+    def until_limited(port, key, answer):
+        """Sends until the first 429 (bounded); the answers before it and the 429."""
+        before = []
+        for _ in range(200):
+            got = get(port, key)
+            if got[0] == 429:
+                return before, got
+            assert got[0] == answer, got
+            before.append(got[0])
+        raise AssertionError("no 429 after %d requests" % len(before))
+
+    try:
+        by_key, _ = verifier("verifier-key-limit", OTP_API_RATE_PER_KEY=3,
+                             OTP_API_RATE_PER_ADDRESS=0)
+        by_addr, hooks = verifier("verifier-address-limit", OTP_API_RATE_PER_KEY=0,
+                                  OTP_API_RATE_PER_ADDRESS=5)
+        # Per key: at least the burst of 3 passes, then 429 naming the wait; the other key is
+        # apart.
+        before, (st, after, body) = until_limited(by_key, pipe.api_key, 404)
+        assert len(before) >= 3 and int(after) >= 1, (before, after)
+        assert body["error"]["code"] == "rate_limited" and "retry after" in body["error"]["message"]
+        assert get(by_key, other_key)[0] == 404
+        # Per address, counted before the key is checked: guessing keys is limited too, and a
+        # good key from that address waits as well...
+        before, (st, after, _) = until_limited(by_addr, None, 401)
+        assert len(before) >= 5 and int(after) >= 1, (before, after)
+        assert get(by_addr, other_key)[0] == 429
+        # ...until the bucket refilled.
+        time.sleep(int(after) + 0.2)
+        assert get(by_addr, other_key)[0] == 404
+        # The webhook listener is not limited (VoIPBin's bursts are its own).
+        for _ in range(12):
+            assert http_raw(hooks, "POST", "/v1/webhooks/voipbin", b"{}",
+                            {"Content-Type": "application/json"})[0] == 401
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def as_json(raw):
+    try:
+        return json.loads(raw or b"{}")
+    except ValueError:
+        return {"_raw": raw.decode("utf-8", "replace")}
