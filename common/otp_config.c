@@ -126,6 +126,18 @@ static const otp_setting_t settings[] = {
      "common/locales of the source tree)."},
     {"OTP_VERIFIER_LISTEN", OTP_CFG_STR, "127.0.0.1:8080", 0, 0, V,
      "host:port of the verifier's API."},
+    {"OTP_API_RATE_PER_KEY", OTP_CFG_INT, "200", 0, 1000000, V,
+     "API requests per second one API key may send (a burst of as many); more are answered 429 "
+     "with Retry-After. 0 = no limit."},
+    {"OTP_API_RATE_PER_ADDRESS", OTP_CFG_INT, "100", 0, 1000000, V,
+     "API requests per second one client address may send (a burst of as many), counted before "
+     "the key is checked; more are answered 429 with Retry-After. Behind a proxy every client "
+     "has the proxy's address: limit there and set 0 here. 0 = no limit."},
+    {"OTP_WEBHOOK_LISTEN", OTP_CFG_STR, "127.0.0.1:8081", 0, 0, V,
+     "host:port of the VoIPBin webhook (POST /v1/webhooks/voipbin and nothing else): the one "
+     "listener to expose to VoIPBin, behind TLS; the API listener does not serve it."},
+    {"OTP_WEBHOOK_THREADS", OTP_CFG_INT, "4", 1, 256, V,
+     "HTTP threads of the webhook listener (each with a database connection)."},
     {"OTP_VERIFIER_ADMIN_LISTEN", OTP_CFG_STR, "127.0.0.1:9091", 0, 0, V,
      "host:port of the verifier's /healthz, /readyz and /metrics (not the API port); empty = off."},
     {"OTP_VERIFIER_THREADS", OTP_CFG_INT, "16", 1, 256, V,

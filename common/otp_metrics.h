@@ -69,6 +69,10 @@
       OTP_PROG_VERIFIER, "API requests without a known API key (401).")                            \
     X(VERIFIER_FORBIDDEN, "otp_verifier_forbidden_total", COUNTER, NULL, NOBUCKETS,                \
       OTP_PROG_VERIFIER, "API requests with a key that lacks the route's scope (403).")            \
+    X(VERIFIER_RATE_LIMITED, "otp_verifier_rate_limited_total", COUNTER, "limit", NOBUCKETS,       \
+      OTP_PROG_VERIFIER,                                                                           \
+      "API requests answered 429 by OTP_API_RATE_PER_ADDRESS (address) or "                        \
+      "OTP_API_RATE_PER_KEY (key).")                                                               \
     X(VERIFIER_WEBHOOKS, "otp_verifier_webhooks_total", COUNTER, "result", NOBUCKETS,              \
       OTP_PROG_VERIFIER,                                                                           \
       "VoIPBin webhooks: accepted, bad_signature, early (kept until the call is recorded).")       \

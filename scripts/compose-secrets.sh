@@ -70,7 +70,7 @@ else
         echo "OTP_API_KEY_HASHES=$api_hash"
         if [[ $demo == 1 ]]; then
             echo "OTP_VOIPBIN_BASE_URL=http://voipbin-sim:8090/v1.0"
-            echo "OTP_CALLBACK_URL=http://verifier:8080/v1/webhooks/voipbin"
+            echo "OTP_CALLBACK_URL=http://verifier:8081/v1/webhooks/voipbin"
         else
             echo "# OTP_CALLBACK_URL=https://otp.example.com/v1/webhooks/voipbin"
         fi

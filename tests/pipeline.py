@@ -101,9 +101,10 @@ class Pipeline:
         self.api_key = "otpk_" + secrets.token_urlsafe(24)
         self.verifier_port = free_port()
         self.verifier_admin_port = free_port()
+        self.webhook_port = free_port()  # VoIPBin's webhook: a listener of its own
         self.db_url = stack.start_postgres(fast=pg_fast)
         self.bootstrap = stack.start_kafka(brokers=brokers)
-        self.webhook_uri = "http://127.0.0.1:%d/v1/webhooks/voipbin" % self.verifier_port
+        self.webhook_uri = "http://127.0.0.1:%d/v1/webhooks/voipbin" % self.webhook_port
         self.sim = stack.start_sim(
             extra_args=["--numbers", CALLER_ID + "," + CALLER_ID_GB, "--whitelist", "all",
                         "--time-scale", str(time_scale)] + list(sim_args),
@@ -128,9 +129,14 @@ class Pipeline:
             "OTP_WEBHOOK_SECRET": self.webhook_secret,
             "OTP_API_KEY_HASHES": hashlib.sha256(self.api_key.encode()).hexdigest(),
             "OTP_VERIFIER_LISTEN": "127.0.0.1:%d" % self.verifier_port,
-            # Any other verifier a test starts takes a free admin port of its own.
+            # Any other verifier a test starts takes free admin and webhook ports of its own.
             "OTP_VERIFIER_ADMIN_LISTEN": "127.0.0.1:0",
+            "OTP_WEBHOOK_LISTEN": "127.0.0.1:0",
             "OTP_CALLBACK_URL": self.webhook_uri,
+            # The tests drive hundreds of API requests a second from one address and key;
+            # tests/system/test_trust.py sets the limits on a verifier of its own.
+            "OTP_API_RATE_PER_KEY": "0",
+            "OTP_API_RATE_PER_ADDRESS": "0",
             "OTP_RETRY_BASE_MS": "200",
             "OTP_RETRY_CAP_MS": "2000",
             "OTP_LOG_LEVEL": "info",
@@ -147,7 +153,8 @@ class Pipeline:
 
     # ---- programs ----
     def start_verifier(self, **extra):
-        settings = {"OTP_VERIFIER_ADMIN_LISTEN": "127.0.0.1:%d" % self.verifier_admin_port}
+        settings = {"OTP_VERIFIER_ADMIN_LISTEN": "127.0.0.1:%d" % self.verifier_admin_port,
+                    "OTP_WEBHOOK_LISTEN": "127.0.0.1:%d" % self.webhook_port}
         settings.update(extra)
         self.verifier = self.s.spawn(
             "verifier", [Stack.bin("otp-verifier")], env=self.env(**settings),
@@ -187,8 +194,9 @@ class Pipeline:
         produce(self.bootstrap, topic, [(key, v) for v in values])
 
     # ---- verifier ----
-    def http(self, method, path, body=None, headers=None, auth=True, raw=None):
-        url = "http://127.0.0.1:%d%s" % (self.verifier_port, path)
+    def http(self, method, path, body=None, headers=None, auth=True, raw=None, port=None):
+        """A request to the verifier's API listener (or to `port`, e.g. webhook_port)."""
+        url = "http://127.0.0.1:%d%s" % (port or self.verifier_port, path)
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         h = {"Content-Type": "application/json"}
         if auth:

@@ -1,5 +1,6 @@
 #include "api.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -24,15 +25,30 @@
  * webhook events (code checks go through a->checks). */
 static __thread PGconn *thread_db;
 
+/* Who asks: the API key's id, its service and scopes, and the service's
+ * wrong-code cap, as they were when the request came. */
+typedef struct caller {
+    char key_id[40];
+    char service[OTP_SERVICE_MAX + 1];
+    unsigned scopes;
+    int max_failed_per_hour;
+} caller_t;
+
 typedef struct req_ctx {
     char *body;
     size_t len;
     int too_large;
     /* A code check under way: the connection is suspended until the check's
      * commit resumes it, and the handler, called again, answers. */
-    enum { CHECK_NONE, CHECK_VERIFY, CHECK_KEYPAD } checking;
+    enum { CHECK_NONE, CHECK_VERIFY, CHECK_KEYPAD, CHECK_FRONT } checking;
     int64_t check_started;
     verify_check_t check;
+    /* POST /v1/requests waiting for Kafka's acknowledgement, suspended the
+     * same way: the delivery report sets front_err and resumes conn. */
+    struct MHD_Connection *conn;
+    int front_err;
+    char front_id[37], front_phone[OTP_PHONE_MAX + 4];
+    caller_t who; /* the API key's, on an API route */
 } req_ctx_t;
 
 int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_size)
@@ -80,15 +96,6 @@ static PGconn *db(api_t *a)
 {
     return otp_db_kept(&thread_db, a->db_url, "otp-verifier");
 }
-
-/* Who asks: the API key's id, its service and scopes, and the service's
- * wrong-code cap, as they were when the request came. */
-typedef struct caller {
-    char key_id[40];
-    char service[OTP_SERVICE_MAX + 1];
-    unsigned scopes;
-    int max_failed_per_hour;
-} caller_t;
 
 /* The key of the Authorization header, found by its SHA-256 among the keys in
  * memory (a revoked key is not there; an expired one, or one of a disabled
@@ -151,14 +158,15 @@ static void check_done(void *arg)
 
 /* Hands the check over and suspends the connection until it is done. */
 static otp_mhd_result start_check(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx, int kind,
-                                  const char *request_id, const char *code, const caller_t *who)
+                                  const char *request_id, const char *call_id, const char *code,
+                                  const caller_t *who)
 {
     ctx->checking = kind;
     ctx->check_started = otp_monotonic_us();
     atomic_fetch_add(&a->checks_open, 1);
     MHD_suspend_connection(c);
-    if (verify_start(a->checks, &ctx->check, &a->keys, request_id, code, who ? who->service : NULL,
-                     who ? who->key_id : NULL,
+    if (verify_start(a->checks, &ctx->check, &a->keys, request_id, call_id, code,
+                     who ? who->service : NULL, who ? who->key_id : NULL,
                      who ? who->max_failed_per_hour : a->max_failed_per_hour, check_done, c) != 0) {
         MHD_resume_connection(c); /* res is VERIFY_ERROR: shutting down (or out of hashing) */
     }
@@ -175,7 +183,7 @@ static otp_mhd_result handle_verify(api_t *a, struct MHD_Connection *c, req_ctx_
         atomic_fetch_add(&a->bad_requests, 1);
         return otp_http_error(c, 400, "invalid_request", err);
     }
-    r = start_check(a, c, ctx, CHECK_VERIFY, request_id, code, who);
+    r = start_check(a, c, ctx, CHECK_VERIFY, request_id, NULL, code, who);
     sodium_memzero(code, sizeof(code));
     return r;
 }
@@ -309,44 +317,73 @@ static otp_mhd_result accepted(struct MHD_Connection *c, const char *id)
  * Validated like the topic, published to otp.requested keyed by the phone
  * (as otp-produce does), answered 202 once the broker has it. The abuse
  * limits are the workers' (ingest): GET shows rate_limited or blocked. */
+void api_front_done(void *arg, int err)
+{
+    req_ctx_t *ctx = arg;
+
+    ctx->front_err = err;
+    MHD_resume_connection(ctx->conn);
+}
+
+/* The answer to POST /v1/requests once Kafka's report came (or none could be asked for). */
+static otp_mhd_result front_answer(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
+{
+    if (ctx->front_err) {
+        atomic_fetch_add(&a->front_unavailable, 1);
+        otp_warn("front_door_unavailable",
+                 "request_id=%s service=%s key_id=%s phone=%s error=\"%s\"", ctx->front_id,
+                 ctx->who.service, ctx->who.key_id, ctx->front_phone,
+                 ctx->front_err > 0 ? front_err_str(ctx->front_err) : "not published");
+        return otp_http_error(c, 503, "unavailable",
+                              "the request could not be queued; send it again with the same "
+                              "request_id");
+    }
+    atomic_fetch_add(&a->front_accepted, 1);
+    otp_info("front_door_queued", "request_id=%s service=%s key_id=%s phone=%s", ctx->front_id,
+             ctx->who.service, ctx->who.key_id, ctx->front_phone);
+    return accepted(c, ctx->front_id);
+}
+
 static otp_mhd_result handle_request_post(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx,
                                           const caller_t *who)
 {
     otp_request_t req;
-    char code[48], err[300], masked[OTP_PHONE_MAX + 4], topic[256];
+    char code[48], err[300], topic[256];
     char *msg = front_message(ctx->body, ctx->len, &req, code, sizeof(code), err, sizeof(err));
-    otp_mhd_result r;
 
     if (!msg) {
         atomic_fetch_add(&a->bad_requests, 1);
         return otp_http_error(c, 400, code, err);
     }
-    otp_phone_mask(req.phone, masked, sizeof(masked));
     if (otp_services_topic(a->topic_requests, who->service, topic, sizeof(topic)) != 0) {
         free(msg);
         return otp_http_error(c, 500, "internal", "the service's topic name is too long");
     }
     if (request_known(a, req.request_id, who->service)) {
         /* The same request_id again: the same answer, nothing published. */
+        free(msg);
         atomic_fetch_add(&a->front_repeated, 1);
-        r = accepted(c, req.request_id);
-    } else if (front_publish(a->front, topic, req.phone[0] ? req.phone : req.resend_of, msg,
-                             strlen(msg), err, sizeof(err)) != 0) {
-        atomic_fetch_add(&a->front_unavailable, 1);
-        otp_warn("front_door_unavailable",
-                 "request_id=%s service=%s key_id=%s phone=%s error=\"%s\"", req.request_id,
-                 who->service, who->key_id, req.phone[0] ? masked : "-", err);
-        r = otp_http_error(c, 503, "unavailable",
-                           "the request could not be queued; send it again with the same "
-                           "request_id");
-    } else {
-        atomic_fetch_add(&a->front_accepted, 1);
-        otp_info("front_door_queued", "request_id=%s service=%s key_id=%s phone=%s", req.request_id,
-                 who->service, who->key_id, req.phone[0] ? masked : "-");
-        r = accepted(c, req.request_id);
+        return accepted(c, req.request_id);
+    }
+    /* Published without holding this thread: the delivery report resumes
+     * the connection (suspended first, so that it cannot come too early). */
+    snprintf(ctx->front_id, sizeof(ctx->front_id), "%s", req.request_id);
+    if (req.phone[0])
+        otp_phone_mask(req.phone, ctx->front_phone, sizeof(ctx->front_phone));
+    else
+        snprintf(ctx->front_phone, sizeof(ctx->front_phone), "-");
+    ctx->conn = c;
+    ctx->checking = CHECK_FRONT;
+    atomic_fetch_add(&a->checks_open, 1);
+    MHD_suspend_connection(c);
+    if (front_publish(a->front, topic, req.phone[0] ? req.phone : req.resend_of, msg, strlen(msg),
+                      ctx, err, sizeof(err)) != 0) {
+        otp_warn("front_door_publish_failed", "request_id=%s error=\"%s\"", ctx->front_id, err);
+        ctx->front_err = -1;
+        MHD_resume_connection(c);
     }
     free(msg);
-    return r;
+    return MHD_YES;
 }
 
 /* A request that never became a challenge: its dead letter says why. */
@@ -447,7 +484,8 @@ static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx
     if (ev.keypad) {
         /* Keypad mode: the digits are checked like any verify request; the
          * outcome (verified / verify_failed / locked) goes to the status topic. */
-        otp_mhd_result r = start_check(a, c, ctx, CHECK_KEYPAD, ev.request_id, ev.digits, NULL);
+        otp_mhd_result r =
+            start_check(a, c, ctx, CHECK_KEYPAD, ev.request_id, ev.call_id, ev.digits, NULL);
         sodium_memzero(ev.digits, sizeof(ev.digits));
         return r;
     }
@@ -475,6 +513,8 @@ static const otp_metric_counter_t counters[] = {
     COUNTER(OTP_M_VERIFIER_BAD_REQUESTS, NULL, bad_requests),
     COUNTER(OTP_M_VERIFIER_UNAUTHORIZED, NULL, unauthorized),
     COUNTER(OTP_M_VERIFIER_FORBIDDEN, NULL, forbidden),
+    COUNTER(OTP_M_VERIFIER_RATE_LIMITED, "address", limited_address),
+    COUNTER(OTP_M_VERIFIER_RATE_LIMITED, "key", limited_key),
     COUNTER(OTP_M_VERIFIER_WEBHOOKS, "accepted", webhooks),
     COUNTER(OTP_M_VERIFIER_WEBHOOKS, "bad_signature", webhooks_bad_signature),
     COUNTER(OTP_M_VERIFIER_WEBHOOKS, "early", webhooks_pending),
@@ -522,26 +562,131 @@ otp_mhd_result api_admin_handle(void *cls, struct MHD_Connection *c, const char 
     return otp_http_error(c, 404, "not_found", "GET /healthz, /readyz or /metrics");
 }
 
-otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                          const char *version, const char *upload_data, size_t *upload_data_size,
-                          void **con_cls)
+/* 429 with Retry-After (whole seconds). */
+static otp_mhd_result too_many(struct MHD_Connection *c, int wait_s, const char *what)
 {
-    api_t *a = cls;
+    char msg[120], after[16];
+    json_t *o;
+    char *text;
+    struct MHD_Response *r;
+    otp_mhd_result ret;
+
+    snprintf(msg, sizeof(msg), "too many requests from this %s; retry after %d s", what, wait_s);
+    snprintf(after, sizeof(after), "%d", wait_s);
+    o = json_pack("{s:{s:s, s:s}}", "error", "code", "rate_limited", "message", msg);
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return MHD_NO;
+    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Retry-After", after);
+    ret = MHD_queue_response(c, 429, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* The client's address as text ("" when unknown). */
+static void client_address(struct MHD_Connection *c, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+    out[0] = '\0';
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)size);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)size);
+}
+
+/* The per-address and per-key limits of an API route, on its first call:
+ * 0 go on, else the 429 is queued (*ret). The address is counted before the
+ * key is checked (a client guessing keys is slowed too). */
+static int over_limit(api_t *a, struct MHD_Connection *c, int keyed, otp_mhd_result *ret)
+{
+    char addr[INET6_ADDRSTRLEN], digest[65];
+    const char *h;
+    int64_t now = otp_monotonic_us();
+    int wait;
+
+    client_address(c, addr, sizeof(addr));
+    if ((wait = ratelimit_take(a->per_address, addr, now)) != 0) {
+        atomic_fetch_add(&a->limited_address, 1);
+        *ret = too_many(c, wait, "address");
+        return 1;
+    }
+    h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!keyed || !a->per_key || !h || strncmp(h, "Bearer ", 7) != 0)
+        return 0;
+    otp_sha256_hex(h + 7, digest);
+    if ((wait = ratelimit_take(a->per_key, digest, now)) != 0) {
+        atomic_fetch_add(&a->limited_key, 1);
+        *ret = too_many(c, wait, "API key");
+        return 1;
+    }
+    return 0;
+}
+
+/* The routes that need an API key. */
+static int is_api_route(const char *url)
+{
+    return strcmp(url, "/v1/verify") == 0 || strcmp(url, "/v1/requests") == 0 ||
+           strncmp(url, "/v1/requests/", 13) == 0;
+}
+
+/* One request on either listener: the webhook listener serves only VoIPBin's
+ * webhook, the API listener everything else. The route and the API key are
+ * checked on the first call, before any of the body is read. */
+static otp_mhd_result serve(api_t *a, int webhook_listener, struct MHD_Connection *c,
+                            const char *url, const char *method, const char *upload_data,
+                            size_t *upload_data_size, void **con_cls)
+{
     req_ctx_t *ctx = *con_cls;
     int is_post = strcmp(method, "POST") == 0;
     int is_webhook = strcmp(url, "/v1/webhooks/voipbin") == 0;
+    caller_t who = {0};
 
-    (void)version;
     if (!ctx) {
+        if (webhook_listener && !is_webhook)
+            return otp_http_error(c, 404, "not_found",
+                                  "this listener serves only POST /v1/webhooks/voipbin");
+        if (!webhook_listener && is_webhook)
+            return otp_http_error(c, 404, "not_found",
+                                  "no such endpoint (VoIPBin's webhook has a listener of its own)");
+        if (!webhook_listener) {
+            otp_mhd_result limited;
+            int keyed = is_api_route(url);
+
+            if (keyed && authorised(a, c, &who) != 0) {
+                /* Counted against the address first: guessing keys is limited too. */
+                if (over_limit(a, c, 0, &limited))
+                    return limited;
+                atomic_fetch_add(&a->unauthorized, 1);
+                return otp_http_error(c, 401, "unauthorized",
+                                      "send Authorization: Bearer <api key> with a key that is "
+                                      "neither revoked nor expired");
+            }
+            if (over_limit(a, c, keyed, &limited))
+                return limited;
+        }
         ctx = calloc(1, sizeof(*ctx));
         if (!ctx)
             return MHD_NO;
+        ctx->who = who;
         *con_cls = ctx;
         return MHD_YES;
     }
     if (ctx->checking != CHECK_NONE) {
-        otp_mhd_result r =
-            ctx->checking == CHECK_VERIFY ? verify_answer(a, c, ctx) : keypad_answer(a, c, ctx);
+        otp_mhd_result r = ctx->checking == CHECK_VERIFY  ? verify_answer(a, c, ctx)
+                           : ctx->checking == CHECK_FRONT ? front_answer(a, c, ctx)
+                                                          : keypad_answer(a, c, ctx);
         ctx->checking = CHECK_NONE;
         atomic_fetch_sub(&a->checks_open, 1);
         return r;
@@ -577,15 +722,8 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
             return otp_http_error(c, 405, "method_not_allowed", "use POST");
         return handle_webhook(a, c, ctx);
     }
-    if (strcmp(url, "/v1/verify") == 0 || strcmp(url, "/v1/requests") == 0 ||
-        strncmp(url, "/v1/requests/", 13) == 0) {
-        caller_t who;
-        if (authorised(a, c, &who) != 0) {
-            atomic_fetch_add(&a->unauthorized, 1);
-            return otp_http_error(c, 401, "unauthorized",
-                                  "send Authorization: Bearer <api key> with a key that is "
-                                  "neither revoked nor expired");
-        }
+    if (is_api_route(url)) { /* the key was checked on the first call */
+        who = ctx->who;
         if (strcmp(url, "/v1/verify") == 0) {
             if (!is_post)
                 return otp_http_error(c, 405, "method_not_allowed", "use POST");
@@ -607,6 +745,22 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
         return handle_status(a, c, url + 13, &who);
     }
     return otp_http_error(c, 404, "not_found", "no such endpoint");
+}
+
+otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                          const char *version, const char *upload_data, size_t *upload_data_size,
+                          void **con_cls)
+{
+    (void)version;
+    return serve(cls, 0, c, url, method, upload_data, upload_data_size, con_cls);
+}
+
+otp_mhd_result api_webhook_handle(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    return serve(cls, 1, c, url, method, upload_data, upload_data_size, con_cls);
 }
 
 void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,

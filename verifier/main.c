@@ -28,15 +28,15 @@ static const char usage[] =
     "healthchecks)\n"
     "       otp-verifier --version | --help\n"
     "Serves POST /v1/verify, POST /v1/requests (published to OTP_TOPIC_REQUESTS), GET\n"
-    "/v1/requests/{id}, POST /v1/webhooks/voipbin on OTP_VERIFIER_LISTEN, and GET /healthz,\n"
-    "/readyz, /metrics on OTP_VERIFIER_ADMIN_LISTEN.";
+    "/v1/requests/{id} on OTP_VERIFIER_LISTEN, POST /v1/webhooks/voipbin (and nothing else)\n"
+    "on OTP_WEBHOOK_LISTEN, and GET /healthz, /readyz, /metrics on OTP_VERIFIER_ADMIN_LISTEN.";
 
 int main(int argc, char **argv)
 {
     static api_t api;
     char err[512];
-    struct MHD_Daemon *d, *admin = NULL;
-    MHD_socket listen_fd;
+    struct MHD_Daemon *d, *hooks, *admin = NULL;
+    MHD_socket listen_fd, hooks_fd;
     const char *secret;
     otp_policy_t base;
     otp_api_key_t env_keys[API_MAX_KEYS];
@@ -78,9 +78,19 @@ int main(int argc, char **argv)
     }
     api.topic_requests = otp_config_str("OTP_TOPIC_REQUESTS");
     api.front = front_new(otp_config_str("OTP_TOPIC_REQUESTS"),
-                          (int)otp_config_int("OTP_FRONT_DOOR_TIMEOUT_MS"), err, sizeof(err));
+                          (int)otp_config_int("OTP_FRONT_DOOR_TIMEOUT_MS"), api_front_done, err,
+                          sizeof(err));
     if (!api.front) {
         fprintf(stderr, "otp-verifier: %s\n", err);
+        return 2;
+    }
+    /* A limit of 0 is none (NULL); ratelimit_new fails only when out of memory. */
+    api.per_key = ratelimit_new((int)otp_config_int("OTP_API_RATE_PER_KEY"));
+    api.per_address = ratelimit_new((int)otp_config_int("OTP_API_RATE_PER_ADDRESS"));
+    if ((!api.per_key && otp_config_int("OTP_API_RATE_PER_KEY") > 0) ||
+        (!api.per_address && otp_config_int("OTP_API_RATE_PER_ADDRESS") > 0)) {
+        fprintf(stderr, "otp-verifier: out of memory for the rate limits\n");
+        front_destroy(api.front);
         return 2;
     }
     api.checks = verify_pool_new(api.db_url, (int)otp_config_int("OTP_VERIFIER_DB_CONNECTIONS"),
@@ -100,6 +110,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "otp-verifier: %s\n", err);
         return 2;
     }
+    hooks = otp_http_start("OTP_WEBHOOK_LISTEN", otp_config_str("OTP_WEBHOOK_LISTEN"),
+                           (unsigned)otp_config_int("OTP_WEBHOOK_THREADS"), api_webhook_handle,
+                           &api, api_completed, err, sizeof(err));
+    if (!hooks) {
+        fprintf(stderr, "otp-verifier: %s\n", err);
+        verify_pool_close(api.checks);
+        MHD_stop_daemon(d);
+        return 2;
+    }
     if (*otp_config_str("OTP_VERIFIER_ADMIN_LISTEN")) {
         admin =
             otp_http_start("OTP_VERIFIER_ADMIN_LISTEN", otp_config_str("OTP_VERIFIER_ADMIN_LISTEN"),
@@ -107,12 +126,13 @@ int main(int argc, char **argv)
         if (!admin) {
             fprintf(stderr, "otp-verifier: %s\n", err);
             verify_pool_close(api.checks);
+            MHD_stop_daemon(hooks);
             MHD_stop_daemon(d);
             return 2;
         }
     }
-    otp_info("verifier_started", "listen=%s port=%u admin_port=%u",
-             otp_config_str("OTP_VERIFIER_LISTEN"), otp_http_port(d),
+    otp_info("verifier_started", "listen=%s port=%u webhook_port=%u admin_port=%u",
+             otp_config_str("OTP_VERIFIER_LISTEN"), otp_http_port(d), otp_http_port(hooks),
              admin ? otp_http_port(admin) : 0);
     while (running)
         pause();
@@ -121,17 +141,24 @@ int main(int argc, char **argv)
      * out (for up to 5 s) before the daemon stops, so that no connection is
      * left suspended and no committed check loses its answer. */
     listen_fd = MHD_quiesce_daemon(d);
+    hooks_fd = MHD_quiesce_daemon(hooks);
     verify_pool_close(api.checks);
+    front_drain(api.front); /* every POST /v1/requests gets its report, then its answer */
     for (int i = 0; i < 500 && atomic_load(&api.checks_open) > 0; i++)
         usleep(10000);
     MHD_stop_daemon(d);
+    MHD_stop_daemon(hooks);
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd);
+    if (hooks_fd != MHD_INVALID_SOCKET)
+        close(hooks_fd);
     if (admin)
         MHD_stop_daemon(admin);
     verify_pool_destroy(api.checks);
     front_destroy(api.front);
     otp_services_stop(api.services);
+    ratelimit_destroy(api.per_key);
+    ratelimit_destroy(api.per_address);
     otp_keyring_clear(&api.keys);
     return 0;
 }

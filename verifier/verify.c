@@ -38,7 +38,24 @@
  * No row back: unknown, expired, locked, used, superseded or over the cap,
  * all read-only and alike. The answer is sent after the commit, so the
  * attempt is always counted before anyone learns the outcome. */
-#define NOT_FINAL "ch.status NOT IN ('verified', 'locked', 'expired', 'superseded')"
+/* The states a code can be checked in, named (a state added later is refused
+ * until it is listed here). A code read by a call or a text ($7 NULL, POST
+ * /v1/verify): from the first call placed until the challenge ends, the
+ * waits between calls ('pending' after a retry is scheduled) included; never
+ * blocked, rate_limited, expired, superseded, verified or locked. A keypad
+ * code ($7 the call id of a keypad webhook): only the digits keyed into the
+ * challenge's own current call, while the challenge waits on that call. The
+ * app shows a keypad code, so POST /v1/verify never checks one: it gets the
+ * answer of an unknown id. */
+#define LIVE_CODE                                                                                  \
+    "ch.status IN ('pending', 'calling', 'call_requested', 'ringing', 'answered', 'delivered',"    \
+    " 'no_answer', 'busy', 'voicemail', 'call_failed', 'no_input', 'failed', 'sms_sent')"
+#define LIVE_KEYPAD_CALL                                                                           \
+    "ch.call_id = $7::uuid AND ch.status IN ('call_requested', 'ringing', 'answered')"
+#define KEYPAD "coalesce((ch.options->>'keypad')::boolean, false)"
+#define LIVE                                                                                       \
+    "CASE WHEN $7::uuid IS NULL THEN NOT " KEYPAD " AND " LIVE_CODE " ELSE " KEYPAD                \
+    " AND " LIVE_KEYPAD_CALL " END"
 /* The statement's own time: in a batch, now() would be the BEGIN's. */
 #define NOW "statement_timestamp()"
 #define RECENT(col) col " > " NOW " - interval '1 hour'"
@@ -60,7 +77,7 @@ static const char verify_sql[] =
     "    FROM challenges ch LEFT JOIN k ON k.key_id = ch.key_id"
     "   WHERE ch.request_id = $1 AND ch.code_hash IS NOT NULL AND ch.expires_at > " NOW
     "     AND ($5::text IS NULL OR ch.service = $5::text)"
-    "     AND ch.attempts < ch.max_attempts AND " NOT_FINAL " FOR UPDATE OF ch"
+    "     AND ch.attempts < ch.max_attempts AND " LIVE " FOR UPDATE OF ch"
     "), capped AS ("
     "  SELECT count(*) >= (SELECT cap FROM c) AS yes"
     "    FROM c, verify_user_failures u, unnest(u.at) x"
@@ -158,7 +175,7 @@ static verify_result_t read_answer(const PGresult *r, verify_check_t *j)
 }
 
 /* The statement's parameters for a check. */
-static void params(const verify_check_t *j, const char *p[6])
+static void params(const verify_check_t *j, const char *p[7])
 {
     p[0] = j->request_id;
     p[1] = j->ids;
@@ -166,6 +183,7 @@ static void params(const verify_check_t *j, const char *p[6])
     p[3] = j->cap;
     p[4] = j->only_service[0] ? j->only_service : NULL;
     p[5] = j->key_id[0] ? j->key_id : NULL;
+    p[6] = j->call_id[0] ? j->call_id : NULL;
 }
 
 struct verify_pool {
@@ -188,11 +206,11 @@ struct verify_pool {
  * the checks queued behind it on this thread. */
 static void run_one(PGconn *db, verify_check_t *j, verify_stats_t *stats)
 {
-    const char *p[6];
+    const char *p[7];
     PGresult *r;
 
     params(j, p);
-    r = otp_db_query_prepared(db, "verify", verify_sql, 6, p);
+    r = otp_db_query_prepared(db, "verify", verify_sql, 7, p);
     j->res = r ? read_answer(r, j) : VERIFY_ERROR;
     if (r)
         atomic_fetch_add(&stats->alone, 1);
@@ -225,7 +243,7 @@ static void run_batch(PGconn *db, verify_check_t **jobs, int n, verify_stats_t *
     int sent = 0, rc;
 
     qsort(jobs, (size_t)n, sizeof(*jobs), by_request_id);
-    if (otp_db_prepare(db, "verify", verify_sql, 6) != 0 || otp_db_pipe_open(db) != 0)
+    if (otp_db_prepare(db, "verify", verify_sql, 7) != 0 || otp_db_pipe_open(db) != 0)
         return;
     rc = otp_db_pipe_send(db, "BEGIN", 0, NULL, NULL, NULL);
     if (rc == 0) {
@@ -234,10 +252,10 @@ static void run_batch(PGconn *db, verify_check_t **jobs, int n, verify_stats_t *
                               NULL);
     }
     for (int i = 0; rc == 0 && i < n; i++) {
-        const char *p[6];
+        const char *p[7];
         params(jobs[i], p);
         sent++;
-        rc = otp_db_pipe_send_prepared(db, "verify", 6, p, NULL, NULL);
+        rc = otp_db_pipe_send_prepared(db, "verify", 7, p, NULL, NULL);
     }
     if (rc == 0) {
         sent++;
@@ -373,14 +391,15 @@ void verify_pool_destroy(verify_pool_t *p)
 }
 
 int verify_start(verify_pool_t *p, verify_check_t *chk, const otp_keyring_t *keys,
-                 const char *request_id, const char *code, const char *service, const char *key_id,
-                 int max_failed_per_hour, void (*done)(void *arg), void *arg)
+                 const char *request_id, const char *call_id, const char *code, const char *service,
+                 const char *key_id, int max_failed_per_hour, void (*done)(void *arg), void *arg)
 {
     memset(chk, 0, sizeof(*chk));
     chk->res = VERIFY_ERROR;
     snprintf(chk->request_id, sizeof(chk->request_id), "%s", request_id);
     snprintf(chk->only_service, sizeof(chk->only_service), "%s", service ? service : "");
     snprintf(chk->key_id, sizeof(chk->key_id), "%s", key_id ? key_id : "");
+    snprintf(chk->call_id, sizeof(chk->call_id), "%s", call_id ? call_id : "");
     snprintf(chk->cap, sizeof(chk->cap), "%d", max_failed_per_hour);
     chk->done = done;
     chk->arg = arg;

@@ -47,6 +47,7 @@ typedef struct verify_check {
     char request_id[37];
     char only_service[33]; /* "" = any service (a keypad webhook) */
     char key_id[40];       /* the API key that asked, "" = none */
+    char call_id[37];      /* keypad: the call the digits were keyed into; "" otherwise */
     char ids[OTP_MAX_KEYS * 12 + 3];
     char hashes[OTP_MAX_KEYS * (2 * OTP_HASH_BYTES + 1) + 3];
     char cap[12];
@@ -58,8 +59,12 @@ typedef struct verify_check {
 
 /* Starts the check of `code` for the challenge request_id (a valid UUID) of
  * `service` (NULL: any; a challenge of another service answers as unknown),
- * asked with the API key key_id (NULL: none; written on the events):
- * the candidate hashes are made here, on the caller's thread, and `code`
+ * asked with the API key key_id (NULL: none; written on the events).
+ * call_id NULL: a code read by a call or a text (POST /v1/verify; a keypad
+ * challenge is then refused like an unknown one); else the call id (a valid
+ * UUID) of a keypad webhook: only a keypad challenge whose current, live call
+ * it is accepts the digits. The candidate hashes are made here, on the
+ * caller's thread, and `code`
  * is not kept. 0: done(arg) is called from a database thread once the
  * check's transaction has committed (or failed: res VERIFY_ERROR); chk must
  * stay in place until then and is not touched after. -1: not started (the
@@ -67,8 +72,8 @@ typedef struct verify_check {
  * wrong codes in the last hour is rejected outright, even with the right
  * code. Thread-safe. */
 int verify_start(verify_pool_t *p, verify_check_t *chk, const otp_keyring_t *keys,
-                 const char *request_id, const char *code, const char *service, const char *key_id,
-                 int max_failed_per_hour, void (*done)(void *arg), void *arg)
+                 const char *request_id, const char *call_id, const char *code, const char *service,
+                 const char *key_id, int max_failed_per_hour, void (*done)(void *arg), void *arg)
     __attribute__((warn_unused_result));
 
 #endif

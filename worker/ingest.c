@@ -16,9 +16,15 @@
 
 #define BATCH_MAX 500
 
+/* A producer's clock may run this far ahead of the worker's; a request dated
+ * later is refused (requested_at_in_future), never given a longer life. */
+#define FUTURE_SKEW_MS 60000
+
 /* One statement per request: insert (idempotent on request_id), supersede the
- * user's older active challenge for the same purpose in the same service
- * (user_id is each service's own namespace), and write the events. */
+ * user's active challenge for the same purpose in the same service (user_id
+ * is each service's own namespace) accepted before this one (every row
+ * already there was: acceptance order, never the producer's requested_at),
+ * and write the events. */
 static const char insert_sql[] =
     "WITH ins AS ("
     "  INSERT INTO challenges (request_id, user_id, purpose, phone, phone_masked, country, locale,"
@@ -33,7 +39,7 @@ static const char insert_sql[] =
     "  UPDATE challenges c SET status = 'superseded', next_attempt_at = NULL, updated_at = now()"
     "    FROM ins"
     "   WHERE ins.status = 'pending' AND c.service = $20 AND c.user_id = $2 AND c.purpose = $3"
-    "     AND c.request_id <> ins.request_id AND c.requested_at <= $13::timestamptz"
+    "     AND c.request_id <> ins.request_id"
     "     AND c.status IN ('pending', 'calling', 'call_requested', 'ringing', 'answered',"
     "                      'delivered', 'no_answer', 'busy', 'voicemail', 'call_failed', "
     "'no_input',"
@@ -347,8 +353,9 @@ static char *dump_json(json_t *o)
     return s;
 }
 
-/* Sends the insert of one valid request (pipeline mode). */
-static int send_insert(intake_t *in, const batch_item_t *it)
+/* Sends the insert of one valid request (pipeline mode). The code's life
+ * starts now, by the worker's clock: requested_at only refuses stale requests. */
+static int send_insert(intake_t *in, const batch_item_t *it, int64_t now_ms)
 {
     worker_t *w = in->w;
     const otp_request_t *req = &it->req;
@@ -356,7 +363,7 @@ static int send_insert(intake_t *in, const batch_item_t *it)
     char key_id[8];
     const otp_policy_t *pol = it->pol;
     int ttl = req->ttl_seconds ? req->ttl_seconds : pol->ttl_s;
-    int64_t expires_ms = req->requested_at_ms + (int64_t)ttl * 1000;
+    int64_t expires_ms = now_ms + (int64_t)ttl * 1000;
     const char *hash_hex = it->keypad_len ? it->hash_hex : NULL;
     char *accepted_js, *refused_js, *options_js;
     int rc = -1;
@@ -542,6 +549,13 @@ static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracke
         batch_item_t *it = &items[i];
         if (it->valid && check_service(it, set) != 0)
             it->valid = 0;
+        if (it->valid && it->req.requested_at_ms > now_ms + FUTURE_SKEW_MS) {
+            it->valid = 0;
+            snprintf(it->reason, sizeof(it->reason), "requested_at_in_future");
+            snprintf(it->error, sizeof(it->error),
+                     "requested_at is more than %d s ahead of the worker's clock",
+                     FUTURE_SKEW_MS / 1000);
+        }
         if (it->valid && it->req.delivery.keypad &&
             open_keypad_code(w, &it->req, it->hash_hex, &it->keypad_len, it->reason,
                              sizeof(it->reason), it->error, sizeof(it->error)) != 0)
@@ -578,7 +592,8 @@ static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracke
         return -1;
     stored = otp_db_pipe_send(in->db, "BEGIN", 0, NULL, NULL, NULL);
     for (int i = 0; i < n && stored == 0; i++)
-        stored = items[i].valid ? send_insert(in, &items[i]) : send_dead_letter(in, &items[i]);
+        stored =
+            items[i].valid ? send_insert(in, &items[i], now_ms) : send_dead_letter(in, &items[i]);
     if (otp_db_pipe_close(in->db, "ingest_write", res, n + 1) != 0 || stored != 0)
         goto out;
     in_tx = 1;

@@ -171,9 +171,11 @@ def test_verifier_refuses_bad_requests_clearly(pipe):
     assert st == 415
     # Webhooks: wrong or missing signature is refused.
     st, body = pipe.http("POST", "/v1/webhooks/voipbin", {"type": "call_hangup", "data": {}},
-                         auth=False, headers={"X-VoIPBIN-Signature": "sha256=" + "0" * 64})
+                         auth=False, headers={"X-VoIPBIN-Signature": "sha256=" + "0" * 64},
+                         port=pipe.webhook_port)
     assert st == 401
-    st, _ = pipe.http("POST", "/v1/webhooks/voipbin", {"type": "call_hangup"}, auth=False)
+    st, _ = pipe.http("POST", "/v1/webhooks/voipbin", {"type": "call_hangup"}, auth=False,
+                      port=pipe.webhook_port)
     assert st == 401
 
 

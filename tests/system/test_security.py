@@ -201,11 +201,13 @@ def all_alive(pipe):
 
 
 def spawn_verifier(pipe, name, **extra):
-    """A verifier of its own on another loopback port."""
-    port = free_port()
-    env = pipe.env(OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port, **extra)
+    """A verifier of its own on other loopback ports (its webhook's: proc.webhook_port)."""
+    port, hooks = free_port(), free_port()
+    env = pipe.env(OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port,
+                   OTP_WEBHOOK_LISTEN="127.0.0.1:%d" % hooks, **extra)
     proc = pipe.s.spawn(name, [Stack.bin("otp-verifier")], env=env,
                         ready_line=r"event=verifier_started")
+    proc.webhook_port = hooks
     return proc, port
 
 
@@ -766,7 +768,7 @@ def _uuid_in(body):
 
 
 def test_hostile_webhook_bodies_never_break_the_verifier(pipe):
-    port, secret = pipe.verifier_port, pipe.webhook_secret
+    port, secret = pipe.webhook_port, pipe.webhook_secret
 
     def event(type_="call_hangup", **data):
         d = {"id": str(uuid.uuid4()), "status": "hangup", "hangup_by": "remote",
@@ -826,7 +828,8 @@ def test_hostile_webhook_bodies_never_break_the_verifier(pipe):
 
 # Regression: a kept webhook that PostgreSQL refuses once crashed the verifier (double free).
 def test_signed_webhook_that_postgres_refuses_does_not_crash_the_verifier(pipe):
-    proc, port = spawn_verifier(pipe, "verifier-jsonb")
+    proc, _ = spawn_verifier(pipe, "verifier-jsonb")
+    port = proc.webhook_port
     body = ('{"type":"call_hangup","data":{"id":"%s","status":"hangup","hangup_reason":"normal",'
             '"x":0.%s1}}' % (uuid.uuid4(), "0" * 17000)).encode()
     try:
@@ -903,7 +906,7 @@ def test_verifier_refuses_oversize_malformed_and_mistyped_bodies(pipe):
     for n in (8193, 100000, 2000000):
         st, body = verify_raw(pipe, good[:-1] + b" " * (n - len(good)) + b"}")
         assert (st, body.get("error", {}).get("code")) == (413, "body_too_large"), (n, st, body)
-    st, _ = webhook(pipe.verifier_port, b'{"type":"x","data":{"p":"' + b"x" * 70000 + b'"}}',
+    st, _ = webhook(pipe.webhook_port, b'{"type":"x","data":{"p":"' + b"x" * 70000 + b'"}}',
                     pipe.webhook_secret)
     assert st == 413
     # 400: not JSON, not an object, missing or unexpected fields.
@@ -970,7 +973,7 @@ def test_verifier_api_keys_and_rotation(pipe):
 
 
 def test_webhook_signatures(pipe):
-    port = pipe.verifier_port
+    port = pipe.webhook_port
     call_id = str(uuid.uuid4())
     body = json.dumps({"type": "call_progressing",
                        "data": {"id": call_id, "status": "progressing", "direction": "outgoing",
