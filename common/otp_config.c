@@ -24,6 +24,9 @@ static const otp_setting_t settings[] = {
     {"OTP_TOPIC_REQUESTS", OTP_CFG_STR, "otp.requested", 0, 0, W | V | P | A,
      "Topic of OTP requests (the verifier's POST /v1/requests publishes to it)."},
     {"OTP_TOPIC_STATUS", OTP_CFG_STR, "otp.call_status", 0, 0, W | A, "Topic of status events."},
+    {"OTP_STATUS_TOPIC_PER_SERVICE", OTP_CFG_BOOL, "0", 0, 1, W,
+     "1 = a service's status events go to OTP_TOPIC_STATUS.<service> (the default service's stay "
+     "on OTP_TOPIC_STATUS), so Kafka ACLs can let an application read its own events only."},
     {"OTP_TOPIC_DLQ", OTP_CFG_STR, "otp.requested.dlq", 0, 0, W,
      "Dead-letter topic for bad requests."},
     {"OTP_CONSUMER_GROUP", OTP_CFG_STR, "otp-worker", 0, 0, W,

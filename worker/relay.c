@@ -45,7 +45,9 @@ static const char select_sql[] =
     "  o.type,"
     "  CASE WHEN o.type = 'call_requested' AND o.attrs->>'attempt' = '1'"
     "       THEN extract(epoch FROM o.created_at - c.requested_at) END,"
-    "  o.event_id::text, " AT_SQL "  FROM b o LEFT JOIN challenges c ON c.request_id = o.request_id"
+    "  o.event_id::text, " AT_SQL ","
+    "  coalesce(c.service, o.attrs->>'service', 'default')"
+    "  FROM b o LEFT JOIN challenges c ON c.request_id = o.request_id"
     " ORDER BY o.id";
 
 /* Deletes the acknowledged events and moves each request's counter past them,
@@ -122,14 +124,20 @@ int relay_run(intake_t *in)
         const char *key = PQgetvalue(r, i, 1);
         const char *val = PQgetvalue(r, i, 2);
         const char *type = PQgetvalue(r, i, 3);
-        char ce_type[64];
+        const char *service = PQgetvalue(r, i, 7);
+        char ce_type[64], topic[256];
         rd_kafka_resp_err_t err;
 
         snprintf(ce_type, sizeof(ce_type), "%s%s", RELAY_CE_TYPE_PREFIX, type);
+        /* One topic per request's service, so every event of a request goes
+         * to one topic, in order. */
+        if (!w->cfg.status_topic_per_service ||
+            otp_services_topic(w->cfg.topic_status, service, topic, sizeof(topic)) != 0)
+            snprintf(topic, sizeof(topic), "%s", w->cfg.topic_status);
         /* CloudEvents Kafka protocol binding, binary mode: the attributes as
          * ce_ headers, the event (the data) as the value. */
         err = rd_kafka_producev(
-            w->producer, RD_KAFKA_V_TOPIC(w->cfg.topic_status), RD_KAFKA_V_KEY(key, strlen(key)),
+            w->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
             RD_KAFKA_V_VALUE((void *)val, (size_t)PQgetlength(r, i, 2)),
             RD_KAFKA_V_HEADER("ce_specversion", "1.0", 3),
             RD_KAFKA_V_HEADER("ce_id", PQgetvalue(r, i, 5), PQgetlength(r, i, 5)),

@@ -51,6 +51,7 @@ int worker_settings_load(worker_t *w, char *err, size_t errsz)
 
     c->topic_requests = otp_config_str("OTP_TOPIC_REQUESTS");
     c->topic_status = otp_config_str("OTP_TOPIC_STATUS");
+    c->status_topic_per_service = otp_config_bool("OTP_STATUS_TOPIC_PER_SERVICE");
     c->topic_dlq = otp_config_str("OTP_TOPIC_DLQ");
     c->caller_id = otp_config_str("OTP_CALLER_ID");
     c->brand = otp_config_str("OTP_BRAND");

@@ -39,6 +39,7 @@
 
 typedef struct worker_settings {
     const char *topic_requests, *topic_status, *topic_dlq;
+    int status_topic_per_service; /* OTP_STATUS_TOPIC_PER_SERVICE */
     const char *caller_id, *brand, *default_locale, *callback_url;
     int gate_default, amd_default, sms_fallback_default;
     int keypad_enabled;

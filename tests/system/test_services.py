@@ -26,7 +26,9 @@ GB = "+447400123456"
 @pytest.fixture(scope="module")
 def pipeline_options():
     # A new service's topic is found at the next metadata refresh: 1 s here.
+    # Each service's status events on a topic of its own (OTP_STATUS_TOPIC_PER_SERVICE).
     return {"worker_env": {"KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS": "1000",
+                           "OTP_STATUS_TOPIC_PER_SERVICE": "1",
                            "OTP_LIMIT_USER_HOUR": "0", "OTP_LIMIT_PHONE_15MIN": "0",
                            "OTP_LIMIT_PHONE_DAY": "0"}}
 
@@ -56,6 +58,16 @@ def new_key(pipe, service, scopes, *extra):
 
 def http(pipe, key, method, path, body=None):
     return pipe.http(method, path, body, headers={"Authorization": "Bearer " + key})
+
+
+@pytest.fixture(scope="module")
+def status(pipe):
+    """Each service's status topic, read by an independent client."""
+    readers = {name: P.StatusReader(pipe.bootstrap, "otp.call_status." + name)
+               for name in ("alpha", "beta")}
+    yield readers
+    for r in readers.values():
+        r.close()
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +105,7 @@ def call_of(pipe, phone, n=1):
     return calls[n - 1]
 
 
-def test_each_service_speaks_its_own_brand_length_and_caller_id(pipe, svc):
+def test_each_service_speaks_its_own_brand_length_and_caller_id(pipe, svc, status):
     ra = create(pipe, svc["alpha"][1], GB)
     rb = create(pipe, svc["beta"][1], US_A)
     ca, cb = call_of(pipe, GB), call_of(pipe, US_A)
@@ -103,13 +115,20 @@ def test_each_service_speaks_its_own_brand_length_and_caller_id(pipe, svc):
     assert len(code_in(ta)) == 8 and len(code_in(tb)) == 5
     assert P.call_request(ca)["source"]["target"] == P.CALLER_ID_GB
     assert P.call_request(cb)["source"]["target"] == P.CALLER_ID
-    # The status events name the service; beta's request did not supersede alpha's (same
-    # user_id and purpose, another namespace): both verify with their own key.
-    pipe.status.wait_for(lambda ev: any(e["request_id"] == rb and e["type"] == "call_requested"
-                                        for e in ev), what="beta's call_requested")
-    assert {e["service"] for e in pipe.status.of(ra) if "service" in e} == {"alpha"}
-    assert {e["service"] for e in pipe.status.of(rb) if "service" in e} == {"beta"}
-    assert "superseded" not in P.types_of(pipe, ra)
+    # The status events name the service, each on its service's own topic and not on the
+    # shared one; beta's request did not supersede alpha's (same user_id and purpose, another
+    # namespace): both verify with their own key.
+    status["beta"].wait_for(lambda ev: any(e["request_id"] == rb and e["type"] ==
+                                           "call_requested" for e in ev),
+                            what="beta's call_requested")
+    status["alpha"].wait_for(lambda ev: any(e["request_id"] == ra and e["type"] ==
+                                            "call_requested" for e in ev),
+                             what="alpha's call_requested")
+    assert {e["service"] for e in status["alpha"].of(ra) if "service" in e} == {"alpha"}
+    assert {e["service"] for e in status["beta"].of(rb) if "service" in e} == {"beta"}
+    assert not status["alpha"].of(rb) and not status["beta"].of(ra)
+    assert not pipe.status.of(ra) and not pipe.status.of(rb)
+    assert "superseded" not in [e["type"] for e in status["alpha"].of(ra)]
     st, out = http(pipe, svc["alpha"][1], "POST", "/v1/verify",
                    {"request_id": ra, "code": code_in(ta)})
     assert (st, out["status"]) == (200, "verified"), out
@@ -118,9 +137,9 @@ def test_each_service_speaks_its_own_brand_length_and_caller_id(pipe, svc):
                    {"request_id": rb, "code": code_in(tb)})
     assert (st, out["status"], out["service"]) == (200, "verified", "beta"), out
     # The verified event names the key that checked the code (its id, never the key).
-    pipe.status.wait_for(lambda ev: any(e["request_id"] == ra and e["type"] == "verified"
-                                        for e in ev), what="alpha's verified")
-    [v] = [e for e in pipe.status.of(ra) if e["type"] == "verified"]
+    status["alpha"].wait_for(lambda ev: any(e["request_id"] == ra and e["type"] == "verified"
+                                            for e in ev), what="alpha's verified")
+    [v] = [e for e in status["alpha"].of(ra) if e["type"] == "verified"]
     assert v["api_key_id"] == svc["alpha"][0]
 
 
