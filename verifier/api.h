@@ -1,7 +1,9 @@
 /* The verifier's HTTP API (schema/verifier.openapi.yaml):
  *   POST /v1/verify                 {"request_id","code"} → verified / incorrect / rejected
  *   POST /v1/requests               an otp.requested event (the front door) → 202, on the topic
- *   GET  /v1/requests/{request_id}  the request's state (phone masked)
+ *   GET  /v1/requests/{request_id}  the request's state (phone masked); ?wait=N
+ *                                   answers when it changes (longpoll.h)
+ *   OPTIONS /v1/...                 CORS preflight, for OTP_CORS_ORIGINS, no key
  *   POST /v1/webhooks/voipbin       VoIPBin call events, X-VoIPBIN-Signature checked
  * /v1/verify and /v1/requests need "Authorization: Bearer <api key>".
  * The admin endpoints GET /healthz, /readyz and /metrics are served by
@@ -15,9 +17,12 @@
 #include "otp_crypto.h"
 #include "otp_http.h"
 #include "front.h"
+#include "longpoll.h"
 #include "verify.h"
 
 #define API_MAX_KEYS 16
+/* GET /v1/requests/{id}?wait=N: the longest wait. */
+#define API_MAX_WAIT_SECONDS 25
 
 typedef struct api {
     const char *db_url;
@@ -27,7 +32,11 @@ typedef struct api {
     int n_api_keys;
     size_t max_body;
     int max_failed_per_hour;
-    front_t *front; /* POST /v1/requests publishes through it */
+    front_t *front;       /* POST /v1/requests publishes through it */
+    longpoll_t *longpoll; /* GET /v1/requests/{id}?wait=N waits through it */
+    /* OTP_CORS_ORIGINS: origins whose pages may call /v1 from a browser
+     * (comma-separated, exact); empty: none. */
+    const char *cors_origins;
     /* POST /v1/verify and keypad digits are checked through `checks`;
      * checks_open counts the connections suspended for a check (or resumed)
      * and not yet answered. */
@@ -41,6 +50,12 @@ typedef struct api {
 
 /* Parses OTP_API_KEY_HASHES ("hex,hex"). -1 with errstr on a bad entry. */
 int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_size);
+
+/* The body of GET /v1/requests/{id} (longpoll_read_fn; cls unused). */
+char *api_status_body(void *cls, PGconn *conn, const char *id, unsigned *status, char version[17]);
+
+/* 1 when origin is one of the comma-separated list's entries (exactly). */
+int api_origin_allowed(const char *list, const char *origin);
 
 /* The libmicrohttpd handler and completion callback; cls is the api_t. */
 otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,

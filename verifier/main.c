@@ -74,6 +74,14 @@ int main(int argc, char **argv)
         front_destroy(api.front);
         return 2;
     }
+    api.cors_origins = otp_config_str("OTP_CORS_ORIGINS");
+    api.longpoll = longpoll_new(api.db_url, 250, api_status_body, &api, err, sizeof(err));
+    if (!api.longpoll) {
+        fprintf(stderr, "otp-verifier: %s\n", err);
+        verify_pool_destroy(api.checks);
+        front_destroy(api.front);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -105,6 +113,7 @@ int main(int argc, char **argv)
      * out (for up to 5 s) before the daemon stops, so that no connection is
      * left suspended and no committed check loses its answer. */
     listen_fd = MHD_quiesce_daemon(d);
+    longpoll_stop(api.longpoll); /* the waiting connections get the state now */
     verify_pool_close(api.checks);
     for (int i = 0; i < 500 && atomic_load(&api.checks_open) > 0; i++)
         usleep(10000);
@@ -114,6 +123,7 @@ int main(int argc, char **argv)
     if (admin)
         MHD_stop_daemon(admin);
     verify_pool_destroy(api.checks);
+    longpoll_destroy(api.longpoll);
     front_destroy(api.front);
     otp_keyring_clear(&api.keys);
     return 0;
