@@ -67,6 +67,9 @@ static const otp_setting_t settings[] = {
      "Wrong codes per user per hour, across challenges; then every check is rejected."},
     {"OTP_MAX_BODY_BYTES", OTP_CFG_INT, "8192", 256, 65536, V,
      "Largest body of POST /v1/verify and POST /v1/requests."},
+    {"OTP_CORS_ORIGINS", OTP_CFG_STR, "", 0, 0, V,
+     "Origins (scheme://host[:port], comma-separated, exact) whose web pages may call /v1 from a "
+     "browser (CORS); empty: none. The browser still needs an API key: keep keys server-side."},
     {"OTP_FRONT_DOOR_TIMEOUT_MS", OTP_CFG_INT, "5000", 100, 60000, V,
      "POST /v1/requests: how long to wait for Kafka to acknowledge the request before answering "
      "503 (send it again with the same request_id)."},

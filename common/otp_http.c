@@ -55,6 +55,22 @@ unsigned otp_http_port(struct MHD_Daemon *d)
     return info ? info->port : 0;
 }
 
+/* The Origin the replies of this thread's current request may be read by. */
+static __thread const char *cors_origin;
+
+void otp_http_cors_origin(const char *origin)
+{
+    cors_origin = origin;
+}
+
+void otp_http_add_cors(struct MHD_Response *r)
+{
+    if (!cors_origin)
+        return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", cors_origin);
+    MHD_add_response_header(r, "Vary", "Origin");
+}
+
 otp_mhd_result otp_http_reply(struct MHD_Connection *c, unsigned status, const char *content_type,
                               const char *body)
 {
@@ -66,6 +82,7 @@ otp_mhd_result otp_http_reply(struct MHD_Connection *c, unsigned status, const c
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", content_type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    otp_http_add_cors(r);
     ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;

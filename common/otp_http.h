@@ -39,6 +39,14 @@ otp_mhd_result otp_http_reply(struct MHD_Connection *c, unsigned status, const c
  * (otp_metrics_render), or 500 when memory ran out. */
 otp_mhd_result otp_http_reply_metrics(struct MHD_Connection *c, unsigned programs);
 
+/* CORS: the replies this thread queues until the next call carry
+ * Access-Control-Allow-Origin: origin (and Vary: Origin); NULL: none. The
+ * string must live until then (a request header does). */
+void otp_http_cors_origin(const char *origin);
+
+/* Adds the thread's CORS headers (if any) to a response built by hand. */
+void otp_http_add_cors(struct MHD_Response *r);
+
 /* Queues {"error":{"code":code,"message":message}} with status. */
 otp_mhd_result otp_http_error(struct MHD_Connection *c, unsigned status, const char *code,
                               const char *message);

@@ -250,3 +250,76 @@ def test_otp_produce_file_mode_emits_valid_messages():
     assert len(out) == len(lines)
     for line in out:
         assert schema_errors(REQUESTED, json.loads(line)) == [], line
+
+
+ASYNCAPI = os.path.join(SCHEMA_DIR, "asyncapi.yaml")
+ASYNCAPI_CHECK = os.path.join(ROOT, "tests", "tools", "asyncapi-check.js")
+
+
+def asyncapi_check(path):
+    assert os.path.isdir(os.path.join(ROOT, "tests", "tools", "node_modules", "@asyncapi")), \
+        "run `make test-tools` (npm ci in tests/tools)"
+    return subprocess.run(["node", ASYNCAPI_CHECK, path], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+
+
+def test_asyncapi_document_is_valid_and_resolves_the_schemas():
+    r = asyncapi_check(ASYNCAPI)
+    assert r.returncode == 0, r.stdout + r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["version"].startswith("3."), summary
+    assert set(summary["channels"]) == {"otp.requested", "otp.requested.{service}",
+                                        "otp.call_status", "otp.requested.dlq"}, summary
+    # Each payload was read from its JSON Schema: as many properties as the schema has.
+    want = [len(load_schema(t + ".schema.json")["properties"])
+            for t in ("otp.requested", "otp.call_status", "otp.requested.dlq")]
+    assert summary["payload_types"] == want, (summary, want)
+
+
+def test_asyncapi_check_refuses_a_broken_document(tmp_path):
+    """The checker fails on a dangling $ref and on a message without its channel's address."""
+    with open(ASYNCAPI, encoding="utf-8") as f:
+        text = f.read()
+    for name, broken in (("ref", text.replace("./otp.call_status.schema.json",
+                                              "./missing.schema.json")),
+                         ("addr", text.replace("address: otp.call_status", "address: [1, 2]"))):
+        assert broken != text
+        p = tmp_path / ("broken-%s.yaml" % name)
+        p.write_text(broken, encoding="utf-8")
+        for s in glob.glob(os.path.join(SCHEMA_DIR, "*.schema.json")):
+            (tmp_path / os.path.basename(s)).write_text(open(s, encoding="utf-8").read())
+        r = asyncapi_check(str(p))
+        assert r.returncode != 0, (name, r.stdout)
+
+
+def test_asyncapi_headers_are_the_ones_the_programs_set():
+    import yaml
+    with open(ASYNCAPI, encoding="utf-8") as f:
+        doc = yaml.safe_load(f)
+    msgs = doc["components"]["messages"]
+
+    def set_in(path):
+        with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+            return set(re.findall(r'RD_KAFKA_V_HEADER\("([^"]+)"', f.read()))
+
+    status = set(msgs["callStatus"]["headers"]["properties"])
+    assert status == set_in("worker/relay.c"), status
+    assert set(msgs["callStatus"]["headers"]["required"]) == status
+    assert set(msgs["deadLetter"]["headers"]["properties"]) == set_in("worker/ingest.c")
+    assert set(msgs["otpRequested"]["headers"]["properties"]) == set_in("verifier/front.c")
+    types = load_schema("otp.call_status.schema.json")["properties"]["type"]["enum"]
+    pattern = msgs["callStatus"]["headers"]["properties"]["ce_type"]["pattern"]
+    for t in types:
+        assert re.match(pattern, "net.voipbin.otp.call_status." + t), t
+
+
+def test_readme_status_list_is_the_schema_type_enum():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    m = re.search(r"- `otp\.call_status` \(key: request_id\)[^:]*types:(.*?)\(this list", readme,
+                  re.S)
+    assert m, "README's otp.call_status list not found"
+    listed = re.findall(r"`([a-z_]+)`", m.group(1))
+    types = load_schema("otp.call_status.schema.json")["properties"]["type"]["enum"]
+    assert len(listed) == len(set(listed)), listed
+    assert sorted(listed) == sorted(types), (set(types) - set(listed), set(listed) - set(types))

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include "otp_phonenumber.h"
 #include "otp_time.h"
 #include "otp_webhook.h"
+#include "longpoll.h"
 #include "verify.h"
 
 #define WEBHOOK_MAX_BODY OTP_WEBHOOK_MAX_BYTES
@@ -49,6 +51,10 @@ typedef struct req_ctx {
     int front_err;
     char front_id[37], front_phone[OTP_PHONE_MAX + 4];
     caller_t who; /* the API key's, on an API route */
+    /* GET /v1/requests/{id}?wait=N suspended until the state changes: the
+     * long-poll thread resumes it with the answer in `wait`. */
+    int waiting;
+    longpoll_wait_t wait;
 } req_ctx_t;
 
 int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_size)
@@ -294,6 +300,9 @@ static int request_known(api_t *a, const char *id, const char *service)
                                       " WHERE request_id = $1::uuid AND service = $2"
                                       " UNION ALL"
                                       " SELECT 1 FROM dead_letters"
+                                      " WHERE request_id = $1::uuid AND service = $2"
+                                      " UNION ALL"
+                                      " SELECT 1 FROM front_queued"
                                       " WHERE request_id = $1::uuid AND service = $2",
                                       2, p)
                        : NULL;
@@ -311,6 +320,29 @@ static otp_mhd_result accepted(struct MHD_Connection *c, const char *id)
     return reply_json(
         c, 202,
         json_pack("{s:s, s:s, s:s}", "request_id", id, "status", "accepted", "status_url", url));
+}
+
+/* Notes a request Kafka acknowledged, so that its status reads `queued`
+ * until a worker has read it; deletes a few rows over a day old on the way.
+ * A failure is logged, not answered: the request is on the topic. */
+static void front_remember(api_t *a, const char *id, const char *masked, const char *service)
+{
+    const char *p[3] = {id, masked, service};
+    PGconn *conn = db(a);
+    PGresult *r = conn ? otp_db_query(conn, "front_remember",
+                                      "WITH old AS (DELETE FROM front_queued WHERE request_id IN ("
+                                      "  SELECT request_id FROM front_queued"
+                                      "  WHERE queued_at < now() - interval '1 day'"
+                                      "  ORDER BY queued_at LIMIT 10))"
+                                      " INSERT INTO front_queued (request_id, phone_masked,"
+                                      "   service)"
+                                      " VALUES ($1::uuid, $2, $3) ON CONFLICT DO NOTHING",
+                                      3, p)
+                       : NULL;
+
+    if (!r)
+        otp_warn("front_door_unrecorded", "request_id=%s phone=%s", id, masked[0] ? masked : "-");
+    PQclear(r);
 }
 
 /* POST /v1/requests: the front door for applications without a Kafka client.
@@ -339,6 +371,8 @@ static otp_mhd_result front_answer(api_t *a, struct MHD_Connection *c, req_ctx_t
                               "request_id");
     }
     atomic_fetch_add(&a->front_accepted, 1);
+    front_remember(a, ctx->front_id, strcmp(ctx->front_phone, "-") ? ctx->front_phone : "",
+                   ctx->who.service);
     otp_info("front_door_queued", "request_id=%s service=%s key_id=%s phone=%s", ctx->front_id,
              ctx->who.service, ctx->who.key_id, ctx->front_phone);
     return accepted(c, ctx->front_id);
@@ -386,76 +420,162 @@ static otp_mhd_result handle_request_post(api_t *a, struct MHD_Connection *c, re
     return MHD_YES;
 }
 
-/* A request that never became a challenge: its dead letter says why. */
-static otp_mhd_result rejected_status(struct MHD_Connection *c, PGconn *conn, const char *id,
-                                      const char *service)
+static json_t *error_json(unsigned *status, unsigned code, const char *what, const char *message)
 {
-    const char *p[2] = {id, service};
-    PGresult *r = otp_db_query(conn, "status_dead_letter",
-                               "SELECT reason, error FROM dead_letters WHERE request_id = $1::uuid"
-                               "   AND service = $2 ORDER BY id DESC LIMIT 1",
-                               2, p);
-    otp_mhd_result res;
-
-    if (!r)
-        return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return otp_http_error(c, 404, "not_found",
-                              "no request with this id (a request just accepted appears once a "
-                              "worker has taken it)");
-    }
-    res = reply_json(c, 200,
-                     json_pack("{s:s, s:s, s:s, s:s}", "request_id", id, "status", "rejected",
-                               "reason", PQgetvalue(r, 0, 0), "message", PQgetvalue(r, 0, 1)));
-    PQclear(r);
-    return res;
+    *status = code;
+    return json_pack("{s:{s:s, s:s}}", "error", "code", what, "message", message);
 }
 
-static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, const char *id,
-                                    const caller_t *who)
+/* A request of `service` that never became a challenge: its dead letter says
+ * why; one the front door queued and no worker has read yet is `queued`. */
+static json_t *unread_state(PGconn *conn, const char *id, const char *service, unsigned *status)
 {
-    const char *p[2] = {id, who->service};
-    PGconn *conn = db(a);
+    const char *p[2] = {id, service};
+    PGresult *r = otp_db_query(
+        conn, "status_unread",
+        "SELECT 'rejected', reason, error, NULL FROM ("
+        "  SELECT reason, error FROM dead_letters WHERE request_id = $1::uuid AND service = $2"
+        "  ORDER BY id DESC LIMIT 1) d"
+        " UNION ALL"
+        " SELECT 'queued', NULL, NULL, phone_masked FROM front_queued"
+        "  WHERE request_id = $1::uuid AND service = $2"
+        " LIMIT 1",
+        2, p);
+    json_t *o;
+
+    if (!r)
+        return error_json(status, 503, "unavailable", "the database is not reachable; try again");
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return error_json(status, 404, "not_found", "no request with this id");
+    }
+    *status = 200;
+    if (strcmp(PQgetvalue(r, 0, 0), "rejected") == 0)
+        o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "request_id", id, "status", "rejected", "reason",
+                      PQgetvalue(r, 0, 1), "message", PQgetvalue(r, 0, 2), "service", service);
+    else
+        o = json_pack("{s:s, s:s, s:s, s:s}", "request_id", id, "status", "queued", "phone",
+                      PQgetvalue(r, 0, 3), "service", service);
+    PQclear(r);
+    return o;
+}
+
+/* The public state of a request of `service` (GET /v1/requests/{id}), or an
+ * error object; *status is the HTTP status. Another service's request
+ * answers as an unknown one. */
+static json_t *request_state(PGconn *conn, const char *id, const char *service, unsigned *status)
+{
+    const char *p[2] = {id, service};
     PGresult *r;
     json_t *o;
 
-    if (!otp_uuid_valid(id))
-        return otp_http_error(c, 400, "invalid_request", "the path must end in a request UUID");
     if (!conn)
-        return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
+        return error_json(status, 503, "unavailable", "the database is not reachable; try again");
     r = otp_db_query(conn, "status",
                      "SELECT status, phone_masked, locale, call_attempts,"
                      "  greatest(max_attempts - attempts, 0),"
                      "  to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                     "  expires_at <= now(), reason, service, user_id, purpose"
+                     "  expires_at <= now(), reason, user_id, purpose"
                      " FROM challenges WHERE request_id = $1 AND service = $2",
                      2, p);
     if (!r)
-        return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
+        return error_json(status, 503, "unavailable", "the database is not reachable; try again");
     if (PQntuples(r) == 0) {
         PQclear(r);
-        return rejected_status(c, conn, id, who->service);
+        return unread_state(conn, id, service, status);
     }
-    o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "request_id", id, "status",
+    *status = 200;
+    o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:s}", "request_id", id, "status",
                   PQgetvalue(r, 0, 6)[0] == 't' && strcmp(PQgetvalue(r, 0, 0), "verified") != 0 &&
                           strcmp(PQgetvalue(r, 0, 0), "locked") != 0
                       ? "expired"
                       : PQgetvalue(r, 0, 0),
                   "phone", PQgetvalue(r, 0, 1), "locale", PQgetvalue(r, 0, 2), "call_attempts",
                   (int)strtol(PQgetvalue(r, 0, 3), NULL, 10), "attempts_left",
-                  (int)strtol(PQgetvalue(r, 0, 4), NULL, 10), "expires_at", PQgetvalue(r, 0, 5));
+                  (int)strtol(PQgetvalue(r, 0, 4), NULL, 10), "expires_at", PQgetvalue(r, 0, 5),
+                  "service", service, "user_id", PQgetvalue(r, 0, 8), "purpose",
+                  PQgetvalue(r, 0, 9));
     /* Why it ended without a code to check: a refusal (rate_limited, blocked,
      * expired on arrival) or the cause of the last failed call. */
     if (o && !PQgetisnull(r, 0, 7))
         json_object_set_new(o, "reason", json_string(PQgetvalue(r, 0, 7)));
-    if (o) {
-        json_object_set_new(o, "service", json_string(PQgetvalue(r, 0, 8)));
-        json_object_set_new(o, "user_id", json_string(PQgetvalue(r, 0, 9)));
-        json_object_set_new(o, "purpose", json_string(PQgetvalue(r, 0, 10)));
-    }
     PQclear(r);
-    return reply_json(c, 200, o);
+    return o;
+}
+
+char *api_status_body(void *cls, PGconn *conn, const char *id, const char *service,
+                      unsigned *status, char version[17])
+{
+    json_t *o = request_state(conn, id, service, status);
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char digest[65];
+
+    (void)cls;
+    version[0] = '\0';
+    if (s && *status == 200) {
+        /* The version names the state: a hash of the body without it. */
+        otp_sha256_hex(s, digest);
+        memcpy(version, digest, 16);
+        version[16] = '\0';
+        free(s);
+        json_object_set_new(o, "version", json_string(version));
+        s = json_dumps(o, JSON_COMPACT);
+    }
+    json_decref(o);
+    return s;
+}
+
+static otp_mhd_result reply_body(struct MHD_Connection *c, unsigned status, char *body)
+{
+    otp_mhd_result r = body ? otp_http_reply(c, status, "application/json", body)
+                            : otp_http_error(c, 500, "internal", "out of memory");
+    free(body);
+    return r;
+}
+
+/* GET /v1/requests/{id}[?wait=N[&since=version]]: the state now, or, with
+ * wait, once it differs from `since` (default: the state now), at most N
+ * seconds later (then the same state again). Only the key's service's. */
+static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx,
+                                    const char *id, const caller_t *who)
+{
+    const char *wait_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "wait");
+    const char *since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+    longpoll_wait_t *w = &ctx->wait;
+    char version[17], *end = NULL, *body;
+    unsigned status = 0;
+    long wait = 0;
+
+    if (!otp_uuid_valid(id))
+        return otp_http_error(c, 400, "invalid_request", "the path must end in a request UUID");
+    if (wait_s) {
+        errno = 0;
+        wait = strtol(wait_s, &end, 10);
+        if (errno || end == wait_s || *end || wait < 0 || wait > API_MAX_WAIT_SECONDS)
+            return otp_http_error(c, 400, "invalid_wait",
+                                  "wait must be a whole number of seconds from 0 to 25");
+    }
+    if (since && (strlen(since) != 16 || strspn(since, "0123456789abcdef") != 16))
+        return otp_http_error(c, 400, "invalid_since",
+                              "since must be the version of an earlier answer (16 hex digits)");
+    body = api_status_body(a, db(a), id, who->service, &status, version);
+    if (!body || status != 200 || wait == 0 || (since && strcmp(since, version) != 0) ||
+        !a->longpoll)
+        return reply_body(c, status, body);
+    free(body);
+    memset(w, 0, sizeof(*w));
+    w->conn = c;
+    snprintf(w->request_id, sizeof(w->request_id), "%s", id);
+    snprintf(w->service, sizeof(w->service), "%s", who->service);
+    snprintf(w->version, sizeof(w->version), "%s", version);
+    w->deadline_us = otp_monotonic_us() + (int64_t)wait * 1000000;
+    ctx->waiting = 1;
+    if (longpoll_add(a->longpoll, w) != 0) {
+        ctx->waiting = 0; /* stopping: the state now */
+        body = api_status_body(a, db(a), id, who->service, &status, version);
+        return reply_body(c, status, body);
+    }
+    return MHD_YES;
 }
 
 static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
@@ -634,6 +754,47 @@ static int over_limit(api_t *a, struct MHD_Connection *c, int keyed, otp_mhd_res
     return 0;
 }
 
+int api_origin_allowed(const char *list, const char *origin)
+{
+    size_t olen = origin ? strlen(origin) : 0;
+
+    for (const char *p = list; olen && p && *p;) {
+        size_t n;
+        p += strspn(p, " ");
+        n = strcspn(p, ",");
+        while (n > 0 && p[n - 1] == ' ')
+            n--;
+        if (n == olen && memcmp(p, origin, n) == 0)
+            return 1;
+        p += strcspn(p, ",");
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+/* OPTIONS (a browser's CORS preflight): answered without a key, 204 for an
+ * allowed origin, 403 otherwise. */
+static otp_mhd_result preflight(struct MHD_Connection *c, int allowed)
+{
+    struct MHD_Response *r;
+    otp_mhd_result ret;
+
+    if (!allowed)
+        return otp_http_error(c, 403, "origin_not_allowed",
+                              "this Origin may not call the API from a browser (OTP_CORS_ORIGINS)");
+    r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    otp_http_add_cors(r);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    ret = MHD_queue_response(c, 204, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* The routes that need an API key. */
 static int is_api_route(const char *url)
 {
@@ -660,6 +821,11 @@ static otp_mhd_result serve(api_t *a, int webhook_listener, struct MHD_Connectio
         if (!webhook_listener && is_webhook)
             return otp_http_error(c, 404, "not_found",
                                   "no such endpoint (VoIPBin's webhook has a listener of its own)");
+        /* A browser's preflight carries no key: answered before the key check. */
+        if (!webhook_listener && strcmp(method, "OPTIONS") == 0 && strncmp(url, "/v1/", 4) == 0)
+            return preflight(
+                c, api_origin_allowed(a->cors_origins,
+                                      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin")));
         if (!webhook_listener) {
             otp_mhd_result limited;
             int keyed = is_api_route(url);
@@ -682,6 +848,12 @@ static otp_mhd_result serve(api_t *a, int webhook_listener, struct MHD_Connectio
         ctx->who = who;
         *con_cls = ctx;
         return MHD_YES;
+    }
+    if (ctx->waiting) {
+        char *body = ctx->wait.body;
+        ctx->waiting = 0;
+        ctx->wait.body = NULL; /* reply_body frees it */
+        return reply_body(c, ctx->wait.status, body);
     }
     if (ctx->checking != CHECK_NONE) {
         otp_mhd_result r = ctx->checking == CHECK_VERIFY  ? verify_answer(a, c, ctx)
@@ -742,7 +914,7 @@ static otp_mhd_result serve(api_t *a, int webhook_listener, struct MHD_Connectio
             return otp_http_error(c, 405, "method_not_allowed", "use GET");
         if (!(who.scopes & OTP_SCOPE_READ))
             return forbidden(a, c, &who, "read");
-        return handle_status(a, c, url + 13, &who);
+        return handle_status(a, c, ctx, url + 13, &who);
     }
     return otp_http_error(c, 404, "not_found", "no such endpoint");
 }
@@ -751,8 +923,15 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
                           const char *version, const char *upload_data, size_t *upload_data_size,
                           void **con_cls)
 {
+    api_t *a = cls;
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    otp_mhd_result r;
+
     (void)version;
-    return serve(cls, 0, c, url, method, upload_data, upload_data_size, con_cls);
+    otp_http_cors_origin(api_origin_allowed(a->cors_origins, origin) ? origin : NULL);
+    r = serve(cls, 0, c, url, method, upload_data, upload_data_size, con_cls);
+    otp_http_cors_origin(NULL);
+    return r;
 }
 
 otp_mhd_result api_webhook_handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -773,6 +952,7 @@ void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (ctx && ctx->checking != CHECK_NONE)
         atomic_fetch_sub(&a->checks_open, 1); /* ended before its answer (client gone) */
     if (ctx) {
+        free(ctx->wait.body); /* resumed, then the client went away */
         if (ctx->body)
             sodium_memzero(ctx->body, ctx->len);
         free(ctx->body);

@@ -1,7 +1,9 @@
 /* The verifier's HTTP API (schema/verifier.openapi.yaml):
  *   POST /v1/verify                 {"request_id","code"} → verified / incorrect / rejected
  *   POST /v1/requests               an otp.requested event (the front door) → 202, on the topic
- *   GET  /v1/requests/{request_id}  the request's state (phone masked)
+ *   GET  /v1/requests/{request_id}  the request's state (phone masked); ?wait=N
+ *                                   answers when it changes (longpoll.h)
+ *   OPTIONS /v1/...                 CORS preflight, for OTP_CORS_ORIGINS, no key
  *   POST /v1/webhooks/voipbin       VoIPBin call events, X-VoIPBIN-Signature checked, served
  *                                   only by api_webhook_handle on a listener of its own
  *                                   (OTP_WEBHOOK_LISTEN), which serves nothing else
@@ -22,9 +24,12 @@
 #include "otp_services.h"
 #include "front.h"
 #include "ratelimit.h"
+#include "longpoll.h"
 #include "verify.h"
 
 #define API_MAX_KEYS 16
+/* GET /v1/requests/{id}?wait=N: the longest wait. */
+#define API_MAX_WAIT_SECONDS 25
 
 typedef struct api {
     const char *db_url;
@@ -37,7 +42,11 @@ typedef struct api {
     const char *topic_requests;
     size_t max_body;
     int max_failed_per_hour;
-    front_t *front; /* POST /v1/requests publishes through it */
+    front_t *front;       /* POST /v1/requests publishes through it */
+    longpoll_t *longpoll; /* GET /v1/requests/{id}?wait=N waits through it */
+    /* OTP_CORS_ORIGINS: origins whose pages may call /v1 from a browser
+     * (comma-separated, exact); empty: none. */
+    const char *cors_origins;
     /* API requests per client address (before the key is checked) and per
      * key; NULL = no limit. */
     ratelimit_t *per_address, *per_key;
@@ -63,6 +72,13 @@ int api_load_key_hashes(api_t *a, const char *list, char *errstr, size_t errstr_
 /* The OTP_API_KEY_HASHES keys as keys of the default service with every
  * scope (ids "env-1", "env-2", ...), into out (API_MAX_KEYS). Their count. */
 int api_env_keys(const api_t *a, otp_api_key_t *out);
+
+/* The body of GET /v1/requests/{id} (longpoll_read_fn; cls unused). */
+char *api_status_body(void *cls, PGconn *conn, const char *id, const char *service,
+                      unsigned *status, char version[17]);
+
+/* 1 when origin is one of the comma-separated list's entries (exactly). */
+int api_origin_allowed(const char *list, const char *origin);
 
 /* The libmicrohttpd handlers of the API listener and of the webhook
  * listener (each answers 404 to the other's routes), and the completion

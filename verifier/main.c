@@ -100,6 +100,14 @@ int main(int argc, char **argv)
         front_destroy(api.front);
         return 2;
     }
+    api.cors_origins = otp_config_str("OTP_CORS_ORIGINS");
+    api.longpoll = longpoll_new(api.db_url, 250, api_status_body, &api, err, sizeof(err));
+    if (!api.longpoll) {
+        fprintf(stderr, "otp-verifier: %s\n", err);
+        verify_pool_destroy(api.checks);
+        front_destroy(api.front);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -142,6 +150,7 @@ int main(int argc, char **argv)
      * left suspended and no committed check loses its answer. */
     listen_fd = MHD_quiesce_daemon(d);
     hooks_fd = MHD_quiesce_daemon(hooks);
+    longpoll_stop(api.longpoll); /* the waiting connections get the state now */
     verify_pool_close(api.checks);
     front_drain(api.front); /* every POST /v1/requests gets its report, then its answer */
     for (int i = 0; i < 500 && atomic_load(&api.checks_open) > 0; i++)
@@ -155,6 +164,7 @@ int main(int argc, char **argv)
     if (admin)
         MHD_stop_daemon(admin);
     verify_pool_destroy(api.checks);
+    longpoll_destroy(api.longpoll);
     front_destroy(api.front);
     otp_services_stop(api.services);
     ratelimit_destroy(api.per_key);

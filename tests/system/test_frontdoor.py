@@ -151,7 +151,8 @@ def test_limits_apply_and_rejections_show_in_get(pipe):
     # Valid in form, refused by ingest (resend_of names no request): rejected, with the reason.
     st, body = post(pipe, {"resend_of": str(uuid.uuid4())})
     assert st == 202, body
-    st, state = wait_state(pipe, body["request_id"], lambda s, b: s == 200)
+    st, state = wait_state(pipe, body["request_id"], lambda s, b: s == 200 and
+                           b["status"] != "queued")
     assert state["status"] == "rejected" and state["reason"] == "unknown_resend_of", state
     assert "message" in state
 

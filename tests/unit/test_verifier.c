@@ -1,7 +1,8 @@
 /* verifier/api.c: OTP_API_KEY_HASHES as the verifier reads it at start (none is
  * fine: keys then come from PostgreSQL). A bad
  * list stops the program with the setting named; a good one is kept in lower
- * case (the request's key hash is compared in lower-case hex). */
+ * case (the request's key hash is compared in lower-case hex). The CORS
+ * allowlist (OTP_CORS_ORIGINS) matches origins exactly. */
 #include <stdio.h>
 #include <string.h>
 
@@ -56,5 +57,22 @@ int main(int argc, char **argv)
     snprintf(many + strlen(many), sizeof(many) - strlen(many), ",%s", H1);
     CHECK_EQ_INT(load(&a, many, err, sizeof(err)), -1);
     CHECK(strstr(err, "OTP_API_KEY_HASHES") != NULL);
+
+    /* OTP_CORS_ORIGINS: exact entries, spaces around commas ignored; no
+     * prefix, suffix, wildcard or empty match. */
+    {
+        const char *list = "https://app.example, http://127.0.0.1:8080 ,https://b.example";
+        CHECK_EQ_INT(api_origin_allowed(list, "https://app.example"), 1);
+        CHECK_EQ_INT(api_origin_allowed(list, "http://127.0.0.1:8080"), 1);
+        CHECK_EQ_INT(api_origin_allowed(list, "https://b.example"), 1);
+        CHECK_EQ_INT(api_origin_allowed(list, "https://app.example.evil"), 0);
+        CHECK_EQ_INT(api_origin_allowed(list, "https://app.exampl"), 0);
+        CHECK_EQ_INT(api_origin_allowed(list, "http://127.0.0.1:808"), 0);
+        CHECK_EQ_INT(api_origin_allowed(list, ""), 0);
+        CHECK_EQ_INT(api_origin_allowed(list, NULL), 0);
+        CHECK_EQ_INT(api_origin_allowed("", "https://app.example"), 0);
+        CHECK_EQ_INT(api_origin_allowed("*", "https://app.example"), 0);
+        CHECK_EQ_INT(api_origin_allowed(",,", ""), 0);
+    }
     return unit_finish(argv[0]);
 }

@@ -29,7 +29,8 @@ $(BINDIR)/unit/test_ratelimit: $(BUILD)/tests/unit/test_ratelimit.o $(BUILD)/ver
 
 # test_verifier reaches the verifier's own code (verifier/api.c and what it links).
 VERIFIER_UNIT_OBJ := $(BUILD)/verifier/api.o $(BUILD)/verifier/front.o $(BUILD)/verifier/verify.o \
-                     $(BUILD)/verifier/ratelimit.o
+                     $(BUILD)/verifier/ratelimit.o \
+                     $(BUILD)/verifier/longpoll.o
 $(BINDIR)/unit/test_verifier: $(BUILD)/tests/unit/test_verifier.o $(VERIFIER_UNIT_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
