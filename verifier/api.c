@@ -411,7 +411,7 @@ static otp_mhd_result handle_request_post(api_t *a, struct MHD_Connection *c, re
     atomic_fetch_add(&a->checks_open, 1);
     MHD_suspend_connection(c);
     if (front_publish(a->front, topic, req.phone[0] ? req.phone : req.resend_of, msg, strlen(msg),
-                      ctx, err, sizeof(err)) != 0) {
+                      who->key_id, ctx, err, sizeof(err)) != 0) {
         otp_warn("front_door_publish_failed", "request_id=%s error=\"%s\"", ctx->front_id, err);
         ctx->front_err = -1;
         MHD_resume_connection(c);

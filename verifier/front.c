@@ -86,13 +86,14 @@ fail:
 }
 
 int front_publish(front_t *f, const char *topic, const char *key, const char *value, size_t len,
-                  void *arg, char *errstr, size_t errstr_size)
+                  const char *api_key_id, void *arg, char *errstr, size_t errstr_size)
 {
     rd_kafka_resp_err_t err = rd_kafka_producev(
         f->rk, RD_KAFKA_V_TOPIC(topic ? topic : f->topic),
         RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)value, len),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("otp.source", "http", -1),
-        RD_KAFKA_V_OPAQUE(arg), RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADER("otp.api_key_id", api_key_id, -1), RD_KAFKA_V_OPAQUE(arg),
+        RD_KAFKA_V_END);
 
     if (err) {
         snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(err));

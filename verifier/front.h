@@ -27,11 +27,13 @@ front_t *front_new(const char *topic, int timeout_ms, front_done_fn *done, char 
                    size_t errstr_size);
 
 /* Starts publishing value (copied) keyed by key to topic (NULL: the one given
- * to front_new); done(arg, err) follows within timeout_ms (+ a poll). 0
+ * to front_new), with the id of the API key that sent it (header
+ * otp.api_key_id, for audit); done(arg, err) follows within timeout_ms (+ a poll). 0
  * started; -1 not (errstr says why), done is then never called. Thread-safe:
  * any HTTP thread. */
 int front_publish(front_t *f, const char *topic, const char *key, const char *value, size_t len,
-                  void *arg, char *errstr, size_t errstr_size) __attribute__((warn_unused_result));
+                  const char *api_key_id, void *arg, char *errstr, size_t errstr_size)
+    __attribute__((warn_unused_result));
 
 /* Waits until every publish started has had its done() (at most timeout_ms
  * plus the margin), then calls done() no more: after this, an arg may be

@@ -29,10 +29,10 @@ static const char insert_sql[] =
     "WITH ins AS ("
     "  INSERT INTO challenges (request_id, user_id, purpose, phone, phone_masked, country, locale,"
     "    code_length, max_attempts, max_call_attempts, options, metadata, requested_at, expires_at,"
-    "    status, next_attempt_at, code_hash, key_id, reason, service)"
+    "    status, next_attempt_at, code_hash, key_id, reason, service, api_key_id)"
     "  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15,"
     "    CASE WHEN $15 = 'pending' THEN now() END, decode($18, 'hex'), $19::smallint,"
-    "    CASE WHEN $15 <> 'pending' THEN $17::jsonb->>'reason' END, $20)"
+    "    CASE WHEN $15 <> 'pending' THEN $17::jsonb->>'reason' END, $20, $21)"
     "  ON CONFLICT (request_id) DO NOTHING"
     "  RETURNING request_id, status"
     "), sup AS ("
@@ -81,6 +81,8 @@ typedef struct batch_item {
     /* The keys of its budgets: "service:number", "service:user", "service:country". */
     char kphone[OTP_SERVICE_MAX + 20], kuser[OTP_SERVICE_MAX + OTP_USER_ID_MAX + 2];
     char kcountry[OTP_SERVICE_MAX + 6];
+    /* The front door's otp.api_key_id header: the API key that sent it ("" none). */
+    char api_key_id[40];
     char reason[48];
     char error[200];
     /* Decided before the write. */
@@ -138,6 +140,25 @@ static int open_keypad_code(worker_t *w, const otp_request_t *req, char hash_hex
 out:
     sodium_memzero(code, sizeof(code));
     return rc;
+}
+
+/* The otp.api_key_id header the front door sets (the id of the API key that
+ * sent the request, for audit; as trustworthy as the topic's ACL), or "". */
+static void api_key_id(const rd_kafka_message_t *m, char *out, size_t size)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val = NULL;
+    size_t n = 0;
+
+    out[0] = '\0';
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, "otp.api_key_id", &val, &n) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        !val || n == 0 || n >= size)
+        return;
+    memcpy(out, val, n);
+    out[n] = '\0';
+    if (strspn(out, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n)
+        out[0] = '\0';
 }
 
 /* Hands a failed batch back: the next poll starts again at its first offsets. */
@@ -395,7 +416,7 @@ static int send_insert(intake_t *in, const batch_item_t *it, int64_t now_ms)
                   req->code_length ? req->code_length : pol->code_length, "expires_at", exp_at));
     refused_js = dump_json(json_pack("{s:s}", "reason", it->refusal));
     if (options_js && accepted_js && refused_js) {
-        const char *p[20] = {req->request_id,
+        const char *p[21] = {req->request_id,
                              req->user_id,
                              req->purpose,
                              req->phone,
@@ -414,8 +435,9 @@ static int send_insert(intake_t *in, const batch_item_t *it, int64_t now_ms)
                              refused_js,
                              hash_hex,
                              hash_hex ? key_id : NULL,
-                             it->service};
-        rc = otp_db_pipe_send_prepared(in->db, "ingest_insert", 20, p, NULL, NULL);
+                             it->service,
+                             it->api_key_id[0] ? it->api_key_id : NULL};
+        rc = otp_db_pipe_send_prepared(in->db, "ingest_insert", 21, p, NULL, NULL);
     }
     free(options_js);
     free(accepted_js);
@@ -523,8 +545,9 @@ static void report_batch(worker_t *w, const batch_item_t *items, int n)
             otp_info("request_refused", "request_id=%s service=%s phone=%s decision=%s reason=%s",
                      it->req.request_id, it->service, masked, it->status, it->refusal);
         } else {
-            otp_info("request_accepted", "request_id=%s service=%s phone=%s locale=%s",
-                     it->req.request_id, it->service, masked, it->locale);
+            otp_info("request_accepted", "request_id=%s service=%s key_id=%s phone=%s locale=%s",
+                     it->req.request_id, it->service, it->api_key_id[0] ? it->api_key_id : "-",
+                     masked, it->locale);
         }
     }
 }
@@ -586,7 +609,7 @@ static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracke
         if (items[i].valid)
             decide(in, &items[i], now_ms);
 
-    if (otp_db_prepare(in->db, "ingest_insert", insert_sql, 20) != 0 ||
+    if (otp_db_prepare(in->db, "ingest_insert", insert_sql, 21) != 0 ||
         otp_db_prepare(in->db, "ingest_dead_letter", dead_letter_sql, 9) != 0 ||
         otp_db_pipe_open(in->db) != 0)
         return -1;
@@ -668,6 +691,7 @@ int ingest_poll(intake_t *in, int timeout_ms)
         items[n].valid =
             otp_request_parse(m->payload, m->len, &items[n].req, items[n].reason,
                               sizeof(items[n].reason), items[n].error, sizeof(items[n].error)) == 0;
+        api_key_id(m, items[n].api_key_id, sizeof(items[n].api_key_id));
         /* Who asks is the topic (under the broker's ACLs), never the payload. */
         if (!otp_services_topic_service(w->cfg.topic_requests, rd_kafka_topic_name(m->rkt),
                                         items[n].service) &&

@@ -39,6 +39,8 @@ static const char select_sql[] =
     "   || CASE WHEN c.request_id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object("
     "        'service', c.service, 'user_id', c.user_id, 'purpose', c.purpose,"
     "        'phone', c.phone_masked, 'country', c.country, 'locale', c.locale) END"
+    "   || CASE WHEN c.api_key_id IS NULL THEN '{}'::jsonb"
+    "           ELSE jsonb_build_object('api_key_id', c.api_key_id) END"
     "   || CASE WHEN c.metadata IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('metadata', "
     "c.metadata) END"
     "   || o.attrs)::text,"

@@ -65,7 +65,7 @@ def test_queued_shows_the_masked_phone_and_ends_when_a_worker_reads_it(pipe):
     st, state = get(pipe, rid)
     if state["status"] == "queued":
         assert state == {"request_id": rid, "status": "queued", "phone": "+12*******30",
-                         "version": state["version"]}, state
+                         "service": "default", "version": state["version"]}, state
     # Long-poll from whatever it is now: answered with another state, before the wait ends.
     t0 = time.monotonic()
     st, nxt = get(pipe, rid, "?wait=25&since=" + state["version"])

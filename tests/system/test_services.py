@@ -136,7 +136,10 @@ def test_each_service_speaks_its_own_brand_length_and_caller_id(pipe, svc, statu
     st, out = http(pipe, svc["beta"][1], "POST", "/v1/verify",
                    {"request_id": rb, "code": code_in(tb)})
     assert (st, out["status"], out["service"]) == (200, "verified", "beta"), out
-    # The verified event names the key that checked the code (its id, never the key).
+    # Every event of a request sent through the front door names the key that sent it; the
+    # verified event the key that checked the code (its id, never the key).
+    [acc] = [e for e in status["alpha"].of(ra) if e["type"] == "accepted"]
+    assert acc["api_key_id"] == svc["alpha"][0], acc
     status["alpha"].wait_for(lambda ev: any(e["request_id"] == ra and e["type"] == "verified"
                                             for e in ev), what="alpha's verified")
     [v] = [e for e in status["alpha"].of(ra) if e["type"] == "verified"]
