@@ -27,6 +27,9 @@ const char admin_usage[] =
     "         cause C or C_...), unverified and not superseded by a newer request of the same\n"
     "         user and purpose or number; one line per request (resent / skip reason=...);\n"
     "         the workers apply the call budgets to them as to any request\n"
+    "       otp-admin cancel REQUEST_ID\n"
+    "         end the request (as POST /v1/requests/{id}/cancel): no check passes any more, a\n"
+    "         call still reading its code is hung up; exit 1 if it is over or unknown\n"
     "       otp-admin status REQUEST_ID\n"
     "         the challenge, its calls and its events on otp.call_status (number masked)\n"
     "       otp-admin --version | --help";
@@ -36,7 +39,7 @@ static const struct {
     int (*run)(int argc, char **argv);
 } commands[] = {
     {"audit", admin_audit},   {"purge", admin_purge},   {"dlq", admin_dlq},
-    {"status", admin_status}, {"resend", admin_resend},
+    {"status", admin_status}, {"resend", admin_resend}, {"cancel", admin_cancel},
 };
 
 int main(int argc, char **argv)

@@ -15,6 +15,7 @@
 #include "otp_phone.h"
 #include "otp_phonenumber.h"
 #include "otp_time.h"
+#include "otp_cancel.h"
 #include "otp_webhook.h"
 #include "verify.h"
 
@@ -352,6 +353,42 @@ static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, const ch
     return reply_json(c, 200, o);
 }
 
+/* POST /v1/requests/{id}/cancel: the request ends 'cancelled' (otp_cancel.h);
+ * a call still reading its code is hung up by the worker. */
+static otp_mhd_result handle_cancel(api_t *a, struct MHD_Connection *c, const char *id)
+{
+    PGconn *conn = db(a);
+    otp_cancel_result_t res;
+    json_t *o;
+
+    if (!otp_uuid_valid(id))
+        return otp_http_error(c, 400, "invalid_request",
+                              "the path must be /v1/requests/<request UUID>/cancel");
+    if (!conn)
+        return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
+    switch (otp_cancel_request(conn, id, "api", &res)) {
+    case OTP_CANCEL_DONE:
+    case OTP_CANCEL_ALREADY:
+        o = json_pack("{s:s, s:s}", "request_id", id, "status", "cancelled");
+        if (o && res.call_id[0])
+            json_object_set_new(o, "call_id", json_string(res.call_id));
+        otp_info("request_cancelled", "request_id=%s call_id=%s before=%s", id, res.call_id,
+                 res.status);
+        return reply_json(c, 200, o);
+    case OTP_CANCEL_FINAL:
+        return otp_http_error(c, 409, "not_cancellable",
+                              strcmp(res.status, "verified") == 0 ? "the request is verified"
+                              : strcmp(res.status, "expired") == 0
+                                  ? "the request has expired"
+                                  : "the request is over (see GET /v1/requests/{id})");
+    case OTP_CANCEL_NOT_FOUND:
+        return otp_http_error(c, 404, "not_found", "no request with this id");
+    case OTP_CANCEL_ERROR:
+        break;
+    }
+    return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
+}
+
 static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
 {
     const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-VoIPBIN-Signature");
@@ -522,6 +559,13 @@ otp_mhd_result api_handle(void *cls, struct MHD_Connection *c, const char *url, 
             if (!is_post)
                 return otp_http_error(c, 405, "method_not_allowed", "use POST");
             return handle_request_post(a, c, ctx);
+        }
+        if (strlen(url) == 13 + 36 + 7 && strcmp(url + 13 + 36, "/cancel") == 0) {
+            char id[37];
+            if (!is_post)
+                return otp_http_error(c, 405, "method_not_allowed", "use POST");
+            snprintf(id, sizeof(id), "%.36s", url + 13);
+            return handle_cancel(a, c, id);
         }
         if (strcmp(method, "GET") != 0)
             return otp_http_error(c, 405, "method_not_allowed", "use GET");

@@ -36,7 +36,7 @@
  * No row back: unknown, expired, locked, used, superseded or over the cap,
  * all read-only and alike. The answer is sent after the commit, so the
  * attempt is always counted before anyone learns the outcome. */
-#define NOT_FINAL "ch.status NOT IN ('verified', 'locked', 'expired', 'superseded')"
+#define NOT_FINAL "ch.status NOT IN ('verified', 'locked', 'expired', 'superseded', 'cancelled')"
 /* The statement's own time: in a batch, now() would be the BEGIN's. */
 #define NOW "statement_timestamp()"
 #define RECENT(col) col " > " NOW " - interval '1 hour'"
