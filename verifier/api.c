@@ -328,7 +328,13 @@ static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, const ch
                      "SELECT status, phone_masked, locale, call_attempts,"
                      "  greatest(max_attempts - attempts, 0),"
                      "  to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                     "  expires_at <= now(), reason"
+                     "  expires_at <= now(), reason, fallback_offered_at IS NOT NULL,"
+                     "  to_char(coalesce(fallback_offered_at, fallback_at) AT TIME ZONE 'UTC',"
+                     "          'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                     "  to_char(CASE WHEN status IN ('pending', 'unheard', 'no_answer', 'busy',"
+                     "                 'voicemail', 'call_failed', 'no_input')"
+                     "          THEN next_attempt_at END AT TIME ZONE 'UTC',"
+                     "          'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
                      " FROM challenges WHERE request_id = $1",
                      1, p);
     if (!r)
@@ -349,6 +355,15 @@ static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, const ch
      * expired on arrival) or the cause of the last failed call. */
     if (o && !PQgetisnull(r, 0, 7))
         json_object_set_new(o, "reason", json_string(PQgetvalue(r, 0, 7)));
+    /* "Didn't get the call?": offered (fallback_available) or when it will
+     * be; the next call's time while one is scheduled. */
+    if (o) {
+        json_object_set_new(o, "fallback_available", json_boolean(PQgetvalue(r, 0, 8)[0] == 't'));
+        if (!PQgetisnull(r, 0, 9))
+            json_object_set_new(o, "resend_available_at", json_string(PQgetvalue(r, 0, 9)));
+        if (!PQgetisnull(r, 0, 10))
+            json_object_set_new(o, "next_call_at", json_string(PQgetvalue(r, 0, 10)));
+    }
     PQclear(r);
     return reply_json(c, 200, o);
 }
