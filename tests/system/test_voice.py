@@ -191,7 +191,8 @@ def test_press_1_after_the_message_hears_it_again(pipe):
     [rid] = pipe.produce([{"phone": ph, "user_id": "replay", "delivery": {"gate": True}}])
     call = wait_talk(pipe, ph, lambda t: is_offer(t) and t.get("ended_at"), "the offer ended")
     pipe.sim.press(call["id"], "1")
-    wait_type(pipe, rid, "delivered")
+    wait_type(pipe, rid, "delivered")  # at the marker, while the call goes on
+    pipe.sim.wait_call_ended(call["id"], timeout=60)
     [call] = pipe.calls_to(ph)
     texts = P.call_texts(call)
     # The gate, the message in two talks (the first reading, the heard marker, the rest), the
@@ -212,8 +213,9 @@ def test_no_key_after_the_message_ends_the_call(pipe):
     ph = "+12013000042"
     pipe.sim.script(ph, outcome="answer")
     [rid] = pipe.produce([{"phone": ph, "user_id": "no-replay"}])
-    wait_type(pipe, rid, "delivered")
+    wait_type(pipe, rid, "delivered")  # at the marker, while the call goes on
     [call] = pipe.calls_to(ph)
+    call = pipe.sim.wait_call_ended(call["id"], timeout=60)
     texts = P.call_texts(call)
     # The message in two talks (the heard marker between them), then the offer.
     assert len(texts) == 3 and P.spoken_code(texts[0]) and is_offer(call["talks"][2]), texts
