@@ -49,6 +49,24 @@ static int copy_str(json_t *o, const char *key, char *dst, size_t size, int requ
     return 0;
 }
 
+/* A call's timestamp as ms: RFC 3339, or the legacy "YYYY-MM-DD HH:MM:SS.ffffff"
+ * (UTC, no zone); absent, null or the 9999 sentinel (never set) give 0. */
+static int64_t call_time_ms(json_t *v)
+{
+    const char *s = json_string_value(v);
+    char utc[48];
+    int64_t ms;
+
+    if (!s || strncmp(s, "9999", 4) == 0)
+        return 0;
+    if (otp_time_parse(s, &ms) == 0)
+        return ms;
+    if (strlen(s) + 2 > sizeof(utc))
+        return 0;
+    snprintf(utc, sizeof(utc), "%sZ", s);
+    return otp_time_parse(utc, &ms) == 0 ? ms : 0;
+}
+
 int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, char *errstr,
                          size_t errstr_size)
 {
@@ -145,13 +163,9 @@ int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, cha
     {
         json_t *tp = json_object_get(data, "tm_progressing");
         /* Absent, null or the legacy 9999 sentinel all mean "not answered". */
-        json_t *th = json_object_get(data, "tm_hangup");
         ev->progressed = json_is_string(tp) && strncmp(json_string_value(tp), "9999", 4) != 0;
-        if (!ev->progressed || otp_time_parse(json_string_value(tp), &ev->progressing_ms) != 0)
-            ev->progressing_ms = 0;
-        if (!json_is_string(th) || strncmp(json_string_value(th), "9999", 4) == 0 ||
-            otp_time_parse(json_string_value(th), &ev->hangup_ms) != 0)
-            ev->hangup_ms = 0;
+        ev->progressing_ms = call_time_ms(tp);
+        ev->hangup_ms = call_time_ms(json_object_get(data, "tm_hangup"));
     }
     rc = 0;
 out:

@@ -28,6 +28,9 @@
 /* How often, at most, the dispatcher looks for fallback offers that are due
  * (it wakes for the earliest one on its own: challenge_next_due_ms). */
 #define DISPATCH_FALLBACK_EVERY_MS 250
+/* ...and for calls to hang up: at most one look per this many ms under load
+ * (a busy dispatcher turns every few ms), well inside a call's round trip. */
+#define DISPATCH_HANGUP_EVERY_MS 50
 
 /* A request in flight to VoIPBin (the opaque of its callback). */
 typedef struct call_ctx {
@@ -390,7 +393,10 @@ int dispatch_run(dispatch_t *d, int *asked)
         return -1;
     /* Calls of requests no longer in force end first: nothing reads a dead
      * code longer than needed. Then the time-based fallback offers. */
-    hangup_run(d);
+    if (otp_monotonic_ms() >= d->hangup_next_ms) {
+        (void)hangup_run(d);
+        d->hangup_next_ms = otp_monotonic_ms() + DISPATCH_HANGUP_EVERY_MS;
+    }
     if (otp_monotonic_ms() >= d->fallback_next_ms) {
         if (challenge_offer_fallbacks(&d->tx, c->fallback_after_s) < 0)
             atomic_fetch_add(&d->w->m.db_errors, 1);
