@@ -269,14 +269,22 @@ fail:
  * line. The call is heard; a challenge waiting on it (or already counted
  * unheard by a hangup that overtook the marker, before its retry started)
  * is delivered. Inside event_apply's transaction. 0 ok, -1 db error. */
-static int apply_heard(PGconn *db, const otp_call_event_t *ev, int current, const char *ch_status)
+static int apply_heard(PGconn *db, const otp_call_event_t *ev, int current, const char *ch_status,
+                       int was_answered)
 {
     const char *p[2] = {ev->call_id, ev->request_id};
     PGresult *r;
     int changed;
 
+    /* The marker also proves the answer: a call_ringing or call_progressing
+     * overtaken by it (or lost) then changes nothing, never an "answered"
+     * after "delivered". */
     if (otp_db_exec(db, "heard_call",
-                    "UPDATE calls SET heard = true, heard_at = now() WHERE call_id = $1", 1, p))
+                    "UPDATE calls SET heard = true, heard_at = now(), answered = true,"
+                    " status = CASE WHEN status_rank < 2 THEN 'progressing' ELSE status END,"
+                    " status_rank = greatest(status_rank, 2), updated_at = now()"
+                    " WHERE call_id = $1",
+                    1, p))
         return -1;
     if (!current ||
         !(strcmp(ch_status, "call_requested") == 0 || strcmp(ch_status, "ringing") == 0 ||
@@ -291,6 +299,9 @@ static int apply_heard(PGconn *db, const otp_call_event_t *ev, int current, cons
         return -1;
     changed = strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
+    if (changed && !was_answered &&
+        otp_outbox_add(db, ev->request_id, "answered", json_pack("{s:s}", "call_id", ev->call_id)))
+        return -1;
     if (changed &&
         otp_outbox_add(db, ev->request_id, "delivered",
                        json_pack("{s:s, s:s}", "call_id", ev->call_id, "rule", "marker")))
@@ -378,7 +389,7 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
     if (ev->heard) {
         int rc = h.heard || strcmp(ev->request_id, request_id) != 0
                      ? 0
-                     : apply_heard(db, ev, current, ch_status);
+                     : apply_heard(db, ev, current, ch_status, was_answered);
         if (rc != 0)
             goto fail;
         return otp_db_commit(db) ? -1 : 0;
