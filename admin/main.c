@@ -41,6 +41,9 @@ const char admin_usage[] =
     "         a new API key bound to the service; the key is printed once, only its SHA-256\n"
     "         is kept\n"
     "       otp-admin key list [--service NAME] | key revoke KEY_ID [--actor WHO]\n"
+    "       otp-admin cancel REQUEST_ID\n"
+    "         end the request (as POST /v1/requests/{id}/cancel): no check passes any more, a\n"
+    "         call still reading its code is hung up; exit 1 if it is over or unknown\n"
     "       otp-admin status REQUEST_ID\n"
     "         the challenge, its calls and its events on otp.call_status (number masked)\n"
     "       otp-admin --version | --help";
@@ -51,7 +54,7 @@ static const struct {
 } commands[] = {
     {"audit", admin_audit},   {"purge", admin_purge},   {"dlq", admin_dlq},
     {"status", admin_status}, {"resend", admin_resend}, {"service", admin_service},
-    {"key", admin_key},
+    {"key", admin_key},       {"cancel", admin_cancel},
 };
 
 int main(int argc, char **argv)

@@ -95,11 +95,15 @@ static const otp_setting_t settings[] = {
      "No final call event this long after call_requested: the worker asks VoIPBin (GET "
      "/v1.0/calls/{id}, one request token); still ringing or talking: asked again a third of it "
      "later."},
+    {"OTP_FALLBACK_AFTER_SECONDS", OTP_CFG_INT, "20", 1, 3600, W,
+     "No call heard this long after a request's first call_requested: fallback_available (once; "
+     "GET /v1/requests/{id} shows it), so an app can offer \"Didn't get the call?\"."},
     {"OTP_LEASE_SECONDS", OTP_CFG_INT, "30", 2, 3600, W,
      "A claimed challenge returns to the pool if its worker has not finished by then."},
     {"OTP_CALLBACK_URL", OTP_CFG_STR, "", 0, 0, W,
-     "Public URL of the verifier's /v1/webhooks/voipbin, for the call's own webhook_send (gate: no "
-     "key pressed)."},
+     "Public URL of the verifier's /v1/webhooks/voipbin, for the call's own webhook_send: the "
+     "\"heard\" marker after the first reading of the code (delivered only after it), the gate's "
+     "no key pressed. Unset: delivered by the call's length (the timing rule)."},
     {"OTP_GATE_DEFAULT", OTP_CFG_BOOL, "0", 0, 1, W,
      "1 = every call asks for a key before reading the code (a request's delivery.gate wins)."},
     {"OTP_AMD_DEFAULT", OTP_CFG_BOOL, "0", 0, 1, W,

@@ -49,7 +49,8 @@
     X(WORKER_REQUEST_TO_CALL, "otp_worker_request_to_call_seconds", HISTOGRAM, NULL, SLOW,         \
       OTP_PROG_WORKER, "From requested_at to the first call_requested event of a request.")        \
     X(VOIPBIN_REQUEST, "otp_voipbin_request_duration_seconds", HISTOGRAM, "op", MEDIUM,            \
-      OTP_PROG_WORKER, "VoIPBin REST request time: create_call, create_message, list_calls.")      \
+      OTP_PROG_WORKER,                                                                             \
+      "VoIPBin REST request time: create_call, create_message, list_calls, hangup_call.")          \
     X(VOIPBIN_RESPONSES, "otp_voipbin_responses_total", COUNTER, "status", NOBUCKETS,              \
       OTP_PROG_WORKER, "VoIPBin answers by HTTP status class: 2xx, 429, 4xx, 5xx, transport.")     \
     X(VOIPBIN_RATE_LIMITED, "otp_voipbin_rate_limited_total", COUNTER, NULL, NOBUCKETS,            \

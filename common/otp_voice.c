@@ -464,30 +464,119 @@ static int put_again(char *buf, size_t size, size_t *n, const voice_template_t *
            put_break(buf, size, n, OTP_VOICE_BEFORE_CODE_MS);
 }
 
-char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
-                            const char *code)
+static char *render_line(const char *line, const char *brand);
+
+/* The message, or one part of it: MSG_WHOLE; MSG_FIRST up to the end of the
+ * first reading; MSG_REST from there on. FIRST and REST together say what
+ * WHOLE says. */
+enum { MSG_WHOLE, MSG_FIRST, MSG_REST };
+
+static char *render_message(const voice_template_t *t, const char *brand, const char *code,
+                            int part)
 {
-    const voice_template_t *t = find_exact(cat, locale);
     size_t size = 8192, n = 0;
     char *buf = malloc(size);
     char brand_esc[512];
+    int first = part != MSG_REST, rest = part != MSG_FIRST;
 
     if (!t || !buf || !code_ok(code) ||
         otp_xml_escape(brand ? brand : "", brand_esc, sizeof(brand_esc)))
         goto fail;
     /* A short silence first, so the first word is not lost while the phone
      * reaches the ear. Natural speed throughout: no <prosody>. */
-    if (put(buf, size, &n, "<speak>") || put_break(buf, size, &n, OTP_VOICE_LEAD_MS) ||
-        put_line(buf, size, &n, t->intro, brand_esc) ||
-        put_break(buf, size, &n, OTP_VOICE_BEFORE_CODE_MS) || put_code(buf, size, &n, t, code) ||
-        put_again(buf, size, &n, t, brand_esc, strlen(code) >= OTP_VOICE_BARE_REPEAT_FROM) ||
-        put_code(buf, size, &n, t, code) || put_break(buf, size, &n, OTP_VOICE_AFTER_CODE_MS) ||
-        put_line(buf, size, &n, t->outro, brand_esc) || put(buf, size, &n, "</speak>"))
+    if (put(buf, size, &n, "<speak>") ||
+        (first && (put_break(buf, size, &n, OTP_VOICE_LEAD_MS) ||
+                   put_line(buf, size, &n, t->intro, brand_esc) ||
+                   put_break(buf, size, &n, OTP_VOICE_BEFORE_CODE_MS) ||
+                   put_code(buf, size, &n, t, code))) ||
+        (rest &&
+         (put_again(buf, size, &n, t, brand_esc, strlen(code) >= OTP_VOICE_BARE_REPEAT_FROM) ||
+          put_code(buf, size, &n, t, code) || put_break(buf, size, &n, OTP_VOICE_AFTER_CODE_MS) ||
+          put_line(buf, size, &n, t->outro, brand_esc))) ||
+        put(buf, size, &n, "</speak>"))
         goto fail;
     return buf;
 fail:
     otp_free_wiped(buf); /* may hold part of the code */
     return NULL;
+}
+
+char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
+                            const char *code)
+{
+    return render_message(find_exact(cat, locale), brand, code, MSG_WHOLE);
+}
+
+/* The SSML's length as spoken, by the model the header states. */
+static int64_t spoken_ms(const char *ssml)
+{
+    int64_t ms = 0;
+    const char *p = ssml;
+
+    while (p && *p) {
+        if (*p == '<') {
+            const char *end = strchr(p, '>');
+            long brk;
+            if (!end)
+                break;
+            if (strncmp(p, "<break time=\"", 13) == 0 && (brk = strtol(p + 13, NULL, 10)) > 0)
+                ms += brk;
+            /* A digit, spelled or said by its word, is one word. */
+            if (strncmp(p, "<say-as", 7) == 0 || strncmp(p, "<sub ", 5) == 0) {
+                const char *close =
+                    strstr(end, strncmp(p, "<sub ", 5) == 0 ? "</sub>" : "</say-as>");
+                ms += OTP_VOICE_MS_PER_DIGIT;
+                p = close ? strchr(close, '>') + 1 : end + 1;
+                continue;
+            }
+            p = end + 1;
+            continue;
+        }
+        if ((unsigned char)*p < 0x80 || ((unsigned char)*p & 0xc0) == 0xc0)
+            ms += OTP_VOICE_MS_PER_CHAR; /* one per character, not per byte */
+        p++;
+    }
+    return ms;
+}
+
+int otp_voice_heard_times(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
+                          int code_length, int gate, otp_voice_heard_t *out)
+{
+    const voice_template_t *t = find_exact(cat, locale);
+    char code[OTP_CODE_MAX + 1], *first, *digit, *sub, saved;
+    int64_t before = 0;
+
+    if (!t || code_length < OTP_CODE_MIN || code_length > OTP_CODE_MAX)
+        return -1;
+    if (gate) {
+        /* The shortest way through the gate: a key at once after the prompt. */
+        char *prompt = render_line(t->gate, brand);
+        if (!prompt)
+            return -1;
+        before = spoken_ms(prompt);
+        free(prompt);
+    }
+    /* The times depend on the code's length, not on its digits (a digit's
+     * word counts as one word): any code of that length will do. */
+    memset(code, '0', (size_t)code_length);
+    code[code_length] = '\0';
+    first = render_message(t, brand, code, MSG_FIRST);
+    if (!first)
+        return -1;
+    out->code_end_ms = before + spoken_ms(first);
+    digit = strstr(first, "<say-as");
+    sub = strstr(first, "<sub ");
+    if (sub && (!digit || sub < digit))
+        digit = sub;
+    out->code_start_ms = out->code_end_ms;
+    if (digit) {
+        saved = *digit;
+        *digit = '\0';
+        out->code_start_ms = before + spoken_ms(first);
+        *digit = saved;
+    }
+    free(first);
+    return 0;
 }
 
 static json_t *talk(const char *text, const char *language)
@@ -553,6 +642,44 @@ static int append_replay(json_t *actions, const voice_template_t *t, const char 
     return 0;
 }
 
+/* The message: one talk; or, when the call can report back (a notify_uri and
+ * a request id), the first reading, the "heard" marker (a signed
+ * webhook_send otp_heard naming the request and the call), then the rest. The
+ * marker is what makes a call "delivered": the callee stayed on the line
+ * through one full reading of the code. */
+static int append_message(json_t *actions, const voice_template_t *t, const char *brand,
+                          const char *code, const char *text, const otp_voice_opts_t *opts)
+{
+    char data[256], *first, *rest;
+
+    if (!opts || !opts->notify_uri || !*opts->notify_uri || !opts->request_id ||
+        !otp_uuid_valid(opts->request_id)) {
+        json_array_append_new(actions, talk(text, t->language));
+        return 0;
+    }
+    first = render_message(t, brand, code, MSG_FIRST);
+    rest = render_message(t, brand, code, MSG_REST);
+    if (!first || !rest) {
+        otp_free_wiped(first);
+        otp_free_wiped(rest);
+        return -1;
+    }
+    /* The request id goes into JSON unescaped: only a UUID is allowed there. */
+    snprintf(data, sizeof(data),
+             "{\"type\":\"otp_heard\",\"data\":{\"request_id\":\"%s\","
+             "\"id\":\"${voipbin.call.id}\"}}",
+             opts->request_id);
+    json_array_append_new(actions, talk(first, t->language));
+    json_array_append_new(actions,
+                          json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:b}}", "type", "webhook_send",
+                                    "option", "uri", opts->notify_uri, "method", "POST",
+                                    "data_type", "application/json", "data", data, "sync", 0));
+    json_array_append_new(actions, talk(rest, t->language));
+    otp_free_wiped(first); /* the actions keep their own copies */
+    otp_free_wiped(rest);
+    return 0;
+}
+
 json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
                           const char *code, const otp_voice_opts_t *opts)
 {
@@ -592,8 +719,8 @@ json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, co
                                         "condition_variable", "option", "condition",
                                         ">=", "variable", "voipbin.call.digits", "value_type",
                                         "length", "value_length", 1, "false_target_id", again_id));
-        json_array_append_new(actions, talk(text, t->language));
-        if (append_replay(actions, t, brand, text))
+        if (append_message(actions, t, brand, code, text, opts) ||
+            append_replay(actions, t, brand, text))
             goto fail;
         json_array_append_new(actions,
                               json_pack("{s:s, s:s, s:{s:s, s:i}}", "id", again_id, "type", "goto",
@@ -614,10 +741,9 @@ json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, co
         } else {
             json_array_append_new(actions, json_pack("{s:s}", "type", "hangup"));
         }
-    } else {
-        json_array_append_new(actions, talk(text, t->language));
-        if (append_replay(actions, t, brand, text))
-            goto fail;
+    } else if (append_message(actions, t, brand, code, text, opts) ||
+               append_replay(actions, t, brand, text)) {
+        goto fail;
     }
     free(gate);
     otp_free_wiped(text); /* the SSML with the code; the actions keep a copy */

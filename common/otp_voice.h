@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct otp_voice_catalog otp_voice_catalog_t;
 
@@ -63,11 +64,32 @@ int otp_voice_brand_check(const char *brand, char *errstr, size_t errstr_size)
 char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
                             const char *code);
 
+/* The speaking model behind the timing rule of "heard" (used where no
+ * marker can come back, OTP_CALLBACK_URL unset): natural speech at about 16
+ * characters a second, a digit (spelled or said by its word) as one word,
+ * every <break> as written. */
+#define OTP_VOICE_MS_PER_CHAR 60
+#define OTP_VOICE_MS_PER_DIGIT 360
+
+/* When, after the answer, the first reading of a code of code_length digits
+ * starts and ends (ms, by the model above; with the gate, after the shortest
+ * way through it). */
+typedef struct otp_voice_heard {
+    int64_t code_start_ms, code_end_ms;
+} otp_voice_heard_t;
+
+/* Fills out for the locale's message; -1 if the locale or length is bad. */
+int otp_voice_heard_times(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
+                          int code_length, int gate, otp_voice_heard_t *out)
+    __attribute__((warn_unused_result));
+
 /* Options that shape the call flow. */
 typedef struct otp_voice_opts {
-    int gate;               /* ask for a key before reading the code */
-    int amd;                /* answering-machine detection: machine → hang up */
-    const char *notify_uri; /* where webhook_send reports no_input (gate), may be NULL */
+    int gate; /* ask for a key before reading the code */
+    int amd;  /* answering-machine detection: machine → hang up */
+    /* Where webhook_send reports back (the heard marker; the gate's no_input),
+     * may be NULL: then no marker, and one talk reads the whole message. */
+    const char *notify_uri;
     const char *request_id;
 } otp_voice_opts_t;
 
@@ -77,7 +99,9 @@ typedef struct otp_voice_opts {
 #define OTP_VOICE_REPLAY_WAIT_MS 5000
 
 /* The inline `actions` array of POST /v1.0/calls: [amd], [the gate], the
- * message, the replay offer (variable_set, talk, digits_receive, branch), the
+ * message (with a notify_uri: its first reading, the marker webhook_send
+ * {"type":"otp_heard","data":{"request_id","id":"${voipbin.call.id}"}}, the
+ * rest), the replay offer (variable_set, talk, digits_receive, branch), the
  * message again if the key came, hangup. New reference; NULL on error. */
 json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
                           const char *code, const otp_voice_opts_t *opts);

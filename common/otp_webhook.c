@@ -9,6 +9,7 @@
 #include "otp_db.h"
 #include "otp_log.h"
 #include "otp_outbox.h"
+#include "otp_time.h"
 
 /* One advisory lock per call id (OTP_CALL_LOCK). */
 #define CALL_LOCK_SQL(fn) "SELECT " fn "(" OTP_CALL_LOCK ", hashtext($1))"
@@ -46,6 +47,24 @@ static int copy_str(json_t *o, const char *key, char *dst, size_t size, int requ
         return -1;
     memcpy(dst, json_string_value(v), json_string_length(v) + 1);
     return 0;
+}
+
+/* A call's timestamp as ms: RFC 3339, or the legacy "YYYY-MM-DD HH:MM:SS.ffffff"
+ * (UTC, no zone); absent, null or the 9999 sentinel (never set) give 0. */
+static int64_t call_time_ms(json_t *v)
+{
+    const char *s = json_string_value(v);
+    char utc[48];
+    int64_t ms;
+
+    if (!s || strncmp(s, "9999", 4) == 0)
+        return 0;
+    if (otp_time_parse(s, &ms) == 0)
+        return ms;
+    if (strlen(s) + 2 > sizeof(utc))
+        return 0;
+    snprintf(utc, sizeof(utc), "%sZ", s);
+    return otp_time_parse(utc, &ms) == 0 ? ms : 0;
 }
 
 int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, char *errstr,
@@ -96,6 +115,19 @@ int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, cha
         rc = 0;
         goto out;
     }
+    if (strcmp(ev->type, "otp_heard") == 0) {
+        if (copy_str(data, "id", ev->call_id, sizeof(ev->call_id), 1) ||
+            !otp_uuid_valid(ev->call_id) ||
+            copy_str(data, "request_id", ev->request_id, sizeof(ev->request_id), 1) ||
+            !otp_uuid_valid(ev->request_id)) {
+            snprintf(errstr, errstr_size, "otp_heard needs data.id and data.request_id UUIDs");
+            goto out;
+        }
+        ev->heard = 1;
+        snprintf(ev->status, sizeof(ev->status), "heard");
+        rc = 0;
+        goto out;
+    }
     if (strcmp(ev->type, "otp_no_input") == 0) {
         if (copy_str(data, "id", ev->call_id, sizeof(ev->call_id), 1) ||
             !otp_uuid_valid(ev->call_id) ||
@@ -132,6 +164,8 @@ int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, cha
         json_t *tp = json_object_get(data, "tm_progressing");
         /* Absent, null or the legacy 9999 sentinel all mean "not answered". */
         ev->progressed = json_is_string(tp) && strncmp(json_string_value(tp), "9999", 4) != 0;
+        ev->progressing_ms = call_time_ms(tp);
+        ev->hangup_ms = call_time_ms(json_object_get(data, "tm_hangup"));
     }
     rc = 0;
 out:
@@ -139,18 +173,57 @@ out:
     return rc;
 }
 
-/* The challenge-level outcome of a hangup. */
-static const char *hangup_outcome(const char *reason, int answered)
+const char *otp_heard_rule_name(otp_heard_rule_t rule)
 {
+    return rule == OTP_HEARD_MARKER ? "marker" : rule == OTP_HEARD_TIMING ? "timing" : "answer";
+}
+
+/* What the call row says about "heard" (webhook_lookup's columns 6-9). */
+typedef struct heard_info {
+    otp_heard_rule_t rule;
+    int heard; /* the marker came */
+    int64_t code_start_ms, code_end_ms;
+} heard_info_t;
+
+/* The challenge-level outcome of a hangup; NULL when there is none to add
+ * (the marker already said "delivered"). *attrs gets the heard facts. */
+static const char *hangup_outcome(const otp_call_event_t *ev, int answered, const heard_info_t *h,
+                                  json_t *attrs)
+{
+    const char *reason = ev->hangup_reason;
+    int64_t talked = ev->progressing_ms && ev->hangup_ms >= ev->progressing_ms
+                         ? ev->hangup_ms - ev->progressing_ms
+                         : -1;
+
     if (strcmp(reason, "amd") == 0)
         return "voicemail";
-    if (answered)
+    if (!answered) {
+        if (strcmp(reason, "busy") == 0)
+            return "busy";
+        if (strcmp(reason, "failed") == 0 || strcmp(reason, "cancel") == 0)
+            return "call_failed";
+        return "no_answer"; /* noanswer, dialout, timeout, normal before answer */
+    }
+    if (h->rule == OTP_HEARD_ANSWER)
         return "delivered";
-    if (strcmp(reason, "busy") == 0)
-        return "busy";
-    if (strcmp(reason, "failed") == 0 || strcmp(reason, "cancel") == 0)
-        return "call_failed";
-    return "no_answer"; /* noanswer, dialout, timeout, normal before answer */
+    if (h->rule == OTP_HEARD_MARKER && h->heard)
+        return NULL;
+    json_object_set_new(attrs, "rule", json_string(otp_heard_rule_name(h->rule)));
+    if (talked >= 0)
+        json_object_set_new(attrs, "talked_ms", json_integer(talked));
+    if (h->rule == OTP_HEARD_TIMING) {
+        json_object_set_new(attrs, "needed_ms", json_integer(h->code_end_ms));
+        json_object_set_new(attrs, "margin_ms", json_integer(OTP_HEARD_MARGIN_MS));
+        if (talked >= h->code_end_ms + OTP_HEARD_MARGIN_MS)
+            return "delivered";
+    }
+    /* Left before the end of the first reading; how far it got, by the
+     * call's length against the speaking model. */
+    json_object_set_new(attrs, "progress",
+                        json_string(talked < 0                  ? "unknown"
+                                    : talked < h->code_start_ms ? "before_code"
+                                                                : "during_code"));
+    return "unheard";
 }
 
 static json_t *call_attrs(const otp_call_event_t *ev)
@@ -192,6 +265,50 @@ fail:
     return -1;
 }
 
+/* The marker: the first reading of the code ended with the callee on the
+ * line. The call is heard; a challenge waiting on it (or already counted
+ * unheard by a hangup that overtook the marker, before its retry started)
+ * is delivered. Inside event_apply's transaction. 0 ok, -1 db error. */
+static int apply_heard(PGconn *db, const otp_call_event_t *ev, int current, const char *ch_status,
+                       int was_answered)
+{
+    const char *p[2] = {ev->call_id, ev->request_id};
+    PGresult *r;
+    int changed;
+
+    /* The marker also proves the answer: a call_ringing or call_progressing
+     * overtaken by it (or lost) then changes nothing, never an "answered"
+     * after "delivered". */
+    if (otp_db_exec(db, "heard_call",
+                    "UPDATE calls SET heard = true, heard_at = now(), answered = true,"
+                    " status = CASE WHEN status_rank < 2 THEN 'progressing' ELSE status END,"
+                    " status_rank = greatest(status_rank, 2), updated_at = now()"
+                    " WHERE call_id = $1",
+                    1, p))
+        return -1;
+    if (!current ||
+        !(strcmp(ch_status, "call_requested") == 0 || strcmp(ch_status, "ringing") == 0 ||
+          strcmp(ch_status, "answered") == 0 || strcmp(ch_status, "unheard") == 0))
+        return 0;
+    r = otp_db_query(db, "heard_challenge",
+                     "UPDATE challenges SET status = 'delivered', next_attempt_at = NULL,"
+                     " updated_at = now() WHERE request_id = $2 AND call_id = $1::uuid"
+                     "   AND status IN ('call_requested', 'ringing', 'answered', 'unheard')",
+                     2, p);
+    if (!r)
+        return -1;
+    changed = strcmp(PQcmdTuples(r), "1") == 0;
+    PQclear(r);
+    if (changed && !was_answered &&
+        otp_outbox_add(db, ev->request_id, "answered", json_pack("{s:s}", "call_id", ev->call_id)))
+        return -1;
+    if (changed &&
+        otp_outbox_add(db, ev->request_id, "delivered",
+                       json_pack("{s:s, s:s}", "call_id", ev->call_id, "rule", "marker")))
+        return -1;
+    return 0;
+}
+
 /* Applies one event; *kept_left (when not NULL) says whether events kept
  * earlier for this (known) call are still waiting in webhook_pending. */
 static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_body, int *kept_left)
@@ -202,6 +319,7 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
     int rank = otp_call_status_rank(ev->status);
     int old_rank, was_answered, current, active, answered;
     char request_id[37], ch_status[32];
+    heard_info_t h;
 
     /* A long-lived connection (the verifier keeps one per thread) may have
      * been cut by a database restart: reconnect, else every later event
@@ -210,7 +328,7 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
         return -1;
     if (ev->no_input)
         return apply_no_input(db, ev);
-    if (rank < 0)
+    if (rank < 0 && !ev->heard)
         return 0;
     if (otp_db_begin(db) != 0)
         return -1;
@@ -224,7 +342,9 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
                      "SELECT c.request_id, c.status_rank, c.answered, ch.status,"
                      "       ch.call_id IS NOT DISTINCT FROM c.call_id,"
                      "       ch.status = 'calling' AND ch.call_id IS DISTINCT FROM c.call_id"
-                     "         AND c.attempt >= ch.call_attempts"
+                     "         AND c.attempt >= ch.call_attempts,"
+                     "       coalesce(c.heard_rule, 'answer'), c.heard,"
+                     "       coalesce(c.code_start_ms, 0), coalesce(c.code_end_ms, 0)"
                      "  FROM calls c JOIN challenges ch USING (request_id)"
                      " WHERE c.call_id = $1 FOR UPDATE OF c, ch",
                      1, p);
@@ -248,6 +368,12 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
     was_answered = PQgetvalue(r, 0, 2)[0] == 't';
     snprintf(ch_status, sizeof(ch_status), "%s", PQgetvalue(r, 0, 3));
     current = PQgetvalue(r, 0, 4)[0] == 't';
+    h.rule = strcmp(PQgetvalue(r, 0, 6), "marker") == 0   ? OTP_HEARD_MARKER
+             : strcmp(PQgetvalue(r, 0, 6), "timing") == 0 ? OTP_HEARD_TIMING
+                                                          : OTP_HEARD_ANSWER;
+    h.heard = PQgetvalue(r, 0, 7)[0] == 't';
+    h.code_start_ms = strtoll(PQgetvalue(r, 0, 8), NULL, 10);
+    h.code_end_ms = strtoll(PQgetvalue(r, 0, 9), NULL, 10);
     PQclear(r);
     r = NULL;
     if (kept_left) {
@@ -260,6 +386,14 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
         r = NULL;
     }
 
+    if (ev->heard) {
+        int rc = h.heard || strcmp(ev->request_id, request_id) != 0
+                     ? 0
+                     : apply_heard(db, ev, current, ch_status, was_answered);
+        if (rc != 0)
+            goto fail;
+        return otp_db_commit(db) ? -1 : 0;
+    }
     if (rank <= old_rank) {
         /* A duplicate or an event overtaken by a later one: nothing moves back. */
         return otp_db_commit(db) ? -1 : 0;
@@ -298,11 +432,22 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
                 goto fail;
             new_status = "answered";
         }
-        if (rank == 4) {
-            const char *outcome = hangup_outcome(ev->hangup_reason, answered);
-            if (otp_outbox_add(db, request_id, outcome, call_attrs(ev)))
+        if (rank == 4 &&
+            (strcmp(ch_status, "superseded") == 0 || strcmp(ch_status, "cancelled") == 0)) {
+            /* A call of a request no longer in force: its end, as it happens. */
+            if (otp_outbox_add(db, request_id, "call_ended", call_attrs(ev)))
                 goto fail;
-            new_status = outcome;
+        } else if (rank == 4) {
+            json_t *attrs = call_attrs(ev);
+            const char *outcome = hangup_outcome(ev, answered, &h, attrs);
+            /* After the gate's no_input, an unheard end says nothing new. */
+            if (outcome && (active || strcmp(outcome, "unheard") != 0)) {
+                if (otp_outbox_add(db, request_id, outcome, attrs))
+                    goto fail;
+                new_status = outcome;
+            } else {
+                json_decref(attrs);
+            }
         }
         if (new_status && active) {
             rp[1] = new_status;

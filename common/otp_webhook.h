@@ -6,6 +6,7 @@
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define OTP_WEBHOOK_MAX_BYTES 65536
 
@@ -24,17 +25,34 @@ typedef struct otp_call_event {
     int progressed;      /* tm_progressing present: the callee answered */
     int no_input;        /* our own webhook_send: the gate heard no key */
     int keypad;          /* our own webhook_send: the digits keyed in (keypad mode) */
-    char request_id[37]; /* set with no_input and keypad */
-    char digits[16];     /* keypad: the digits, '#' and other keys removed */
+    int heard;           /* our own webhook_send: the first reading of the code ended */
+    char request_id[37]; /* set with no_input, keypad and heard */
+    /* tm_progressing and tm_hangup (ms since the epoch), 0 when absent */
+    int64_t progressing_ms, hangup_ms;
+    char digits[16]; /* keypad: the digits, '#' and other keys removed */
 } otp_call_event_t;
 
 /* Parses a webhook body: a VoIPBin call event, or one our own call flows send
  * with webhook_send: {"type":"otp_no_input","data":{"request_id","id"}} (the
  * gate heard no key) or {"type":"otp_keypad","data":{"request_id","id",
- * "digits"}} (keypad mode). 0 ok; 1 a well-formed event that is not about a call
- * (ignored by callers); -1 malformed, with errstr. Thread-safe. */
+ * "digits"}} (keypad mode) or {"type":"otp_heard","data":{"request_id","id"}}
+ * (the call's first full reading of the code ended). 0 ok; 1 a well-formed event that is not about
+ * a call (ignored by callers); -1 malformed, with errstr. Thread-safe. */
 int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, char *errstr,
                          size_t errstr_size) __attribute__((warn_unused_result));
+
+/* How long past the end of the first reading (by the speaking model of
+ * otp_voice.h) a call must have lasted for the timing rule to count it heard:
+ * the margin for a voice slower than the model and for the answer's own
+ * delay. Stated in the events ("margin_ms"). */
+#define OTP_HEARD_MARGIN_MS 1500
+
+/* What makes an answered call "heard" (calls.heard_rule): the marker
+ * webhook_send ("marker"), or where no marker can come back (no
+ * OTP_CALLBACK_URL) the call's length ("timing"); keypad calls and calls
+ * recorded before the rule existed: answered and ended normally ("answer"). */
+typedef enum { OTP_HEARD_ANSWER, OTP_HEARD_MARKER, OTP_HEARD_TIMING } otp_heard_rule_t;
+const char *otp_heard_rule_name(otp_heard_rule_t rule);
 
 /* Order of call statuses; a webhook applies only if it moves a call forward. */
 int otp_call_status_rank(const char *status);

@@ -482,3 +482,50 @@ int vb_call_get(vb_client_t *c, const char *call_id, json_t **call_out)
     *call_out = root;
     return 1;
 }
+
+int vb_call_hangup(vb_client_t *c, const char *call_id, char status_out[16])
+{
+    vb_xfer_t x;
+    char path[80];
+    long status = 0;
+    CURLcode cc;
+    json_t *root;
+    int rc;
+
+    if (status_out)
+        status_out[0] = '\0';
+    if (strlen(call_id) != 36 || strspn(call_id, "0123456789abcdefABCDEF-") != 36)
+        return -2; /* never put anything else in the path */
+    memset(&x, 0, sizeof(x));
+    snprintf(path, sizeof(path), "/calls/%s/hangup", call_id);
+    x.easy = easy_for(c, path, &x);
+    x.headers = curl_slist_append(NULL, "Accept: application/json");
+    if (!x.easy || !x.headers) {
+        xfer_reset(&x);
+        return -1;
+    }
+    curl_easy_setopt(x.easy, CURLOPT_HTTPHEADER, x.headers);
+    curl_easy_setopt(x.easy, CURLOPT_POSTFIELDS, "");
+    curl_easy_setopt(x.easy, CURLOPT_POSTFIELDSIZE, 0L);
+    cc = curl_easy_perform(x.easy);
+    curl_easy_getinfo(x.easy, CURLINFO_RESPONSE_CODE, &status);
+    count_answer(x.easy, "hangup_call", status, cc);
+    if (cc != CURLE_OK || status == 429 || status >= 500)
+        rc = -1;
+    else if (status == 404)
+        rc = 0;
+    else if (status != 200)
+        rc = -2;
+    else
+        rc = 1;
+    if (rc == 1 && status_out) {
+        root = json_loads(x.resp ? x.resp : "", 0, NULL);
+        snprintf(status_out, 16, "%s",
+                 json_string_value(json_object_get(root, "status"))
+                     ? json_string_value(json_object_get(root, "status"))
+                     : "");
+        json_decref(root);
+    }
+    xfer_reset(&x);
+    return rc;
+}

@@ -77,4 +77,11 @@ int vb_find_call_since(vb_client_t *c, const char *destination, int64_t since_ms
  * Used when a call's webhooks do not come. */
 int vb_call_get(vb_client_t *c, const char *call_id, json_t **call_out);
 
+/* Synchronous: POST /v1.0/calls/{id}/hangup (idempotent at VoIPBin: a call
+ * already ending or ended answers 200 with its current state). 1 done (200;
+ * *status_out, if not NULL, gets the call's status, 16 bytes), 0 no such call
+ * (404), -1 worth another try (network, timeout, 429, 5xx), -2 refused (any
+ * other answer). One request against the account's rate. */
+int vb_call_hangup(vb_client_t *c, const char *call_id, char status_out[16]);
+
 #endif

@@ -17,6 +17,7 @@
 #include "otp_phone.h"
 #include "otp_phonenumber.h"
 #include "otp_time.h"
+#include "otp_cancel.h"
 #include "otp_webhook.h"
 #include "longpoll.h"
 #include "verify.h"
@@ -475,7 +476,13 @@ static json_t *request_state(PGconn *conn, const char *id, const char *service, 
                      "SELECT status, phone_masked, locale, call_attempts,"
                      "  greatest(max_attempts - attempts, 0),"
                      "  to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                     "  expires_at <= now(), reason, user_id, purpose"
+                     "  expires_at <= now(), reason, fallback_offered_at IS NOT NULL,"
+                     "  to_char(coalesce(fallback_offered_at, fallback_at) AT TIME ZONE 'UTC',"
+                     "          'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                     "  to_char(CASE WHEN status IN ('pending', 'unheard', 'no_answer', 'busy',"
+                     "                 'voicemail', 'call_failed', 'no_input')"
+                     "          THEN next_attempt_at END AT TIME ZONE 'UTC',"
+                     "          'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), user_id, purpose"
                      " FROM challenges WHERE request_id = $1 AND service = $2",
                      2, p);
     if (!r)
@@ -493,12 +500,21 @@ static json_t *request_state(PGconn *conn, const char *id, const char *service, 
                   "phone", PQgetvalue(r, 0, 1), "locale", PQgetvalue(r, 0, 2), "call_attempts",
                   (int)strtol(PQgetvalue(r, 0, 3), NULL, 10), "attempts_left",
                   (int)strtol(PQgetvalue(r, 0, 4), NULL, 10), "expires_at", PQgetvalue(r, 0, 5),
-                  "service", service, "user_id", PQgetvalue(r, 0, 8), "purpose",
-                  PQgetvalue(r, 0, 9));
+                  "service", service, "user_id", PQgetvalue(r, 0, 11), "purpose",
+                  PQgetvalue(r, 0, 12));
     /* Why it ended without a code to check: a refusal (rate_limited, blocked,
      * expired on arrival) or the cause of the last failed call. */
     if (o && !PQgetisnull(r, 0, 7))
         json_object_set_new(o, "reason", json_string(PQgetvalue(r, 0, 7)));
+    /* "Didn't get the call?": offered (fallback_available) or when it will
+     * be; the next call's time while one is scheduled. */
+    if (o) {
+        json_object_set_new(o, "fallback_available", json_boolean(PQgetvalue(r, 0, 8)[0] == 't'));
+        if (!PQgetisnull(r, 0, 9))
+            json_object_set_new(o, "resend_available_at", json_string(PQgetvalue(r, 0, 9)));
+        if (!PQgetisnull(r, 0, 10))
+            json_object_set_new(o, "next_call_at", json_string(PQgetvalue(r, 0, 10)));
+    }
     PQclear(r);
     return o;
 }
@@ -576,6 +592,43 @@ static otp_mhd_result handle_status(api_t *a, struct MHD_Connection *c, req_ctx_
         return reply_body(c, status, body);
     }
     return MHD_YES;
+}
+
+/* POST /v1/requests/{id}/cancel: the request ends 'cancelled' (otp_cancel.h);
+ * a call still reading its code is hung up by the worker. */
+static otp_mhd_result handle_cancel(api_t *a, struct MHD_Connection *c, const char *id,
+                                    const caller_t *who)
+{
+    PGconn *conn = db(a);
+    otp_cancel_result_t res;
+    json_t *o;
+
+    if (!otp_uuid_valid(id))
+        return otp_http_error(c, 400, "invalid_request",
+                              "the path must be /v1/requests/<request UUID>/cancel");
+    if (!conn)
+        return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
+    switch (otp_cancel_request(conn, id, "api", who->service, who->key_id, &res)) {
+    case OTP_CANCEL_DONE:
+    case OTP_CANCEL_ALREADY:
+        o = json_pack("{s:s, s:s}", "request_id", id, "status", "cancelled");
+        if (o && res.call_id[0])
+            json_object_set_new(o, "call_id", json_string(res.call_id));
+        otp_info("request_cancelled", "request_id=%s service=%s key_id=%s call_id=%s before=%s", id,
+                 who->service, who->key_id, res.call_id, res.status);
+        return reply_json(c, 200, o);
+    case OTP_CANCEL_FINAL:
+        return otp_http_error(c, 409, "not_cancellable",
+                              strcmp(res.status, "verified") == 0 ? "the request is verified"
+                              : strcmp(res.status, "expired") == 0
+                                  ? "the request has expired"
+                                  : "the request is over (see GET /v1/requests/{id})");
+    case OTP_CANCEL_NOT_FOUND:
+        return otp_http_error(c, 404, "not_found", "no request with this id");
+    case OTP_CANCEL_ERROR:
+        break;
+    }
+    return otp_http_error(c, 503, "unavailable", "the database is not reachable; try again");
 }
 
 static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx_t *ctx)
@@ -909,6 +962,15 @@ static otp_mhd_result serve(api_t *a, int webhook_listener, struct MHD_Connectio
             if (!(who.scopes & OTP_SCOPE_CREATE))
                 return forbidden(a, c, &who, "create");
             return handle_request_post(a, c, ctx, &who);
+        }
+        if (strlen(url) == 13 + 36 + 7 && strcmp(url + 13 + 36, "/cancel") == 0) {
+            char id[37];
+            if (!is_post)
+                return otp_http_error(c, 405, "method_not_allowed", "use POST");
+            if (!(who.scopes & OTP_SCOPE_CREATE))
+                return forbidden(a, c, &who, "create");
+            snprintf(id, sizeof(id), "%.36s", url + 13);
+            return handle_cancel(a, c, id, &who);
         }
         if (strcmp(method, "GET") != 0)
             return otp_http_error(c, 405, "method_not_allowed", "use GET");

@@ -52,24 +52,37 @@ static const char claim_sql[] =
     "SELECT * FROM c";
 
 /* Records a placed (or adopted) call, in one statement: the call row (the
- * call exists whatever happened to the challenge meanwhile), the challenge
- * status (due again OTP_CALL_STATUS_TIMEOUT_SECONDS later, or at expiry if
- * sooner: then, with no final call status yet, the call is looked up) and the
- * event. $1 call id, $2 request id, $3 attempt, $4 when to look (ms), $5
- * worker id, $6 the event's attributes. */
+ * call exists whatever happened to the challenge meanwhile) with how it counts
+ * as heard, the challenge status (due again OTP_CALL_STATUS_TIMEOUT_SECONDS
+ * later, or at expiry if sooner: then, with no final call status yet, the
+ * call is looked up; the fallback offer OTP_FALLBACK_AFTER_SECONDS after the
+ * first call) and the event. A call placed for a request superseded or
+ * cancelled while the request was in flight is queued to be hung up. $1 call
+ * id, $2 request id, $3 attempt, $4 when to look (ms), $5 worker id, $6 the
+ * event's attributes, $7 heard rule, $8/$9 the first reading's start/end
+ * (ms after the answer), $10 OTP_FALLBACK_AFTER_SECONDS. */
 static const char record_sql[] =
     "WITH ins AS ("
-    "  INSERT INTO calls (call_id, request_id, attempt) VALUES ($1, $2, $3)"
+    "  INSERT INTO calls (call_id, request_id, attempt, heard_rule, code_start_ms, code_end_ms)"
+    "  VALUES ($1, $2, $3, $7, $8::int, $9::int)"
     "  ON CONFLICT (call_id) DO NOTHING"
     "), upd AS ("
     "  UPDATE challenges SET status = 'call_requested', call_id = $1::uuid, lease_owner = NULL,"
     "         attempt_started_at = NULL, next_attempt_at = to_timestamp($4::bigint / 1000.0),"
+    "         fallback_at = CASE WHEN fallback_offered_at IS NULL"
+    "           THEN coalesce(fallback_at, now() + make_interval(secs => $10::int)) END,"
     "         updated_at = now()"
     "   WHERE request_id = $2 AND status = 'calling' AND lease_owner = $5"
     "  RETURNING request_id"
     "), ob AS ("
     "  INSERT INTO outbox (request_id, type, attrs)"
     "  SELECT request_id, 'call_requested', $6::jsonb FROM upd"
+    "), hup AS ("
+    "  INSERT INTO call_hangups (call_id, request_id, reason)"
+    "  SELECT $1::uuid, request_id, status FROM challenges"
+    "   WHERE request_id = $2 AND status IN ('superseded', 'cancelled')"
+    "     AND NOT EXISTS (SELECT 1 FROM upd)"
+    "  ON CONFLICT (call_id) DO NOTHING"
     ")"
     "SELECT count(*) FROM upd";
 
@@ -238,11 +251,22 @@ held_t challenge_fail(challenge_tx_t *tx, const claimed_t *row, const char *caus
         return h;
     otp_info("request_failed", "request_id=%s phone=%s cause=%s", row->request_id,
              row->phone_masked, cause);
-    /* Lets an app offer "Didn't get the call?" (a resend by SMS). */
-    if (!row->sms_channel && otp_outbox_add(tx->db, row->request_id, "fallback_available",
-                                            json_pack("{s:s}", "channel", "sms")) != 0) {
-        db_error(tx);
-        return HELD_ERROR;
+    /* Lets an app offer "Didn't get the call?" (a resend by SMS), unless the
+     * time-based offer (challenge_offer_fallbacks) has already made it. */
+    if (!row->sms_channel) {
+        const char *p[1] = {row->request_id};
+        if (otp_db_exec(tx->db, "fallback_on_fail",
+                        "WITH o AS ("
+                        "  UPDATE challenges SET fallback_offered_at = now(), fallback_at = NULL"
+                        "   WHERE request_id = $1 AND fallback_offered_at IS NULL"
+                        "  RETURNING request_id"
+                        ") INSERT INTO outbox (request_id, type, attrs)"
+                        "  SELECT request_id, 'fallback_available',"
+                        "         '{\"channel\":\"sms\",\"reason\":\"failed\"}'::jsonb FROM o",
+                        1, p) != 0) {
+            db_error(tx);
+            return HELD_ERROR;
+        }
     }
     return HELD_CHANGED;
 }
@@ -366,7 +390,7 @@ out:
 }
 
 void challenge_record(challenge_tx_t *tx, const claimed_t *row, const char *call_id, int attempt,
-                      int adopted)
+                      int adopted, const char *rule, const otp_voice_heard_t *times)
 {
     challenge_record_t *r;
 
@@ -388,6 +412,8 @@ void challenge_record(challenge_tx_t *tx, const claimed_t *row, const char *call
     r->attempt = attempt;
     r->adopted = adopted;
     r->applied = 0;
+    snprintf(r->rule, sizeof(r->rule), "%s", rule);
+    r->times = *times;
 }
 
 /* Writes the queued records into the open batch, one round trip for all. The
@@ -400,7 +426,7 @@ static void flush_records(challenge_tx_t *tx)
     if (n == 0)
         return;
     res = calloc((size_t)n, sizeof(*res));
-    if (!res || tx_begin(tx) != 0 || otp_db_prepare(tx->db, "record_call", record_sql, 6) != 0 ||
+    if (!res || tx_begin(tx) != 0 || otp_db_prepare(tx->db, "record_call", record_sql, 10) != 0 ||
         otp_db_pipe_open(tx->db) != 0) {
         free(res);
         tx->n_records = 0;
@@ -410,7 +436,9 @@ static void flush_records(challenge_tx_t *tx)
     for (; sent < n; sent++) {
         challenge_record_t *r = &tx->records[sent];
         char attempt_s[12], look_s[24], *attrs;
-        const char *p[6] = {r->call_id, r->row.request_id, attempt_s, look_s, tx->worker_id, NULL};
+        char start_s[24], end_s[24], fallback_s[12];
+        const char *p[10] = {r->call_id, r->row.request_id, attempt_s, look_s, tx->worker_id,
+                             NULL,       r->rule,           start_s,   end_s,  fallback_s};
         json_t *o = json_pack("{s:s, s:i, s:s, s:b}", "call_id", r->call_id, "attempt", r->attempt,
                               "locale", r->row.locale, "adopted", r->adopted);
         /* No final call status by then: the call is looked up. */
@@ -418,12 +446,16 @@ static void flush_records(challenge_tx_t *tx)
         int ok;
 
         snprintf(attempt_s, sizeof(attempt_s), "%d", r->attempt);
+        snprintf(start_s, sizeof(start_s), "%lld", (long long)r->times.code_start_ms);
+        snprintf(end_s, sizeof(end_s), "%lld", (long long)r->times.code_end_ms);
+        snprintf(fallback_s, sizeof(fallback_s), "%d",
+                 r->row.fallback_after_s > 0 ? r->row.fallback_after_s : tx->fallback_after_s);
         snprintf(look_s, sizeof(look_s), "%lld",
                  (long long)(look_ms < r->row.expires_ms ? look_ms : r->row.expires_ms));
         attrs = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         p[5] = attrs;
-        ok = attrs && otp_db_pipe_send_prepared(tx->db, "record_call", 6, p, NULL, NULL) == 0;
+        ok = attrs && otp_db_pipe_send_prepared(tx->db, "record_call", 10, p, NULL, NULL) == 0;
         free(attrs);
         if (!ok)
             break;
@@ -568,12 +600,61 @@ int challenge_release(challenge_tx_t *tx, const claimed_t *rows, int n)
     return rc;
 }
 
+/* The statuses in which no call has been heard yet and one still may be. */
+#define UNHEARD_SO_FAR                                                                             \
+    "('pending', 'calling', 'call_requested', 'ringing', 'answered', 'unheard', 'no_answer',"      \
+    " 'busy', 'voicemail', 'call_failed', 'no_input')"
+
+int challenge_offer_fallbacks(challenge_tx_t *tx, int after_s)
+{
+    char after[12];
+    const char *p[1] = {after};
+    PGresult *r;
+    int n;
+
+    snprintf(after, sizeof(after), "%d", after_s);
+    r = otp_db_query(
+        tx->db, "fallback_offer",
+        "WITH due AS ("
+        "  SELECT request_id, status IN " UNHEARD_SO_FAR " AS offer FROM challenges"
+        "   WHERE fallback_at <= now() ORDER BY fallback_at LIMIT 200 FOR UPDATE SKIP LOCKED"
+        "), upd AS ("
+        "  UPDATE challenges c SET fallback_at = NULL,"
+        "         fallback_offered_at = CASE WHEN due.offer THEN now() END"
+        "    FROM due WHERE c.request_id = due.request_id"
+        "  RETURNING c.request_id, due.offer, c.call_attempts,"
+        "    c.next_attempt_at, c.status,"
+        "    coalesce((SELECT (s.policy->>'fallback_after_seconds')::int FROM services s"
+        "               WHERE s.name = c.service), $1::int) AS after_s"
+        "), ob AS ("
+        "  INSERT INTO outbox (request_id, type, attrs)"
+        "  SELECT request_id, 'fallback_available', jsonb_build_object('channel', 'sms',"
+        "         'reason', 'not_heard', 'after_s', after_s, 'call_attempts', call_attempts)"
+        "    FROM upd WHERE offer"
+        ")"
+        "SELECT count(*) FILTER (WHERE offer) FROM upd",
+        1, p);
+    if (!r) {
+        db_error(tx);
+        return -1;
+    }
+    n = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (n > 0 && otp_db_exec(tx->db, "notify", "NOTIFY otp_outbox", 0, NULL) != 0)
+        db_error(tx);
+    return n;
+}
+
 int64_t challenge_next_due_ms(challenge_tx_t *tx)
 {
-    PGresult *r = otp_db_query(tx->db, "next_due",
-                               "SELECT (extract(epoch FROM min(next_attempt_at) - now()) * 1000)"
-                               "::bigint FROM challenges WHERE next_attempt_at IS NOT NULL",
-                               0, NULL);
+    PGresult *r = otp_db_query(
+        tx->db, "next_due",
+        "SELECT (extract(epoch FROM least("
+        "  (SELECT min(next_attempt_at) FROM challenges WHERE next_attempt_at IS NOT NULL),"
+        "  (SELECT min(fallback_at) FROM challenges WHERE fallback_at IS NOT NULL),"
+        "  (SELECT min(next_try_at) FROM call_hangups WHERE done_at IS NULL)) - now()) * 1000)"
+        "::bigint",
+        0, NULL);
     int64_t due = INT64_MAX;
 
     if (!r)

@@ -22,7 +22,9 @@ typedef struct challenge_record {
     claimed_t row;
     char call_id[37];
     int attempt, adopted;
-    int applied; /* its row changed: webhooks kept for it are applied after the commit */
+    int applied;  /* its row changed: webhooks kept for it are applied after the commit */
+    char rule[8]; /* how it counts as heard: marker, timing, answer */
+    otp_voice_heard_t times; /* the first reading's start and end after the answer */
 } challenge_record_t;
 
 typedef struct challenge_tx {
@@ -30,6 +32,7 @@ typedef struct challenge_tx {
     const char *worker_id;
     worker_metrics_t *m;
     int call_status_timeout_s;
+    int fallback_after_s;        /* OTP_FALLBACK_AFTER_SECONDS */
     challenge_record_t *records; /* queued, then (after flush) the applied ones */
     int n_records, cap_records, n_committed;
     int events; /* the open batch wrote events: NOTIFY otp_outbox at its commit */
@@ -79,9 +82,16 @@ int challenge_store_codes(challenge_tx_t *tx, const claimed_t *rows, int n, char
                           int key_id, held_t *held) __attribute__((warn_unused_result));
 
 /* Queues the record of a placed (adopted: found after the fact) call: the
- * call row, status call_requested and its event, written at the commit. */
+ * call row (with rule and times: how it counts as heard), status
+ * call_requested and its event, written at the commit. */
 void challenge_record(challenge_tx_t *tx, const claimed_t *row, const char *call_id, int attempt,
-                      int adopted);
+                      int adopted, const char *rule, const otp_voice_heard_t *times);
+
+/* Fallback by time: every request whose offer time (OTP_FALLBACK_AFTER_SECONDS
+ * = after_s after its first call) has come gets "fallback_available" once if
+ * no call has been heard by then; the time is cleared either way. Outside any
+ * batch (its own statement). Returns the offers made, -1 on error. */
+int challenge_offer_fallbacks(challenge_tx_t *tx, int after_s);
 
 /* After a commit: applies webhooks that arrived for the recorded calls before
  * their records (otp_webhook.c keeps them). */
@@ -99,8 +109,8 @@ look_t challenge_look_again(challenge_tx_t *tx, const claimed_t *row, int again_
 int challenge_release(challenge_tx_t *tx, const claimed_t *rows, int n)
     __attribute__((warn_unused_result));
 
-/* Milliseconds until the earliest scheduled row is due (0 = one is due now),
- * INT64_MAX when none is scheduled, -1 on error. */
+/* Milliseconds until the earliest scheduled row, fallback offer or hang-up is due (0 = one is due
+ * now), INT64_MAX when none is scheduled, -1 on error. */
 int64_t challenge_next_due_ms(challenge_tx_t *tx);
 
 void challenge_tx_free(challenge_tx_t *tx);

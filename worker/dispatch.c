@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "budget.h"
+#include "hangup.h"
 #include "dispatch.h"
 #include "otp_config.h"
 #include "otp_db.h"
@@ -24,6 +25,12 @@
  * this long: the next claim takes the slots freed meanwhile, one commit
  * records the calls finished meanwhile. */
 #define DISPATCH_GATHER_MS 5
+/* How often, at most, the dispatcher looks for fallback offers that are due
+ * (it wakes for the earliest one on its own: challenge_next_due_ms). */
+#define DISPATCH_FALLBACK_EVERY_MS 250
+/* ...and for calls to hang up: at most one look per this many ms under load
+ * (a busy dispatcher turns every few ms), well inside a call's round trip. */
+#define DISPATCH_HANGUP_EVERY_MS 50
 
 /* A request in flight to VoIPBin (the opaque of its callback). */
 typedef struct call_ctx {
@@ -67,6 +74,25 @@ static void after_failure(dispatch_t *d, const claimed_t *row, const failure_t *
     give_up(d, row, f->cause, a.detail ? json_pack("{s:s}", "detail", a.detail) : NULL);
 }
 
+/* Records a call with how it counts as heard: a keypad call by its answer
+ * (the callee keys the code in; its own webhook says what came), a call
+ * that can report back by the marker, else by its length. */
+static void record_call(dispatch_t *d, const claimed_t *row, const char *call_id, int attempt,
+                        int adopted)
+{
+    const worker_settings_t *c = &d->w->cfg;
+    otp_voice_heard_t times = {0, 0};
+    const char *rule = "answer";
+
+    if (!row->keypad) {
+        rule = c->callback_url && *c->callback_url ? "marker" : "timing";
+        if (otp_voice_heard_times(d->w->voice, row->locale, c->brand, row->code_length, row->gate,
+                                  &times) != 0)
+            rule = "answer"; /* cannot happen for a row the call was made for */
+    }
+    challenge_record(&d->tx, row, call_id, attempt, adopted, rule, &times);
+}
+
 static void on_call_done(void *opaque, const vb_result_t *res)
 {
     call_ctx_t *ctx = opaque;
@@ -85,7 +111,7 @@ static void on_call_done(void *opaque, const vb_result_t *res)
     snprintf(cause, sizeof(cause), "%s%s", ctx->sms ? "sms_" : "", base);
     switch (policy_result(res->cls, ctx->sms, ctx->fallback)) {
     case RESULT_RECORD:
-        challenge_record(&d->tx, row, res->call_id, ctx->attempt, 0);
+        record_call(d, row, res->call_id, ctx->attempt, 0);
         break;
     case RESULT_SMS_SENT:
         (void)challenge_sms_sent(&d->tx, row, res->call_id, ctx->fallback);
@@ -289,7 +315,7 @@ static void recover_calling(dispatch_t *d, claimed_t *row)
     if (pages > 1 && budget_charge(d->tx.db, pages - 1) != 0)
         atomic_fetch_add(&d->w->m.db_errors, 1);
     if (found == 1) {
-        challenge_record(&d->tx, row, call_id, row->call_attempts, 1);
+        record_call(d, row, call_id, row->call_attempts, 1);
     } else if (found == 0) {
         /* Known now: nothing was placed, so that attempt does not count (a
          * 500 that placed no call must not use up an allowed call). A new
@@ -373,16 +399,35 @@ int dispatch_run(dispatch_t *d, int *asked)
     const worker_settings_t *c = &d->w->cfg;
     int free_slots = c->max_in_flight - vb_client_in_flight(d->vb);
     claimed_t *rows = NULL, *calls, *look;
+    const otp_svc_set_t *set;
     int n, n_calls = 0, n_look = 0;
 
     *asked = free_slots;
-    if (free_slots <= 0)
-        return 0;
     if (otp_db_ensure(d->tx.db) != 0)
         return -1;
+    /* Calls of requests no longer in force end first: nothing reads a dead
+     * code longer than needed. Then the time-based fallback offers. */
+    if (otp_monotonic_ms() >= d->hangup_next_ms) {
+        (void)hangup_run(d);
+        d->hangup_next_ms = otp_monotonic_ms() + DISPATCH_HANGUP_EVERY_MS;
+    }
+    if (otp_monotonic_ms() >= d->fallback_next_ms) {
+        if (challenge_offer_fallbacks(&d->tx, c->fallback_after_s) < 0)
+            atomic_fetch_add(&d->w->m.db_errors, 1);
+        d->fallback_next_ms = otp_monotonic_ms() + DISPATCH_FALLBACK_EVERY_MS;
+    }
+    if (free_slots <= 0)
+        return 0;
     n = challenge_claim(&d->tx, free_slots, c->lease_s, c->rate_per_s, c->burst, &rows);
     if (n <= 0)
         return n;
+    /* The service's fallback time, as of now, for the calls recorded. */
+    set = otp_services_acquire(d->w->services);
+    for (int i = 0; i < n; i++) {
+        const otp_policy_t *p = otp_svc_find(set, rows[i].service);
+        rows[i].fallback_after_s = p ? p->fallback_after_s : c->fallback_after_s;
+    }
+    otp_services_release(set);
     /* Plain calls and look-ups are gathered; the calls go out together. */
     calls = calloc((size_t)n, sizeof(*calls));
     look = calloc((size_t)n, sizeof(*look));
@@ -473,6 +518,7 @@ dispatch_t *dispatch_new(worker_t *w, char *errstr, size_t errstr_size)
     d->tx.worker_id = c->worker_id;
     d->tx.m = &w->m;
     d->tx.call_status_timeout_s = c->call_status_timeout_s;
+    d->tx.fallback_after_s = c->fallback_after_s;
     d->tx.db = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker-dispatch", errstr,
                               errstr_size);
     if (!d->tx.db) {

@@ -12,6 +12,8 @@ typedef struct dispatch {
     worker_t *w;       /* settings, keys, voice (read-only), metrics (atomic) */
     challenge_tx_t tx; /* the connection and the open batch */
     vb_client_t *vb;
+    int64_t fallback_next_ms; /* monotonic: the next look for due fallback offers */
+    int64_t hangup_next_ms;   /* monotonic: the next look for calls to hang up */
 } dispatch_t;
 
 /* Claims due challenges (up to the free in-flight slots and the request

@@ -42,7 +42,7 @@ static const char insert_sql[] =
     "     AND c.request_id <> ins.request_id"
     "     AND c.status IN ('pending', 'calling', 'call_requested', 'ringing', 'answered',"
     "                      'delivered', 'no_answer', 'busy', 'voicemail', 'call_failed', "
-    "'no_input',"
+    "'no_input', 'unheard',"
     "                      'failed', 'sms_sent')"
     "  RETURNING c.request_id"
     "), ob AS ("

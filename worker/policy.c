@@ -19,7 +19,7 @@ plan_t policy_plan(const claimed_t *row)
         /* Claimed but never sent is an ordinary send. */
         return row->attempt_started_ms == 0 || row->call_attempts == 0 ? PLAN_SEND : PLAN_RECOVER;
     if (is(s, "no_answer") || is(s, "busy") || is(s, "voicemail") || is(s, "no_input") ||
-        is(s, "call_failed"))
+        is(s, "call_failed") || is(s, "unheard"))
         return PLAN_RETRY;
     if ((is(s, "call_requested") || is(s, "ringing") || is(s, "answered")) && row->call_id[0])
         return PLAN_LOOK_UP;

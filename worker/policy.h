@@ -22,6 +22,7 @@ typedef struct claimed {
     int tries; /* requests sent to VoIPBin for it, 429s included (the backoff exponent) */
     char country[4];
     char service[33];     /* whose request: its brand and caller ID are read at call time */
+    int fallback_after_s; /* its service's fallback_after_seconds, as of the claim */
     char prev_status[24]; /* its status before the claim */
     char call_id[37];     /* the call the row waits on (call_requested, ringing, answered) */
     int64_t attempt_started_ms;

@@ -83,6 +83,7 @@ int worker_settings_load(worker_t *w, char *err, size_t errsz)
     c->policy.retry_cap_ms = otp_config_int("OTP_RETRY_CAP_MS");
     c->lease_s = (int)otp_config_int("OTP_LEASE_SECONDS");
     c->call_status_timeout_s = (int)otp_config_int("OTP_CALL_STATUS_TIMEOUT_SECONDS");
+    c->fallback_after_s = (int)otp_config_int("OTP_FALLBACK_AFTER_SECONDS");
     c->call_timeout_ms = otp_config_int("OTP_CALL_TIMEOUT_MS");
     if ((long)c->lease_s * 1000 < c->call_timeout_ms + WORKER_LEASE_MARGIN_MS) {
         snprintf(err, errsz,

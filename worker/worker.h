@@ -49,6 +49,7 @@ typedef struct worker_settings {
     policy_cfg_t policy; /* OTP_MIN_REMAINING_SECONDS, OTP_RETRY_BASE_MS, OTP_RETRY_CAP_MS */
     int lease_s, max_in_flight;
     int call_status_timeout_s; /* OTP_CALL_STATUS_TIMEOUT_SECONDS */
+    int fallback_after_s;      /* OTP_FALLBACK_AFTER_SECONDS */
     long call_timeout_ms;      /* OTP_CALL_TIMEOUT_MS */
     char rate_per_s[32], burst[16];
     int n_caller_ids;

@@ -607,6 +607,48 @@ def test_digits_are_substituted_into_webhook_send(sim, recv):
     assert rec["webhook_sends"][0]["delivered"]
 
 
+def _marker_flow(recv, first="<speak>Your code is 4 8 2 9</speak>"):
+    """A reading, a marker webhook_send right after it (as the product's heard marker), a
+    second reading: the marker leaves only if the callee stayed through the first."""
+    return [{"type": "talk", "option": {"text": first, "language": "en-US"}},
+            {"type": "webhook_send", "option": {"sync": False, "uri": recv.url("/mark"),
+                                                "method": "POST", "data_type": "application/json",
+                                                "data": '{"type":"otp_heard","data":'
+                                                        '{"id":"${voipbin.call.id}"}}'}},
+            {"type": "talk", "option": {"text": "Again: 4 8 2 9", "language": "en-US"}},
+            {"type": "hangup"}]
+
+
+def test_webhook_send_after_a_talk_only_when_the_talk_ended(sim, recv):
+    # Through the first talk: the marker leaves, signed, with the call's id substituted.
+    c = place(sim, actions=_marker_flow(recv))
+    r = recv.wait(lambda: recv.got("/mark"))[0]
+    assert json.loads(r["body"]) == {"type": "otp_heard", "data": {"id": c["id"]}}
+    assert r["headers"]["x-voipbin-signature"] == signature(sim.webhook_secret, r["body"])
+    first_end = sim.call(c["id"])["talks"][0]["ended_at"]
+    assert first_end and sim.call(c["id"])["webhook_sends"][0]["at"] >= first_end
+    sim.wait_call_ended(c["id"])
+    # The callee hangs up during the first talk: the flow stops there, no marker.
+    recv.clear()
+    sim.script(DEST, callee_hangup_ms=300)
+    c = place(sim, actions=_marker_flow(recv))
+    done = sim.wait_call_ended(c["id"])
+    assert (done["call"]["hangup_by"], done["call"]["hangup_reason"]) == ("remote", "normal")
+    assert not done.get("webhook_sends") and not recv.got("/mark")
+
+
+def test_hangup_request_during_a_talk_stops_the_flow(sim, recv):
+    # POST /calls/{id}/hangup while the code is being read: terminating → hangup local/normal,
+    # nothing after the talk runs (no marker). A long first talk (~48 s simulated) leaves time.
+    c = place(sim, actions=_marker_flow(recv, "<speak>%s</speak>" % ("Your code is 4 8 2 9. " * 40)))
+    sim.wait_for(lambda: sim.call(c["id"])["status"] == "progressing")
+    st, _, res = sim.api("POST", "/calls/%s/hangup" % c["id"])
+    assert st == 200 and res["status"] == "terminating"
+    done = sim.wait_call_ended(c["id"])
+    assert (done["call"]["hangup_by"], done["call"]["hangup_reason"]) == ("local", "normal")
+    assert not done.get("webhook_sends") and not recv.got("/mark")
+
+
 def test_digits_receive_times_out_and_key_ends_collection(sim, recv):
     # no key pressed: collection ends at duration, digits empty
     flow = [{"type": "digits_receive", "option": {"duration": 1000, "length": 4}},

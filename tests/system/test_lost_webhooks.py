@@ -62,6 +62,8 @@ def run(drop_pct, per_case, base):
             finals=dict(collections.Counter(finals.get(ph) for ph in want)),
             wrong=len(wrong), order_problems=len(R.order_problems(evs)))
         print("\n[lost webhooks] %s" % json.dumps(fig, sort_keys=True), flush=True)
+        for problem in R.order_problems(evs):
+            print("[lost webhooks] order: %s" % problem, flush=True)
         p.close()
         return fig, wrong
 
@@ -70,8 +72,10 @@ def test_webhooks_off_every_request_reaches_its_true_end():
     fig, wrong = run(100, per_case=6, base=800000)
     assert wrong == {}, wrong
     assert fig["webhooks_delivered"] == 0, "the simulator must really send no call webhook"
-    # Each call is looked up at least once; the retried ones (busy, no answer, failed) too.
-    assert fig["lookups"] >= fig["calls"], fig
+    # Each call is looked up at least once (the retried ones, busy, no answer, failed, too),
+    # except those whose heard marker made them delivered: it is the call's own webhook_send,
+    # not a call event, and the simulator does not drop it.
+    assert fig["lookups"] >= fig["calls"] - fig["finals"]["delivered"], fig
     assert fig["retries"] >= 6 * 2 + 6 * 2, fig
     assert fig["order_problems"] == 0
 

@@ -191,27 +191,33 @@ def test_press_1_after_the_message_hears_it_again(pipe):
     [rid] = pipe.produce([{"phone": ph, "user_id": "replay", "delivery": {"gate": True}}])
     call = wait_talk(pipe, ph, lambda t: is_offer(t) and t.get("ended_at"), "the offer ended")
     pipe.sim.press(call["id"], "1")
-    wait_type(pipe, rid, "delivered")
+    wait_type(pipe, rid, "delivered")  # at the marker, while the call goes on
+    pipe.sim.wait_call_ended(call["id"], timeout=60)
     [call] = pipe.calls_to(ph)
     texts = P.call_texts(call)
-    assert len(texts) == 4, texts
-    assert "press any key" in texts[0].lower() and is_offer(call["talks"][2]), texts
-    assert texts[1] == texts[3] and P.spoken_code(texts[1]), texts
+    # The gate, the message in two talks (the first reading, the heard marker, the rest), the
+    # offer, the whole message again.
+    assert len(texts) == 5, texts
+    assert "press any key" in texts[0].lower() and is_offer(call["talks"][3]), texts
+    assert P.spoken_code(texts[1]) and P.spoken_code(texts[1]) == P.spoken_code(texts[4]), texts
+    assert P.spoken_code(texts[2]) == P.spoken_code(texts[4]), texts
     types = [a["type"] for a in P.call_request(call)["actions"]]
     at = types.index("variable_set")
     assert types[at:at + 6] == ["variable_set", "talk", "digits_receive", "branch", "talk",
                                 "hangup"], types
     assert call["call"]["hangup_by"] == "local" and call["call"]["hangup_reason"] == "normal"
-    assert pipe.verify(rid, P.spoken_code(texts[3]))[1]["status"] == "verified"
+    assert pipe.verify(rid, P.spoken_code(texts[4]))[1]["status"] == "verified"
 
 
 def test_no_key_after_the_message_ends_the_call(pipe):
     ph = "+12013000042"
     pipe.sim.script(ph, outcome="answer")
     [rid] = pipe.produce([{"phone": ph, "user_id": "no-replay"}])
-    wait_type(pipe, rid, "delivered")
+    wait_type(pipe, rid, "delivered")  # at the marker, while the call goes on
     [call] = pipe.calls_to(ph)
+    call = pipe.sim.wait_call_ended(call["id"], timeout=60)
     texts = P.call_texts(call)
-    assert len(texts) == 2 and P.spoken_code(texts[0]) and is_offer(call["talks"][1]), texts
+    # The message in two talks (the heard marker between them), then the offer.
+    assert len(texts) == 3 and P.spoken_code(texts[0]) and is_offer(call["talks"][2]), texts
     assert "branch" in (call.get("actions_executed") or []), call.get("actions_executed")
     assert call["call"]["hangup_by"] == "local" and call["call"]["hangup_reason"] == "normal"

@@ -818,6 +818,80 @@ static void test_actions(const otp_voice_catalog_t *cat)
     CHECK(otp_voice_actions(cat, "xx-XX", BRAND, "4711", &plain) == NULL);
 }
 
+/* The message split at the end of its first reading, from actions[at]: the
+ * intro and the code once; the marker webhook_send (otp_heard, the request
+ * and ${voipbin.call.id}, to the notify_uri, not waited on); the rest (the
+ * code again and the outro, no intro). */
+static void check_marker(json_t *a, size_t at, const otp_voice_opts_t *opts)
+{
+    json_t *first = nth_action(a, at, "talk"), *mark = nth_action(a, at + 1, "webhook_send");
+    json_t *rest = nth_action(a, at + 2, "talk"), *d;
+    const char *ft, *rt, *why = "";
+
+    if (!CHECK(first && mark && rest))
+        return;
+    ft = opt_s(first, "text");
+    rt = opt_s(rest, "text");
+    CHECK(ft && strstr(ft, ">4<") && strstr(ft, ">1<"));
+    CHECK(rt && strstr(rt, ">4<") && strstr(rt, ">1<"));
+    CHECK_EQ_INT(xml_check(ft, &why), 0);
+    CHECK_EQ_INT(xml_check(rt, &why), 0);
+    /* the first reading once: its first digit (the only 4) appears once */
+    CHECK(strstr(strstr(ft, ">4<") + 1, ">4<") == NULL);
+    CHECK_EQ_STR(opt_s(mark, "uri"), opts->notify_uri);
+    CHECK_EQ_STR(opt_s(mark, "method"), "POST");
+    CHECK(json_is_false(json_object_get(json_object_get(mark, "option"), "sync")));
+    d = json_loads(opt_s(mark, "data") ? opt_s(mark, "data") : "", 0, NULL);
+    CHECK_EQ_STR(json_string_value(json_object_get(d, "type")), "otp_heard");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(d, "data"), "request_id")),
+                 opts->request_id);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(d, "data"), "id")),
+                 "${voipbin.call.id}");
+    json_decref(d);
+}
+
+/* The plain flow with a notify_uri: first reading, marker, the rest, the
+ * replay of the whole message, 9 actions. Without one: no marker (7). The
+ * model's times: the code starts after the intro and ends later; the gate
+ * prompt comes before both. */
+static void test_actions_marker(const otp_voice_catalog_t *cat)
+{
+    otp_voice_opts_t notify = {.gate = 0, .amd = 0, .notify_uri = HOOK, .request_id = REQ_ID};
+    otp_voice_opts_t bad_id = {.gate = 0, .amd = 0, .notify_uri = HOOK, .request_id = "x"};
+
+    for (int i = 0; i < nfiles; i++) {
+        const locale_file_t *f = &files[i];
+        char *whole = otp_voice_render_code(cat, f->locale, BRAND, "4711");
+        json_t *a = otp_voice_actions(cat, f->locale, BRAND, "4711", &notify);
+        otp_voice_heard_t plain, gated;
+
+        unit_ctx("marker %s", f->locale);
+        if (CHECK(json_is_array(a)) && CHECK_EQ_INT(json_array_size(a), 9)) {
+            check_marker(a, 0, &notify);
+            check_replay(a, 3, f, whole);
+        }
+        json_decref(a);
+        a = otp_voice_actions(cat, f->locale, BRAND, "4711", &bad_id);
+        CHECK(json_is_array(a) && json_array_size(a) == 7); /* no UUID: no marker */
+        json_decref(a);
+        if (CHECK_EQ_INT(otp_voice_heard_times(cat, f->locale, BRAND, 6, 0, &plain), 0) &&
+            CHECK_EQ_INT(otp_voice_heard_times(cat, f->locale, BRAND, 6, 1, &gated), 0)) {
+            CHECK(plain.code_start_ms >= OTP_VOICE_LEAD_MS + OTP_VOICE_BEFORE_CODE_MS);
+            CHECK(plain.code_end_ms >= plain.code_start_ms + 6 * OTP_VOICE_MS_PER_DIGIT);
+            CHECK(gated.code_start_ms > plain.code_start_ms);
+            CHECK_EQ_INT(gated.code_end_ms - gated.code_start_ms,
+                         plain.code_end_ms - plain.code_start_ms);
+        }
+        CHECK_EQ_INT(otp_voice_heard_times(cat, f->locale, BRAND, 3, 0, &plain), -1);
+        free(whole);
+    }
+    unit_ctx(NULL);
+    {
+        otp_voice_heard_t h;
+        CHECK_EQ_INT(otp_voice_heard_times(cat, "xx-XX", BRAND, 6, 0, &h), -1);
+    }
+}
+
 /* Index of the action whose "id" is id, or -1. */
 static long action_with_id(json_t *actions, const char *id)
 {
@@ -884,9 +958,16 @@ static void check_gate_flow(const otp_voice_catalog_t *cat, const locale_file_t 
             json_object_get(json_object_get(json_array_get(a, (size_t)gate_at), "option"), "text"));
         CHECK(g && !strstr(g, ">4<") && !strstr(g, "4711"));
     }
-    /* after the code: the offer to hear it again */
-    if (code_at >= 0)
+    /* after the code: with a notify_uri the heard marker and the rest of the
+     * message; then the offer to hear it (all of it) again */
+    if (code_at >= 0 && opts->notify_uri) {
+        char *whole = otp_voice_render_code(cat, f->locale, BRAND, "4711");
+        check_marker(a, (size_t)code_at, opts);
+        check_replay(a, (size_t)code_at + 3, f, whole);
+        free(whole);
+    } else if (code_at >= 0) {
         check_replay(a, (size_t)code_at + 1, f, opt_s(json_array_get(a, (size_t)code_at), "text"));
+    }
     /* no key: past the code, and the code is followed by a hangup before that */
     if (CHECK(no_key_at > code_at) && CHECK(hangup_after_code > code_at))
         CHECK(hangup_after_code < no_key_at);
@@ -1279,6 +1360,7 @@ int main(int argc, char **argv)
     test_pick_generic(cat);
     test_actions(cat);
     test_actions_gate(cat);
+    test_actions_marker(cat);
     test_sms(cat);
     test_keypad(cat);
     test_load_errors();

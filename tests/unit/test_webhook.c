@@ -142,6 +142,52 @@ static void test_no_input(void)
     }
 }
 
+/* The heard marker (otp_heard) needs both UUIDs, the call's own id
+ * substituted; a call event's tm_progressing and tm_hangup become ms (legacy
+ * format, sentinel and absence included) for the timing rule. */
+static void test_heard_and_times(void)
+{
+    otp_call_event_t ev;
+    char err[256] = "";
+    const char *good = "{\"type\":\"otp_heard\",\"data\":{\"request_id\":\"" REQ_ID "\","
+                       "\"id\":\"" CALL_ID "\"}}";
+    static const char *const bad[] = {
+        "{\"type\":\"otp_heard\",\"data\":{\"request_id\":\"" REQ_ID "\"}}",
+        "{\"type\":\"otp_heard\",\"data\":{\"request_id\":\"" REQ_ID
+        "\",\"id\":\"${voipbin.call.id}\"}}",
+        "{\"type\":\"otp_heard\",\"data\":{\"id\":\"" CALL_ID "\"}}",
+    };
+    const char *timed = "{\"type\":\"call_hangup\",\"data\":{\"id\":\"" CALL_ID "\","
+                        "\"status\":\"hangup\",\"tm_progressing\":\"2026-01-15T09:30:00.5Z\","
+                        "\"tm_hangup\":\"2026-01-15 09:30:07.250000\"}}";
+    const char *unset = "{\"type\":\"call_hangup\",\"data\":{\"id\":\"" CALL_ID "\","
+                        "\"status\":\"hangup\",\"tm_progressing\":\"9999-01-01 00:00:00.000000\"}}";
+
+    if (CHECK_EQ_INT(parse(good, strlen(good), &ev, err, sizeof(err)), 0)) {
+        CHECK_EQ_INT(ev.heard, 1);
+        CHECK_EQ_INT(ev.no_input, 0);
+        CHECK_EQ_STR(ev.request_id, REQ_ID);
+        CHECK_EQ_STR(ev.call_id, CALL_ID);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        unit_ctx("bad otp_heard %zu", i);
+        CHECK_EQ_INT(parse(bad[i], strlen(bad[i]), &ev, err, sizeof(err)), -1);
+    }
+    unit_ctx(NULL);
+    if (CHECK_EQ_INT(parse(timed, strlen(timed), &ev, err, sizeof(err)), 0)) {
+        CHECK_EQ_INT(ev.progressed, 1);
+        CHECK_EQ_INT(ev.hangup_ms - ev.progressing_ms, 6750);
+    }
+    if (CHECK_EQ_INT(parse(unset, strlen(unset), &ev, err, sizeof(err)), 0)) {
+        CHECK_EQ_INT(ev.progressed, 0);
+        CHECK_EQ_INT(ev.progressing_ms, 0);
+        CHECK_EQ_INT(ev.hangup_ms, 0);
+    }
+    CHECK_EQ_STR(otp_heard_rule_name(OTP_HEARD_MARKER), "marker");
+    CHECK_EQ_STR(otp_heard_rule_name(OTP_HEARD_TIMING), "timing");
+    CHECK_EQ_STR(otp_heard_rule_name(OTP_HEARD_ANSWER), "answer");
+}
+
 static void test_bad(void)
 {
     static const char *const bad[] = {
@@ -224,6 +270,7 @@ int main(int argc, char **argv)
     (void)argc;
     test_good();
     test_no_input();
+    test_heard_and_times();
     test_bad();
     test_rank();
     return unit_finish(argv[0]);
