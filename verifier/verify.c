@@ -49,7 +49,8 @@
  * answer of an unknown id. */
 #define LIVE_CODE                                                                                  \
     "ch.status IN ('pending', 'calling', 'call_requested', 'ringing', 'answered', 'delivered',"    \
-    " 'unheard', 'no_answer', 'busy', 'voicemail', 'call_failed', 'no_input', 'failed', 'sms_sent')"
+    " 'unheard', 'no_answer', 'busy', 'voicemail', 'call_failed', 'no_input', 'failed', "          \
+    "'sms_sent')"
 #define LIVE_KEYPAD_CALL                                                                           \
     "ch.call_id = $7::uuid AND ch.status IN ('call_requested', 'ringing', 'answered')"
 #define KEYPAD "coalesce((ch.options->>'keypad')::boolean, false)"
