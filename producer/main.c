@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "otp_config.h"
+#include "otp_services.h"
 #include "otp_crypto.h"
 #include "otp_event.h"
 #include "otp_kafka.h"
@@ -72,6 +73,8 @@ static const char usage[] =
     "       otp-produce --resend REQUEST_ID [--channel voice|sms]   (a new code, same number)\n"
     "       otp-produce --file FILE|-  [--report REPORT] [--rate N/s] [--timeout SECONDS] [--raw]\n"
     "       otp-produce ... --dry-run   (print each message on stdout instead; no broker)\n"
+    "       otp-produce ... --service NAME  (publish on OTP_TOPIC_REQUESTS.NAME: the service's\n"
+    "                                        own topic, which its Kafka ACL lets it write)\n"
     "       otp-produce --version | --help\n"
     "Publishes otp.requested events (key = phone) with librdkafka's idempotent producer; a\n"
     "message counts as delivered when the broker acknowledged it (the delivery report), within\n"
@@ -487,9 +490,11 @@ int main(int argc, char **argv)
                                          {"report", required_argument, 0, 'O'},
                                          {"rate", required_argument, 0, 'T'},
                                          {"timeout", required_argument, 0, 'W'},
+                                         {"service", required_argument, 0, 'v'},
                                          {0, 0, 0, 0}};
     otp_request_t req;
-    const char *file = NULL, *topic, *report = NULL;
+    const char *file = NULL, *topic, *report = NULL, *service = NULL;
+    char service_topic[256];
     double rate = 0;
     long timeout_s = 60;
     int timeout_given = 0;
@@ -505,7 +510,7 @@ int main(int argc, char **argv)
     snprintf(req.purpose, sizeof(req.purpose), "login");
     const char *keypad_code = NULL;
 
-    while ((opt = getopt_long(argc, argv, "p:u:P:l:r:t:c:gasm:f:RhS:C:K:nVO:T:W:", opts, NULL)) !=
+    while ((opt = getopt_long(argc, argv, "p:u:P:l:r:t:c:gasm:f:RhS:C:K:nVO:T:W:v:", opts, NULL)) !=
            -1) {
         switch (opt) {
         case 'p':
@@ -591,6 +596,14 @@ int main(int argc, char **argv)
         case 'h':
             show = 'h';
             break;
+        case 'v':
+            if (!otp_service_name_ok(optarg)) {
+                fprintf(stderr, "otp-produce: --service: a service name is 1-32 of a-z, 0-9 and "
+                                "- (otp-admin service list)\n");
+                return 2;
+            }
+            service = optarg;
+            break;
         default:
             fprintf(stderr, "%s\n", usage);
             return 2;
@@ -615,6 +628,13 @@ int main(int argc, char **argv)
     otp_log_init("otp-produce", otp_log_level_parse(otp_config_str("OTP_LOG_LEVEL")),
                  otp_log_format_parse(otp_config_str("OTP_LOG_FORMAT")));
     topic = otp_config_str("OTP_TOPIC_REQUESTS");
+    if (service) {
+        if (otp_services_topic(topic, service, service_topic, sizeof(service_topic)) != 0) {
+            fprintf(stderr, "otp-produce: OTP_TOPIC_REQUESTS and --service make too long a name\n");
+            return 2;
+        }
+        topic = service_topic;
+    }
     if (!file && !req.resend_of[0] && (!req.phone[0] || !req.user_id[0])) {
         fprintf(stderr, "otp-produce: give --phone and --user, --resend, or --file\n%s\n", usage);
         return 2;

@@ -19,7 +19,7 @@ import pipeline as P
 from stack import Stack
 from testkit import wait_until
 
-US_A, US_B, US_C, US_D, US_E = ("+1202555%04d" % (7100 + i) for i in range(5))
+US_A, US_B, US_C, US_D, US_E, US_F = ("+1202555%04d" % (7100 + i) for i in range(6))
 GB = "+447400123456"
 
 
@@ -227,6 +227,13 @@ def test_service_topic_and_a_change_reach_the_running_worker(pipe, svc):
            "requested_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     pipe.raw_kafka([json.dumps(req).encode()], key=US_E.encode(), topic="otp.requested.beta")
     text = P.call_texts(call_of(pipe, US_E))[0]
+    assert "Beta Shop" in text and len(code_in(text)) == 5, text
+    # otp-produce --service publishes on the service's topic.
+    out = subprocess.run([Stack.bin("otp-produce"), "--service", "beta", "--phone", US_F,
+                          "--user", "produce-user"], env=pipe.env(), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    text = P.call_texts(call_of(pipe, US_F))[0]
     assert "Beta Shop" in text and len(code_in(text)) == 5, text
     # A topic of no service: dead letter, never called.
     bad = dict(req, request_id=str(uuid.uuid4()))
