@@ -7,6 +7,7 @@
  * policy the workers would refuse is never stored. */
 #include <jansson.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,29 +30,30 @@ typedef struct opts {
     const char *service, *scopes, *expires, *label;
 } opts_t;
 
+/* The options, each a string of opts_t. */
+static const struct {
+    const char *flag;
+    size_t field;
+} options[] = {
+    {"--friendly-name", offsetof(opts_t, friendly)},
+    {"--policy", offsetof(opts_t, policy)},
+    {"--webhook-url", offsetof(opts_t, webhook_url)},
+    {"--webhook-secret-file", offsetof(opts_t, secret_file)},
+    {"--actor", offsetof(opts_t, actor)},
+    {"--service", offsetof(opts_t, service)},
+    {"--scopes", offsetof(opts_t, scopes)},
+    {"--expires", offsetof(opts_t, expires)},
+    {"--label", offsetof(opts_t, label)},
+};
+
 static int parse_opts(int argc, char **argv, int from, opts_t *o)
 {
     memset(o, 0, sizeof(*o));
     for (int i = from; i < argc; i++) {
         const char **dst = NULL;
-        if (strcmp(argv[i], "--friendly-name") == 0)
-            dst = &o->friendly;
-        else if (strcmp(argv[i], "--policy") == 0)
-            dst = &o->policy;
-        else if (strcmp(argv[i], "--webhook-url") == 0)
-            dst = &o->webhook_url;
-        else if (strcmp(argv[i], "--webhook-secret-file") == 0)
-            dst = &o->secret_file;
-        else if (strcmp(argv[i], "--actor") == 0)
-            dst = &o->actor;
-        else if (strcmp(argv[i], "--service") == 0)
-            dst = &o->service;
-        else if (strcmp(argv[i], "--scopes") == 0)
-            dst = &o->scopes;
-        else if (strcmp(argv[i], "--expires") == 0)
-            dst = &o->expires;
-        else if (strcmp(argv[i], "--label") == 0)
-            dst = &o->label;
+        for (size_t k = 0; k < sizeof(options) / sizeof(options[0]) && !dst; k++)
+            if (strcmp(argv[i], options[k].flag) == 0)
+                dst = (const char **)((char *)o + options[k].field);
         if (!dst || i + 1 >= argc) {
             fprintf(stderr, "otp-admin: unknown or incomplete option \"%s\"\n%s\n", argv[i],
                     admin_usage);
