@@ -286,6 +286,13 @@ static int apply_heard(PGconn *db, const otp_call_event_t *ev, int current, cons
                     " WHERE call_id = $1",
                     1, p))
         return -1;
+    /* Verified during the first reading: the call still read the code to its
+     * end, which the stream says (the state stays verified). */
+    if (current && strcmp(ch_status, "verified") == 0)
+        return otp_outbox_add(db, ev->request_id, "delivered",
+                              json_pack("{s:s, s:s}", "call_id", ev->call_id, "rule", "marker"))
+                   ? -1
+                   : 0;
     if (!current ||
         !(strcmp(ch_status, "call_requested") == 0 || strcmp(ch_status, "ringing") == 0 ||
           strcmp(ch_status, "answered") == 0 || strcmp(ch_status, "unheard") == 0))
