@@ -317,13 +317,16 @@ def test_retry_schedule_follows_backoff_and_stops_before_expiry():
         def at(t):
             return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (
                 int(t * 1000) % 1000)
-        busy = requests_for(5, 300000, ttl_seconds=60, requested_at=at(now - 30))
-        for r in busy:  # rings 3 s, then busy: every attempt fails the same way
-            p.sim.script(r["phone"], outcome="busy", end_ms=3000)
+        # A code lives 60 s from the worker's acceptance (the server's clock), the shortest
+        # life a request may ask; each attempt rings 5 s then is busy, so the code's life, not
+        # the 10 attempts allowed, ends the calls.
+        busy = requests_for(5, 300000, ttl_seconds=60, requested_at=at(now))
+        for r in busy:  # rings 5 s, then busy: every attempt fails the same way
+            p.sim.script(r["phone"], outcome="busy", end_ms=5000)
         too_old = requests_for(1, 300100, ttl_seconds=60, requested_at=at(now - 55))
         ids = p.produce(busy + too_old)
         busy_ids, old_id = ids[:5], ids[5]
-        R.wait_all_terminal(s, 6, timeout=60)
+        R.wait_all_terminal(s, 6, timeout=120)
         R.wait_topic_final(p.status, ids, 30)
         evs, dups = R.dedupe(p.status.snapshot())
         per = R.by_request(evs)
