@@ -28,6 +28,20 @@ endif
 BUILD   := build
 BINDIR  := bin
 
+# The version the programs report: scripts/version.sh (`git describe`, or the VERSION file of a
+# source tarball), unless set (make OTP_VERSION=1.2.3). Written to build/gen/otp_version_gen.h
+# only when it changes, so only the files that print it are rebuilt.
+ifeq ($(OTP_VERSION),)
+OTP_VERSION := $(shell scripts/version.sh 2>/dev/null)
+endif
+ifeq ($(OTP_VERSION),)
+$(warning no git work tree and no VERSION file: the programs will say version "unknown")
+OTP_VERSION := unknown
+endif
+VERSION_H := $(BUILD)/gen/otp_version_gen.h
+CFLAGS  += -I$(BUILD)/gen
+CXXFLAGS += -I$(BUILD)/gen
+
 # `make install`: PREFIX is where the programs will live, DESTDIR a staging root (packages).
 PREFIX  ?= /usr/local
 DATADIR ?= $(PREFIX)/share/otp
@@ -41,7 +55,8 @@ COMMON_CXX := $(wildcard common/*.cc)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(COMMON_CXX:%.cc=$(BUILD)/%.o)
 COMMON_LIB := $(BUILD)/libotp.a
 
-.PHONY: all build-all deps test unit-test system-test test-tools demo bench fuzz lint clean install FORCE
+.PHONY: all build-all deps test unit-test system-test test-tools demo bench fuzz lint clean install \
+  image FORCE
 
 # `all` first makes sure the packages are there, then builds in a fresh make so that
 # pkg-config sees them on a machine that lacked them.
@@ -49,11 +64,11 @@ all:
 	@scripts/install-deps.sh
 	@$(MAKE) --no-print-directory build-all
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | $(VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/%.o: %.cc
+$(BUILD)/%.o: %.cc | $(VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -MMD -MP -c -o $@ $<
 
@@ -64,6 +79,10 @@ $(COMMON_LIB): $(COMMON_OBJ)
 $(BUILD)/datadir.stamp: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
+$(VERSION_H): FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define OTP_VERSION "$(OTP_VERSION)"' | cmp -s - $@ || \
+	  echo '#define OTP_VERSION "$(OTP_VERSION)"' > $@
 $(BUILD)/common/otp_paths.o: CFLAGS += -DOTP_DATADIR='"$(DATADIR)"'
 $(BUILD)/common/otp_paths.o: $(BUILD)/datadir.stamp
 
@@ -95,7 +114,7 @@ $(REDOCLY): tests/tools/package.json tests/tools/package-lock.json
 test-tools: $(REDOCLY)
 
 system-test: all test-tools
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_contracts.py tests/test_cli.py tests/test_install.py tests/test_compose.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_contracts.py tests/test_cli.py tests/test_install.py tests/test_compose.py tests/test_image.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
 
 # Every test: unit (plain, then under ASan+UBSan), each fuzz target for 30 s, then the
 # simulator contract and the system tests on the real local stack.
@@ -136,6 +155,13 @@ install: build-all
 	    > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$u.service && \
 	  chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$u.service || exit 1; \
 	done
+
+# The container image (Dockerfile) as IMAGE: docker where an engine answers, else buildah on a
+# Debian 12 base made with mmdebstrap (scripts/build-image.sh). Prints its size and build time.
+IMAGE ?= voice-otp:local
+image:
+	@scripts/install-deps.sh
+	@IMAGE='$(IMAGE)' OTP_VERSION='$(OTP_VERSION)' scripts/build-image.sh
 
 clean:
 	rm -rf $(BUILD) $(BINDIR)

@@ -17,6 +17,7 @@ PACKAGES=(
     python3 python3-pytest python3-psycopg python3-confluent-kafka python3-jsonschema
     ca-certificates git
     prometheus docker-compose systemd
+    buildah mmdebstrap
 )
 # The OpenAPI linter (tests/tools, @redocly/cli) runs on Node.js. A node from elsewhere
 # (NodeSource) is fine; only without one are Debian's nodejs and npm installed.
