@@ -78,3 +78,16 @@ else
     chmod 600 "$dir/.env"
     echo "compose-secrets: wrote .env" >&2
 fi
+
+# Compose (without swarm) mounts secret files as they are on the host: give each to the user of
+# the container that reads it, or a mode-600 file is unreadable there. The programs run as uid
+# 10001 (Dockerfile), Grafana as 472; PostgreSQL's entrypoint reads its file as root.
+if [[ $(id -u) -eq 0 ]]; then
+    for f in database_url hash_key webhook_secret voipbin_access_key; do
+        chown 10001:10001 "$dir/secrets/$f"
+    done
+    chown 472:0 "$dir/secrets/grafana_admin_password"
+else
+    echo "compose-secrets: not root: as root, chown 10001 secrets/{database_url,hash_key," \
+        "webhook_secret,voipbin_access_key} and chown 472 secrets/grafana_admin_password" >&2
+fi
