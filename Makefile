@@ -114,7 +114,7 @@ $(REDOCLY): tests/tools/package.json tests/tools/package-lock.json
 test-tools: $(REDOCLY)
 
 system-test: all test-tools
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_contracts.py tests/test_cli.py tests/test_install.py tests/test_compose.py tests/test_image.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_contracts.py tests/test_cli.py tests/test_install.py tests/test_compose.py tests/test_kubernetes.py tests/test_image.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
 
 # Every test: unit (plain, then under ASan+UBSan), each fuzz target for 30 s, then the
 # simulator contract and the system tests on the real local stack.
