@@ -56,7 +56,7 @@ COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(COMMON_CXX:%.cc=$(BUILD)/%.o)
 COMMON_LIB := $(BUILD)/libotp.a
 
 .PHONY: all build-all deps test unit-test system-test test-tools demo bench fuzz lint clean install \
-  image FORCE
+  image dist FORCE
 
 # `all` first makes sure the packages are there, then builds in a fresh make so that
 # pkg-config sees them on a machine that lacked them.
@@ -114,7 +114,7 @@ $(REDOCLY): tests/tools/package.json tests/tools/package-lock.json
 test-tools: $(REDOCLY)
 
 system-test: all test-tools
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_contracts.py tests/test_cli.py tests/test_install.py tests/test_compose.py tests/test_kubernetes.py tests/test_image.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_contracts.py tests/test_cli.py tests/test_install.py tests/test_compose.py tests/test_kubernetes.py tests/test_image.py tests/test_dist.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
 
 # Every test: unit (plain, then under ASan+UBSan), each fuzz target for 30 s, then the
 # simulator contract and the system tests on the real local stack.
@@ -130,14 +130,28 @@ bench: all
 	$(PYTHON) tests/bench/run.py
 
 # Banned functions, then the format of every C file (.clang-format) and lines of at most 100
-# characters.
+# characters. The files: git's list in a work tree, else (a source tarball) every one present.
+LINT_FILES = $(shell git ls-files '*.c' '*.cc' '*.h' 2>/dev/null || \
+  find common producer admin worker verifier sql tests -name '*.c' -o -name '*.cc' -o -name '*.h')
 lint:
-	@! git grep -nE '\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|gets)\(' -- '*.c' '*.cc' '*.h' || \
+	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|gets)\(' $(LINT_FILES) || \
 	  { echo "lint: banned function (use snprintf, bounded copies, strtol)"; exit 1; }
-	@git ls-files '*.c' '*.cc' '*.h' | xargs clang-format --dry-run -Werror || \
+	@clang-format --dry-run -Werror $(LINT_FILES) || \
 	  { echo "lint: not formatted: run clang-format -i on the files above"; exit 1; }
-	@! git ls-files '*.c' '*.cc' '*.h' | LC_ALL=C.UTF-8 xargs grep -nE '^.{101,}' || \
+	@! LC_ALL=C.UTF-8 grep -nE '^.{101,}' $(LINT_FILES) || \
 	  { echo "lint: lines over 100 characters"; exit 1; }
+
+# A source tarball of the last commit, build/dist/voice-otp-VERSION.tar.gz, with a VERSION file
+# (scripts/version.sh reads it where there is no git): it builds and tests from itself.
+dist:
+	@v=$$(scripts/version.sh --commit) && d=voice-otp-$$v && \
+	  rm -rf $(BUILD)/dist && mkdir -p $(BUILD)/dist/$$d && \
+	  git archive --format=tar HEAD | tar -x -C $(BUILD)/dist/$$d && \
+	  echo "$$v" > $(BUILD)/dist/$$d/VERSION && \
+	  tar -C $(BUILD)/dist --owner=0 --group=0 -czf $(BUILD)/dist/$$d.tar.gz $$d && \
+	  rm -rf $(BUILD)/dist/$$d && \
+	  { git diff --quiet HEAD || echo "dist: uncommitted changes are not in the tarball"; } && \
+	  echo "dist: $(BUILD)/dist/$$d.tar.gz ($$(du -k $(BUILD)/dist/$$d.tar.gz | cut -f1) KiB)"
 
 # Binaries to PREFIX/bin; voice templates, SQL migrations and schemas to PREFIX/share/otp;
 # systemd units (with PREFIX filled in) to SYSTEMD_UNIT_DIR. DESTDIR stages it all.
