@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Voice OTP pipeline. `make demo` runs it on a local stack; `make test` runs every test.
 CC      ?= cc
 CXX     ?= g++
@@ -133,6 +134,11 @@ bench: all
 # characters. The files: git's list in a work tree, else (a source tarball) every one present.
 LINT_FILES = $(shell git ls-files '*.c' '*.cc' '*.h' 2>/dev/null || \
   find common producer admin worker verifier sql tests -name '*.c' -o -name '*.cc' -o -name '*.h')
+# Every source file names its license (SPDX) in its first two lines (after a #! line).
+SPDX_FILES = $(shell git ls-files '*.c' '*.cc' '*.h' '*.py' '*.sh' 'Makefile' '*.mk' 2>/dev/null || \
+  find . -path ./tests/tools/node_modules -prune -o -path ./build -prune -o \
+    \( -name '*.c' -o -name '*.cc' -o -name '*.h' -o -name '*.py' -o -name '*.sh' -o \
+       -name Makefile -o -name '*.mk' \) -print)
 lint:
 	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|gets)\(' $(LINT_FILES) || \
 	  { echo "lint: banned function (use snprintf, bounded copies, strtol)"; exit 1; }
@@ -140,6 +146,9 @@ lint:
 	  { echo "lint: not formatted: run clang-format -i on the files above"; exit 1; }
 	@! LC_ALL=C.UTF-8 grep -nE '^.{101,}' $(LINT_FILES) || \
 	  { echo "lint: lines over 100 characters"; exit 1; }
+	@for f in $(SPDX_FILES); do head -n 2 "$$f" | grep -q 'SPDX-License-Identifier: Apache-2.0' || \
+	  { echo "lint: $$f: no 'SPDX-License-Identifier: Apache-2.0' in its first two lines"; \
+	    exit 1; }; done
 
 # A source tarball of the last commit, build/dist/voice-otp-VERSION.tar.gz, with a VERSION file
 # (scripts/version.sh reads it where there is no git): it builds and tests from itself.

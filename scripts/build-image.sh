@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the container image (Dockerfile) as IMAGE (default voice-otp:local) and prints its size
 # and build time. `make image` runs it.
 #

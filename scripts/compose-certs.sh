@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Makes what docker-compose.production.yml needs beside scripts/compose-secrets.sh's secrets:
 # a private CA and TLS certificates for the three Kafka brokers and PostgreSQL, the brokers'
 # SASL users (PLAIN over TLS) and the programs' sslmode=verify-full connection string. All under

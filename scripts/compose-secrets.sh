@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Writes the files docker-compose.yml reads its secrets from (./secrets/, mode 600) and an .env
 # with the non-secret settings it needs. Existing files are kept, so it is safe to run again.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian 12 packages that building, testing and the demo need.
 # Idempotent: when everything is present it only asks dpkg and exits (well under a second).
 # Only when something is missing does it run `apt-get update` once and install what is missing,

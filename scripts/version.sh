@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Prints the release version the programs report (--version, otp_build_info).
 # In a git work tree: `git describe` of the last release tag vN.N.N without its "v"
 # (1.2.0, or 1.2.0-3-gabc1234 three commits past it, with -dirty for uncommitted changes);

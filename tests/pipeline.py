@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The whole OTP pipeline on the local stack, for system tests, benchmarks and the demo.
 
     with Stack() as s:

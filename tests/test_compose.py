@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """docker-compose.yml and its Prometheus and Grafana files, checked without a Docker engine:
 `docker-compose config` (Debian's docker-compose), `promtool check config|rules`, every
 environment name of our services against the settings table (and KAFKA_* against librdkafka's

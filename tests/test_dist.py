@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 24: `make dist` makes a source tarball of the last commit that builds from itself and
 reports its version: VERSION in the tarball (no .git there) is what scripts/version.sh --commit
 says here, `make lint` passes in it, and the five programs built from it say that version.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 24: the container image is built and its programs run, in `make test` (a fresh clone too).
 
 scripts/build-image.sh (what `make image` runs) builds the Dockerfile: docker where an engine

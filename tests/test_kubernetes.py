@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 24: deploy/kubernetes/ (kustomize base and overlays/production), rendered with
 `kubectl kustomize` and checked without a cluster: every environment name is a setting the
 programs know (`otp-worker --settings-markdown`), a `*_FILE` of a secret one, or a librdkafka

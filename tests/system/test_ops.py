@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 12: the service as operators run it. Health (/healthz alive, /readyz ready) and
 Prometheus metrics (checked by `promtool check metrics`) on the worker and on the verifier's own
 admin address, --healthcheck for container healthchecks, and the bounded, logged wait for
