@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Voice OTP pipeline. `make demo` runs it on a local stack; `make test` runs every test.
 CC      ?= cc
 CXX     ?= g++
@@ -28,6 +29,20 @@ endif
 BUILD   := build
 BINDIR  := bin
 
+# The version the programs report: scripts/version.sh (`git describe`, or the VERSION file of a
+# source tarball), unless set (make OTP_VERSION=1.2.3). Written to build/gen/otp_version_gen.h
+# only when it changes, so only the files that print it are rebuilt.
+ifeq ($(OTP_VERSION),)
+OTP_VERSION := $(shell scripts/version.sh 2>/dev/null)
+endif
+ifeq ($(OTP_VERSION),)
+$(warning no git work tree and no VERSION file: the programs will say version "unknown")
+OTP_VERSION := unknown
+endif
+VERSION_H := $(BUILD)/gen/otp_version_gen.h
+CFLAGS  += -I$(BUILD)/gen
+CXXFLAGS += -I$(BUILD)/gen
+
 # `make install`: PREFIX is where the programs will live, DESTDIR a staging root (packages).
 PREFIX  ?= /usr/local
 DATADIR ?= $(PREFIX)/share/otp
@@ -41,7 +56,8 @@ COMMON_CXX := $(wildcard common/*.cc)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(COMMON_CXX:%.cc=$(BUILD)/%.o)
 COMMON_LIB := $(BUILD)/libotp.a
 
-.PHONY: all build-all deps test unit-test system-test test-tools demo bench fuzz lint clean install FORCE
+.PHONY: all build-all deps test unit-test system-test test-tools demo bench fuzz lint clean install \
+  image dist FORCE
 
 # `all` first makes sure the packages are there, then builds in a fresh make so that
 # pkg-config sees them on a machine that lacked them.
@@ -49,11 +65,11 @@ all:
 	@scripts/install-deps.sh
 	@$(MAKE) --no-print-directory build-all
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | $(VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/%.o: %.cc
+$(BUILD)/%.o: %.cc | $(VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -MMD -MP -c -o $@ $<
 
@@ -64,6 +80,10 @@ $(COMMON_LIB): $(COMMON_OBJ)
 $(BUILD)/datadir.stamp: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
+$(VERSION_H): FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define OTP_VERSION "$(OTP_VERSION)"' | cmp -s - $@ || \
+	  echo '#define OTP_VERSION "$(OTP_VERSION)"' > $@
 $(BUILD)/common/otp_paths.o: CFLAGS += -DOTP_DATADIR='"$(DATADIR)"'
 $(BUILD)/common/otp_paths.o: $(BUILD)/datadir.stamp
 
@@ -95,7 +115,7 @@ $(REDOCLY): tests/tools/package.json tests/tools/package-lock.json
 test-tools: $(REDOCLY)
 
 system-test: all test-tools
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_contracts.py tests/test_cli.py tests/test_install.py tests/test_compose.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_contracts.py tests/test_cli.py tests/test_install.py tests/test_compose.py tests/test_kubernetes.py tests/test_image.py tests/test_dist.py tests/test_stack_smoke.py tests/voice tests/sim tests/system
 
 # Every test: unit (plain, then under ASan+UBSan), each fuzz target for 30 s, then the
 # simulator contract and the system tests on the real local stack.
@@ -111,14 +131,36 @@ bench: all
 	$(PYTHON) tests/bench/run.py
 
 # Banned functions, then the format of every C file (.clang-format) and lines of at most 100
-# characters.
+# characters. The files: git's list in a work tree, else (a source tarball) every one present.
+LINT_FILES = $(shell git ls-files '*.c' '*.cc' '*.h' 2>/dev/null || \
+  find common producer admin worker verifier sql tests -name '*.c' -o -name '*.cc' -o -name '*.h')
+# Every source file names its license (SPDX) in its first two lines (after a #! line).
+SPDX_FILES = $(shell git ls-files '*.c' '*.cc' '*.h' '*.py' '*.sh' 'Makefile' '*.mk' 2>/dev/null || \
+  find . -path ./tests/tools/node_modules -prune -o -path ./build -prune -o \
+    \( -name '*.c' -o -name '*.cc' -o -name '*.h' -o -name '*.py' -o -name '*.sh' -o \
+       -name Makefile -o -name '*.mk' \) -print)
 lint:
-	@! git grep -nE '\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|gets)\(' -- '*.c' '*.cc' '*.h' || \
+	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|gets)\(' $(LINT_FILES) || \
 	  { echo "lint: banned function (use snprintf, bounded copies, strtol)"; exit 1; }
-	@git ls-files '*.c' '*.cc' '*.h' | xargs clang-format --dry-run -Werror || \
+	@clang-format --dry-run -Werror $(LINT_FILES) || \
 	  { echo "lint: not formatted: run clang-format -i on the files above"; exit 1; }
-	@! git ls-files '*.c' '*.cc' '*.h' | LC_ALL=C.UTF-8 xargs grep -nE '^.{101,}' || \
+	@! LC_ALL=C.UTF-8 grep -nE '^.{101,}' $(LINT_FILES) || \
 	  { echo "lint: lines over 100 characters"; exit 1; }
+	@for f in $(SPDX_FILES); do head -n 2 "$$f" | grep -q 'SPDX-License-Identifier: Apache-2.0' || \
+	  { echo "lint: $$f: no 'SPDX-License-Identifier: Apache-2.0' in its first two lines"; \
+	    exit 1; }; done
+
+# A source tarball of the last commit, build/dist/voice-otp-VERSION.tar.gz, with a VERSION file
+# (scripts/version.sh reads it where there is no git): it builds and tests from itself.
+dist:
+	@v=$$(scripts/version.sh --commit) && d=voice-otp-$$v && \
+	  rm -rf $(BUILD)/dist && mkdir -p $(BUILD)/dist/$$d && \
+	  git archive --format=tar HEAD | tar -x -C $(BUILD)/dist/$$d && \
+	  echo "$$v" > $(BUILD)/dist/$$d/VERSION && \
+	  tar -C $(BUILD)/dist --owner=0 --group=0 -czf $(BUILD)/dist/$$d.tar.gz $$d && \
+	  rm -rf $(BUILD)/dist/$$d && \
+	  { git diff --quiet HEAD || echo "dist: uncommitted changes are not in the tarball"; } && \
+	  echo "dist: $(BUILD)/dist/$$d.tar.gz ($$(du -k $(BUILD)/dist/$$d.tar.gz | cut -f1) KiB)"
 
 # Binaries to PREFIX/bin; voice templates, SQL migrations and schemas to PREFIX/share/otp;
 # systemd units (with PREFIX filled in) to SYSTEMD_UNIT_DIR. DESTDIR stages it all.
@@ -136,6 +178,13 @@ install: build-all
 	    > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$u.service && \
 	  chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$u.service || exit 1; \
 	done
+
+# The container image (Dockerfile) as IMAGE: docker where an engine answers, else buildah on a
+# Debian 12 base made with mmdebstrap (scripts/build-image.sh). Prints its size and build time.
+IMAGE ?= voice-otp:local
+image:
+	@scripts/install-deps.sh
+	@IMAGE='$(IMAGE)' OTP_VERSION='$(OTP_VERSION)' scripts/build-image.sh
 
 clean:
 	rm -rf $(BUILD) $(BINDIR)

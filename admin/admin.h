@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-admin's subcommands. Each takes its own argv (argv[0] is the
  * subcommand's name), runs after otp_config_load and returns the exit status:
  * 0 ok, 1 a finding or a refusal, 2 a usage, database or broker error. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 ADMIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard admin/*.c))
 BINS      += $(BINDIR)/otp-admin
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-admin audit: checks that a stretch of otp.call_status is complete.
  * Events are added one by one in the order they were read (per partition,
  * which is per request); audit_report then says, per request, which sequence

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-admin cancel REQUEST_ID: what POST /v1/requests/{id}/cancel does, for an
  * operator (otp_cancel.h): the request ends 'cancelled', a call still reading
  * its code is hung up by a worker, no check passes any more. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-admin audit and purge. */
 #include <getopt.h>
 #include <stdio.h>

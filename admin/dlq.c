@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-admin dlq list|show|replay: the dead letters kept in PostgreSQL. */
 #include <getopt.h>
 #include <jansson.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-admin: tools for the people who run and audit the pipeline. Reads the
  * same OTP_* settings as the other programs. */
 #include <stdio.h>

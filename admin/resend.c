@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-admin resend: after an outage, new requests for the failed ones whose
  * user is still waiting. Each new request names the failed one (resend_of),
  * so ingest takes the number, user and purpose from it, supersedes it and

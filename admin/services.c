@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-admin service ... and otp-admin key ...: the services (one application's
  * policy each, sql/015) and their API keys. Every change is one transaction
  * with its audit row in service_changes: who (--actor, else the login user,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-admin status REQUEST_ID: one request as an operator needs to see it:
  * the challenge (number masked), its calls, its events still in the outbox
  * and those on otp.call_status. Never a code, a hash or a full number. */

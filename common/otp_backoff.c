@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "otp_backoff.h"
 
 int64_t otp_backoff_ceiling_ms(int attempt, int64_t base_ms, int64_t cap_ms)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Retry timing: exponential backoff with full jitter and a cap, Retry-After
  * honoured. Pure functions, so the schedule is unit-tested without a clock. */
 #ifndef OTP_BACKOFF_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Cancelling a request (the user signed in another way, closed the page):
  * the challenge ends 'cancelled' with its event, so no check passes and no
  * call is placed any more; a call that may still be reading the code is

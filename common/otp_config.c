@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "otp_config.h"
 #include "otp_log.h"
 #include "otp_version.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Settings: one table (otp_config.c) gives the name, type, default, bounds and
  * meaning of every OTP_* environment variable. --help, validation and the
  * README table all come from it. Secrets may also come from NAME_FILE.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Codes, keyed hashes and the other cryptography, all from libsodium.
  * Call otp_crypto_init() once before any other function (it is sodium_init). */
 #ifndef OTP_CRYPTO_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Small libpq helpers: connect, run a parameterised statement, transactions.
  * Every statement with data goes through PQexecParams: no SQL is built from
  * input anywhere. One PGconn per thread. */

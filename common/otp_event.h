@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The two topics' messages: parsing and checking otp.requested, building the
  * DLQ envelope. Schemas: schema/otp.requested.schema.json and
  * schema/otp.call_status.schema.json. */

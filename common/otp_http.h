@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmicrohttpd helpers shared by the verifier and the worker's health port. */
 #ifndef OTP_HTTP_H
 #define OTP_HTTP_H

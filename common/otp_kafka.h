@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* librdkafka configuration: every KAFKA_X_Y environment variable becomes the
  * property x.y (KAFKA_BOOTSTRAP_SERVERS → bootstrap.servers), as kcat's -X. */
 #ifndef OTP_KAFKA_H

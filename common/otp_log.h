@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* One logger for every program: one line per event, UTC timestamp, as logfmt
  * (key=value) or JSON (OTP_LOG_FORMAT). Lines never hold a code, a hash of a
  * code, a secret or a full phone number: callers pass masked phones

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Prometheus metrics: one table (OTP_METRICS below) gives each family's name,
  * type, label, buckets, programs and HELP; the exposition text comes from it.
  * Values live in this module (process-wide, lock-free updates). A labelled

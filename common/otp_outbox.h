@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The transactional outbox: a status change and its event are written in the
  * same transaction; the worker's relay publishes them to otp.call_status. */
 #ifndef OTP_OUTBOX_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Where the programs find their data (voice templates, SQL migrations):
  * installed under PREFIX/share/otp by `make install`, or in the source tree. */
 #ifndef OTP_PATHS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Phone numbers: E.164 checks, masking for logs and topics, country lookup. */
 #ifndef OTP_PHONE_H
 #define OTP_PHONE_H

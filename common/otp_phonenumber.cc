@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The only C++ in the tree: libphonenumber behind otp_phonenumber.h.
 #include "otp_phonenumber.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Phone number facts from Google's libphonenumber (C++), behind a C
  * interface: whether a number is valid, its region and its type. The
  * metadata is the library's own (Debian libphonenumber-dev), so NANP islands,

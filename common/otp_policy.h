@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A service's policy: what one application sets for its codes and calls.
  * The deployment's OTP_* settings are the policy of the 'default' service and
  * the base of every other one: a service's row in PostgreSQL (services.policy)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Retention: deletes what is older than OTP_RETENTION_DAYS (challenges with
  * their calls and event counters, dead letters, pending webhooks), drops
  * wrong-code records older than the cap's hour, and replaces the number of a

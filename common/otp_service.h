@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The start every long-running program shares: the settings (checked, with
  * the bad one named), libsodium, the metrics registry and the logger. */
 #ifndef OTP_SERVICE_H

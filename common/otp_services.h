@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The services and API keys of a deployment, kept in memory (sql/015):
  * loaded at start, loaded again whenever NOTIFY otp_services says a service
  * or a key changed (a trigger sends it), so a change reaches every program

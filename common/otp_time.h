@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Wall-clock helpers: milliseconds since the epoch and RFC 3339 text. */
 #ifndef OTP_TIME_H
 #define OTP_TIME_H

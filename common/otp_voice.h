@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the call says: per-locale templates from data files (common/locales/
  * <locale>.json), the locale chain, SSML rendering and the VoIPBin actions. */
 #ifndef OTP_VOICE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Waiting at start for a server that is not up yet (PostgreSQL, Kafka):
  * retries a probe with a logged, bounded backoff (0.5 s doubling to 10 s)
  * instead of exiting at the first refusal. */

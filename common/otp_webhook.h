@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* VoIPBin call webhooks ({"type":"call_*","data":Call}): parsing, and applying
  * them to calls and challenges so that duplicates and reordering never move a
  * call or a challenge backwards. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* VoIPBin REST client (shared/reference/voipbin-api.md): POST /v1.0/calls and
  * GET /v1.0/calls on libcurl multi, many requests in flight, one thread.
  * The access key travels as ?accesskey= and is never logged.

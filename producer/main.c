@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-produce: publishes otp.requested events, one from flags or many from
  * NDJSON (a file or stdin: the batch re-send after an outage). */
 #include <getopt.h>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 PRODUCER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard producer/*.c))
 BINS         += $(BINDIR)/otp-produce
 

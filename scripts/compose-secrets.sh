@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Writes the files docker-compose.yml reads its secrets from (./secrets/, mode 600) and an .env
 # with the non-secret settings it needs. Existing files are kept, so it is safe to run again.
 #
@@ -77,4 +78,17 @@ else
     } > "$dir/.env"
     chmod 600 "$dir/.env"
     echo "compose-secrets: wrote .env" >&2
+fi
+
+# Compose (without swarm) mounts secret files as they are on the host: give each to the user of
+# the container that reads it, or a mode-600 file is unreadable there. The programs run as uid
+# 10001 (Dockerfile), Grafana as 472; PostgreSQL's entrypoint reads its file as root.
+if [[ $(id -u) -eq 0 ]]; then
+    for f in database_url hash_key webhook_secret voipbin_access_key; do
+        chown 10001:10001 "$dir/secrets/$f"
+    done
+    chown 472:0 "$dir/secrets/grafana_admin_password"
+else
+    echo "compose-secrets: not root: as root, chown 10001 secrets/{database_url,hash_key," \
+        "webhook_secret,voipbin_access_key} and chown 472 secrets/grafana_admin_password" >&2
 fi

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian 12 packages that building, testing and the demo need.
 # Idempotent: when everything is present it only asks dpkg and exits (well under a second).
 # Only when something is missing does it run `apt-get update` once and install what is missing,
@@ -17,6 +18,7 @@ PACKAGES=(
     python3 python3-pytest python3-psycopg python3-confluent-kafka python3-jsonschema
     ca-certificates git
     prometheus docker-compose systemd
+    buildah mmdebstrap
 )
 # The OpenAPI linter (tests/tools, @redocly/cli) runs on Node.js. A node from elsewhere
 # (NodeSource) is fine; only without one are Debian's nodejs and npm installed.

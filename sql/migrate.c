@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-migrate: applies the numbered migrations in sql/ that are not applied
  * yet, each in its own transaction, in order, under an advisory lock so two
  * starts cannot race. Running it twice changes nothing. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures shared by every test under tests/.
 
 pytest imports this file with tests/ first on sys.path (its default "prepend" import mode and

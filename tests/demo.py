@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """make demo: the whole pipeline on a local stack, one OTP request end to end.
 
 Starts a real PostgreSQL server, the local Kafka broker, the VoIPBin simulator, one otp-worker

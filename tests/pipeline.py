@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The whole OTP pipeline on the local stack, for system tests, benchmarks and the demo.
 
     with Stack() as s:
@@ -92,9 +93,19 @@ class StatusReader:
         self._c.close()
 
 
+def local_program(name, env):
+    """How a Pipeline runs a program by default: the one built in bin/, with env."""
+    return [Stack.bin(name)], env
+
+
 class Pipeline:
-    def __init__(self, stack, sim_args=(), time_scale=0.2, brokers=1, pg_fast=False):
+    """program(name, env) -> (argv, env): how otp-migrate, otp-worker and otp-verifier are run
+    (tests/test_image.py runs them from the container image)."""
+
+    def __init__(self, stack, sim_args=(), time_scale=0.2, brokers=1, pg_fast=False,
+                 program=local_program):
         self.s = stack
+        self.program = program
         self.hash_key = secrets.token_hex(32)
         self.access_key = "vb_" + secrets.token_urlsafe(24)
         self.webhook_secret = secrets.token_urlsafe(24)
@@ -145,7 +156,8 @@ class Pipeline:
         return e
 
     def migrate(self):
-        out = subprocess.run([Stack.bin("otp-migrate")], env={**os.environ, **self.env()},
+        argv, env = self.program("otp-migrate", self.env())
+        out = subprocess.run(argv, env={**os.environ, **env},
                              capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
             raise RuntimeError("otp-migrate failed: %s%s" % (out.stdout, out.stderr))
@@ -156,8 +168,9 @@ class Pipeline:
         settings = {"OTP_VERIFIER_ADMIN_LISTEN": "127.0.0.1:%d" % self.verifier_admin_port,
                     "OTP_WEBHOOK_LISTEN": "127.0.0.1:%d" % self.webhook_port}
         settings.update(extra)
+        argv, env = self.program("otp-verifier", self.env(**settings))
         self.verifier = self.s.spawn(
-            "verifier", [Stack.bin("otp-verifier")], env=self.env(**settings),
+            "verifier", argv, env=env,
             ready_url="http://127.0.0.1:%d/readyz" % self.verifier_admin_port)
         return self.verifier
 
@@ -166,7 +179,8 @@ class Pipeline:
         settings = {"OTP_WORKER_LISTEN": "127.0.0.1:%d" % free_port(), "OTP_WORKER_ID": "worker-%d" % n}
         settings.update(extra)
         env = self.env(**settings)
-        w = self.s.spawn("worker-%d" % n, [Stack.bin("otp-worker")], env=env,
+        argv, run_env = self.program("otp-worker", env)
+        w = self.s.spawn("worker-%d" % n, argv, env=run_env,
                          ready_line=r"event=worker_started")
         w.listen_port = int(env["OTP_WORKER_LISTEN"].rsplit(":", 1)[1])  # its /metrics
         self.workers.append(w)

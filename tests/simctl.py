@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Drive the VoIPBin simulator (bin/voipbin-sim, sources in tests/sim/) from Python tests.
 Stdlib only. Stack.start_sim() (tests/stack.py) starts it like every other program, through
 Stack.spawn, and returns a Sim:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The local stack for system tests, benchmarks and the demo.
 
 Starts throwaway servers on free loopback ports inside one temporary directory:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every program's command line: --version, --help naming every flag the program takes, unknown
 flags refused with the usage on stderr and exit status 2; OTP_LOG_FORMAT=json turns every log
 line into one JSON object, librdkafka's own lines included. No servers."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The contracts in schema/ hold: the OpenAPI document is valid OpenAPI (@redocly/cli), and the
 otp.requested JSON Schema (Draft 2020-12) accepts exactly what the worker's parser accepts.
 

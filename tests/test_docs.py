@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The README stays true: its settings table is the one the programs print."""
 
 import os

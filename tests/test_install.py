@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make install`: PREFIX and DESTDIR, data under share/otp, systemd units that systemd-analyze
 accepts, and installed programs that find their data from the install prefix (not from the
 source tree). Installs into temporary folders only; no servers."""

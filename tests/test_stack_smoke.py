@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Smoke test of the local stack: a real PostgreSQL and the mock Kafka broker, used through
 independent clients (psycopg, confluent_kafka). Run: /usr/bin/python3 -m pytest -q
 tests/test_stack_smoke.py (needs bin/otp-kafka-broker: `make`)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Small helpers every test module shares: waiting, webhook signatures and a webhook receiver,
 schemas, Kafka publishing.
 

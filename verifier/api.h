@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The verifier's HTTP API (schema/verifier.openapi.yaml):
  *   POST /v1/verify                 {"request_id","code"} → verified / incorrect / rejected
  *   POST /v1/requests               an otp.requested event (the front door) → 202, on the topic

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The HTTP front door's way onto Kafka: POST /v1/requests publishes an
  * otp.requested event with librdkafka's idempotent producer and answers only
  * once the broker acknowledged it (the delivery report), without holding an

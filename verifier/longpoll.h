@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Long-poll of GET /v1/requests/{id}?wait=N: a connection waiting for a
  * request's state to change is suspended (libmicrohttpd), not parked on an
  * HTTP thread; one thread re-reads the state of every waiting request on its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-verifier: the HTTP API over PostgreSQL (see api.h). */
 #include <signal.h>
 #include <sodium.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Request rate limits of the API listener: a token bucket per id (an API
  * key's digest, a client address), refilled at `per_second` up to a burst of
  * as many. The buckets live in a fixed table (the memory bound): an id not

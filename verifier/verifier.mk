@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 VERIFIER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard verifier/*.c))
 BINS         += $(BINDIR)/otp-verifier
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The verification rules, over PostgreSQL (see shared/reference/otp-security.md):
  * one statement per check counts the attempt, compares the keyed hash over its
  * full width, and consumes the code or locks the challenge, with its events;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The VoIPBin request budget shared by every worker: a token bucket in
  * PostgreSQL (rate_budget, row 'voipbin': tokens and when they were last
  * counted), refilled at OTP_VOIPBIN_RATE up to OTP_VOIPBIN_BURST. A request

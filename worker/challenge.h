@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The challenge SQL of the dispatch thread: the claim, every state change of
  * a claimed row with its outbox event, the call records and the look-up
  * book-keeping. Changes go into one open transaction (a "batch") that

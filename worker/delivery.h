@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tracks the broker's acknowledgements for a group of produced messages: the
  * producer's dr_msg_cb finds the tracker in the message opaque. One thread. */
 #ifndef OTP_DELIVERY_H

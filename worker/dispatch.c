@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The dispatch loop: claims due challenges, asks the policy (policy.h) what
  * each needs, carries it out through the challenge SQL (challenge.h) and the
  * VoIPBin client, and records what VoIPBin answered. Dispatch thread only. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The dispatch thread's own state: its connection (in tx), the VoIPBin
  * client and the batch being written. Nothing here is touched by another
  * thread; what it tells the others goes through worker_t's atomics. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Ending calls that read a dead code: the call of a request superseded (a
  * resend, a newer request of the user) or cancelled while it may still be
  * talking. Migration 020's trigger (and the call record of a request left

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The worker's admin endpoints: /healthz (the main loop turns), /readyz
  * (database, broker, partitions) and /metrics (common/otp_metrics.h). One
  * HTTP thread, which owns its own database connection. */

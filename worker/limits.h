@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Calls cost money: the checks a request passes before it may be called
  * (shared/reference/otp-security.md, toll fraud). Blocked: a destination we
  * never call (country not allowed, a number type such as premium rate per

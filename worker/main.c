@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-worker: consumes otp.requested, places VoIPBin calls, relays status. */
 #include <pthread.h>
 #include <signal.h>

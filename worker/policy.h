@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What happens next to a claimed challenge: pure decisions, no I/O, no clock
  * of their own (now_ms and the random number are arguments), so every branch
  * is unit-tested (tests/unit/test_policy.c). The dispatcher (dispatch.c) asks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-worker's settings: every OTP_* value the worker reads, checked at start
  * with an error that names the setting (the table itself, with defaults and
  * help, is common/otp_config.c). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-worker: four threads, each with its own state, sharing only the
  * read-only worker_t (settings, keys, templates), its atomic counters and
  * PostgreSQL.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The verifier with curl: ask for a call, long-poll its state until delivered, verify the code
 # read from stdin.   OTP_URL=http://127.0.0.1:8080 OTP_API_KEY=... sh client.sh +14155552671 u-1
 # Needs curl and python3 (to read JSON; jq does as well).

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """A backend's use of the verifier, Python standard library only: ask for a call
 (POST /v1/requests), follow its state by long-poll (GET /v1/requests/{id}?wait=25&since=...),
 then check the code the user typed (POST /v1/verify).

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Receives signed status webhooks (Python standard library only) and checks them before use:
 header `OTP-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + raw body)>`, refused
 (401) when the signature does not match or t is more than 5 minutes away (a replay).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 11, part 3: how long ingest stalls around a `kill -9` of one of three workers.
 
 A producer publishes one request every 50 ms (a new number each time, so every partition gets

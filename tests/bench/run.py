@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """make bench: the product's hot paths beside what PostgreSQL itself does on the same server in
 the same run (crash-safe settings: fsync and synchronous_commit on), printed as one table.
 

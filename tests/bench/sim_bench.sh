@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Benchmark of the VoIPBin simulator: wrk posts valid POST /v1.0/calls (OTP flow) with the rate
 # limit raised; every call then runs its state machine at real speed (ring, answer, talk, sleep,
 # talk, hangup) on the scheduler thread. Prints requests/s and what the simulator did with them.

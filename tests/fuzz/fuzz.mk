@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Fuzzing (libFuzzer) and the unit tests under ASan + UBSan, both built with clang.
 #   make fuzz [FUZZ_SECONDS=30]  builds bin/fuzz/fuzz_{event,webhook,verify} and runs each on a
 #                                scratch copy of tests/fuzz/corpus/<target> (corpus-run/, ignored)

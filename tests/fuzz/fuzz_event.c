@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: otp_request_parse on arbitrary bytes, and what must hold
  * when it accepts them (valid fields, a JSON round trip) or refuses them (a
  * known reason), plus the DLQ envelope of the same bytes. */

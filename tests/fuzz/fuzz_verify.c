@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: otp_verify_request_parse on arbitrary bytes. */
 #include <stdint.h>
 #include <stdlib.h>

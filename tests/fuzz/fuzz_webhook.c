@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: otp_call_event_parse on arbitrary bytes (VoIPBin call
  * events and our gate's otp_no_input), and
  * otp_webhook_signature_ok with the input as body and as header. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Local Kafka protocol broker on librdkafka's mock cluster.
 KBROKER_SRC := $(wildcard tests/kafka/*.c)
 KBROKER_OBJ := $(KBROKER_SRC:%.c=$(BUILD)/%.o)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kbroker: a local Kafka protocol broker on librdkafka's mock cluster, for tests and the demo.
  *
  * The mock cluster listens on real TCP ports on 127.0.0.1 and serves any Kafka client in any

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp-kafka-broker: a local Kafka protocol broker for tests and the demo (see kbroker.h).
  * Prints "otp-kafka-broker bootstrap.servers=..." once ready, answers fault-injection commands
  * read from stdin, and runs until SIGTERM or SIGINT (not until stdin closes). */

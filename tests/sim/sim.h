@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim: the simulator's shared state. One instance, one mutex (`lock`) that guards all of it:
  * HTTP threads, the scheduler and the webhook workers each take it briefly. */
 #ifndef SIM_H

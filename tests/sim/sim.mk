@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # VoIPBin simulator: standalone (does not link common/, so it follows the API facts, not our client).
 SIM_SRC := $(wildcard tests/sim/*.c)
 SIM_OBJ := $(SIM_SRC:%.c=$(BUILD)/%.o)

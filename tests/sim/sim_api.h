@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_api: the /v1.0 routes once a request is authenticated and within the rate limit:
  * calls, messages, customer, outbound_config, numbers, flows. Lock held. */
 #ifndef SIM_API_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_audio: renders talk texts to WAV files with espeak-ng (SSML, -m) in one background
  * thread, so the scheduler never waits on a synthesizer. */
 #ifndef SIM_AUDIO_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_auth: credentials in the gateway's order (cookie token, ?token=, Bearer JWT, cookie
  * accesskey, ?accesskey=; the JWTs themselves are sim_extras'), and the per-customer rate
  * limit. */

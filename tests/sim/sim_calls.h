@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_calls: the call resource — creation (POST /v1.0/calls and its "not placed" rules), the
  * state machine driven by scheduler timers, the JSON the API and webhooks show, the event
  * records the control API lists, and retention. Everything here runs with the lock held. */

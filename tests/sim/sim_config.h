@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_config: the simulator's settings, one table from which flags, env and --help come. */
 #ifndef SIM_CONFIG_H
 #define SIM_CONFIG_H

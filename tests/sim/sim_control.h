@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_control: the /_sim/ control API for tests (no auth, no faults): scripted callees, injected
  * faults, account switches, and the records of every call and message. Lock held. */
 #ifndef SIM_CONTROL_H

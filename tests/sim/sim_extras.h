@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_extras: the parts of the VoIPBin API that the product does not use. The product
  * (common/voipbin_client.c) only places calls with inline actions (POST /v1.0/calls), sends SMS
  * (POST /v1.0/messages) and reads a call back (GET /v1.0/calls/{id}), with an access key.

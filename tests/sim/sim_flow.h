@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_flow: the runner that plays a call's flow (inline actions, or a stored flow of
  * sim_extras) on an answered call: talk, sleep, digits_receive, condition_variable, branch, goto,
  * amd, webhook_send, variable_set, hangup, and short stand-ins for the other media actions. Runs

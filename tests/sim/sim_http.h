@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_http: the HTTP server (libmicrohttpd) and the request pipeline every route shares:
  * request ids, injected faults, authentication, the rate limit, then the route handlers. */
 #ifndef SIM_HTTP_H

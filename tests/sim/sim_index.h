@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_index: resources by id (hash) and by creation order (list), for calls, messages, flows.
  * Not locked: the caller holds the simulator lock. */
 #ifndef SIM_INDEX_H

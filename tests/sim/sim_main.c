@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* voipbin-sim: a local simulator of the VoIPBin REST API for tests, benchmarks and the demo.
  * main only wires the modules together; see README.md for the behaviour. */
 #include <curl/curl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_messages: POST/GET/DELETE /v1.0/messages (SMS). Targets go queued → sent → delivered (or
  * the scripted `sms` status), each change a message_updated webhook. Lock held throughout. */
 #ifndef SIM_MESSAGES_H

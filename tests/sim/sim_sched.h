@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_sched: one thread, one timed queue (a binary heap). Every simulated delay in the
  * simulator — ringing, answering, talk, sleep, key presses, SMS receipts, injected latency —
  * is a timer here, so calls progress without a thread per call.

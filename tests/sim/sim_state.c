@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_state: building and resetting the shared state to its startup values. */
 #include <sodium.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_util: clocks, timestamps, ids, phone numbers and a growable buffer. Thread-safe. */
 #ifndef SIM_UTIL_H
 #define SIM_UTIL_H

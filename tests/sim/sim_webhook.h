@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_webhook: signed HTTP deliveries (customer webhooks and webhook_send actions) from a small
  * pool of threads. A delivery is retried up to 3 attempts, 1 s (× time scale) apart, on a network
  * error or HTTP >= 500, like bin-webhook-manager. One owner's deliveries go to one worker, so

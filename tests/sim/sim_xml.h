@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_xml: the TTS input check of the real talk action, and a spoken-length estimate. */
 #ifndef SIM_XML_H
 #define SIM_XML_H

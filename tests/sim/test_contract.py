@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Contract tests of the VoIPBin simulator: each test pins one fact of
 shared/reference/voipbin-api.md (section in the docstring). Run with /usr/bin/python3 -m pytest."""
 import http.client

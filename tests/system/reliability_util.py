@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for tests/system/test_reliability.py (issue 4): counting what the stack did.
 
 Ground truth comes from three independent places: the simulator's call records (what VoIPBin

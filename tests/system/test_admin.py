@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 13: otp-admin dlq list|show|replay and otp-admin status on the real local stack: a bad
 request is looked at (numbers masked), fixed and re-published; the replay is recorded and the
 fixed request is called; a request's status shows the challenge, its calls and its events with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 13: an audit-grade status stream.
 
 Every request's events on otp.call_status are numbered 1..n without gaps, in the order they were

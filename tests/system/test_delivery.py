@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 22: delivery truth, on the real local stack (PostgreSQL, the mock Kafka cluster, the VoIPBin
 simulator scripting the callee, otp-verifier, otp-worker), at the simulator's real time scale (1.0):
 "delivered" only once the callee heard a full reading of the code; an early hang-up is "unheard"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 23: the examples in examples/ run against the local stack, so they cannot rot: the curl,
 Python (urllib) and Node (fetch) clients ask for a call, follow it by long-poll, and verify the
 code the simulated callee heard; the Python and Node webhook receivers accept a signed event and

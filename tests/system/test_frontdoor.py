@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 13: the HTTP front door on the verifier, on the real local stack (otp-verifier and
 otp-worker as processes, the mock Kafka cluster, PostgreSQL, the VoIPBin simulator):
 POST /v1/requests (API key, validated like the otp.requested topic, published keyed by the

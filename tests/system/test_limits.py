@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 5 (part): calls as a paid resource, and the per-user cap on wrong codes.
 
 Real stack; the worker runs with a country allowlist and a small global hourly cap, the

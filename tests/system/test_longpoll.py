@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 23: the application's side of GET /v1/requests/{id} on the real local stack: a request
 accepted by POST /v1/requests is readable at once (`queued`, never 404), `?wait=N` answers as
 soon as the state changes (connections suspended, not parked on HTTP threads), and the CORS

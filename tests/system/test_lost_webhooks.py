@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 11, part 2: a call whose webhooks never come.
 
 The simulator drops call webhooks (all of them, or half); the worker looks each call up with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 13: `otp-produce --file` for batch re-sends, on the real local stack (the mock Kafka
 cluster, PostgreSQL, otp-worker, the VoIPBin simulator): one result per line (line, request_id,
 delivered|failed, reason) on stdout or in --report FILE, counted as delivered only on the

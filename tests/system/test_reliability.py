@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 4: reliability of the pipeline under crashes, outages, provider faults and storms.
 
 Every scenario runs on its own real stack (PostgreSQL server, Kafka protocol broker, VoIPBin

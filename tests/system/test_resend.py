@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 13: `otp-admin resend --failed-since T [--until T] [--cause C] [--dry-run]` on the real
 local stack (PostgreSQL, the mock Kafka cluster, the VoIPBin simulator, otp-worker). Requests
 whose only call failed are resent once: a dry run publishes nothing; a run publishes a new

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 13: retention. OTP_RETENTION_DAYS old challenges (with their calls), dead letters,
 pending webhooks and event counters are deleted, wrong-code records older than the cap's hour are
 dropped, and a number is replaced by its keyed hash once its challenge can no longer call or

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 5: security checks of the whole pipeline on the real local stack.
 
 PostgreSQL server, the Kafka protocol broker (librdkafka mock cluster), the VoIPBin simulator,

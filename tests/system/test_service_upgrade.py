@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 21: a one-application deployment upgrades to services with no change. A database at the
 last migration before services (014) holds a live challenge, a user's wrong-code times and the
 budgets' counters, as the previous release wrote them; otp-migrate applies the services

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 21: two applications share one deployment, on the real local stack (PostgreSQL,
 the mock Kafka cluster, the VoIPBin simulator, otp-worker and otp-verifier as processes).
 Services alpha and beta are made with otp-admin, with different brands, code lengths, caller IDs

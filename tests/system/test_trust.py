@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Trust boundaries (issue 20): what the service believes comes from its own clock, its own
 calls and its own listeners, never from a producer's or a caller's say-so.
 

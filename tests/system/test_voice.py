@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 6 (part): the gate against voicemail, answering-machine detection, locale on the call.
 
 Real stack: PostgreSQL, Kafka broker, VoIPBin simulator (scripted callee), worker, verifier.

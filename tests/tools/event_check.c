@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* event-check: runs the worker's otp.requested parser (otp_request_parse) on
  * messages and prints one line per message: "accept" or "reject <reason>".
  * The contract tests compare its verdicts with the JSON Schema's.

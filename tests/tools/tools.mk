@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Small programs the Python tests drive (not installed): bin/tools/*.
 TEST_TOOLS := $(BINDIR)/tools/event-check
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs each unit test binary given as an argument, sums their
 # "<name>: N passed, N failed" lines and ends with "unit: N passed, N failed".
 # A binary that crashes, times out, exits non-zero with no failures counted, or

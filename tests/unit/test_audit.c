@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* admin/audit.c: the completeness check of a stretch of otp.call_status,
  * fed events the way otp-admin reads them (per request in topic order). */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp_backoff: ceilings, full jitter, Retry-After, and whether a retry is worth it. */
 #include <limits.h>
 #include <sodium.h>

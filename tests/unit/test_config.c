@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp_config: required settings, integer bounds, sample secrets, _FILE secrets.
  * Runs with a cleaned environment: every OTP_* and KAFKA_* variable is removed. */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp_crypto: code generation (uniformity), keyed hashes and their keyring,
  * webhook signatures, UUIDs. */
 #include <sodium.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp_event: otp.requested parsing and its reasons, the JSON round trip, the
  * DLQ envelope, verify request bodies, locale tags. */
 #include <jansson.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* worker/limits.c: limits_decide, the pure decision (country allowlist,
  * blocked number types, premium prefixes, budgets), with the settings read
  * the way the worker reads them. */

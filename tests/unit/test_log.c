@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp_log: logfmt and JSON lines, escaping, truncation, and librdkafka's log
  * lines routed through it (otp_kafka_log). */
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp_metrics: the exposition of counters, labelled series, histograms, the
  * label bound, and that every family has HELP and TYPE. */
 #include <stdio.h>

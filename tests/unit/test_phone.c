@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp_phone and otp_phonenumber: E.164 acceptance, masking, region, validity
  * and number type (libphonenumber). */
 #include <stdio.h>

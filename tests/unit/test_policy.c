@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* worker/policy.c: what the dispatcher does with a claimed challenge, after a
  * failed send and after each kind of VoIPBin answer. Pure: the clock and the
  * jitter are arguments, so every branch is checked at its edges. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* verifier/ratelimit.c: the per-key and per-address token buckets. */
 #include <stdio.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* common/otp_policy.c and the pure parts of common/otp_services.c: a service's
  * overrides over the deployment's policy (every key, good and bad values),
  * names, scopes, and the topics: which service a topic carries and the

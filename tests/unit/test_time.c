@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp_time: RFC 3339 parsing and formatting. */
 #include <sodium.h>
 #include <stdio.h>

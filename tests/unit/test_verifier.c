@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* verifier/api.c: OTP_API_KEY_HASHES as the verifier reads it at start (none is
  * fine: keys then come from PostgreSQL). A bad
  * list stops the program with the setting named; a good one is kept in lower

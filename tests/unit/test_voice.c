@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp_voice: XML escaping, the talk text of every locale file that exists,
  * the locale chain and the VoIPBin actions. */
 #include <ctype.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vb_classify: how each VoIPBin outcome may be retried. */
 #include <stdio.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otp_webhook: parsing VoIPBin call webhooks and the order of call statuses. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A tiny test harness. CHECK* never abort and never vanish under NDEBUG: each
  * failure prints file:line and both sides, and the binary ends with
  * `return unit_finish(argv[0]);`, which prints `<name>: N passed, N failed`

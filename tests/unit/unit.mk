@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # One binary per tests/unit/test_*.c, linked with common/ (and tests/unit/unit.h's helpers).
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS += $(UNIT_SRC:tests/unit/%.c=$(BINDIR)/unit/%)

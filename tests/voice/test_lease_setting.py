@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 11, part 3: a lease that cannot outlive one VoIPBin request (OTP_CALL_TIMEOUT_MS) plus
 the dispatcher's 2 s look-up margin is refused at start, naming both settings; the shortest lease
 the product accepts (what tests/system/test_reliability.py's crash runs use: 6 s for a 4 s call

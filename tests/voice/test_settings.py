@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 10: OTP_BRAND and OTP_DEFAULT_LOCALE are checked when otp-worker starts.
 
 The worker is started with every other setting valid and a database that cannot be reached (a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 10: every call message lasts under 15 s for a cloud voice, at natural speed.
 
 What is measured: the exact SSML a call sends (`otp-worker --preview LOCALE CODE`, brand "Acme"),
