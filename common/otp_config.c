@@ -136,6 +136,11 @@ static const otp_setting_t settings[] = {
      "listener to expose to VoIPBin, behind TLS; the API listener does not serve it."},
     {"OTP_WEBHOOK_THREADS", OTP_CFG_INT, "4", 1, 256, V,
      "HTTP threads of the webhook listener (each with a database connection)."},
+    {"OTP_WEBHOOK_PENDING_MAX_ROWS", OTP_CFG_INT, "10000", 1, 100000000, V,
+     "Webhook events kept for calls not recorded yet (webhook_pending), at most: keeping one "
+     "more drops the oldest. Events for calls that cannot be ours are never kept."},
+    {"OTP_WEBHOOK_PENDING_MAX_BYTES", OTP_CFG_INT, "67108864", 65536, 1099511627776LL, V,
+     "The same cap in bytes of the kept bodies (oldest dropped first)."},
     {"OTP_VERIFIER_ADMIN_LISTEN", OTP_CFG_STR, "127.0.0.1:9091", 0, 0, V,
      "host:port of the verifier's /healthz, /readyz and /metrics (not the API port); empty = off."},
     {"OTP_VERIFIER_THREADS", OTP_CFG_INT, "16", 1, 256, V,
