@@ -203,8 +203,10 @@ def all_alive(pipe):
 def spawn_verifier(pipe, name, **extra):
     """A verifier of its own on other loopback ports (its webhook's: proc.webhook_port)."""
     port, hooks = free_port(), free_port()
+    settings = {"OTP_DATABASE_URL": pipe.verifier_db_url}
+    settings.update(extra)
     env = pipe.env(OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port,
-                   OTP_WEBHOOK_LISTEN="127.0.0.1:%d" % hooks, **extra)
+                   OTP_WEBHOOK_LISTEN="127.0.0.1:%d" % hooks, **settings)
     proc = pipe.s.spawn(name, [Stack.bin("otp-verifier")], env=env,
                         ready_line=r"event=verifier_started")
     proc.webhook_port = hooks

@@ -282,7 +282,7 @@ def test_front_door_holds_no_thread_while_kafka_acknowledges(pipe):
     thread still answers other requests at once."""
     port, hooks = free_port(), free_port()
     proc = pipe.s.spawn("verifier-1thread", [Stack.bin("otp-verifier")], env=pipe.env(
-        OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port,
+        OTP_DATABASE_URL=pipe.verifier_db_url, OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port,
         OTP_WEBHOOK_LISTEN="127.0.0.1:%d" % hooks, OTP_VERIFIER_THREADS=1, OTP_FRONT_DOOR_TIMEOUT_MS=4000),
         ready_line=r"event=verifier_started")
     headers = {"Content-Type": "application/json", "Authorization": "Bearer " + pipe.api_key}
@@ -326,7 +326,7 @@ def test_per_key_and_per_address_limits_answer_429_with_retry_after(pipe):
     def verifier(name, **limits):
         port, hooks = free_port(), free_port()
         procs.append(pipe.s.spawn(name, [Stack.bin("otp-verifier")], env=pipe.env(
-            OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port,
+            OTP_DATABASE_URL=pipe.verifier_db_url, OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port,
             OTP_WEBHOOK_LISTEN="127.0.0.1:%d" % hooks, OTP_API_KEY_HASHES=hashes, **limits), ready_line=r"event=verifier_started"))
         return port, hooks
 
@@ -427,7 +427,7 @@ def pending_of(pipe, call_ids):
 def test_webhook_pending_is_capped_and_keeps_no_call_that_is_not_ours(pipe):
     port, admin = free_port(), free_port()
     proc = pipe.s.spawn("verifier-pending-cap", [Stack.bin("otp-verifier")], env=pipe.env(
-        OTP_VERIFIER_LISTEN="127.0.0.1:%d" % free_port(),
+        OTP_DATABASE_URL=pipe.verifier_db_url, OTP_VERIFIER_LISTEN="127.0.0.1:%d" % free_port(),
         OTP_WEBHOOK_LISTEN="127.0.0.1:%d" % port, OTP_VERIFIER_ADMIN_LISTEN="127.0.0.1:%d" % admin,
         OTP_WEBHOOK_PENDING_MAX_ROWS=100, OTP_WEBHOOK_PENDING_MAX_BYTES=200000),
         ready_line=r"event=verifier_started")
@@ -486,3 +486,44 @@ def metric(text, name):
         if line.startswith(name + " "):
             return float(line.split()[-1])
     raise AssertionError("no %s in /metrics" % name)
+
+
+# ---- least privilege -------------------------------------------------------------------------
+
+def denied(url, sql):
+    """True when PostgreSQL refuses sql to this login for want of a privilege."""
+    try:
+        with psycopg.connect(url) as db:
+            db.execute(sql)
+    except psycopg.errors.InsufficientPrivilege:
+        return True
+    return False
+
+
+def test_each_program_runs_as_its_role_with_only_its_grants(pipe):
+    # The programs of this module's pipeline are connected as their roles' logins.
+    sessions = pipe.s.psql("SELECT DISTINCT usename || ' ' || application_name"
+                           " FROM pg_stat_activity WHERE application_name LIKE 'otp-%'").split("\n")
+    sessions = {ln for ln in sessions if ln}
+    assert "otp_worker_login otp-worker" in sessions, sessions
+    assert "otp_verifier_login otp-verifier" in sessions, sessions
+    assert not any(ln.startswith("otp ") for ln in sessions), sessions
+    worker, verifier, admin = pipe.worker_db_url, pipe.verifier_db_url, pipe.admin_db_url
+    # The worker never reads API keys or the audit of service changes, nor rewrites the
+    # migrations' ledger.
+    for sql in ("SELECT * FROM api_keys", "SELECT * FROM service_changes",
+                "DELETE FROM schema_migrations", "DELETE FROM services",
+                "INSERT INTO verify_user_failures (service, user_id, at) VALUES ('default', 'x',"
+                " ARRAY[now()])"):
+        assert denied(worker, sql), ("worker", sql)
+    # The verifier deletes no challenge, touches no budget and writes no dead letter.
+    for sql in ("DELETE FROM challenges", "SELECT * FROM budget_counts",
+                "DELETE FROM dead_letters", "UPDATE services SET disabled = true",
+                "INSERT INTO api_keys (id, service, key_hash, scopes) VALUES ('k', 'default',"
+                " repeat('a', 64), ARRAY['verify'])", "SELECT * FROM service_changes"):
+        assert denied(verifier, sql), ("verifier", sql)
+    # What each needs it has (the pipeline's own tests exercise it all).
+    assert not denied(worker, "SELECT count(*) FROM budget_counts")
+    assert not denied(verifier, "SELECT count(*) FROM api_keys")
+    assert not denied(admin, "SELECT count(*) FROM api_keys")
+    assert denied(admin, "DELETE FROM schema_migrations")
