@@ -97,15 +97,18 @@ static const otp_setting_t settings[] = {
     {"OTP_AMD_DEFAULT", OTP_CFG_BOOL, "0", 0, 1, W,
      "1 = answering-machine detection on every call: a machine is hung up on (delivery.amd wins)."},
     {"OTP_LIMIT_PHONE_15MIN", OTP_CFG_INT, "3", 0, 1000, W,
-     "Requests per phone number per 15 minutes (0 = no limit)."},
+     "Calls and texts per phone number per 15 minutes: an accepted request counts one, each "
+     "further call or fallback text one more (0 = no limit)."},
     {"OTP_LIMIT_PHONE_DAY", OTP_CFG_INT, "10", 0, 10000, W,
-     "Requests per phone number per day (0 = no limit)."},
+     "Calls and texts per phone number per day, counted the same way (0 = no limit)."},
     {"OTP_LIMIT_USER_HOUR", OTP_CFG_INT, "10", 0, 10000, W,
-     "Requests per user per hour (0 = no limit)."},
+     "Calls and texts per user per hour, counted the same way (0 = no limit)."},
     {"OTP_LIMIT_COUNTRY_HOUR", OTP_CFG_INT, "5000", 0, 100000000, W,
-     "Requests per destination country per hour (0 = no limit)."},
+     "Calls and texts per destination country per hour, counted the same way (0 = no "
+     "limit)."},
     {"OTP_LIMIT_GLOBAL_HOUR", OTP_CFG_INT, "20000", 0, 100000000, W,
-     "Requests per hour in all; above it the circuit breaker opens (0 = no limit)."},
+     "Calls and texts per hour in all, counted the same way; above it the circuit breaker "
+     "opens (0 = no limit)."},
     {"OTP_COUNTRY_ALLOWLIST", OTP_CFG_STR, "", 0, 0, W,
      "Countries that may be called (us,de,...); empty = all. Others are blocked."},
     {"OTP_PREMIUM_PREFIXES", OTP_CFG_STR, "+1900,+1976,+881,+882,+883,+870,+979,+808,+4470,+449", 0,

@@ -11,6 +11,7 @@
 #include "otp_outbox.h"
 #include "otp_phone.h"
 #include "otp_phonenumber.h"
+#include "otp_retention.h"
 #include "otp_time.h"
 #include "worker.h"
 
@@ -28,10 +29,10 @@ static const char insert_sql[] =
     "WITH ins AS ("
     "  INSERT INTO challenges (request_id, user_id, purpose, phone, phone_masked, country, locale,"
     "    code_length, max_attempts, max_call_attempts, options, metadata, requested_at, expires_at,"
-    "    status, next_attempt_at, code_hash, key_id, reason)"
+    "    status, next_attempt_at, code_hash, key_id, reason, phone_hash)"
     "  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15,"
     "    CASE WHEN $15 = 'pending' THEN now() END, decode($18, 'hex'), $19::smallint,"
-    "    CASE WHEN $15 <> 'pending' THEN $17::jsonb->>'reason' END)"
+    "    CASE WHEN $15 <> 'pending' THEN $17::jsonb->>'reason' END, decode($20, 'hex'))"
     "  ON CONFLICT (request_id) DO NOTHING"
     "  RETURNING request_id, status"
     "), sup AS ("
@@ -291,7 +292,7 @@ static int send_insert(intake_t *in, const batch_item_t *it, int64_t now_ms)
     worker_t *w = in->w;
     const otp_request_t *req = &it->req;
     char masked[OTP_PHONE_MAX + 4], code_len[8], max_att[8], max_calls[8], req_at[40], exp_at[40];
-    char key_id[8];
+    char key_id[8], phone_hash[65];
     int ttl = req->ttl_seconds ? req->ttl_seconds : w->cfg.ttl_s;
     int64_t expires_ms = now_ms + (int64_t)ttl * 1000;
     const char *hash_hex = it->keypad_len ? it->hash_hex : NULL;
@@ -308,6 +309,9 @@ static int send_insert(intake_t *in, const batch_item_t *it, int64_t now_ms)
     snprintf(max_calls, sizeof(max_calls), "%d", w->cfg.max_call_attempts);
     otp_time_format(req->requested_at_ms, req_at, sizeof(req_at));
     otp_time_format(expires_ms, exp_at, sizeof(exp_at));
+    /* The number's budget key (budget_counts), for the calls and texts after
+     * the first one (sql/032_budget_calls.sql). */
+    otp_retention_phone_hash(w->limits.hash_key, req->phone, phone_hash);
     /* The delivery options as the dispatcher reads them back (typed, by name). */
     options_js = dump_json(json_pack(
         "{s:b, s:b, s:b, s:s, s:b}", "gate", resolve_flag(req->delivery.gate, w->cfg.gate_default),
@@ -320,7 +324,7 @@ static int send_insert(intake_t *in, const batch_item_t *it, int64_t now_ms)
                   req->code_length ? req->code_length : w->cfg.code_length, "expires_at", exp_at));
     refused_js = dump_json(json_pack("{s:s}", "reason", it->refusal));
     if (options_js && accepted_js && refused_js) {
-        const char *p[19] = {req->request_id,
+        const char *p[20] = {req->request_id,
                              req->user_id,
                              req->purpose,
                              req->phone,
@@ -338,8 +342,9 @@ static int send_insert(intake_t *in, const batch_item_t *it, int64_t now_ms)
                              accepted_js,
                              refused_js,
                              hash_hex,
-                             hash_hex ? key_id : NULL};
-        rc = otp_db_pipe_send_prepared(in->db, "ingest_insert", 19, p, NULL, NULL);
+                             hash_hex ? key_id : NULL,
+                             phone_hash};
+        rc = otp_db_pipe_send_prepared(in->db, "ingest_insert", 20, p, NULL, NULL);
     }
     free(options_js);
     free(accepted_js);
@@ -498,7 +503,7 @@ static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracke
         if (items[i].valid)
             decide(in, &items[i], now_ms);
 
-    if (otp_db_prepare(in->db, "ingest_insert", insert_sql, 19) != 0 ||
+    if (otp_db_prepare(in->db, "ingest_insert", insert_sql, 20) != 0 ||
         otp_db_prepare(in->db, "ingest_dead_letter", dead_letter_sql, 8) != 0 ||
         otp_db_pipe_open(in->db) != 0)
         return -1;
