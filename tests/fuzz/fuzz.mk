@@ -103,6 +103,12 @@ $(BINDIR)/asan/test_policy: $(BUILD)/asan/tests/unit/test_policy.o $(BUILD)/asan
 	$(FUZZ_CC) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)
 
 $(BINDIR)/asan/test_verifier: $(BUILD)/asan/tests/unit/test_verifier.o $(BUILD)/asan/verifier/api.o \
-    $(BUILD)/asan/verifier/front.o $(BUILD)/asan/verifier/verify.o $(ASAN_LIB)
+    $(BUILD)/asan/verifier/front.o $(BUILD)/asan/verifier/verify.o \
+    $(BUILD)/asan/verifier/ratelimit.o $(ASAN_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/asan/test_ratelimit: $(BUILD)/asan/tests/unit/test_ratelimit.o \
+    $(BUILD)/asan/verifier/ratelimit.o $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)
