@@ -77,7 +77,9 @@
       "OTP_API_RATE_PER_KEY (key).")                                                               \
     X(VERIFIER_WEBHOOKS, "otp_verifier_webhooks_total", COUNTER, "result", NOBUCKETS,              \
       OTP_PROG_VERIFIER,                                                                           \
-      "VoIPBin webhooks: accepted, bad_signature, early (kept until the call is recorded).")       \
+      "VoIPBin webhooks: accepted, bad_signature, early (kept until the call is recorded), "       \
+      "not_ours (a call that is not ours: not kept), dropped (kept, then dropped by "              \
+      "OTP_WEBHOOK_PENDING_MAX_ROWS/_BYTES).")                                                     \
     X(VERIFIER_FRONT_DOOR, "otp_verifier_front_door_total", COUNTER, "result", NOBUCKETS,          \
       OTP_PROG_VERIFIER,                                                                           \
       "POST /v1/requests: queued (on the topic), repeated (a known request_id: nothing "           \

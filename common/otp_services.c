@@ -25,7 +25,7 @@ struct otp_services {
     char *db_url;
     otp_policy_t base;
     otp_api_key_t *extra;
-    int n_extra;
+    int n_extra, with_keys;
     PGconn *db; /* the loads' connection: the thread's, under load_lock */
     int listen_session;
     pthread_mutex_t load_lock, set_lock;
@@ -204,7 +204,9 @@ static int load(otp_services_t *s)
 
     rs = otp_db_query(s->db, "services_load", "SELECT name, policy::text, disabled FROM services",
                       0, NULL);
-    if (rs)
+    if (rs && !s->with_keys)
+        rk = otp_db_query(s->db, "api_keys_none", "SELECT '', '', '', '', 0 WHERE false", 0, NULL);
+    else if (rs)
         rk = otp_db_query(s->db, "api_keys_load",
                           "SELECT id, service, key_hash, array_to_string(scopes, ','),"
                           "  coalesce((extract(epoch FROM expires_at) * 1000)::bigint, 0)"
@@ -313,7 +315,7 @@ static void *refresh_main(void *arg)
     return NULL;
 }
 
-otp_services_t *otp_services_start(const char *db_url, const otp_policy_t *base,
+otp_services_t *otp_services_start(const char *db_url, const otp_policy_t *base, int with_keys,
                                    const otp_api_key_t *extra, int n_extra, char *err, size_t errsz)
 {
     otp_services_t *s = calloc(1, sizeof(*s));
@@ -321,6 +323,7 @@ otp_services_t *otp_services_start(const char *db_url, const otp_policy_t *base,
     if (!s)
         goto fail;
     s->base = *base;
+    s->with_keys = with_keys;
     s->db_url = strdup(db_url);
     if (n_extra > 0) {
         s->extra = calloc((size_t)n_extra, sizeof(*s->extra));

@@ -32,12 +32,13 @@ typedef struct otp_api_key {
 typedef struct otp_svc_set otp_svc_set_t;
 typedef struct otp_services otp_services_t;
 
-/* Loads the services (each a copy of *base changed by its overrides) and the
- * keys (those of the database, then the `extra` ones, e.g. from
- * OTP_API_KEY_HASHES), then starts the thread that reloads them. A service
+/* Loads the services (each a copy of *base changed by its overrides) and,
+ * with_keys, the API keys (those of the database, then the `extra` ones, e.g.
+ * from OTP_API_KEY_HASHES; a program without keys, the worker, never reads
+ * api_keys), then starts the thread that reloads them. A service
  * whose stored policy no longer passes otp_policy_apply is logged and kept
  * disabled. NULL with errstr when the first load fails. */
-otp_services_t *otp_services_start(const char *db_url, const otp_policy_t *base,
+otp_services_t *otp_services_start(const char *db_url, const otp_policy_t *base, int with_keys,
                                    const otp_api_key_t *extra, int n_extra, char *errstr,
                                    size_t errstr_size);
 /* Stops the thread and frees; sets still acquired stay valid until released. NULL-safe. */

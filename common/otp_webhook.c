@@ -2,6 +2,7 @@
 #include "otp_webhook.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,43 @@
 #include "otp_log.h"
 #include "otp_outbox.h"
 #include "otp_time.h"
+
+/* The caps of webhook_pending (otp_webhook_pending_caps) and what they dropped. */
+static char cap_rows[24] = "10000", cap_bytes[24] = "67108864";
+static atomic_llong pending_dropped;
+
+void otp_webhook_pending_caps(long long rows, long long bytes)
+{
+    snprintf(cap_rows, sizeof(cap_rows), "%lld", rows);
+    snprintf(cap_bytes, sizeof(cap_bytes), "%lld", bytes);
+}
+
+long long otp_webhook_pending_dropped(void)
+{
+    return atomic_load(&pending_dropped);
+}
+
+/* Keeps an event of a call not recorded yet, if the call can be ours: an
+ * outgoing call to a number one of our challenges is calling right now
+ * ('calling': the call request is under way, or its answer was lost). It
+ * takes the next number and the running byte total, and drops the oldest
+ * kept events beyond the caps in the same statement. $1 call id, $2 body,
+ * $3 destination, $4 incoming, $5 max rows, $6 max bytes, $7 the call is
+ * recorded already (ours). Answers (kept, dropped). */
+static const char keep_sql[] =
+    "WITH total AS ("
+    "  UPDATE webhook_pending_total SET n = n + 1, bytes = bytes + octet_length($2)"
+    "   WHERE $7::boolean OR (NOT $4::boolean AND EXISTS ("
+    "     SELECT 1 FROM challenges WHERE phone = $3 AND status = 'calling'))"
+    "  RETURNING n, bytes"
+    "), ins AS ("
+    "  INSERT INTO webhook_pending (call_id, body, n, upto)"
+    "  SELECT $1, $2::jsonb, n, bytes FROM total RETURNING 1"
+    "), old AS ("
+    "  DELETE FROM webhook_pending w USING total"
+    "   WHERE w.n <= total.n - $5::bigint OR w.upto <= total.bytes - $6::bigint RETURNING 1"
+    ")"
+    "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM old)";
 
 /* One advisory lock per call id (OTP_CALL_LOCK). */
 #define CALL_LOCK_SQL(fn) "SELECT " fn "(" OTP_CALL_LOCK ", hashtext($1))"
@@ -154,6 +192,15 @@ int otp_call_event_parse(const char *body, size_t len, otp_call_event_t *ev, cha
         otp_call_status_rank(ev->status) < 0) {
         snprintf(errstr, errstr_size, "data.status must be a call status");
         goto out;
+    }
+    {
+        json_t *dst = json_object_get(data, "destination");
+        json_t *dir = json_object_get(data, "direction");
+        if (dst && copy_str(dst, "target", ev->destination, sizeof(ev->destination), 0)) {
+            snprintf(errstr, errstr_size, "data.destination.target must be a short string");
+            goto out;
+        }
+        ev->incoming = json_is_string(dir) && strcmp(json_string_value(dir), "incoming") == 0;
     }
     if (copy_str(data, "hangup_by", ev->hangup_by, sizeof(ev->hangup_by), 0) ||
         copy_str(data, "hangup_reason", ev->hangup_reason, sizeof(ev->hangup_reason), 0)) {
@@ -361,15 +408,32 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
     /* No call row yet, or the worker has written the call row but not yet
      * moved its challenge on to it: keep the event until it has. */
     if (PQntuples(r) == 0 || PQgetvalue(r, 0, 5)[0] == 't') {
+        /* The worker's own call row is there, only not moved on to: ours. */
+        const char *kp[7] = {ev->call_id,
+                             raw_body,
+                             ev->destination,
+                             ev->incoming ? "t" : "f",
+                             cap_rows,
+                             cap_bytes,
+                             PQntuples(r) > 0 ? "t" : "f"};
+        int kept;
+        long long dropped;
+
+        PQclear(r);
+        r = otp_db_query(db, "webhook_keep", keep_sql, 7, kp);
+        if (!r)
+            goto fail;
+        kept = PQgetvalue(r, 0, 0)[0] != '0';
+        dropped = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
         PQclear(r);
         r = NULL; /* the fail: path clears it again */
-        p[1] = raw_body;
-        if (otp_db_exec(db, "webhook_keep",
-                        "INSERT INTO webhook_pending (call_id, body) VALUES ($1, $2::jsonb)", 2,
-                        p) ||
-            otp_db_commit(db))
+        if (otp_db_commit(db))
             goto fail;
-        return 1;
+        atomic_fetch_add(&pending_dropped, dropped);
+        if (dropped)
+            otp_warn("webhook_pending_dropped", "events=%lld max_rows=%s max_bytes=%s", dropped,
+                     cap_rows, cap_bytes);
+        return kept ? 1 : 2;
     }
     snprintf(request_id, sizeof(request_id), "%s", PQgetvalue(r, 0, 0));
     old_rank = (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);

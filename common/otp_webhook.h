@@ -31,6 +31,10 @@ typedef struct otp_call_event {
     /* tm_progressing and tm_hangup (ms since the epoch), 0 when absent */
     int64_t progressing_ms, hangup_ms;
     char digits[16]; /* keypad: the digits, '#' and other keys removed */
+    /* A VoIPBin call's destination (data.destination.target, "" when absent)
+     * and direction: what tells a call that is not ours. */
+    char destination[40];
+    int incoming;
 } otp_call_event_t;
 
 /* Parses a webhook body: a VoIPBin call event, or one our own call flows send
@@ -60,8 +64,17 @@ int otp_call_status_rank(const char *status);
 
 /* Applies an event in its own transaction. A call id not recorded yet is kept
  * in webhook_pending and applied by otp_call_apply_pending once the worker
- * records the call. 0 applied or ignored (stale), 1 kept pending, -1 db error. */
+ * records the call, if it can be ours: an outgoing call to a number with an
+ * attempt under way (a challenge in 'calling'); else it is not kept. Keeping
+ * one drops the oldest kept events beyond the caps. 0 applied or ignored
+ * (stale), 1 kept pending, 2 not kept (not ours), -1 db error. */
 int otp_call_event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_body);
+
+/* The caps of webhook_pending (rows, bytes of the bodies), from the
+ * settings; both >= 1. Call from main before any event is applied. */
+void otp_webhook_pending_caps(long long rows, long long bytes);
+/* Kept events dropped by the caps so far (this process). Thread-safe. */
+long long otp_webhook_pending_dropped(void);
 
 /* Applies the kept events of call_id, oldest first. 0 ok, -1 db error. */
 int otp_call_apply_pending(PGconn *db, const char *call_id);

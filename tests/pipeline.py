@@ -122,6 +122,11 @@ class Pipeline:
             access_key=self.access_key, webhook_secret=self.webhook_secret,
             webhook_uri=self.webhook_uri)
         self.migrate()
+        # Each program runs as its own role (sql/031_roles.sql); db_url (the owner) is for the
+        # migrations and the tests' own reads.
+        self.worker_db_url = stack.login_url("otp_worker")
+        self.verifier_db_url = stack.login_url("otp_verifier")
+        self.admin_db_url = stack.login_url("otp_admin")
         self.workers = []
         self.verifier = None
         self.status = StatusReader(self.bootstrap, "otp.call_status")
@@ -165,7 +170,8 @@ class Pipeline:
 
     # ---- programs ----
     def start_verifier(self, **extra):
-        settings = {"OTP_VERIFIER_ADMIN_LISTEN": "127.0.0.1:%d" % self.verifier_admin_port,
+        settings = {"OTP_DATABASE_URL": self.verifier_db_url,
+                    "OTP_VERIFIER_ADMIN_LISTEN": "127.0.0.1:%d" % self.verifier_admin_port,
                     "OTP_WEBHOOK_LISTEN": "127.0.0.1:%d" % self.webhook_port}
         settings.update(extra)
         argv, env = self.program("otp-verifier", self.env(**settings))
@@ -176,7 +182,8 @@ class Pipeline:
 
     def start_worker(self, **extra):
         n = len(self.workers) + 1
-        settings = {"OTP_WORKER_LISTEN": "127.0.0.1:%d" % free_port(), "OTP_WORKER_ID": "worker-%d" % n}
+        settings = {"OTP_DATABASE_URL": self.worker_db_url,
+                    "OTP_WORKER_LISTEN": "127.0.0.1:%d" % free_port(), "OTP_WORKER_ID": "worker-%d" % n}
         settings.update(extra)
         env = self.env(**settings)
         argv, run_env = self.program("otp-worker", env)

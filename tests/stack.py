@@ -516,8 +516,13 @@ class Stack:
         self._pg_running = True
         self.pg_admin_url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.pg_port
         self.pg_url = "postgresql://otp@127.0.0.1:%d/otp" % self.pg_port
+        # otp owns the tables and runs the migrations, which create the programs' group roles
+        # (sql/031_roles.sql): CREATEROLE. The tests read pg_stat_activity as otp, and the
+        # programs run as other roles: pg_read_all_stats.
         self.psql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'otp') "
-                  "THEN CREATE ROLE otp LOGIN; END IF; END $$;", user="postgres", db="postgres")
+                  "THEN CREATE ROLE otp LOGIN CREATEROLE; END IF; END $$;"
+                  " ALTER ROLE otp CREATEROLE; GRANT pg_read_all_stats TO otp;",
+                  user="postgres", db="postgres")
         if self.psql("SELECT 1 FROM pg_database WHERE datname = 'otp'", user="postgres",
                      db="postgres").strip() != "1":
             self.psql("CREATE DATABASE otp OWNER otp", user="postgres", db="postgres")
@@ -540,6 +545,16 @@ class Stack:
         if _is_root():
             pw = pwd.getpwnam("postgres")
             os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    def login_url(self, group):
+        """A LOGIN role `<group>_login` (no password: the test cluster trusts loopback) that is a
+        member of the group role `group` (otp_worker, otp_verifier, otp_admin, made by the
+        migrations), and its URL: a program run with it has only that role's rights."""
+        login = group + "_login"
+        self.psql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') "
+                  "THEN CREATE ROLE %s LOGIN IN ROLE %s; END IF; END $$;" % (login, login, group),
+                  user="postgres", db="postgres")
+        return "postgresql://%s@127.0.0.1:%d/otp" % (login, self.pg_port)
 
     def psql(self, sql, db="otp", user="otp", timeout=60):
         """Run SQL through psql over the unix socket; returns its unaligned, tuples-only output.

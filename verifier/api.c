@@ -672,6 +672,12 @@ static otp_mhd_result handle_webhook(api_t *a, struct MHD_Connection *c, req_ctx
     }
     if (rc == 1)
         atomic_fetch_add(&a->webhooks_pending, 1);
+    if (rc == 2) {
+        /* A call of the account that is not ours: acknowledged, not kept. */
+        atomic_fetch_add(&a->webhooks_not_ours, 1);
+        otp_debug("webhook_not_ours", "type=%s call_id=%s", ev.type, ev.call_id);
+        return otp_http_reply(c, 200, "application/json", "{\"applied\":false}");
+    }
     otp_debug("webhook", "type=%s call_id=%s status=%s pending=%d", ev.type, ev.call_id, ev.status,
               rc);
     return otp_http_reply(c, 200, "application/json",
@@ -692,6 +698,8 @@ static const otp_metric_counter_t counters[] = {
     COUNTER(OTP_M_VERIFIER_WEBHOOKS, "accepted", webhooks),
     COUNTER(OTP_M_VERIFIER_WEBHOOKS, "bad_signature", webhooks_bad_signature),
     COUNTER(OTP_M_VERIFIER_WEBHOOKS, "early", webhooks_pending),
+    COUNTER(OTP_M_VERIFIER_WEBHOOKS, "not_ours", webhooks_not_ours),
+    COUNTER(OTP_M_VERIFIER_WEBHOOKS, "dropped", webhooks_dropped),
     COUNTER(OTP_M_VERIFIER_FRONT_DOOR, "queued", front_accepted),
     COUNTER(OTP_M_VERIFIER_FRONT_DOOR, "repeated", front_repeated),
     COUNTER(OTP_M_VERIFIER_FRONT_DOOR, "unavailable", front_unavailable),
@@ -704,6 +712,7 @@ static const otp_metric_counter_t counters[] = {
 
 static otp_mhd_result handle_metrics(api_t *a, struct MHD_Connection *c)
 {
+    atomic_store(&a->webhooks_dropped, otp_webhook_pending_dropped());
     otp_metric_set_counters(counters, sizeof(counters) / sizeof(counters[0]), a);
     return otp_http_reply_metrics(c, OTP_PROG_VERIFIER);
 }

@@ -61,6 +61,7 @@ typedef struct api {
     atomic_llong limited_address, limited_key;
     atomic_llong front_accepted, front_repeated, front_unavailable;
     atomic_llong webhooks, webhooks_bad_signature, webhooks_pending, db_errors;
+    atomic_llong webhooks_not_ours, webhooks_dropped;
 } api_t;
 
 /* The front door's delivery report (front_done_fn): arg is the request's

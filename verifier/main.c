@@ -13,6 +13,7 @@
 #include "otp_log.h"
 #include "otp_metrics.h"
 #include "otp_version.h"
+#include "otp_webhook.h"
 
 static volatile sig_atomic_t running = 1;
 
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
     api.webhook_secret = secret;
     api.max_body = (size_t)otp_config_int("OTP_MAX_BODY_BYTES");
     api.max_failed_per_hour = (int)otp_config_int("OTP_MAX_FAILED_VERIFY_PER_HOUR");
+    otp_webhook_pending_caps(otp_config_int("OTP_WEBHOOK_PENDING_MAX_ROWS"),
+                             otp_config_int("OTP_WEBHOOK_PENDING_MAX_BYTES"));
     if (otp_keyring_load(&api.keys, (int)otp_config_int("OTP_HASH_KEY_ID"),
                          otp_config_str("OTP_HASH_KEY"), otp_config_str("OTP_HASH_KEYS_PREVIOUS"),
                          err, sizeof(err)) != 0 ||
@@ -71,7 +74,7 @@ int main(int argc, char **argv)
         return 2;
     }
     n_env_keys = api_env_keys(&api, env_keys);
-    api.services = otp_services_start(api.db_url, &base, env_keys, n_env_keys, err, sizeof(err));
+    api.services = otp_services_start(api.db_url, &base, 1, env_keys, n_env_keys, err, sizeof(err));
     sodium_memzero(env_keys, sizeof(env_keys));
     if (!api.services) {
         fprintf(stderr, "otp-verifier: %s\n", err);

@@ -12,6 +12,7 @@
 #include "otp_outbox.h"
 #include "otp_phone.h"
 #include "otp_phonenumber.h"
+#include "otp_retention.h"
 #include "otp_time.h"
 #include "worker.h"
 
@@ -30,10 +31,10 @@ static const char insert_sql[] =
     "WITH ins AS ("
     "  INSERT INTO challenges (request_id, user_id, purpose, phone, phone_masked, country, locale,"
     "    code_length, max_attempts, max_call_attempts, options, metadata, requested_at, expires_at,"
-    "    status, next_attempt_at, code_hash, key_id, reason, service, api_key_id)"
+    "    status, next_attempt_at, code_hash, key_id, reason, service, api_key_id, phone_hash)"
     "  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15,"
     "    CASE WHEN $15 = 'pending' THEN now() END, decode($18, 'hex'), $19::smallint,"
-    "    CASE WHEN $15 <> 'pending' THEN $17::jsonb->>'reason' END, $20, $21)"
+    "    CASE WHEN $15 <> 'pending' THEN $17::jsonb->>'reason' END, $20, $21, decode($22, 'hex'))"
     "  ON CONFLICT (request_id) DO NOTHING"
     "  RETURNING request_id, status"
     "), sup AS ("
@@ -382,7 +383,7 @@ static int send_insert(intake_t *in, const batch_item_t *it, int64_t now_ms)
     worker_t *w = in->w;
     const otp_request_t *req = &it->req;
     char masked[OTP_PHONE_MAX + 4], code_len[8], max_att[8], max_calls[8], req_at[40], exp_at[40];
-    char key_id[8];
+    char key_id[8], phone_hash[65];
     const otp_policy_t *pol = it->pol;
     int ttl = req->ttl_seconds ? req->ttl_seconds : pol->ttl_s;
     int64_t expires_ms = now_ms + (int64_t)ttl * 1000;
@@ -400,6 +401,9 @@ static int send_insert(intake_t *in, const batch_item_t *it, int64_t now_ms)
     snprintf(max_calls, sizeof(max_calls), "%d", pol->max_call_attempts);
     otp_time_format(req->requested_at_ms, req_at, sizeof(req_at));
     otp_time_format(expires_ms, exp_at, sizeof(exp_at));
+    /* The number's budget key (budget_counts), for the calls and texts after
+     * the first one (sql/032_budget_calls.sql). */
+    otp_retention_phone_hash(w->limits.hash_key, req->phone, phone_hash);
     /* The delivery options as the dispatcher reads them back (typed, by name). */
     /* A deployment default the service does not allow is off (a request
      * that asks for it is refused before: check_service). */
@@ -417,7 +421,7 @@ static int send_insert(intake_t *in, const batch_item_t *it, int64_t now_ms)
                   req->code_length ? req->code_length : pol->code_length, "expires_at", exp_at));
     refused_js = dump_json(json_pack("{s:s}", "reason", it->refusal));
     if (options_js && accepted_js && refused_js) {
-        const char *p[21] = {req->request_id,
+        const char *p[22] = {req->request_id,
                              req->user_id,
                              req->purpose,
                              req->phone,
@@ -437,8 +441,9 @@ static int send_insert(intake_t *in, const batch_item_t *it, int64_t now_ms)
                              hash_hex,
                              hash_hex ? key_id : NULL,
                              it->service,
-                             it->api_key_id[0] ? it->api_key_id : NULL};
-        rc = otp_db_pipe_send_prepared(in->db, "ingest_insert", 21, p, NULL, NULL);
+                             it->api_key_id[0] ? it->api_key_id : NULL,
+                             phone_hash};
+        rc = otp_db_pipe_send_prepared(in->db, "ingest_insert", 22, p, NULL, NULL);
     }
     free(options_js);
     free(accepted_js);
@@ -610,7 +615,7 @@ static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracke
         if (items[i].valid)
             decide(in, &items[i], now_ms);
 
-    if (otp_db_prepare(in->db, "ingest_insert", insert_sql, 21) != 0 ||
+    if (otp_db_prepare(in->db, "ingest_insert", insert_sql, 22) != 0 ||
         otp_db_prepare(in->db, "ingest_dead_letter", dead_letter_sql, 9) != 0 ||
         otp_db_pipe_open(in->db) != 0)
         return -1;

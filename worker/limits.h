@@ -6,7 +6,9 @@
  * many requests for the number, the user or the country in a window, or the
  * global hourly cap (the circuit breaker). Every request that was accepted
  * counts, whatever became of it: a hang-up or a code never verified costs as
- * much as a verified one.
+ * much as a verified one. That is its first call (or text); the calls after
+ * it and a fallback text are added to the same counters by the transactions
+ * that record them (sql/032_budget_calls.sql).
  *
  * The counts are kept in PostgreSQL as per-minute counters (budget_counts:
  * scope, key, minute, n), read once per ingest batch for the batch's keys and

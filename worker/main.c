@@ -81,7 +81,7 @@ static int setup(worker_t *w, intake_t *in, struct dispatch **d, char *err, size
     if (otp_wait_for("database", probe_db, &in->db, startup_s, w->running, err, errsz) != 0)
         return -1;
     w->services =
-        otp_services_start(otp_config_str("OTP_DATABASE_URL"), &w->policy, NULL, 0, err, errsz);
+        otp_services_start(otp_config_str("OTP_DATABASE_URL"), &w->policy, 0, NULL, 0, err, errsz);
     if (!w->services)
         return -1;
     *d = dispatch_new(w, err, errsz);

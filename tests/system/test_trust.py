@@ -14,10 +14,12 @@ import os
 import socket
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 import urllib.request
 import uuid
 
+import psycopg
 import pytest
 
 from stack import Stack, free_port
@@ -73,10 +75,14 @@ def test_request_dated_a_day_ahead_goes_to_the_dlq(pipe):
     rid = str(uuid.uuid4())
     pipe.produce([{"request_id": rid, "phone": new_phone(), "user_id": new_user(),
                    "requested_at": rfc3339(time.time() + 86400)}])
+    # The DLQ copy masks long digit runs (a UUID may have one): found by its dead letter's id.
+    [dl_id] = wait_until(lambda: pipe.s.psql(
+        "SELECT id FROM dead_letters WHERE request_id = '%s'" % rid).split(), 90,
+        "the dead letter of the future-dated request")
     evs = pipe.dlq.wait_for(
-        lambda evs: any(rid in (e.get("original") or "") for e in evs), timeout=90,
-        what="the dead letter of the future-dated request")
-    dl = [e for e in evs if rid in (e.get("original") or "")]
+        lambda evs: any(e.get("dead_letter_id") == int(dl_id) for e in evs), timeout=90,
+        what="its copy on the DLQ")
+    dl = [e for e in evs if e.get("dead_letter_id") == int(dl_id)]
     assert [e["reason"] for e in dl] == ["requested_at_in_future"], dl
     assert dl[0]["_headers"].get("dlq.reason") == b"requested_at_in_future", dl[0]["_headers"]
     assert row(pipe, rid, "status") is None
@@ -277,8 +283,8 @@ def test_front_door_holds_no_thread_while_kafka_acknowledges(pipe):
     thread still answers other requests at once."""
     port, hooks = free_port(), free_port()
     proc = pipe.s.spawn("verifier-1thread", [Stack.bin("otp-verifier")], env=pipe.env(
-        OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port, OTP_WEBHOOK_LISTEN="127.0.0.1:%d" % hooks,
-        OTP_VERIFIER_THREADS=1, OTP_FRONT_DOOR_TIMEOUT_MS=4000),
+        OTP_DATABASE_URL=pipe.verifier_db_url, OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port,
+        OTP_WEBHOOK_LISTEN="127.0.0.1:%d" % hooks, OTP_VERIFIER_THREADS=1, OTP_FRONT_DOOR_TIMEOUT_MS=4000),
         ready_line=r"event=verifier_started")
     headers = {"Content-Type": "application/json", "Authorization": "Bearer " + pipe.api_key}
     held = {}
@@ -321,8 +327,8 @@ def test_per_key_and_per_address_limits_answer_429_with_retry_after(pipe):
     def verifier(name, **limits):
         port, hooks = free_port(), free_port()
         procs.append(pipe.s.spawn(name, [Stack.bin("otp-verifier")], env=pipe.env(
-            OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port, OTP_WEBHOOK_LISTEN="127.0.0.1:%d" % hooks,
-            OTP_API_KEY_HASHES=hashes, **limits), ready_line=r"event=verifier_started"))
+            OTP_DATABASE_URL=pipe.verifier_db_url, OTP_VERIFIER_LISTEN="127.0.0.1:%d" % port,
+            OTP_WEBHOOK_LISTEN="127.0.0.1:%d" % hooks, OTP_API_KEY_HASHES=hashes, **limits), ready_line=r"event=verifier_started"))
         return port, hooks
 
     def get(port, key):
@@ -379,3 +385,146 @@ def as_json(raw):
         return json.loads(raw or b"{}")
     except ValueError:
         return {"_raw": raw.decode("utf-8", "replace")}
+
+
+# ---- webhook_pending is capped ---------------------------------------------------------------
+
+def call_event(call_id, destination, direction="outgoing", pad=0):
+    data = {"id": call_id, "status": "ringing", "direction": direction,
+            "source": {"type": "tel", "target": P.CALLER_ID},
+            "destination": {"type": "tel", "target": destination}}
+    if pad:
+        data["x"] = "p" * pad
+    return json.dumps({"type": "call_ringing", "data": data}).encode()
+
+
+def send_signed(port, secret, bodies, threads=4):
+    """Posts signed webhook bodies over keep-alive connections; the answers' statuses."""
+    def run(chunk):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        out = []
+        try:
+            for b in chunk:
+                c.request("POST", "/v1/webhooks/voipbin", body=b, headers={
+                    "Content-Type": "application/json",
+                    "X-VoIPBIN-Signature": webhook_signature(secret, b)})
+                r = c.getresponse()
+                r.read()
+                out.append(r.status)
+        finally:
+            c.close()
+        return out
+    chunks = [bodies[i::threads] for i in range(threads)]
+    with ThreadPoolExecutor(threads) as ex:
+        return [st for part in ex.map(run, chunks) for st in part]
+
+
+def pending_of(pipe, call_ids):
+    with psycopg.connect(pipe.db_url) as db:
+        return db.execute("SELECT count(*) FROM webhook_pending WHERE call_id = ANY(%s::uuid[])",
+                          (list(call_ids),)).fetchone()[0]
+
+
+def test_webhook_pending_is_capped_and_keeps_no_call_that_is_not_ours(pipe):
+    port, admin = free_port(), free_port()
+    proc = pipe.s.spawn("verifier-pending-cap", [Stack.bin("otp-verifier")], env=pipe.env(
+        OTP_DATABASE_URL=pipe.verifier_db_url, OTP_VERIFIER_LISTEN="127.0.0.1:%d" % free_port(),
+        OTP_WEBHOOK_LISTEN="127.0.0.1:%d" % port, OTP_VERIFIER_ADMIN_LISTEN="127.0.0.1:%d" % admin,
+        OTP_WEBHOOK_PENDING_MAX_ROWS=100, OTP_WEBHOOK_PENDING_MAX_BYTES=200000),
+        ready_line=r"event=verifier_started")
+    calling = new_phone()
+    # Test-only shortcut: a challenge whose call request is under way ('calling', leased for an
+    # hour), as between a worker's POST /calls and its record of the call.
+    pipe.s.psql(
+        "INSERT INTO challenges (request_id, user_id, purpose, phone, phone_masked, locale,"
+        " code_length, status, max_attempts, max_call_attempts, requested_at, expires_at,"
+        " lease_owner, next_attempt_at) VALUES (gen_random_uuid(), 'cap', 'login', '%s',"
+        " '+1201*****00', 'en-US', 6, 'calling', 5, 3, now(), now() + interval '5 minutes',"
+        " 'test-lease', now() + interval '1 hour')" % calling)
+    try:
+        before = int(pipe.s.psql("SELECT count(*) FROM webhook_pending"))
+        # 10,000 signed events for calls we never recorded, to a number we are calling: kept
+        # (they could be ours) up to the cap, the oldest dropped first.
+        ids = [str(uuid.uuid4()) for _ in range(10000)]
+        t0 = time.monotonic()
+        statuses = send_signed(port, pipe.webhook_secret, [call_event(i, calling) for i in ids])
+        print("10,000 kept-or-dropped events in %.1f s" % (time.monotonic() - t0))
+        assert statuses == [200] * len(ids)
+        kept = pending_of(pipe, ids)
+        total = int(pipe.s.psql("SELECT count(*) FROM webhook_pending"))
+        assert 0 < kept <= 100 and total <= 100, (kept, total, before)
+        # The newest are the ones kept (sent one after the other, so their order is known).
+        last = [str(uuid.uuid4()) for _ in range(10)]
+        send_signed(port, pipe.webhook_secret, [call_event(i, calling) for i in last], threads=1)
+        assert pending_of(pipe, last) == 10
+        assert int(pipe.s.psql("SELECT count(*) FROM webhook_pending")) <= 100
+        # In bytes too: 20 KB bodies, 200,000 bytes at most.
+        big = [str(uuid.uuid4()) for _ in range(40)]
+        send_signed(port, pipe.webhook_secret, [call_event(i, calling, pad=20000) for i in big],
+                    threads=1)
+        size = int(pipe.s.psql("SELECT coalesce(sum(octet_length(body::text)), 0)"
+                               " FROM webhook_pending"))
+        assert size <= 200000 + 25000 and pending_of(pipe, big[-5:]) == 5, size
+        # Calls that are not ours are not kept at all: to a number we are not calling, or
+        # incoming.
+        others = [str(uuid.uuid4()) for _ in range(500)]
+        bodies = [call_event(i, new_phone()) for i in others[:250]] + \
+                 [call_event(i, calling, direction="incoming") for i in others[250:]]
+        answers = send_signed(port, pipe.webhook_secret, bodies)
+        assert answers == [200] * 500 and pending_of(pipe, others) == 0
+        metrics = urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+            "http://127.0.0.1:%d/metrics" % admin, timeout=10).read().decode()
+        dropped = metric(metrics, 'otp_verifier_webhooks_total{result="dropped"}')
+        not_ours = metric(metrics, 'otp_verifier_webhooks_total{result="not_ours"}')
+        assert dropped >= 10000 - 100 and not_ours == 500, (dropped, not_ours)
+    finally:
+        proc.stop()
+        pipe.s.psql("DELETE FROM challenges WHERE phone = '%s'" % calling)
+
+
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
+# ---- least privilege -------------------------------------------------------------------------
+
+def denied(url, sql):
+    """True when PostgreSQL refuses sql to this login for want of a privilege."""
+    try:
+        with psycopg.connect(url) as db:
+            db.execute(sql)
+    except psycopg.errors.InsufficientPrivilege:
+        return True
+    return False
+
+
+def test_each_program_runs_as_its_role_with_only_its_grants(pipe):
+    # The programs of this module's pipeline are connected as their roles' logins.
+    sessions = pipe.s.psql("SELECT DISTINCT usename || ' ' || application_name"
+                           " FROM pg_stat_activity WHERE application_name LIKE 'otp-%'").split("\n")
+    sessions = {ln for ln in sessions if ln}
+    assert "otp_worker_login otp-worker" in sessions, sessions
+    assert "otp_verifier_login otp-verifier" in sessions, sessions
+    assert not any(ln.startswith("otp ") for ln in sessions), sessions
+    worker, verifier, admin = pipe.worker_db_url, pipe.verifier_db_url, pipe.admin_db_url
+    # The worker never reads API keys or the audit of service changes, nor rewrites the
+    # migrations' ledger.
+    for sql in ("SELECT * FROM api_keys", "SELECT * FROM service_changes",
+                "DELETE FROM schema_migrations", "DELETE FROM services",
+                "INSERT INTO verify_user_failures (service, user_id, at) VALUES ('default', 'x',"
+                " ARRAY[now()])"):
+        assert denied(worker, sql), ("worker", sql)
+    # The verifier deletes no challenge, touches no budget and writes no dead letter.
+    for sql in ("DELETE FROM challenges", "SELECT * FROM budget_counts",
+                "DELETE FROM dead_letters", "UPDATE services SET disabled = true",
+                "INSERT INTO api_keys (id, service, key_hash, scopes) VALUES ('k', 'default',"
+                " repeat('a', 64), ARRAY['verify'])", "SELECT * FROM service_changes"):
+        assert denied(verifier, sql), ("verifier", sql)
+    # What each needs it has (the pipeline's own tests exercise it all).
+    assert not denied(worker, "SELECT count(*) FROM budget_counts")
+    assert not denied(verifier, "SELECT count(*) FROM api_keys")
+    assert not denied(admin, "SELECT count(*) FROM api_keys")
+    assert denied(admin, "DELETE FROM schema_migrations")
