@@ -38,7 +38,10 @@ def outcome(p, rid):
     return [t for t in got if t in ("accepted", "rate_limited", "blocked")][0]
 
 
-def budget(p, scope, key):
+def budget(p, scope, key, service="default"):
+    """A budget's count; the number, user and country budgets are per service."""
+    if scope != "g":
+        key = "%s:%s" % (service, key)
     return int(p.s.psql("SELECT coalesce(sum(n), 0) FROM budget_counts WHERE scope = '%s'"
                         " AND key = '%s'" % (scope, key)))
 

@@ -370,7 +370,7 @@ def test_retry_schedule_follows_backoff_and_stops_before_expiry():
         assert [e for e in old if e["type"] == "expired"][0]["reason"] == "too_old_on_arrival"
         assert too_old[0]["phone"] not in calls
         assert R.order_problems([e for e in evs if e.get("request_id") in ids]) == problems
-        report("retry timing: 5 busy callees, base %d ms, cap %d ms, 30 s of life left, min %d s"
+        report("retry timing: 5 busy callees, base %d ms, cap %d ms, 60 s of life, min %d s"
                % (BASE_MS, CAP_MS, MIN_REMAINING_S), requests=figures,
                too_old_on_arrival="expired without a call", topic_duplicates=dups)
         p.close()
