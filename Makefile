@@ -2,7 +2,7 @@
 # Voice OTP pipeline. `make demo` runs it on a local stack; `make test` runs every test.
 CC      ?= cc
 CXX     ?= g++
-PKGS    := rdkafka libcurl jansson libpq libsodium libmicrohttpd
+PKGS    := rdkafka libcurl jansson libpq libsodium libmicrohttpd gnutls
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Icommon

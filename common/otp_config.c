@@ -150,6 +150,16 @@ static const otp_setting_t settings[] = {
     {"OTP_WEBHOOK_LISTEN", OTP_CFG_STR, "127.0.0.1:8081", 0, 0, V,
      "host:port of the VoIPBin webhook (POST /v1/webhooks/voipbin and nothing else): the one "
      "listener to expose to VoIPBin, behind TLS; the API listener does not serve it."},
+    {"OTP_VERIFIER_TLS_CERT_FILE", OTP_CFG_STR, "", 0, 0, V,
+     "PEM certificate chain (leaf first) for HTTPS on OTP_VERIFIER_LISTEN; empty = plain HTTP "
+     "(then a TLS-terminating proxy goes in front). Read again on SIGHUP."},
+    {"OTP_VERIFIER_TLS_KEY_FILE", OTP_CFG_STR, "", 0, 0, V,
+     "PEM private key of OTP_VERIFIER_TLS_CERT_FILE."},
+    {"OTP_WEBHOOK_TLS_CERT_FILE", OTP_CFG_STR, "", 0, 0, V,
+     "PEM certificate chain for HTTPS on OTP_WEBHOOK_LISTEN (what VoIPBin reaches); empty = "
+     "plain HTTP. Read again on SIGHUP."},
+    {"OTP_WEBHOOK_TLS_KEY_FILE", OTP_CFG_STR, "", 0, 0, V,
+     "PEM private key of OTP_WEBHOOK_TLS_CERT_FILE."},
     {"OTP_WEBHOOK_THREADS", OTP_CFG_INT, "4", 1, 256, V,
      "HTTP threads of the webhook listener (each with a database connection)."},
     {"OTP_WEBHOOK_PENDING_MAX_ROWS", OTP_CFG_INT, "10000", 1, 100000000, V,

@@ -17,6 +17,17 @@ struct MHD_Daemon *otp_http_start(const char *setting, const char *listen, unsig
                                   MHD_RequestCompletedCallback completed, char *errstr,
                                   size_t errstr_size)
 {
+    return otp_http_start_tls(setting, listen, threads, handler, cls, completed, NULL, errstr,
+                              errstr_size);
+}
+
+struct MHD_Daemon *otp_http_start_tls(const char *setting, const char *listen, unsigned threads,
+                                      MHD_AccessHandlerCallback handler, void *cls,
+                                      MHD_RequestCompletedCallback completed, void *cert_callback,
+                                      char *errstr, size_t errstr_size)
+{
+    const unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
+                           MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
     struct sockaddr_in sa;
     char host[64];
     const char *colon = strrchr(listen, ':');
@@ -40,11 +51,16 @@ struct MHD_Daemon *otp_http_start(const char *setting, const char *listen, unsig
         snprintf(errstr, errstr_size, "%s=%s: expected an IPv4 host:port", setting, listen);
         return NULL;
     }
-    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
-                             MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
-                         (uint16_t)port, NULL, NULL, handler, cls, MHD_OPTION_SOCK_ADDR, &sa,
-                         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
-                         completed, cls, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    if (cert_callback)
+        d = MHD_start_daemon(flags | MHD_USE_TLS, (uint16_t)port, NULL, NULL, handler, cls,
+                             MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                             MHD_OPTION_NOTIFY_COMPLETED, completed, cls,
+                             MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_HTTPS_CERT_CALLBACK,
+                             cert_callback, MHD_OPTION_END);
+    else
+        d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, cls, MHD_OPTION_SOCK_ADDR,
+                             &sa, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
+                             completed, cls, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
     if (!d)
         snprintf(errstr, errstr_size, "%s=%s: cannot listen (in use?)", setting, listen);
     return d;

@@ -23,7 +23,13 @@ int otp_http_healthcheck(const char *program, const char *setting, const char *p
 #endif
 
 /* Starts a daemon with its own polling thread (threads > 1: a thread pool)
- * on "host:port". NULL with errstr naming the setting on failure. */
+ * on "host:port", serving HTTPS when cert_callback (otp_tls_callback) is set.
+ * NULL with errstr naming the setting on failure. */
+struct MHD_Daemon *otp_http_start_tls(const char *setting, const char *listen, unsigned threads,
+                                      MHD_AccessHandlerCallback handler, void *cls,
+                                      MHD_RequestCompletedCallback completed, void *cert_callback,
+                                      char *errstr, size_t errstr_size);
+/* otp_http_start_tls without TLS. */
 struct MHD_Daemon *otp_http_start(const char *setting, const char *listen, unsigned threads,
                                   MHD_AccessHandlerCallback handler, void *cls,
                                   MHD_RequestCompletedCallback completed, char *errstr,

@@ -10,7 +10,7 @@ set -euo pipefail
 
 PACKAGES=(
     build-essential g++ pkg-config
-    librdkafka-dev libcurl4-openssl-dev libjansson-dev libsodium-dev libmicrohttpd-dev libpq-dev
+    librdkafka-dev libcurl4-openssl-dev libjansson-dev libsodium-dev libmicrohttpd-dev libgnutls28-dev libpq-dev
     libphonenumber-dev
     postgresql-15 postgresql-client-15
     clang clang-format libclang-rt-14-dev

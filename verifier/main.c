@@ -12,15 +12,40 @@
 #include "otp_service.h"
 #include "otp_log.h"
 #include "otp_metrics.h"
+#include "otp_tls.h"
 #include "otp_version.h"
 #include "otp_webhook.h"
 
-static volatile sig_atomic_t running = 1;
+static volatile sig_atomic_t running = 1, reload_tls = 0;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    running = 0;
+    if (sig == SIGHUP)
+        reload_tls = 1;
+    else
+        running = 0;
+}
+
+/* HTTPS on a listener when its certificate setting is set: the pair loaded
+ * now (a bad file stops the start, naming the setting). *cb is the daemon's
+ * certificate callback, NULL for plain HTTP. 0 ok, -1 with err. */
+static int tls_setup(otp_tls_slot_t slot, const char *cert_setting, const char *key_setting,
+                     void **cb, char *err, size_t errsz)
+{
+    const char *cert = otp_config_str(cert_setting), *key = otp_config_str(key_setting);
+
+    *cb = NULL;
+    if (!*cert && !*key)
+        return 0;
+    if (!*cert || !*key) {
+        snprintf(err, errsz, "%s: set together with %s", *cert ? key_setting : cert_setting,
+                 *cert ? cert_setting : key_setting);
+        return -1;
+    }
+    if (otp_tls_load(slot, cert_setting, cert, key_setting, key, err, errsz) != 0)
+        return -1;
+    *cb = otp_tls_callback(slot);
+    return 0;
 }
 
 static const char usage[] =
@@ -41,6 +66,7 @@ int main(int argc, char **argv)
     MHD_socket listen_fd, hooks_fd;
     const char *secret;
     otp_policy_t base;
+    void *api_tls = NULL, *hooks_tls = NULL;
     otp_api_key_t env_keys[API_MAX_KEYS];
     int n_env_keys;
 
@@ -115,16 +141,24 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
-    d = otp_http_start("OTP_VERIFIER_LISTEN", otp_config_str("OTP_VERIFIER_LISTEN"),
-                       (unsigned)otp_config_int("OTP_VERIFIER_THREADS"), api_handle, &api,
-                       api_completed, err, sizeof(err));
+    signal(SIGHUP, on_signal);
+    if (tls_setup(OTP_TLS_API, "OTP_VERIFIER_TLS_CERT_FILE", "OTP_VERIFIER_TLS_KEY_FILE", &api_tls,
+                  err, sizeof(err)) != 0 ||
+        tls_setup(OTP_TLS_WEBHOOK, "OTP_WEBHOOK_TLS_CERT_FILE", "OTP_WEBHOOK_TLS_KEY_FILE",
+                  &hooks_tls, err, sizeof(err)) != 0) {
+        fprintf(stderr, "otp-verifier: %s\n", err);
+        return 2;
+    }
+    d = otp_http_start_tls("OTP_VERIFIER_LISTEN", otp_config_str("OTP_VERIFIER_LISTEN"),
+                           (unsigned)otp_config_int("OTP_VERIFIER_THREADS"), api_handle, &api,
+                           api_completed, api_tls, err, sizeof(err));
     if (!d) {
         fprintf(stderr, "otp-verifier: %s\n", err);
         return 2;
     }
-    hooks = otp_http_start("OTP_WEBHOOK_LISTEN", otp_config_str("OTP_WEBHOOK_LISTEN"),
-                           (unsigned)otp_config_int("OTP_WEBHOOK_THREADS"), api_webhook_handle,
-                           &api, api_completed, err, sizeof(err));
+    hooks = otp_http_start_tls("OTP_WEBHOOK_LISTEN", otp_config_str("OTP_WEBHOOK_LISTEN"),
+                               (unsigned)otp_config_int("OTP_WEBHOOK_THREADS"), api_webhook_handle,
+                               &api, api_completed, hooks_tls, err, sizeof(err));
     if (!hooks) {
         fprintf(stderr, "otp-verifier: %s\n", err);
         verify_pool_close(api.checks);
@@ -146,8 +180,13 @@ int main(int argc, char **argv)
     otp_info("verifier_started", "listen=%s port=%u webhook_port=%u admin_port=%u",
              otp_config_str("OTP_VERIFIER_LISTEN"), otp_http_port(d), otp_http_port(hooks),
              admin ? otp_http_port(admin) : 0);
-    while (running)
+    while (running) {
         pause();
+        if (reload_tls) {
+            reload_tls = 0;
+            (void)otp_tls_reload(); /* a bad file is logged; the pair in use stays */
+        }
+    }
     otp_info("verifier_stopping", "verified=%lld", (long long)api.verified);
     /* No new connections; the checks under way finish and their answers go
      * out (for up to 5 s) before the daemon stops, so that no connection is
@@ -171,6 +210,7 @@ int main(int argc, char **argv)
     longpoll_destroy(api.longpoll);
     front_destroy(api.front);
     otp_services_stop(api.services);
+    otp_tls_clear();
     ratelimit_destroy(api.per_key);
     ratelimit_destroy(api.per_address);
     otp_keyring_clear(&api.keys);
