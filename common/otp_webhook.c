@@ -30,16 +30,21 @@ long long otp_webhook_pending_dropped(void)
 
 /* Keeps an event of a call not recorded yet, if the call can be ours: an
  * outgoing call to a number one of our challenges is calling right now
- * ('calling': the call request is under way, or its answer was lost). It
- * takes the next number and the running byte total, and drops the oldest
- * kept events beyond the caps in the same statement. $1 call id, $2 body,
- * $3 destination, $4 incoming, $5 max rows, $6 max bytes, $7 the call is
- * recorded already (ours). Answers (kept, dropped). */
+ * ('calling': the call request is under way, or its answer was lost), or an
+ * event of our own flow (the heard marker, keypad digits, no key: signed, and
+ * naming the request) for a request that is calling. It takes the next
+ * number and the running byte total, and drops the oldest kept events beyond
+ * the caps in the same statement. $1 call id, $2 body, $3 destination, $4
+ * incoming, $5 max rows, $6 max bytes, $7 the call is recorded already
+ * (ours), $8 the request our flow's event names (NULL for VoIPBin's call
+ * events). Answers (kept, dropped). */
 static const char keep_sql[] =
     "WITH total AS ("
     "  UPDATE webhook_pending_total SET n = n + 1, bytes = bytes + octet_length($2)"
     "   WHERE $7::boolean OR (NOT $4::boolean AND EXISTS ("
     "     SELECT 1 FROM challenges WHERE phone = $3 AND status = 'calling'))"
+    "      OR EXISTS (SELECT 1 FROM challenges WHERE request_id = $8::uuid"
+    "                    AND status = 'calling')"
     "  RETURNING n, bytes"
     "), ins AS ("
     "  INSERT INTO webhook_pending (call_id, body, n, upto)"
@@ -409,18 +414,19 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
      * moved its challenge on to it: keep the event until it has. */
     if (PQntuples(r) == 0 || PQgetvalue(r, 0, 5)[0] == 't') {
         /* The worker's own call row is there, only not moved on to: ours. */
-        const char *kp[7] = {ev->call_id,
+        const char *kp[8] = {ev->call_id,
                              raw_body,
                              ev->destination,
                              ev->incoming ? "t" : "f",
                              cap_rows,
                              cap_bytes,
-                             PQntuples(r) > 0 ? "t" : "f"};
+                             PQntuples(r) > 0 ? "t" : "f",
+                             ev->request_id[0] ? ev->request_id : NULL};
         int kept;
         long long dropped;
 
         PQclear(r);
-        r = otp_db_query(db, "webhook_keep", keep_sql, 7, kp);
+        r = otp_db_query(db, "webhook_keep", keep_sql, 8, kp);
         if (!r)
             goto fail;
         kept = PQgetvalue(r, 0, 0)[0] != '0';
@@ -491,7 +497,7 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
         active = strcmp(ch_status, "call_requested") == 0 || strcmp(ch_status, "ringing") == 0 ||
                  strcmp(ch_status, "answered") == 0;
         const char *new_status = NULL;
-        const char *rp[2] = {request_id, NULL};
+        const char *rp[3] = {request_id, NULL, "0"};
 
         if (rank == 1 && old_rank < 1) {
             if (otp_outbox_add(db, request_id, "ringing", call_attrs(ev)))
@@ -517,6 +523,12 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
                 if (otp_outbox_add(db, request_id, outcome, attrs))
                     goto fail;
                 new_status = outcome;
+                /* The marker is sent by the call's flow on its own (VoIPBin's
+                 * webhook_send does not wait), so it can come after the hang-up
+                 * it preceded: the next call waits for it a while, and a marker
+                 * that comes meanwhile makes the request delivered instead. */
+                if (strcmp(outcome, "unheard") == 0 && h.rule == OTP_HEARD_MARKER)
+                    rp[2] = OTP_HEARD_GRACE_S;
             } else {
                 json_decref(attrs);
             }
@@ -524,14 +536,16 @@ static int event_apply(PGconn *db, const otp_call_event_t *ev, const char *raw_b
         if (new_status && active) {
             rp[1] = new_status;
             /* delivered: nothing more to do; other outcomes: the dispatcher
-             * decides at once whether to call again. */
+             * decides whether to call again, at once (unheard by the marker
+             * rule: once the marker's grace has passed). */
             if (otp_db_exec(
                     db, "webhook_challenge",
                     "UPDATE challenges SET status = $2, updated_at = now(),"
                     " next_attempt_at = CASE WHEN $2 IN ('ringing','answered') THEN next_attempt_at"
-                    "                        WHEN $2 = 'delivered' THEN NULL ELSE now() END"
+                    "                        WHEN $2 = 'delivered' THEN NULL"
+                    "                        ELSE now() + make_interval(secs => $3::int) END"
                     " WHERE request_id = $1",
-                    2, rp))
+                    3, rp))
                 goto fail;
         }
     }

@@ -5,6 +5,11 @@
 #ifndef OTP_WEBHOOK_H
 #define OTP_WEBHOOK_H
 
+/* How long a call counted unheard (its hang-up came without the heard marker)
+ * waits before the next call: the marker, sent by the call's flow without
+ * waiting, may still be on its way, and it makes the request delivered. */
+#define OTP_HEARD_GRACE_S "10"
+
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
