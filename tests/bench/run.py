@@ -28,9 +28,14 @@ Rows:
              global caps above the run: ingest/s and calls/s of each size from the worker's own
              counters (polled over HTTP: a count(*) over a growing table would grow with it), the
              ratio, the worker's peak RSS, and what the tables, their indexes and dead tuples
-             grew to. The simulator answers at once and sends no webhooks; calls are looked up
-             only after the run (OTP_CALL_STATUS_TIMEOUT_SECONDS above it), since without
-             webhooks every call would be looked up 45 s on: work a deployment does not do.
+             grew to. The simulator answers at once and sends no webhooks, so calls are looked
+             up and offered a fallback only after the run (OTP_CALL_STATUS_TIMEOUT_SECONDS and
+             OTP_FALLBACK_AFTER_SECONDS above it): without webhooks every call would be looked up
+             45 s on and offered a fallback 20 s on, work that grows with the run's length, not
+             with volume. CPU seconds per 1,000 requests of the worker and of PostgreSQL (by
+             process, autovacuum included) are the figures a shared machine's load moves least.
+             BENCH_VOLUME_BASELINE=<another build's otp-worker> runs each size with it too, side
+             by side in the same run.
 The VoIPBin simulator alone has its own benchmark (tests/bench/sim_bench.sh), run first. In the
 phases it sends no call webhooks (sim_reset says why).
 """
@@ -641,20 +646,66 @@ def table_figures(p):
     return res
 
 
-def cpu_of(names):
-    """CPU seconds so far of the bench's processes named (worker, postgres...), by pid."""
-    return {pid: cpu_seconds(pid) for n, ps in processes().items() if n in names for pid in ps}
+class PgCpu:
+    """CPU seconds of PostgreSQL's processes by kind (backends, autovacuum, checkpointer, ...),
+    sampled while a phase runs so that autovacuum workers that exit are counted too."""
+
+    def __init__(self):
+        self.start = {}
+        self.last = {}
+        self.kind = {}
+        self.sample()
+        self.start = dict(self.last)
+
+    def sample(self):
+        for pid in processes().get("postgres", []):
+            if pid not in self.kind:
+                try:
+                    with open("/proc/%d/cmdline" % pid) as f:
+                        cmd = f.read().replace("\0", " ")
+                except OSError:
+                    continue
+                m = re.match(r"postgres: (autovacuum worker|checkpointer|walwriter|background"
+                             r" writer)", cmd)
+                self.kind[pid] = m.group(1) if m else "backends"
+            c = cpu_seconds(pid)
+            if c:
+                self.last[pid] = c
+
+    def seconds(self):
+        """{kind: CPU seconds since the start}."""
+        out = {}
+        for pid, c in self.last.items():
+            k = self.kind.get(pid, "backends")
+            out[k] = out.get(k, 0.0) + c - self.start.get(pid, 0.0)
+        return out
 
 
-def volume_run(p, n, tag, first_number):
-    """n requests waiting (a number and a user each), one worker: (ingest/s, calls/s, peak RSS
-    MiB, cores used, (accepted, placed), CPU seconds of worker and PostgreSQL per 1,000)."""
+def start_worker_bin(p, binary, **extra):
+    """Pipeline.start_worker with another otp-worker binary (BENCH_VOLUME_BASELINE)."""
+    if not binary:
+        return p.start_worker(**extra)
+    settings = {"OTP_WORKER_LISTEN": "127.0.0.1:%d" % P.free_port(),
+                "OTP_WORKER_ID": "worker-%d" % (len(p.workers) + 1)}
+    settings.update(extra)
+    env = p.env(**settings)
+    w = p.s.spawn("worker-base-%d" % (len(p.workers) + 1), [binary], env=env,
+                  ready_line=r"event=worker_started")
+    w.listen_port = int(env["OTP_WORKER_LISTEN"].rsplit(":", 1)[1])
+    p.workers.append(w)
+    return w
+
+
+def volume_run(p, n, tag, first_number, binary=None):
+    """n requests waiting (a number and a user each), one worker (binary: another build of
+    otp-worker): (ingest/s, calls/s, peak RSS MiB, cores used, (accepted, placed), CPU seconds of
+    worker and PostgreSQL per 1,000, PostgreSQL's by process)."""
     reqs = [{"phone": "+1718%07d" % (first_number + i), "user_id": "%s-%d" % (tag, i)}
             for i in range(n)]
     p.produce_many(reqs)
     extra = dict(kv.split("=", 1) for kv in os.environ.get("BENCH_VOLUME_ENV", "").split(",") if kv)
-    cpu0 = cpu_of(("postgres",))
-    w = p.start_worker(OTP_MAX_IN_FLIGHT=512, OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
+    pg = PgCpu()
+    w = start_worker_bin(p, binary, OTP_MAX_IN_FLIGHT=512, OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
                        OTP_CALL_STATUS_TIMEOUT_SECONDS=3600, OTP_FALLBACK_AFTER_SECONDS=3600,
                        **dict(SAME_WORK, **extra))
     marks = {}  # what -> (first time, count then, last time)
@@ -670,12 +721,14 @@ def volume_run(p, n, tag, first_number):
                 watch = watch or CpuWatch().start()
             if c >= n and what in marks and marks[what][2] is None:
                 marks[what] = marks[what][:2] + (now,)
+        pg.sample()
         if placed >= n:
             break
         time.sleep(0.2)
     cpu = watch.stop() if watch else ""
-    cpu1 = cpu_of(("postgres",))
-    pg_s = sum(v - cpu0.get(pid, 0.0) for pid, v in cpu1.items())
+    pg.sample()
+    pg_kinds = pg.seconds()
+    pg_s = sum(pg_kinds.values())
     w_s = cpu_seconds(w.pid)
     rss = kib(w.pid, "VmHWM") / 1024
     w.stop()
@@ -686,35 +739,48 @@ def volume_run(p, n, tag, first_number):
         t0, c0, t1 = marks.get(what, (0, 0, None))
         return (n - c0) / (t1 - t0) if t1 and t1 > t0 else float("nan")
     return (rate("ingest"), rate("calls"), rss, cpu, (acc, placed),
-            (1000.0 * w_s / n, 1000.0 * pg_s / n))
+            (1000.0 * w_s / n, 1000.0 * pg_s / n),
+            ", ".join("%s %.3f" % (k, 1000.0 * v / n) for k, v in sorted(pg_kinds.items())))
 
 
 def bench_volume(p):
+    """Each size with this build; with BENCH_VOLUME_BASELINE=<another otp-worker>, each size
+    with that build too, right after (same database, same run): before and after side by side."""
+    builds = [("", None)]
+    if os.environ.get("BENCH_VOLUME_BASELINE"):
+        builds.append((" [baseline]", os.environ["BENCH_VOLUME_BASELINE"]))
     got = {}
     number = 2000000
     for n in VOLUME:
-        before = table_figures(p)
-        got[n] = volume_run(p, n, "v%d" % n, number)
-        number += n
-        after = table_figures(p)
-        ing, calls, rss, cpu, (acc, placed), (w_s, pg_s) = got[n]
-        first = got[VOLUME[0]]
-        row("volume", "%s waiting: ingest (%d accepted)" % (format(n, ","), acc), "%.0f/s%s" % (
-            ing, " (%.2fx)" % (ing / first[0]) if n != VOLUME[0] else ""), "", "within 10%")
-        row("volume", "%s waiting: calls (%d placed)" % (format(n, ","), placed), "%.0f/s%s" % (
-            calls, " (%.2fx)" % (calls / first[1]) if n != VOLUME[0] else ""), "", "within 10%")
-        row("volume", "%s waiting: worker peak RSS" % format(n, ","), "%.1f MiB" % rss, "",
-            "<= 64 MiB")
-        row("volume", "%s waiting: CPU s per 1,000 requests" % format(n, ","),
-            "worker %.2f, postgres %.2f%s" % (w_s, pg_s, " (%.2fx, %.2fx)" % (
-                w_s / first[5][0], pg_s / first[5][1]) if n != VOLUME[0] else ""), "",
-            "within 10%")
-        print("            " + cpu)
-        for t in sorted(after):
-            b = before.get(t, (0, 0, 0, 0))
-            a = after[t]
-            print("            %-13s heap %6.1f MiB (%+.1f) indexes %6.1f MiB (%+.1f) live %7d"
-                  " dead %7d" % (t, a[0], a[0] - b[0], a[1], a[1] - b[1], a[2], a[3]))
+        for label, binary in builds:
+            p.s.psql("CHECKPOINT", user="postgres")  # each run starts with clean buffers
+            before = table_figures(p)
+            got[n, label] = volume_run(p, n, "v%d%s" % (n, "b" if binary else ""), number, binary)
+            number += n
+            after = table_figures(p)
+            volume_rows(n, label, got, before, after)
+
+
+def volume_rows(n, label, got, before, after):
+    ing, calls, rss, cpu, (acc, placed), (w_s, pg_s), kinds = got[n, label]
+    first = got[VOLUME[0], label]
+    size = format(n, ",") + label
+    ratio = n != VOLUME[0]
+    row("volume", "%s waiting: ingest (%d accepted)" % (size, acc), "%.0f/s%s" % (
+        ing, " (%.2fx)" % (ing / first[0]) if ratio else ""), "", "within 10%")
+    row("volume", "%s waiting: calls (%d placed)" % (size, placed), "%.0f/s%s" % (
+        calls, " (%.2fx)" % (calls / first[1]) if ratio else ""), "", "within 10%")
+    row("volume", "%s waiting: worker peak RSS" % size, "%.1f MiB" % rss, "", "<= 64 MiB")
+    row("volume", "%s waiting: CPU s per 1,000 requests" % size,
+        "worker %.2f, postgres %.2f%s" % (w_s, pg_s, " (%.2fx, %.2fx)" % (
+            w_s / first[5][0], pg_s / first[5][1]) if ratio else ""), "", "within 10%")
+    print("            " + cpu)
+    print("            PostgreSQL CPU s per 1,000 by process: " + kinds)
+    for t in sorted(after):
+        b = before.get(t, (0, 0, 0, 0))
+        a = after[t]
+        print("            %-13s heap %6.1f MiB (%+.1f) indexes %6.1f MiB (%+.1f) live %7d"
+              " dead %7d" % (t, a[0], a[0] - b[0], a[1], a[1] - b[1], a[2], a[3]))
 
 
 def bench_idle(p):
