@@ -8,6 +8,21 @@
 
 #include "otp_log.h"
 
+/* The server's notices and warnings (a VACUUM the role may not run, say) as
+ * log lines of their own, not libpq's bare lines on stderr. */
+static void notice(void *arg, const char *message)
+{
+    char line[300];
+    size_t n = strcspn(message, "\n");
+
+    (void)arg;
+    n = n < sizeof(line) - 1 ? n : sizeof(line) - 1;
+    for (size_t i = 0; i < n; i++)
+        line[i] = message[i] == '"' ? '\'' : message[i]; /* keeps the quoted field whole */
+    line[n] = '\0';
+    otp_info("db_notice", "message=\"%s\"", line);
+}
+
 PGconn *otp_db_connect(const char *url, const char *program, char *errstr, size_t errstr_size)
 {
     const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
@@ -21,6 +36,7 @@ PGconn *otp_db_connect(const char *url, const char *program, char *errstr, size_
         PQfinish(db);
         return NULL;
     }
+    PQsetNoticeProcessor(db, notice, NULL);
     return db;
 }
 

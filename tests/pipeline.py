@@ -103,7 +103,7 @@ class Pipeline:
     (tests/test_image.py runs them from the container image)."""
 
     def __init__(self, stack, sim_args=(), time_scale=0.2, brokers=1, pg_fast=False,
-                 program=local_program):
+                 program=local_program, topics=None):
         self.s = stack
         self.program = program
         self.hash_key = secrets.token_hex(32)
@@ -114,7 +114,7 @@ class Pipeline:
         self.verifier_admin_port = free_port()
         self.webhook_port = free_port()  # VoIPBin's webhook: a listener of its own
         self.db_url = stack.start_postgres(fast=pg_fast)
-        self.bootstrap = stack.start_kafka(brokers=brokers)
+        self.bootstrap = stack.start_kafka(brokers=brokers, topics=topics)
         self.webhook_uri = "http://127.0.0.1:%d/v1/webhooks/voipbin" % self.webhook_port
         self.sim = stack.start_sim(
             extra_args=["--numbers", CALLER_ID + "," + CALLER_ID_GB, "--whitelist", "all",

@@ -17,8 +17,11 @@
  * simply lets it come due again. A row still waiting on a call's final status
  * keeps that status (its webhooks still apply while it is looked up); its
  * token pays for the look-up. The budget row is written only when a row was
- * claimed; tokens accrue from its last write. $1 worker id, $2 limit, $3
- * lease (s), $4 rate, $5 burst. */
+ * claimed; tokens accrue from its last write. The claimed rows are found
+ * again by their keys (= ANY): joined on request_id alone, the planner took
+ * d's LIMIT for a tenth of the due rows and hashed the whole table, so every
+ * claim read every row (a seq scan of challenges per claim, growing with the
+ * table). $1 worker id, $2 limit, $3 lease (s), $4 rate, $5 burst. */
 static const char claim_sql[] =
     "WITH b AS ("
     "  SELECT least($5::float8, tokens + $4::float8 *"
@@ -35,6 +38,7 @@ static const char claim_sql[] =
     "                       THEN c.status ELSE 'calling' END,"
     "         next_attempt_at = now() + make_interval(secs => $3::int)"
     "    FROM d WHERE c.request_id = d.request_id"
+    "     AND c.request_id = ANY (ARRAY(SELECT request_id FROM d))"
     "  RETURNING c.request_id, c.phone, c.phone_masked, c.locale, c.code_length,"
     "    (extract(epoch FROM c.expires_at) * 1000)::bigint AS expires_ms, c.call_attempts,"
     "    c.max_call_attempts, d.prev_status,"

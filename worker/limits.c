@@ -321,19 +321,24 @@ int limits_ledger_want(limits_ledger_t *lg, const otp_policy_t *svc, const char 
 }
 
 /* Reads at most one row per key and minute: the phone's day (bounded by the
- * phone's own limits), the hour of a user, a country, and everyone. */
+ * phone's own limits), the hour of a user, a country, and everyone. One probe
+ * of the primary key per key, whatever the table holds: the scopes are sent
+ * as "char" like the column (as text, the column was cast and the key could
+ * not be used: a hash join read the whole table, 4.8 ms a batch at 10,000
+ * rows, 90 ms at 210,000), and the lateral sum keeps the plan a probe. */
 static const char load_sql[] =
-    "SELECT k.i,"
-    "  coalesce(sum(b.n) FILTER (WHERE b.bucket >= date_trunc('minute', now() - interval '15 "
-    "minutes')), 0),"
-    "  coalesce(sum(b.n) FILTER (WHERE b.bucket >= date_trunc('minute', now() - interval '1 "
-    "hour')), 0),"
-    "  coalesce(sum(b.n), 0)"
-    "  FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(scope, key, i)"
-    "  LEFT JOIN budget_counts b ON b.scope = k.scope AND b.key = k.key"
-    "   AND b.bucket >= date_trunc('minute', now() - CASE k.scope WHEN 'p' THEN interval '1 day'"
-    "                                                 ELSE interval '1 hour' END)"
-    " GROUP BY k.i";
+    "SELECT k.i, s.n15, s.hour, s.day"
+    "  FROM unnest($1::\"char\"[], $2::text[]) WITH ORDINALITY AS k(scope, key, i)"
+    " CROSS JOIN LATERAL ("
+    "   SELECT coalesce(sum(b.n) FILTER (WHERE b.bucket >= date_trunc('minute', now()"
+    "            - interval '15 minutes')), 0) AS n15,"
+    "          coalesce(sum(b.n) FILTER (WHERE b.bucket >= date_trunc('minute', now()"
+    "            - interval '1 hour')), 0) AS hour,"
+    "          coalesce(sum(b.n), 0) AS day"
+    "     FROM budget_counts b"
+    "    WHERE b.scope = k.scope AND b.key = k.key"
+    "      AND b.bucket >= date_trunc('minute', now() - CASE k.scope WHEN 'p'"
+    "            THEN interval '1 day' ELSE interval '1 hour' END)) s";
 
 /* The key of an entry in budget_counts: "service:" and the number's keyed
  * hash, else the key as it is ("service:user", "service:country", ""). */

@@ -102,7 +102,8 @@ typedef struct intake {
      * not on a stack: a report that arrives after a timed-out wait must not
      * land on a dead frame. Pending counts carry over; failures are per batch. */
     delivery_tracker_t dlq_acks, relay_acks;
-    int relay_session; /* backend pid of db while it holds the relay lock, 0 = none */
+    int relay_session;  /* backend pid of db while it holds the relay lock, 0 = none */
+    long relay_deleted; /* events the relay deleted since it last vacuumed the outbox */
 } intake_t;
 
 /* Polls up to one batch of otp.requested (waiting at most timeout_ms), makes

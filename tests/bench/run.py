@@ -24,6 +24,19 @@ Rows:
   backlog    20,000 requests waiting after an outage, half too old: fresh ones called, stale
              ones not, time to the last call against fresh / account rate (250/s here);
   account    two workers at VoIPBin's real per-account limit for 2 minutes: share used, 429s.
+  volume     one worker, 5,000 and then 100,000 requests waiting (BENCH_VOLUME=a,b changes the
+             sizes), every per-number and per-user limit checked and counted, the country and
+             global caps above the run: ingest/s and calls/s of each size from the worker's own
+             counters (polled over HTTP: a count(*) over a growing table would grow with it), the
+             ratio, the worker's peak RSS, and what the tables, their indexes and dead tuples
+             grew to. The simulator answers at once and sends no webhooks, so calls are looked
+             up and offered a fallback only after the run (OTP_CALL_STATUS_TIMEOUT_SECONDS and
+             OTP_FALLBACK_AFTER_SECONDS above it): without webhooks every call would be looked up
+             45 s on and offered a fallback 20 s on, work that grows with the run's length, not
+             with volume. CPU seconds per 1,000 requests of the worker and of PostgreSQL (by
+             process, autovacuum included) are the figures a shared machine's load moves least.
+             BENCH_VOLUME_BASELINE=<another build's otp-worker> runs each size with it too, side
+             by side in the same run.
 The VoIPBin simulator alone has its own benchmark (tests/bench/sim_bench.sh), run first. In the
 phases it sends no call webhooks (sim_reset says why).
 """
@@ -606,6 +619,171 @@ def bench_backlog(p, n=20000, rate=250):
     retire(p, "b")
 
 
+VOLUME = [int(x) for x in os.environ.get("BENCH_VOLUME", "5000,100000").split(",")]
+
+
+def worker_counters(w):
+    """(accepted, calls placed) from the worker's /metrics."""
+    import urllib.request
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open("http://127.0.0.1:%d/metrics" % w.listen_port, timeout=5) as r:
+        text = r.read().decode()
+
+    def get(name, outcome):
+        m = re.search(r'^%s\{outcome="%s"\} (\d+)' % (name, outcome), text, re.M)
+        return int(m.group(1)) if m else 0
+    return get("otp_worker_requests_total", "accepted"), get("otp_worker_calls_total", "placed")
+
+
+def table_figures(p):
+    """{table: (heap MiB, index MiB, live rows, dead rows)} of the tables that grow with volume."""
+    out = p.s.psql("SELECT relname, pg_table_size(relid), pg_indexes_size(relid), n_live_tup,"
+                   " n_dead_tup FROM pg_stat_user_tables WHERE relname IN ('challenges', 'calls',"
+                   " 'outbox', 'outbox_seq', 'budget_counts') ORDER BY relname")
+    res = {}
+    for line in out.strip().splitlines():
+        name, heap, idx, live, dead = line.split("|")
+        res[name] = (int(heap) / 2 ** 20, int(idx) / 2 ** 20, int(live), int(dead))
+    return res
+
+
+class PgCpu:
+    """CPU seconds of PostgreSQL's processes by kind (backends, autovacuum, checkpointer, ...),
+    sampled while a phase runs so that autovacuum workers that exit are counted too."""
+
+    def __init__(self):
+        self.start = {}
+        self.last = {}
+        self.kind = {}
+        self.sample()
+        self.start = dict(self.last)
+
+    def sample(self):
+        for pid in processes().get("postgres", []):
+            if pid not in self.kind:
+                try:
+                    with open("/proc/%d/cmdline" % pid) as f:
+                        cmd = f.read().replace("\0", " ")
+                except OSError:
+                    continue
+                m = re.match(r"postgres: (autovacuum worker|checkpointer|walwriter|background"
+                             r" writer)", cmd)
+                self.kind[pid] = m.group(1) if m else "backends"
+            c = cpu_seconds(pid)
+            if c:
+                self.last[pid] = c
+
+    def seconds(self):
+        """{kind: CPU seconds since the start}."""
+        out = {}
+        for pid, c in self.last.items():
+            k = self.kind.get(pid, "backends")
+            out[k] = out.get(k, 0.0) + c - self.start.get(pid, 0.0)
+        return out
+
+
+def start_worker_bin(p, binary, **extra):
+    """Pipeline.start_worker with another otp-worker binary (BENCH_VOLUME_BASELINE)."""
+    if not binary:
+        return p.start_worker(**extra)
+    settings = {"OTP_WORKER_LISTEN": "127.0.0.1:%d" % P.free_port(),
+                "OTP_WORKER_ID": "worker-%d" % (len(p.workers) + 1)}
+    settings.update(extra)
+    env = p.env(**settings)
+    w = p.s.spawn("worker-base-%d" % (len(p.workers) + 1), [binary], env=env,
+                  ready_line=r"event=worker_started")
+    w.listen_port = int(env["OTP_WORKER_LISTEN"].rsplit(":", 1)[1])
+    p.workers.append(w)
+    return w
+
+
+def volume_run(p, n, tag, first_number, binary=None):
+    """n requests waiting (a number and a user each), one worker (binary: another build of
+    otp-worker): (ingest/s, calls/s, peak RSS MiB, cores used, (accepted, placed), CPU seconds of
+    worker and PostgreSQL per 1,000, PostgreSQL's by process)."""
+    reqs = [{"phone": "+1718%07d" % (first_number + i), "user_id": "%s-%d" % (tag, i)}
+            for i in range(n)]
+    p.produce_many(reqs)
+    extra = dict(kv.split("=", 1) for kv in os.environ.get("BENCH_VOLUME_ENV", "").split(",") if kv)
+    pg = PgCpu()
+    w = start_worker_bin(p, binary, OTP_MAX_IN_FLIGHT=512, OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
+                       OTP_CALL_STATUS_TIMEOUT_SECONDS=3600, OTP_FALLBACK_AFTER_SECONDS=3600,
+                       **dict(SAME_WORK, **extra))
+    marks = {}  # what -> (first time, count then, last time)
+    watch = None
+    deadline = time.monotonic() + 900
+    acc = placed = 0
+    while time.monotonic() < deadline:
+        acc, placed = worker_counters(w)
+        now = time.monotonic()
+        for what, c in (("ingest", acc), ("calls", placed)):
+            if c and what not in marks:
+                marks[what] = (now, c, None)
+                watch = watch or CpuWatch().start()
+            if c >= n and what in marks and marks[what][2] is None:
+                marks[what] = marks[what][:2] + (now,)
+        pg.sample()
+        if placed >= n:
+            break
+        time.sleep(0.2)
+    cpu = watch.stop() if watch else ""
+    pg.sample()
+    pg_kinds = pg.seconds()
+    pg_s = sum(pg_kinds.values())
+    w_s = cpu_seconds(w.pid)
+    rss = kib(w.pid, "VmHWM") / 1024
+    w.stop()
+    p.workers.remove(w)
+    retire(p, tag)
+
+    def rate(what):
+        t0, c0, t1 = marks.get(what, (0, 0, None))
+        return (n - c0) / (t1 - t0) if t1 and t1 > t0 else float("nan")
+    return (rate("ingest"), rate("calls"), rss, cpu, (acc, placed),
+            (1000.0 * w_s / n, 1000.0 * pg_s / n),
+            ", ".join("%s %.3f" % (k, 1000.0 * v / n) for k, v in sorted(pg_kinds.items())))
+
+
+def bench_volume(p):
+    """Each size with this build; with BENCH_VOLUME_BASELINE=<another otp-worker>, each size
+    with that build too, right after (same database, same run): before and after side by side."""
+    builds = [("", None)]
+    if os.environ.get("BENCH_VOLUME_BASELINE"):
+        builds.append((" [baseline]", os.environ["BENCH_VOLUME_BASELINE"]))
+    got = {}
+    number = 2000000
+    for n in VOLUME:
+        for label, binary in builds:
+            p.s.psql("CHECKPOINT", user="postgres")  # each run starts with clean buffers
+            before = table_figures(p)
+            got[n, label] = volume_run(p, n, "v%d%s" % (n, "b" if binary else ""), number, binary)
+            number += n
+            after = table_figures(p)
+            volume_rows(n, label, got, before, after)
+
+
+def volume_rows(n, label, got, before, after):
+    ing, calls, rss, cpu, (acc, placed), (w_s, pg_s), kinds = got[n, label]
+    first = got[VOLUME[0], label]
+    size = format(n, ",") + label
+    ratio = n != VOLUME[0]
+    row("volume", "%s waiting: ingest (%d accepted)" % (size, acc), "%.0f/s%s" % (
+        ing, " (%.2fx)" % (ing / first[0]) if ratio else ""), "", "within 10%")
+    row("volume", "%s waiting: calls (%d placed)" % (size, placed), "%.0f/s%s" % (
+        calls, " (%.2fx)" % (calls / first[1]) if ratio else ""), "", "within 10%")
+    row("volume", "%s waiting: worker peak RSS" % size, "%.1f MiB" % rss, "", "<= 64 MiB")
+    row("volume", "%s waiting: CPU s per 1,000 requests" % size,
+        "worker %.2f, postgres %.2f%s" % (w_s, pg_s, " (%.2fx, %.2fx)" % (
+            w_s / first[5][0], pg_s / first[5][1]) if ratio else ""), "", "within 10%")
+    print("            " + cpu)
+    print("            PostgreSQL CPU s per 1,000 by process: " + kinds)
+    for t in sorted(after):
+        b = before.get(t, (0, 0, 0, 0))
+        a = after[t]
+        print("            %-13s heap %6.1f MiB (%+.1f) indexes %6.1f MiB (%+.1f) live %7d"
+              " dead %7d" % (t, a[0], a[0] - b[0], a[1], a[1] - b[1], a[2], a[3]))
+
+
 def bench_idle(p):
     ws = [p.start_worker() for _ in range(2)]
     drain_outbox(p, 300)  # the verifier's events
@@ -640,14 +818,17 @@ def main():
     global STACK
     with Stack() as s:
         STACK = s
-        p = P.Pipeline(s, time_scale=0.02)
+        # otp.requested with 12 partitions: the mock broker keeps about 5 MiB per partition and
+        # silently drops older data, and the volume phase's 100,000 requests are about 25 MiB.
+        p = P.Pipeline(s, time_scale=0.02,
+                       topics="otp.requested:12,otp.call_status:6,otp.requested.dlq:1")
         sim_reset(p)
         baselines(s)
         row("bench", "start: stack and baselines", "%.0f s" % (time.monotonic() - T0))
         for name, fn in (("latency", bench_latency), ("verifier", bench_verifier), ("idle", bench_idle),
                          ("ingest", bench_ingest), ("calls", bench_calls),
                          ("memory", bench_memory), ("backlog", bench_backlog),
-                         ("account", bench_account_rate)):
+                         ("account", bench_account_rate), ("volume", bench_volume)):
             if wanted(name):
                 # Each phase starts with the earlier ones' dirty pages written: the verifier's
                 # phase leaves most of shared_buffers dirty, and the timed checkpoint then fell
