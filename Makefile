@@ -106,7 +106,8 @@ deps:
 unit-test: all
 	@tests/unit/run.sh $(UNIT_TESTS)
 
-# The linters the contract tests run, pinned by tests/tools/package-lock.json (npm registry).
+# The linters the contract tests run and the examples' Node packages, pinned by
+# tests/tools/package-lock.json (npm registry): @redocly/cli, @asyncapi/parser, kafkajs.
 REDOCLY := tests/tools/node_modules/.bin/redocly
 $(REDOCLY): tests/tools/package.json tests/tools/package-lock.json
 	npm ci --prefix tests/tools --no-audit --no-fund --loglevel=error

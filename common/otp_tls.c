@@ -149,6 +149,7 @@ static int retrieve(struct slot *s, gnutls_pcert_st **pcert, unsigned int *pcert
     return rc;
 }
 
+/* One callback per slot: GnuTLS hands the callback no pointer of ours. */
 static int api_cb(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
                   const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
                   gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *pkey)
