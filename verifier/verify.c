@@ -74,8 +74,9 @@ static const char verify_sql[] =
     "  SELECT ch.request_id, ch.service, ch.user_id,"
     "    coalesce(bit_count(('x' || encode(ch.code_hash, 'hex'))::bit(256)"
     "                       # ('x' || k.h)::bit(256)) = 0, false) AS ok,"
-    "    coalesce((SELECT (s.policy->>'max_failed_verify_per_hour')::int FROM services s"
-    "               WHERE s.name = ch.service), $4::int) AS cap"
+    "    CASE WHEN $5::text IS NOT NULL THEN $4::int"
+    "         ELSE coalesce((SELECT (s.policy->>'max_failed_verify_per_hour')::int"
+    "                          FROM services s WHERE s.name = ch.service), $4::int) END AS cap"
     "    FROM challenges ch LEFT JOIN k ON k.key_id = ch.key_id"
     "   WHERE ch.request_id = $1 AND ch.code_hash IS NOT NULL AND ch.expires_at > " NOW
     "     AND ($5::text IS NULL OR ch.service = $5::text)"
