@@ -25,12 +25,6 @@
 #include "otp_wait.h"
 #include "worker.h"
 
-/* How often a worker that does not relay tries to take the relay over. */
-#define WORKER_IDLE_MS 10000
-/* The relay's poll of an empty outbox backs off from MIN to MAX. */
-#define RELAY_POLL_MIN_MS 50
-#define RELAY_POLL_MAX_MS 2000
-
 static volatile sig_atomic_t running = 1;
 
 static void on_signal(int sig)
@@ -62,7 +56,19 @@ static int probe_kafka(void *arg, char *err, size_t errsz)
     return 0;
 }
 
-static int setup(worker_t *w, intake_t *in, struct dispatch **d, char *err, size_t errsz)
+static rd_kafka_t *new_producer(char *err, size_t errsz)
+{
+    rd_kafka_conf_t *conf = otp_kafka_conf_new(err, errsz);
+
+    if (!conf || otp_kafka_set(conf, "enable.idempotence", "true", err, errsz) ||
+        otp_kafka_set(conf, "linger.ms", "5", err, errsz))
+        return NULL;
+    rd_kafka_conf_set_dr_msg_cb(conf, delivery_report);
+    return rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errsz);
+}
+
+static int setup(worker_t *w, intake_t *in, relay_t *rl, struct dispatch **d, char *err,
+                 size_t errsz)
 {
     int startup_s = (int)otp_config_int("OTP_STARTUP_TIMEOUT_SECONDS");
     const worker_settings_t *c = &w->cfg;
@@ -89,16 +95,18 @@ static int setup(worker_t *w, intake_t *in, struct dispatch **d, char *err, size
         return -1;
     atomic_store(&w->m.db_ok, 1);
 
-    /* Producer: DLQ and status events. Idempotent, so retries keep order. */
-    conf = otp_kafka_conf_new(err, errsz);
-    if (!conf || otp_kafka_set(conf, "enable.idempotence", "true", err, errsz) ||
-        otp_kafka_set(conf, "linger.ms", "5", err, errsz))
-        return -1;
-    rd_kafka_conf_set_dr_msg_cb(conf, delivery_report);
-    w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errsz);
-    if (!w->producer)
+    /* Producers: the DLQ copies (main thread) and the status events (relay
+     * thread), each served by its own thread. Idempotent, so retries keep
+     * order. */
+    w->producer = new_producer(err, errsz);
+    rl->producer = w->producer ? new_producer(err, errsz) : NULL;
+    if (!rl->producer)
         return -1;
     if (otp_wait_for("kafka", probe_kafka, w->producer, startup_s, w->running, err, errsz) != 0)
+        return -1;
+    rl->w = w;
+    rl->db = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker-relay", err, errsz);
+    if (!rl->db)
         return -1;
 
     /* Consumer: offsets are stored by hand once a batch is durable in PostgreSQL. */
@@ -212,9 +220,9 @@ int main(int argc, char **argv)
     struct dispatch *d = NULL;
     char err[512];
     void *http = NULL;
-    pthread_t dispatcher, purger;
-    int64_t relay_at = 0, purge_at = 0, relay_poll = RELAY_POLL_MIN_MS;
-    int listen_session = 0;
+    static relay_t rl;
+    pthread_t dispatcher, purger, relayer;
+    int64_t purge_at = 0;
 
     otp_json_wipe_freed(); /* before any json_t: codes pass through JSON */
     if (otp_config_common_flags(argc, argv, OTP_PROG_WORKER, "otp-worker", usage))
@@ -252,7 +260,7 @@ int main(int argc, char **argv)
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     w.running = &running;
-    if (setup(&w, &in, &d, err, sizeof(err)) != 0) {
+    if (setup(&w, &in, &rl, &d, err, sizeof(err)) != 0) {
         fprintf(stderr, "otp-worker: %s\n", err);
         return 2;
     }
@@ -271,7 +279,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "otp-worker: cannot start the dispatch thread\n");
         return 2;
     }
-    /* Retention on a third thread and connection: never in the way of ingest. */
+    /* The relay on a thread, connection and producer of its own. */
+    if (pthread_create(&relayer, NULL, relay_thread, &rl) != 0) {
+        fprintf(stderr, "otp-worker: cannot start the relay thread\n");
+        return 2;
+    }
+    /* Retention on a fourth thread and connection: never in the way of ingest. */
     if (pthread_create(&purger, NULL, purge_thread, &w) != 0) {
         fprintf(stderr, "otp-worker: cannot start the purge thread\n");
         return 2;
@@ -284,31 +297,9 @@ int main(int argc, char **argv)
         atomic_store(&w.alive_ms, otp_monotonic_ms());
         atomic_store(&w.m.db_ok,
                      PQstatus(in.db) == CONNECTION_OK && atomic_load(&w.m.dispatch_db_ok));
-        if (otp_db_ensure(in.db) != 0 || otp_db_listen(in.db, "otp_outbox", &listen_session) != 0) {
+        if (otp_db_ensure(in.db) != 0) {
             usleep(200000);
             continue;
-        }
-        /* The relay runs when a worker says it wrote events, and polls,
-         * backing off while the outbox stays empty (the verifier's events
-         * come without a word, so they wait at most RELAY_POLL_MAX_MS). The
-         * other workers try for the relay now and then, in case its worker
-         * died. */
-        if (otp_db_wait_notify(in.db, 0) == 1)
-            relay_at = 0;
-        if (now >= relay_at) {
-            int n = relay_run(&in);
-            if (n < 0) {
-                relay_at = now + 1000;
-            } else if (in.relay_session == 0) {
-                relay_at = now + WORKER_IDLE_MS;
-            } else if (n > 0) {
-                relay_poll = RELAY_POLL_MIN_MS;
-                relay_at = now + (n >= RELAY_BATCH ? 0 : relay_poll);
-            } else {
-                relay_poll =
-                    relay_poll * 2 > RELAY_POLL_MAX_MS ? RELAY_POLL_MAX_MS : relay_poll * 2;
-                relay_at = now + relay_poll;
-            }
         }
         if (now >= purge_at) {
             if (limits_ledger_purge(in.db) != 0)
@@ -322,13 +313,16 @@ int main(int argc, char **argv)
     otp_info("worker_draining", "in_flight=%d", (int)atomic_load(&w.m.in_flight));
     pthread_join(dispatcher, NULL);
     pthread_join(purger, NULL);
-    if (relay_run(&in) < 0)
-        otp_warn("relay_at_stop_failed", "the outbox is relayed by the next worker");
+    atomic_store(&rl.stop, 1);
+    pthread_join(relayer, NULL);
     rd_kafka_consumer_close(w.consumer);
     rd_kafka_flush(w.producer, 5000);
+    rd_kafka_flush(rl.producer, 5000);
     worker_http_stop(http);
     rd_kafka_destroy(w.consumer);
     rd_kafka_destroy(w.producer);
+    rd_kafka_destroy(rl.producer);
+    PQfinish(rl.db);
     dispatch_free(d);
     otp_services_stop(w.services);
     otp_voice_destroy(w.voice);

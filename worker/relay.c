@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "delivery.h"
 #include "otp_db.h"
@@ -11,6 +12,11 @@
 #include "worker.h"
 
 #define RELAY_VACUUM_EVERY 20000
+/* How often a worker that does not relay tries to take the relay over. */
+#define WORKER_IDLE_MS 10000
+/* The relay's poll of an empty outbox backs off from MIN to MAX. */
+#define RELAY_POLL_MIN_MS 50
+#define RELAY_POLL_MAX_MS 2000
 #define RELAY_LOCK "727275" /* pg_advisory_lock key: one relay at a time, for its session */
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -73,22 +79,22 @@ static const char delete_sql[] =
     "SELECT request_id, n FROM r ORDER BY request_id"
     "    ON CONFLICT (request_id) DO UPDATE SET n = q.n + excluded.n, updated_at = now()";
 
-int relay_lead(intake_t *in)
+int relay_lead(relay_t *rl)
 {
-    worker_t *w = in->w;
+    worker_t *w = rl->w;
     PGresult *r;
     int got;
 
-    if (in->relay_session != 0 && in->relay_session == PQbackendPID(in->db))
+    if (rl->session != 0 && rl->session == PQbackendPID(rl->db))
         return 1;
-    in->relay_session = 0;
-    r = otp_db_query(in->db, "relay_lock", "SELECT pg_try_advisory_lock(" RELAY_LOCK ")", 0, NULL);
+    rl->session = 0;
+    r = otp_db_query(rl->db, "relay_lock", "SELECT pg_try_advisory_lock(" RELAY_LOCK ")", 0, NULL);
     if (!r)
         return -1;
     got = PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     if (got) {
-        in->relay_session = PQbackendPID(in->db);
+        rl->session = PQbackendPID(rl->db);
         otp_info("relay_leader", "worker_id=%s", w->cfg.worker_id);
     }
     return got;
@@ -106,18 +112,18 @@ static void count_relayed(PGresult *r, int n)
     }
 }
 
-int relay_run(intake_t *in)
+int relay_run(relay_t *rl)
 {
-    worker_t *w = in->w;
-    delivery_tracker_t *t = &in->relay_acks;
+    worker_t *w = rl->w;
+    delivery_tracker_t *t = &rl->acks;
     PGresult *r = NULL;
     char *ids = NULL;
     size_t ids_len = 0;
     int n = 0, rc = -1;
 
-    if (relay_lead(in) != 1)
+    if (relay_lead(rl) != 1)
         return 0; /* another worker is relaying */
-    r = otp_db_query(in->db, "relay_select", select_sql, 0, NULL);
+    r = otp_db_query(rl->db, "relay_select", select_sql, 0, NULL);
     if (!r)
         goto out;
     n = PQntuples(r);
@@ -147,7 +153,7 @@ int relay_run(intake_t *in)
         /* CloudEvents Kafka protocol binding, binary mode: the attributes as
          * ce_ headers, the event (the data) as the value. */
         err = rd_kafka_producev(
-            w->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+            rl->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
             RD_KAFKA_V_VALUE((void *)val, (size_t)PQgetlength(r, i, 2)),
             RD_KAFKA_V_HEADER("ce_specversion", "1.0", 3),
             RD_KAFKA_V_HEADER("ce_id", PQgetvalue(r, i, 5), PQgetlength(r, i, 5)),
@@ -158,7 +164,7 @@ int relay_run(intake_t *in)
             RD_KAFKA_V_HEADER("content-type", "application/json", 16),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(w->producer, 100);
+            rd_kafka_poll(rl->producer, 100);
             i--;
             continue;
         }
@@ -174,7 +180,7 @@ int relay_run(intake_t *in)
     ids[ids_len] = '\0';
     /* Delete only what the broker acknowledged; on any failure keep the whole
      * batch and send it again (consumers drop duplicates by event_id). */
-    if (delivery_wait(w->producer, t, 10000) != 0) {
+    if (delivery_wait(rl->producer, t, 10000) != 0) {
         atomic_fetch_add(&w->m.relay_errors, 1);
         atomic_store(&w->m.kafka_ok, 0);
         otp_warn("relay_delivery_failed", "events=%d error=\"%s\"", n,
@@ -184,10 +190,10 @@ int relay_run(intake_t *in)
     atomic_store(&w->m.kafka_ok, 1);
     if (n > 0) {
         const char *p[1] = {ids};
-        if (otp_db_exec(in->db, "relay_delete", delete_sql, 1, p))
+        if (otp_db_exec(rl->db, "relay_delete", delete_sql, 1, p))
             goto out;
         count_relayed(r, n);
-        in->relay_deleted += n;
+        rl->deleted += n;
     }
     /* The outbox is a queue: every event is a dead row once relayed, and
      * autovacuum looks at most once a minute. Between its passes the heap
@@ -196,9 +202,9 @@ int relay_run(intake_t *in)
      * small) read all of it. The relay vacuums what it deleted: a few ms
      * each RELAY_VACUUM_EVERY events (a WARNING, no error, if the worker's
      * role does not own the table). */
-    if (in->relay_deleted >= RELAY_VACUUM_EVERY) {
-        in->relay_deleted = 0;
-        if (otp_db_exec(in->db, "relay_vacuum", "VACUUM outbox", 0, NULL) != 0)
+    if (rl->deleted >= RELAY_VACUUM_EVERY) {
+        rl->deleted = 0;
+        if (otp_db_exec(rl->db, "relay_vacuum", "VACUUM outbox", 0, NULL) != 0)
             otp_warn("relay_vacuum_failed", "table=outbox");
     }
     rc = n;
@@ -207,4 +213,56 @@ out:
     PQclear(r);
     free(ids);
     return rc;
+}
+
+void *relay_thread(void *arg)
+{
+    relay_t *rl = arg;
+    int listen_session = 0, relay_poll = RELAY_POLL_MIN_MS;
+    int64_t relay_at = 0;
+
+    for (;;) {
+        int64_t now = otp_monotonic_ms();
+        int stopping = atomic_load(&rl->stop), n;
+
+        rd_kafka_poll(rl->producer, 0);
+        if (otp_db_ensure(rl->db) != 0 ||
+            otp_db_listen(rl->db, "otp_outbox", &listen_session) != 0) {
+            if (stopping)
+                break;
+            usleep(200000);
+            continue;
+        }
+        /* The relay runs when a worker says it wrote events, and polls,
+         * backing off while the outbox stays empty (the verifier's events
+         * come without a word, so they wait at most RELAY_POLL_MAX_MS). The
+         * other workers try for the relay now and then, in case its worker
+         * died. */
+        if (!stopping && now < relay_at) {
+            int64_t wait = relay_at - now;
+            if (otp_db_wait_notify(rl->db, wait > 50 ? 50 : (int)wait) == 1)
+                relay_at = 0;
+            continue;
+        }
+        n = relay_run(rl);
+        if (stopping) {
+            if (n < 0)
+                otp_warn("relay_at_stop_failed", "the outbox is relayed by the next worker");
+            if (n < RELAY_BATCH)
+                break;
+            continue;
+        }
+        if (n < 0) {
+            relay_at = now + 1000;
+        } else if (rl->session == 0) {
+            relay_at = now + WORKER_IDLE_MS;
+        } else if (n > 0) {
+            relay_poll = RELAY_POLL_MIN_MS;
+            relay_at = now + (n >= RELAY_BATCH ? 0 : relay_poll);
+        } else {
+            relay_poll = relay_poll * 2 > RELAY_POLL_MAX_MS ? RELAY_POLL_MAX_MS : relay_poll * 2;
+            relay_at = now + relay_poll;
+        }
+    }
+    return NULL;
 }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* otp-worker: four threads, each with its own state, sharing only the
+/* otp-worker: five threads, each with its own state, sharing only the
  * read-only worker_t (settings, keys, templates), its atomic counters and
  * PostgreSQL.
- *   main      ingest (Kafka → challenges, worker/ingest.c) and, on the worker
- *             that holds the relay lock, relay (outbox → otp.call_status,
- *             worker/relay.c), taking turns on one connection: intake_t;
+ *   main      ingest (Kafka → challenges, worker/ingest.c): intake_t;
+ *   relay     on the worker that holds the relay lock, outbox →
+ *             otp.call_status (worker/relay.c), with a connection and a
+ *             producer of its own, so that waiting on the broker's
+ *             acknowledgements never holds up ingest: relay_t;
  *   dispatch  due challenges → VoIPBin calls and their outcomes
  *             (worker/dispatch.c, with policy.c, challenge.c and budget.c),
  *             asleep until a row is due or otp_due says so: dispatch_t;
@@ -82,7 +84,7 @@ typedef struct worker {
     otp_voice_catalog_t *voice;
     limits_cfg_t limits;
     rd_kafka_t *consumer; /* consumed by the main thread */
-    rd_kafka_t *producer; /* DLQ and status events (main thread) */
+    rd_kafka_t *producer; /* DLQ copies (main thread) */
     worker_metrics_t m;
     volatile sig_atomic_t *running;
     atomic_llong alive_ms; /* otp_monotonic_ms() of the main loop's last turn (/healthz) */
@@ -93,18 +95,27 @@ typedef struct worker {
 int worker_settings_load(worker_t *w, char *errstr, size_t errstr_size)
     __attribute__((warn_unused_result));
 
-/* The main thread's own state: ingest and relay take turns on db. */
+/* The main thread's own state. */
 typedef struct intake {
     worker_t *w;
     PGconn *db;
     limits_ledger_t *ledger; /* ingest: the budgets of the batch being written */
-    /* Acknowledgements of the DLQ copies and of the relayed events. Kept here,
-     * not on a stack: a report that arrives after a timed-out wait must not
-     * land on a dead frame. Pending counts carry over; failures are per batch. */
-    delivery_tracker_t dlq_acks, relay_acks;
-    int relay_session;  /* backend pid of db while it holds the relay lock, 0 = none */
-    long relay_deleted; /* events the relay deleted since it last vacuumed the outbox */
+    /* Acknowledgements of the DLQ copies. Kept here, not on a stack: a report
+     * that arrives after a timed-out wait must not land on a dead frame.
+     * Pending counts carry over; failures are per batch. */
+    delivery_tracker_t dlq_acks;
 } intake_t;
+
+/* The relay thread's own state. */
+typedef struct relay {
+    worker_t *w;
+    PGconn *db;
+    rd_kafka_t *producer;    /* status events, served by this thread alone */
+    delivery_tracker_t acks; /* as dlq_acks above */
+    int session;             /* backend pid of db while it holds the relay lock, 0 = none */
+    long deleted;            /* events deleted since the relay last vacuumed the outbox */
+    atomic_int stop;         /* set by main once the dispatcher has recorded its last calls */
+} relay_t;
 
 /* Polls up to one batch of otp.requested (waiting at most timeout_ms), makes
  * its effect durable in PostgreSQL, then stores the offsets. Returns the
@@ -117,13 +128,17 @@ int ingest_poll(intake_t *in, int timeout_ms);
 
 /* Takes the relay's session lock if nobody holds it (kept until the session
  * ends). 1 this worker relays, 0 another does, -1 error. */
-int relay_lead(intake_t *in);
+int relay_lead(relay_t *rl);
 
 /* Sends pending outbox rows to otp.call_status and deletes the acknowledged
  * ones. Only the worker holding the relay lock relays, so events stay in
  * order per request; on the others it returns 0 at once. Returns rows
  * relayed, -1 on error. */
-int relay_run(intake_t *in) __attribute__((warn_unused_result));
+int relay_run(relay_t *rl) __attribute__((warn_unused_result));
+
+/* The relay thread (arg: relay_t): relays when a worker says it wrote events
+ * and polls otherwise, until rl->stop; then relays once more. */
+void *relay_thread(void *arg);
 
 /* The dispatch thread's state (dispatch.h): its connection and VoIPBin
  * client. NULL with errstr when either cannot be set up. */
