@@ -201,9 +201,12 @@ class Handler(BaseHTTPRequestHandler):
     def _checked_post(self):
         """The session and JSON body of a POST that passed the CSRF checks, else (None, None)
         after answering 403/400/415."""
-        n = int(self.headers.get("Content-Length") or 0)
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            n = -1
         raw = self.rfile.read(n) if 0 < n <= 4096 else b""
-        if n > 4096:
+        if n > 4096 or n < 0:
             self.close_connection = True  # the body was not read
         s = session_of(self)
         origin = self.headers.get("Origin")

@@ -30,7 +30,7 @@ SHOTS = os.environ.get("OTP_WEB_SCREENSHOTS") or os.path.join(ROOT, "build", "sc
 @pytest.fixture(scope="module")
 def pipeline_options():
     # Two calls per request: the no-answer path reaches "failed" (and the offer) in seconds, and
-    # the SMS asked for then is the number's 3rd send in 15 minutes (OTP_LIMIT_PHONE_15MIN).
+    # the SMS or call asked for then is the number's 3rd in 15 minutes (OTP_LIMIT_PHONE_15MIN).
     return {"worker_env": {"OTP_MAX_CALL_ATTEMPTS": 2}}
 
 
@@ -195,6 +195,26 @@ def test_no_answer_then_sms_verified(pipe, web, browser):
     done = wait_visible(browser, "done-title")
     assert done.text == "Verified" and focused_id(browser) == "done-title"
     shot(browser, "8-verified-by-sms")
+
+
+def test_no_answer_then_call_again_verified(pipe, web, browser):
+    number = "+12025557203"
+    pipe.sim.script(number, outcome="noanswer", ring_ms=1000, end_ms=15000, times=2)
+    open_page(browser, web)
+    ask_for_call(browser, number)
+    wait_visible(browser, "fallback", timeout=60)
+    el(browser, "call-again").click()
+    wait_until(lambda: el(browser, "progress-title").text == "We are calling you again", 20,
+               "the new call's heading")
+    assert focused_id(browser) == "progress-title"
+    assert "read to you" in wait_status(browser, "delivered")
+    assert not el(browser, "fallback").is_displayed()
+    calls = wait_until(lambda: [c for c in pipe.calls_to(number) if c.get("talks")], 30,
+                       "the answered call to speak")
+    code = P.spoken_code(P.call_texts(calls[0])[0])
+    type_code(browser, code)
+    assert wait_visible(browser, "done-title").text == "Verified"
+    assert len(pipe.calls_to(number)) == 3, [c["status"] for c in pipe.calls_to(number)]
 
 
 def test_backend_refuses_cross_site_posts_and_keeps_the_key(pipe, web):
