@@ -16,6 +16,7 @@ PACKAGES=(
     clang clang-format libclang-rt-14-dev
     espeak-ng sox wrk libxml2-utils
     python3 python3-pytest python3-psycopg python3-confluent-kafka python3-jsonschema
+    chromium chromium-driver python3-selenium python3-yaml
     ca-certificates git
     prometheus docker-compose systemd
     buildah mmdebstrap
