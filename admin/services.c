@@ -131,7 +131,7 @@ static char *merged_policy(const char *current, const char *change)
     json_error_t jerr;
     json_t *cur = json_loads(current ? current : "{}", 0, &jerr);
     json_t *ch = change ? json_loads(change, JSON_REJECT_DUPLICATES, &jerr) : json_object();
-    otp_policy_t p;
+    otp_policy_t p = {.templates = NULL};
     char err[300];
     char *out = NULL;
     const char *k;
@@ -156,6 +156,7 @@ static char *merged_policy(const char *current, const char *change)
     }
     out = json_dumps(cur, JSON_COMPACT | JSON_SORT_KEYS);
 done:
+    otp_policy_clear(&p);
     json_decref(cur);
     json_decref(ch);
     return out;
@@ -326,6 +327,7 @@ static int service_show(const char *name)
         printf("effective: %s\n", eff);
     else
         printf("effective: (cannot be computed: %s)\n", err);
+    otp_policy_clear(&pol);
     log = otp_db_query(db, "service_log",
                        "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
                        "  actor, action, coalesce(after::text, '')"

@@ -300,6 +300,7 @@ static const char *const known_keys[] = {
     "default_locale",
     "max_failed_verify_per_hour",
     "fallback_after_seconds",
+    "templates",
 };
 
 int otp_policy_apply(otp_policy_t *p, const json_t *o, char *err, size_t errsz)
@@ -357,6 +358,20 @@ int otp_policy_apply(otp_policy_t *p, const json_t *o, char *err, size_t errsz)
                    errsz))
             return -1;
     }
+    v = json_object_get(o, "templates");
+    if (v && !json_is_null(v)) {
+        char why[200];
+        if (otp_voice_templates_check(v, why, sizeof(why)) != 0) {
+            snprintf(err, errsz, "policy.%s", why);
+            return -1;
+        }
+        json_decref(p->templates);
+        p->templates = NULL;
+        if (json_object_size(v) > 0 && !(p->templates = json_deep_copy(v))) {
+            snprintf(err, errsz, "policy.templates: out of memory");
+            return -1;
+        }
+    }
     if (p->min_code_length > p->code_length) {
         snprintf(err, errsz, "policy.min_code_length: %d is above code_length %d",
                  p->min_code_length, p->code_length);
@@ -385,6 +400,12 @@ int otp_policy_apply_text(otp_policy_t *p, const char *text, char *err, size_t e
     return rc;
 }
 
+void otp_policy_clear(otp_policy_t *p)
+{
+    json_decref(p->templates);
+    p->templates = NULL;
+}
+
 json_t *otp_policy_to_json(const otp_policy_t *p)
 {
     json_t *ch = json_array(), *cc = json_array(), *ids = json_object();
@@ -402,7 +423,7 @@ json_t *otp_policy_to_json(const otp_policy_t *p)
     }
     for (int i = 0; i < p->n_caller_ids; i++)
         json_object_set_new(ids, p->caller_ids[i].country, json_string(p->caller_ids[i].number));
-    return json_pack("{s:s, s:s, s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:{s:i, s:i, s:i, "
+    json_t *o = json_pack("{s:s, s:s, s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:{s:i, s:i, s:i, "
                      "s:i}, s:s, s:i, s:i}",
                      "brand", p->brand, "caller_id", p->caller_id, "caller_ids", ids, "code_length",
                      p->code_length, "min_code_length", p->min_code_length, "ttl_seconds", p->ttl_s,
@@ -412,4 +433,8 @@ json_t *otp_policy_to_json(const otp_policy_t *p)
                      "user_hour", p->limit_user_hour, "country_hour", p->limit_country_hour,
                      "default_locale", p->default_locale, "max_failed_verify_per_hour",
                      p->max_failed_verify_per_hour, "fallback_after_seconds", p->fallback_after_s);
+
+    if (o)
+        json_object_set_new(o, "templates", p->templates ? json_deep_copy(p->templates) : json_object());
+    return o;
 }

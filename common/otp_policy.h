@@ -41,6 +41,11 @@ typedef struct otp_policy {
     char default_locale[36];
     int max_failed_verify_per_hour;
     int fallback_after_s;
+    /* The service's own words for its calls and texts (otp_voice.h), NULL
+     * for the catalog's. Owned by the policy that otp_policy_apply set them
+     * on (otp_policy_clear drops them): a copy of the value shares them and
+     * must not outlive it. */
+    json_t *templates;
     int disabled;
 } otp_policy_t;
 
@@ -55,11 +60,16 @@ int otp_policy_from_settings(otp_policy_t *p, char *errstr, size_t errstr_size)
  *   ttl_seconds, max_ttl_seconds, max_attempts, max_call_attempts,
  *   channels ["voice","sms","keypad","gate","amd"], countries ["us",...] ([] = all),
  *   limits {phone_15min, phone_day, user_hour, country_hour}, default_locale,
- *   max_failed_verify_per_hour, fallback_after_seconds.
- * A null value leaves the base's. -1 with errstr ("policy.code_length: ...")
+ *   max_failed_verify_per_hour, fallback_after_seconds,
+ *   templates {"<locale>": {"<line>": "text"}} (otp_voice_templates_check).
+ * A null value leaves the base's; templates replace the ones p held whole
+ * ({} for none: the catalog's words). -1 with errstr ("policy.code_length: ...")
  * on an unknown key or a bad value; p is then partly changed. */
 int otp_policy_apply(otp_policy_t *p, const json_t *overrides, char *errstr, size_t errstr_size)
     __attribute__((warn_unused_result));
+
+/* Drops the templates p holds (when it set them: otp_policy_apply). */
+void otp_policy_clear(otp_policy_t *p);
 
 /* The same from JSON text. */
 int otp_policy_apply_text(otp_policy_t *p, const char *json, char *errstr, size_t errstr_size)

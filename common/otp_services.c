@@ -43,6 +43,8 @@ static void set_free(otp_svc_set_t *set)
     if (set->keys)
         sodium_memzero(set->keys, sizeof(*set->keys) * (size_t)set->n_keys);
     free(set->keys);
+    for (int i = 0; set->svc && i < set->n; i++)
+        otp_policy_clear(&set->svc[i]);
     free(set->svc);
     free(set);
 }
@@ -157,6 +159,7 @@ static int load_services(otp_services_t *s, PGresult *r, otp_svc_set_t *set)
              * a row that no longer passes was edited by hand. */
             otp_error("service_policy_invalid", "service=%s error=\"%s\"", PQgetvalue(r, i, 0),
                       err);
+            otp_policy_clear(p);
             *p = s->base;
             snprintf(p->service, sizeof(p->service), "%s", PQgetvalue(r, i, 0));
             p->disabled = 1;

@@ -2,6 +2,7 @@
 #include "otp_voice.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
@@ -207,6 +208,133 @@ static const voice_template_t *find_exact(const otp_voice_catalog_t *cat, const 
         if (strcasecmp(cat->t[i].locale, want) == 0)
             return &cat->t[i];
     return NULL;
+}
+
+/* The lines a service may say in its own words (policy "templates"). */
+static const struct {
+    const char *name;
+    size_t offset;
+} service_lines[] = {
+    {"intro", offsetof(voice_template_t, intro)},
+    {"again", offsetof(voice_template_t, again)},
+    {"outro", offsetof(voice_template_t, outro)},
+    {"gate", offsetof(voice_template_t, gate)},
+    {"replay", offsetof(voice_template_t, replay)},
+    {"sms", offsetof(voice_template_t, sms)},
+    {"keypad", offsetof(voice_template_t, keypad)},
+    {"keypad_thanks", offsetof(voice_template_t, keypad_thanks)},
+};
+
+/* The locale's template as a service says it: the catalog's, with the lines
+ * the service's templates ({"<locale>": {"<line>": "text"}}, checked by
+ * otp_voice_templates_check) set for that locale put in its place, in *tmp. */
+static const voice_template_t *find_for(const otp_voice_catalog_t *cat, const char *locale,
+                                        const json_t *templates, voice_template_t *tmp)
+{
+    const voice_template_t *t = find_exact(cat, locale);
+    const char *key;
+    json_t *lines = NULL, *v;
+
+    if (!t || !templates)
+        return t;
+    json_object_foreach((json_t *)templates, key, v)
+    {
+        char want[36];
+        normalize(key, want, sizeof(want));
+        if (strcasecmp(want, t->locale) == 0)
+            lines = v;
+    }
+    if (!json_is_object(lines))
+        return t;
+    *tmp = *t;
+    for (size_t i = 0; i < sizeof(service_lines) / sizeof(service_lines[0]); i++) {
+        v = json_object_get(lines, service_lines[i].name);
+        if (json_is_string(v) && json_string_length(v) < LINE_MAX_BYTES)
+            memcpy((char *)tmp + service_lines[i].offset, json_string_value(v),
+                   json_string_length(v) + 1);
+    }
+    return tmp;
+}
+
+int otp_voice_templates_check(const json_t *templates, char *errstr, size_t errstr_size)
+{
+    const char *locale, *name;
+    json_t *lines, *v;
+
+    if (!json_is_object(templates) || json_object_size(templates) > MAX_LOCALES) {
+        snprintf(errstr, errstr_size,
+                 "templates: expected {\"<locale>\": {\"<line>\": \"text\"}} for at most %d "
+                 "locales",
+                 MAX_LOCALES);
+        return -1;
+    }
+    json_object_foreach((json_t *)templates, locale, lines)
+    {
+        size_t len = strlen(locale);
+        if (len < 2 || len > 35 || strspn(locale, "abcdefghijklmnopqrstuvwxyz") < 2 ||
+            strspn(locale, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
+                len) {
+            snprintf(errstr, errstr_size, "templates.%.40s: not a locale (like en-US)", locale);
+            return -1;
+        }
+        if (!json_is_object(lines) || json_object_size(lines) == 0) {
+            snprintf(errstr, errstr_size,
+                     "templates.%s: expected an object of lines (intro, again, outro, gate, "
+                     "replay, sms, keypad, keypad_thanks)",
+                     locale);
+            return -1;
+        }
+        json_object_foreach(lines, name, v)
+        {
+            size_t i, n = sizeof(service_lines) / sizeof(service_lines[0]);
+            const char *text = json_string_value(v), *p;
+            int has_code = 0;
+
+            for (i = 0; i < n && strcmp(name, service_lines[i].name) != 0; i++)
+                ;
+            if (i == n) {
+                snprintf(errstr, errstr_size,
+                         "templates.%s.%.40s: not a line (intro, again, outro, gate, replay, sms, "
+                         "keypad, keypad_thanks)",
+                         locale, name);
+                return -1;
+            }
+            if (!text || json_string_length(v) == 0 || json_string_length(v) >= LINE_MAX_BYTES ||
+                strspn(text, " ") == json_string_length(v)) {
+                snprintf(errstr, errstr_size,
+                         "templates.%s.%s: expected text of 1 to %d bytes", locale, name,
+                         LINE_MAX_BYTES - 1);
+                return -1;
+            }
+            for (p = text; *p; p++) {
+                if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+                    snprintf(errstr, errstr_size, "templates.%s.%s: control characters",
+                             locale, name);
+                    return -1;
+                }
+                if (*p == '{' && strncmp(p, "{brand}", 7) != 0 && strncmp(p, "{code}", 6) != 0) {
+                    snprintf(errstr, errstr_size,
+                             "templates.%s.%s: the only placeholders are {brand} and, in sms, "
+                             "{code}",
+                             locale, name);
+                    return -1;
+                }
+                has_code += strncmp(p, "{code}", 6) == 0;
+            }
+            /* The text carries the code; a call reads it itself, between
+             * the lines, paced: a line never says it. */
+            if (strcmp(name, "sms") == 0 ? has_code != 1 : has_code != 0) {
+                snprintf(errstr, errstr_size,
+                         strcmp(name, "sms") == 0
+                             ? "templates.%s.%s: a text must say {code} exactly once"
+                             : "templates.%s.%s: a call reads the code itself, between the "
+                               "lines: no {code} here",
+                         locale, name);
+                return -1;
+            }
+        }
+    }
+    return 0;
 }
 
 static int lists_country(const voice_template_t *t, const char *iso)
@@ -502,10 +630,12 @@ fail:
     return NULL;
 }
 
-char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
-                            const char *code)
+char *otp_voice_render_code(const otp_voice_catalog_t *cat, const json_t *templates,
+                            const char *locale, const char *brand, const char *code)
 {
-    return render_message(find_exact(cat, locale), brand, code, MSG_WHOLE);
+    voice_template_t tmp;
+
+    return render_message(find_for(cat, locale, templates, &tmp), brand, code, MSG_WHOLE);
 }
 
 /* The SSML's length as spoken, by the model the header states. */
@@ -540,10 +670,12 @@ static int64_t spoken_ms(const char *ssml)
     return ms;
 }
 
-int otp_voice_heard_times(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
-                          int code_length, int gate, otp_voice_heard_t *out)
+int otp_voice_heard_times(const otp_voice_catalog_t *cat, const json_t *templates,
+                          const char *locale, const char *brand, int code_length, int gate,
+                          otp_voice_heard_t *out)
 {
-    const voice_template_t *t = find_exact(cat, locale);
+    voice_template_t tmp;
+    const voice_template_t *t = find_for(cat, locale, templates, &tmp);
     char code[OTP_CODE_MAX + 1], *first, *digit, *sub, saved;
     int64_t before = 0;
 
@@ -681,16 +813,18 @@ static int append_message(json_t *actions, const voice_template_t *t, const char
     return 0;
 }
 
-json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
-                          const char *code, const otp_voice_opts_t *opts)
+json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const json_t *templates,
+                          const char *locale, const char *brand, const char *code,
+                          const otp_voice_opts_t *opts)
 {
-    const voice_template_t *t = find_exact(cat, locale);
+    voice_template_t tmp;
+    const voice_template_t *t = find_for(cat, locale, templates, &tmp);
     json_t *actions = NULL;
     char *text = NULL, *gate = NULL;
 
     if (!t)
         return NULL;
-    text = otp_voice_render_code(cat, locale, brand, code);
+    text = otp_voice_render_code(cat, templates, locale, brand, code);
     if (!text)
         return NULL;
     actions = json_array();
@@ -756,10 +890,11 @@ fail:
     return NULL;
 }
 
-char *otp_voice_render_sms(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
-                           const char *code)
+char *otp_voice_render_sms(const otp_voice_catalog_t *cat, const json_t *templates,
+                           const char *locale, const char *brand, const char *code)
 {
-    const voice_template_t *t = find_exact(cat, locale);
+    voice_template_t tmp;
+    const voice_template_t *t = find_for(cat, locale, templates, &tmp);
     size_t size = 1024, n = 0;
     char *buf = malloc(size);
     const char *p;
@@ -788,11 +923,12 @@ fail:
     return NULL;
 }
 
-json_t *otp_voice_keypad_actions(const otp_voice_catalog_t *cat, const char *locale,
-                                 const char *brand, int code_length, const char *notify_uri,
-                                 const char *request_id)
+json_t *otp_voice_keypad_actions(const otp_voice_catalog_t *cat, const json_t *templates,
+                                 const char *locale, const char *brand, int code_length,
+                                 const char *notify_uri, const char *request_id)
 {
-    const voice_template_t *t = find_exact(cat, locale);
+    voice_template_t tmp;
+    const voice_template_t *t = find_for(cat, locale, templates, &tmp);
     size_t size = 2048, n = 0;
     char prompt[2048], thanks[1024], brand_esc[512], data[320];
     json_t *actions;

@@ -19,6 +19,19 @@ void otp_voice_destroy(otp_voice_catalog_t *cat);
  * beside the program's tree (bin/../common/locales), else ./common/locales. */
 void otp_voice_default_dir(char *out, size_t out_size);
 
+/* templates: a service's own words (policy "templates"), or NULL. Each
+ * function below that takes it says, for a locale the service names, the
+ * service's lines in place of the catalog's; every other line, and every
+ * other locale, as the catalog says it:
+ *   {"<locale>": {"intro"|"again"|"outro"|"gate"|"replay"|"sms"|"keypad"|
+ *                 "keypad_thanks": "text with {brand}"}}
+ * The pacing, grouping and digit words stay the catalog's. 0 when templates
+ * is such an object (1-511 bytes a line, no control characters, {brand} the
+ * only placeholder but for sms, which must say {code} exactly once); else -1
+ * with errstr ("templates.en-US.sms: ..."). */
+int otp_voice_templates_check(const json_t *templates, char *errstr, size_t errstr_size)
+    __attribute__((warn_unused_result));
+
 /* Locale chain: the requested locale exactly → the same language in another
  * region (the file marked primary first) → the language of the phone's country
  * → the operator default → en-US. Returns a locale of the catalog (static
@@ -62,8 +75,8 @@ int otp_voice_brand_check(const char *brand, char *errstr, size_t errstr_size)
  * the code, then "{brand} will never ask you for this code". Digits are <say-as
  * interpret-as="characters"> or the locale's own digit words (<sub alias>).
  * Every inserted value is escaped. Returns a malloc'd string, or NULL. */
-char *otp_voice_render_code(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
-                            const char *code);
+char *otp_voice_render_code(const otp_voice_catalog_t *cat, const json_t *templates,
+                            const char *locale, const char *brand, const char *code);
 
 /* The speaking model behind the timing rule of "heard" (used where no
  * marker can come back, OTP_CALLBACK_URL unset): natural speech at about 16
@@ -80,8 +93,9 @@ typedef struct otp_voice_heard {
 } otp_voice_heard_t;
 
 /* Fills out for the locale's message; -1 if the locale or length is bad. */
-int otp_voice_heard_times(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
-                          int code_length, int gate, otp_voice_heard_t *out)
+int otp_voice_heard_times(const otp_voice_catalog_t *cat, const json_t *templates,
+                          const char *locale, const char *brand, int code_length, int gate,
+                          otp_voice_heard_t *out)
     __attribute__((warn_unused_result));
 
 /* Options that shape the call flow. */
@@ -104,19 +118,20 @@ typedef struct otp_voice_opts {
  * {"type":"otp_heard","data":{"request_id","id":"${voipbin.call.id}"}}, the
  * rest), the replay offer (variable_set, talk, digits_receive, branch), the
  * message again if the key came, hangup. New reference; NULL on error. */
-json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
-                          const char *code, const otp_voice_opts_t *opts);
+json_t *otp_voice_actions(const otp_voice_catalog_t *cat, const json_t *templates,
+                          const char *locale, const char *brand, const char *code,
+                          const otp_voice_opts_t *opts);
 
 /* The SMS text (fallback or channel "sms"): plain text, {brand} and {code}
  * filled in. malloc'd, NULL on error. */
-char *otp_voice_render_sms(const otp_voice_catalog_t *cat, const char *locale, const char *brand,
-                           const char *code);
+char *otp_voice_render_sms(const otp_voice_catalog_t *cat, const json_t *templates,
+                           const char *locale, const char *brand, const char *code);
 
 /* Keypad mode: ask the callee to key in the code the app shows and press #,
  * then send the digits with a signed webhook_send (type otp_keypad) to
  * notify_uri. NULL without a notify_uri. New reference. */
-json_t *otp_voice_keypad_actions(const otp_voice_catalog_t *cat, const char *locale,
-                                 const char *brand, int code_length, const char *notify_uri,
-                                 const char *request_id);
+json_t *otp_voice_keypad_actions(const otp_voice_catalog_t *cat, const json_t *templates,
+                                 const char *locale, const char *brand, int code_length,
+                                 const char *notify_uri, const char *request_id);
 
 #endif

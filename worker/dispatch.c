@@ -75,6 +75,9 @@ static void after_failure(dispatch_t *d, const claimed_t *row, const failure_t *
     give_up(d, row, f->cause, a.detail ? json_pack("{s:s}", "detail", a.detail) : NULL);
 }
 
+static void service_of(const dispatch_t *d, const claimed_t *row, char brand[132], char from[18],
+                       json_t **templates);
+
 /* Records a call with how it counts as heard: a keypad call by its answer
  * (the callee keys the code in; its own webhook says what came), a call
  * that can report back by the marker, else by its length. */
@@ -86,10 +89,16 @@ static void record_call(dispatch_t *d, const claimed_t *row, const char *call_id
     const char *rule = "answer";
 
     if (!row->keypad) {
+        char brand[132];
+        json_t *words = NULL;
+
+        /* The message as this call says it: the service's brand and words. */
+        service_of(d, row, brand, NULL, &words);
         rule = c->callback_url && *c->callback_url ? "marker" : "timing";
-        if (otp_voice_heard_times(d->w->voice, row->locale, c->brand, row->code_length, row->gate,
-                                  &times) != 0)
+        if (otp_voice_heard_times(d->w->voice, words, row->locale, brand, row->code_length,
+                                  row->gate, &times) != 0)
             rule = "answer"; /* cannot happen for a row the call was made for */
+        json_decref(words);
     }
     challenge_record(&d->tx, row, call_id, attempt, adopted, rule, &times);
 }
@@ -145,9 +154,12 @@ static void on_call_done(void *opaque, const vb_result_t *res)
 }
 
 /* The row's service as it is now (a change reaches the next call): its
- * spoken brand, and its caller ID for the destination country (a local
- * number where one is set). The deployment's if the service is gone. */
-static void service_of(const dispatch_t *d, const claimed_t *row, char brand[132], char from[18])
+ * spoken brand, its caller ID for the destination country (a local number
+ * where one is set) and its own words (*templates: a reference for the
+ * caller to drop, NULL for the catalog's). The deployment's if the service
+ * is gone. */
+static void service_of(const dispatch_t *d, const claimed_t *row, char brand[132], char from[18],
+                       json_t **templates)
 {
     const otp_svc_set_t *set = otp_services_acquire(d->w->services);
     const otp_policy_t *p = otp_svc_find(set, row->service);
@@ -158,6 +170,8 @@ static void service_of(const dispatch_t *d, const claimed_t *row, char brand[132
         snprintf(brand, 132, "%s", p->brand);
     if (from)
         snprintf(from, 18, "%s", otp_policy_caller_id(p, row->country));
+    if (templates)
+        *templates = json_incref(p->templates);
     otp_services_release(set);
 }
 
@@ -171,7 +185,7 @@ static int start(dispatch_t *d, const claimed_t *row, int attempt, int sms, int 
     char from[18];
     int rc = -1;
 
-    service_of(d, row, NULL, from);
+    service_of(d, row, NULL, from, NULL);
     if (ctx && (sms ? text != NULL : actions != NULL)) {
         ctx->d = d;
         ctx->row = *row;
@@ -221,8 +235,8 @@ static void send_code(dispatch_t *d, const claimed_t *row)
     int attempt = row->call_attempts + 1;
     const char *why;
     char brand[132];
+    json_t *words = NULL;
 
-    service_of(d, row, brand, NULL);
     switch (policy_send(row, otp_now_ms(), policy(d), &why)) {
     case SEND_FAIL:
         give_up(d, row, why, NULL);
@@ -236,20 +250,25 @@ static void send_code(dispatch_t *d, const claimed_t *row)
     case SEND_KEYPAD_CALL:
         /* The code is the app's (its hash came with the request): the call
          * only collects the digits, so a retry keeps the same hash. */
+        service_of(d, row, brand, NULL, &words);
         if (challenge_start_keypad(&d->tx, row, attempt) == HELD_CHANGED)
             (void)start(d, row, attempt, 0, 0,
-                        otp_voice_keypad_actions(d->w->voice, row->locale, brand, row->code_length,
-                                                 c->callback_url, row->request_id),
+                        otp_voice_keypad_actions(d->w->voice, words, row->locale, brand,
+                                                 row->code_length, c->callback_url,
+                                                 row->request_id),
                         NULL);
+        json_decref(words);
         return;
     case SEND_CALL:
         break;
     }
+    service_of(d, row, brand, NULL, &words);
     /* The new hash replaces the old one: a retried call carries a fresh code. */
     if (fresh_code(d, row, code, hash_hex) == 0 &&
         challenge_store_code(&d->tx, row, hash_hex, d->w->keys.current_id, attempt) == HELD_CHANGED)
         (void)start(d, row, attempt, 0, 0,
-                    otp_voice_actions(d->w->voice, row->locale, brand, code, &vopts), NULL);
+                    otp_voice_actions(d->w->voice, words, row->locale, brand, code, &vopts), NULL);
+    json_decref(words);
     sodium_memzero(code, sizeof(code));
 }
 
@@ -272,12 +291,15 @@ static void send_calls(dispatch_t *d, const claimed_t *rows, int n)
             const claimed_t *row = &rows[i];
             otp_voice_opts_t vopts = {row->gate, row->amd, c->callback_url, row->request_id};
             char brand[132];
+            json_t *words = NULL;
 
-            service_of(d, row, brand, NULL);
+            service_of(d, row, brand, NULL, &words);
             if (held[i] == HELD_CHANGED)
                 (void)start(d, row, row->call_attempts + 1, 0, 0,
-                            otp_voice_actions(d->w->voice, row->locale, brand, codes[i], &vopts),
+                            otp_voice_actions(d->w->voice, words, row->locale, brand, codes[i],
+                                              &vopts),
                             NULL);
+            json_decref(words);
         }
     /* Rows not reached stay 'calling' under the lease and come due again. */
     if (codes)
@@ -292,12 +314,14 @@ static void send_calls(dispatch_t *d, const claimed_t *rows, int n)
 static void send_sms(dispatch_t *d, const claimed_t *row, int fallback)
 {
     char code[OTP_CODE_MAX + 1], hash_hex[OTP_HASH_BYTES * 2 + 1], brand[132];
+    json_t *words = NULL;
 
-    service_of(d, row, brand, NULL);
+    service_of(d, row, brand, NULL, &words);
     if (fresh_code(d, row, code, hash_hex) == 0 &&
         challenge_store_code(&d->tx, row, hash_hex, d->w->keys.current_id, 0) == HELD_CHANGED)
         (void)start(d, row, row->call_attempts, 1, fallback, NULL,
-                    otp_voice_render_sms(d->w->voice, row->locale, brand, code));
+                    otp_voice_render_sms(d->w->voice, words, row->locale, brand, code));
+    json_decref(words);
     sodium_memzero(code, sizeof(code));
 }
 

@@ -191,7 +191,7 @@ static int preview(const char *locale, const char *code)
         return 2;
     }
     picked = otp_voice_pick(cat, locale, "", "en-US");
-    text = otp_voice_render_code(cat, picked, brand, code);
+    text = otp_voice_render_code(cat, NULL, picked, brand, code);
     if (!text) {
         fprintf(stderr, "otp-worker: cannot render code \"%s\" (4-10 digits)\n", code);
         otp_voice_destroy(cat);

@@ -219,6 +219,54 @@ def test_budgets_and_wrong_code_cap_are_per_service(pipe, svc):
     assert (st, out["status"]) == (200, "verified"), out
 
 
+def sms_to(pipe, phone):
+    return [m for m in pipe.sim.messages()
+            if (P.call_request(m).get("destinations") or [{}])[0].get("target") == phone]
+
+
+def test_a_service_says_its_own_words(pipe, svc):
+    """A service's templates replace the catalog's lines for the locales it names, in its calls
+    and texts, from the next call on; otp-admin refuses words that would leave the code out of a
+    text; the other service and the other locales keep the catalog's words."""
+    bad = admin(pipe, "service", "update", "alpha", "--policy",
+                json.dumps({"templates": {"en-GB": {"sms": "{brand}: hello"}}}), check=False)
+    assert bad.returncode == 2 and "policy.templates.en-GB.sms" in bad.stderr, bad.stderr
+    admin(pipe, "service", "update", "alpha", "--actor", "test-suite", "--policy", json.dumps({
+        "templates": {"en-GB": {"intro": "Here is your {brand} sign-in code:",
+                                "outro": "Nobody from {brand} will ask for it.",
+                                "sms": "{code} is your {brand} sign-in code."}}}))
+    shown = admin(pipe, "service", "show", "alpha").stdout
+    assert "Here is your {brand} sign-in code:" in shown, shown
+    time.sleep(1)  # NOTIFY otp_services reaches the worker's cache
+    gb_voice, gb_text, us = "+447400123457", "+447400123458", "+12025557190"
+    rid = create(pipe, svc["alpha"][1], gb_voice, user="words-1")
+    # The first talk is the first reading (the heard marker follows it); the outro is in the rest.
+    [call] = pipe.wait_calls(1, timeout=90,
+                             pred=lambda c: c["target"] == gb_voice and len(c["talks"]) >= 2)
+    texts = P.call_texts(call)
+    assert texts[0].count("Here is your Alpha Bank sign-in code:") == 1, texts
+    assert "Your Alpha Bank code is" not in texts[0], texts
+    assert any("Nobody from Alpha Bank will ask for it." in t for t in texts), texts
+    assert len(code_in(texts[0])) == 8, texts
+    st, out = http(pipe, svc["alpha"][1], "POST", "/v1/verify",
+                   {"request_id": rid, "code": code_in(texts[0])})
+    assert (st, out["status"]) == (200, "verified"), out
+    # The text says the code where the service put it.
+    rid = create(pipe, svc["alpha"][1], gb_text, user="words-2", delivery={"channel": "sms"})
+    [msg] = wait_until(lambda: sms_to(pipe, gb_text), 60, "alpha's SMS")
+    m = re.fullmatch(r"(\d{8}) is your Alpha Bank sign-in code\.", msg["text"])
+    assert m, msg["text"]
+    st, out = http(pipe, svc["alpha"][1], "POST", "/v1/verify",
+                   {"request_id": rid, "code": m.group(1)})
+    assert (st, out["status"]) == (200, "verified"), out
+    # A locale alpha does not name (en-US for a US number), and beta: the catalog's words.
+    create(pipe, svc["alpha"][1], us, user="words-3")
+    text = P.call_texts(call_of(pipe, us))[0]
+    assert "Your Alpha Bank code is" in text and "sign-in" not in text, text
+    admin(pipe, "service", "update", "alpha", "--actor", "test-suite", "--policy",
+          json.dumps({"templates": None}))
+
+
 def test_service_topic_and_a_change_reach_the_running_worker(pipe, svc):
     # A request on beta's own topic (Kafka ACLs decide who may write there) is beta's.
     rid = str(uuid.uuid4())

@@ -83,6 +83,9 @@ static void overrides(void)
         {"{\"max_failed_verify_per_hour\":0}", "policy.max_failed_verify_per_hour"},
         {"{\"fallback_after_seconds\":1}", "policy.fallback_after_seconds"},
         {"{\"colour\":\"red\"}", "policy.colour"},
+        {"{\"templates\":{\"en-US\":{\"sms\":\"no code here\"}}}", "policy.templates.en-US.sms"},
+        {"{\"templates\":{\"en-US\":{\"jingle\":\"la\"}}}", "policy.templates.en-US.jingle"},
+        {"{\"templates\":[]}", "policy.templates"},
         {"[]", "policy"},
         {"not json", "policy"},
     };
@@ -98,7 +101,8 @@ static void overrides(void)
                               "\"channels\":[\"voice\",\"gate\"],\"countries\":[\"gb\",\"de\"],"
                               "\"limits\":{\"phone_15min\":1,\"phone_day\":2,\"user_hour\":3,"
                               "\"country_hour\":4},\"default_locale\":\"de-DE\","
-                              "\"max_failed_verify_per_hour\":7,\"fallback_after_seconds\":30}",
+                              "\"max_failed_verify_per_hour\":7,\"fallback_after_seconds\":30,"
+                              "\"templates\":{\"en-US\":{\"intro\":\"Your {brand} sign-in code is\"}}}",
                               err, sizeof(err)),
         0);
     CHECK_EQ_STR(p.brand, "Beta Bank");
@@ -122,6 +126,8 @@ static void overrides(void)
     CHECK_EQ_STR(p.default_locale, "de-DE");
     CHECK_EQ_INT(p.max_failed_verify_per_hour, 7);
     CHECK_EQ_INT(p.fallback_after_s, 30);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(p.templates, "en-US"), "intro")),
+                 "Your {brand} sign-in code is");
     /* null keeps the base's; [] countries = all again. */
     CHECK_EQ_INT(otp_policy_apply_text(&p, "{\"brand\":null,\"countries\":[]}", err, sizeof(err)),
                  0);
@@ -141,17 +147,24 @@ static void overrides(void)
         b = json_dumps(o2, JSON_COMPACT | JSON_SORT_KEYS);
         CHECK_EQ_STR(a, b);
         CHECK(strstr(a, "\"countries\":[]") != NULL);
+        CHECK(strstr(a, "\"templates\":{\"en-US\":{\"intro\":\"Your {brand} sign-in code is\"}}") !=
+              NULL);
         free(a);
         free(b);
         json_decref(o);
         json_decref(o2);
+        otp_policy_clear(&q);
     }
+    /* {} takes the service's words away: the catalog's again. */
+    CHECK_EQ_INT(otp_policy_apply_text(&p, "{\"templates\":{}}", err, sizeof(err)), 0);
+    CHECK(p.templates == NULL);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         otp_policy_t q = base();
         unit_ctx("%s", bad[i][0]);
         err[0] = '\0';
         CHECK_EQ_INT(otp_policy_apply_text(&q, bad[i][0], err, sizeof(err)), -1);
         CHECK(strncmp(err, bad[i][1], strlen(bad[i][1])) == 0);
+        otp_policy_clear(&q);
     }
     unit_ctx(NULL);
 }

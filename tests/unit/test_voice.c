@@ -464,7 +464,7 @@ static void check_render(const otp_voice_catalog_t *cat, const locale_file_t *f,
     snprintf(code, sizeof(code), "%.*s", len, digits);
     snprintf(twice, sizeof(twice), "%s%s", code, code);
     unit_ctx("render %s len %d", f->locale, len);
-    s = otp_voice_render_code(cat, f->locale, BRAND, code);
+    s = otp_voice_render_code(cat, NULL, f->locale, BRAND, code);
     if (!CHECK(s != NULL)) {
         unit_ctx(NULL);
         return;
@@ -532,7 +532,7 @@ static void test_render(const otp_voice_catalog_t *cat)
 
     for (int i = 0; i < nfiles; i++) {
         for (size_t k = 0; k < sizeof(bad_codes) / sizeof(*bad_codes); k++) {
-            char *s = otp_voice_render_code(cat, files[i].locale, BRAND, bad_codes[k]);
+            char *s = otp_voice_render_code(cat, NULL, files[i].locale, BRAND, bad_codes[k]);
             unit_ctx("render %s code \"%s\"", files[i].locale, bad_codes[k]);
             CHECK(s == NULL);
             free(s);
@@ -540,10 +540,10 @@ static void test_render(const otp_voice_catalog_t *cat)
     }
     unit_ctx(NULL);
     {
-        char *s = otp_voice_render_code(cat, "xx-XX", BRAND, "123456");
+        char *s = otp_voice_render_code(cat, NULL, "xx-XX", BRAND, "123456");
         CHECK(s == NULL);
         free(s);
-        CHECK(otp_voice_render_code(cat, files[0].locale, BRAND, NULL) == NULL);
+        CHECK(otp_voice_render_code(cat, NULL, files[0].locale, BRAND, NULL) == NULL);
     }
     /* a brand far too long: refused or complete, never cut */
     {
@@ -551,7 +551,7 @@ static void test_render(const otp_voice_catalog_t *cat)
         char *s;
         memset(brand, '&', sizeof(brand) - 1);
         brand[sizeof(brand) - 1] = '\0';
-        s = otp_voice_render_code(cat, files[0].locale, brand, "123456");
+        s = otp_voice_render_code(cat, NULL, files[0].locale, brand, "123456");
         if (s) {
             const char *why = "";
             CHECK_EQ_INT(xml_check(s, &why), 0);
@@ -773,11 +773,11 @@ static void test_actions(const otp_voice_catalog_t *cat)
 
     for (int i = 0; i < nfiles; i++) {
         const locale_file_t *f = &files[i];
-        char *text = otp_voice_render_code(cat, f->locale, BRAND, "4711");
+        char *text = otp_voice_render_code(cat, NULL, f->locale, BRAND, "4711");
         json_t *a, *talk, *last;
 
         unit_ctx("actions %s", f->locale);
-        a = otp_voice_actions(cat, f->locale, BRAND, "4711", &plain);
+        a = otp_voice_actions(cat, NULL, f->locale, BRAND, "4711", &plain);
         if (CHECK(json_is_array(a)) && CHECK_EQ_INT(json_array_size(a), 7)) {
             talk = nth_action(a, 0, "talk");
             CHECK(talk != NULL);
@@ -790,7 +790,7 @@ static void test_actions(const otp_voice_catalog_t *cat)
         }
         json_decref(a);
 
-        a = otp_voice_actions(cat, f->locale, BRAND, "4711", &amd);
+        a = otp_voice_actions(cat, NULL, f->locale, BRAND, "4711", &amd);
         if (CHECK(json_is_array(a)) && CHECK(json_array_size(a) >= 3)) {
             json_t *first = nth_action(a, 0, "amd");
             size_t n = json_array_size(a);
@@ -808,15 +808,15 @@ static void test_actions(const otp_voice_catalog_t *cat)
         json_decref(a);
 
         /* opts may be NULL: the plain flow */
-        a = otp_voice_actions(cat, f->locale, BRAND, "4711", NULL);
+        a = otp_voice_actions(cat, NULL, f->locale, BRAND, "4711", NULL);
         CHECK(json_is_array(a) && json_array_size(a) == 7);
         json_decref(a);
 
-        CHECK(otp_voice_actions(cat, f->locale, BRAND, "47a1", &plain) == NULL);
+        CHECK(otp_voice_actions(cat, NULL, f->locale, BRAND, "47a1", &plain) == NULL);
         free(text);
     }
     unit_ctx(NULL);
-    CHECK(otp_voice_actions(cat, "xx-XX", BRAND, "4711", &plain) == NULL);
+    CHECK(otp_voice_actions(cat, NULL, "xx-XX", BRAND, "4711", &plain) == NULL);
 }
 
 /* The message split at the end of its first reading, from actions[at]: the
@@ -862,8 +862,8 @@ static void test_actions_marker(const otp_voice_catalog_t *cat)
 
     for (int i = 0; i < nfiles; i++) {
         const locale_file_t *f = &files[i];
-        char *whole = otp_voice_render_code(cat, f->locale, BRAND, "4711");
-        json_t *a = otp_voice_actions(cat, f->locale, BRAND, "4711", &notify);
+        char *whole = otp_voice_render_code(cat, NULL, f->locale, BRAND, "4711");
+        json_t *a = otp_voice_actions(cat, NULL, f->locale, BRAND, "4711", &notify);
         otp_voice_heard_t plain, gated;
 
         unit_ctx("marker %s", f->locale);
@@ -872,24 +872,24 @@ static void test_actions_marker(const otp_voice_catalog_t *cat)
             check_replay(a, 3, f, whole);
         }
         json_decref(a);
-        a = otp_voice_actions(cat, f->locale, BRAND, "4711", &bad_id);
+        a = otp_voice_actions(cat, NULL, f->locale, BRAND, "4711", &bad_id);
         CHECK(json_is_array(a) && json_array_size(a) == 7); /* no UUID: no marker */
         json_decref(a);
-        if (CHECK_EQ_INT(otp_voice_heard_times(cat, f->locale, BRAND, 6, 0, &plain), 0) &&
-            CHECK_EQ_INT(otp_voice_heard_times(cat, f->locale, BRAND, 6, 1, &gated), 0)) {
+        if (CHECK_EQ_INT(otp_voice_heard_times(cat, NULL, f->locale, BRAND, 6, 0, &plain), 0) &&
+            CHECK_EQ_INT(otp_voice_heard_times(cat, NULL, f->locale, BRAND, 6, 1, &gated), 0)) {
             CHECK(plain.code_start_ms >= OTP_VOICE_LEAD_MS + OTP_VOICE_BEFORE_CODE_MS);
             CHECK(plain.code_end_ms >= plain.code_start_ms + 6 * OTP_VOICE_MS_PER_DIGIT);
             CHECK(gated.code_start_ms > plain.code_start_ms);
             CHECK_EQ_INT(gated.code_end_ms - gated.code_start_ms,
                          plain.code_end_ms - plain.code_start_ms);
         }
-        CHECK_EQ_INT(otp_voice_heard_times(cat, f->locale, BRAND, 3, 0, &plain), -1);
+        CHECK_EQ_INT(otp_voice_heard_times(cat, NULL, f->locale, BRAND, 3, 0, &plain), -1);
         free(whole);
     }
     unit_ctx(NULL);
     {
         otp_voice_heard_t h;
-        CHECK_EQ_INT(otp_voice_heard_times(cat, "xx-XX", BRAND, 6, 0, &h), -1);
+        CHECK_EQ_INT(otp_voice_heard_times(cat, NULL, "xx-XX", BRAND, 6, 0, &h), -1);
     }
 }
 
@@ -912,7 +912,7 @@ static long action_with_id(json_t *actions, const char *id)
 static void check_gate_flow(const otp_voice_catalog_t *cat, const locale_file_t *f,
                             const otp_voice_opts_t *opts)
 {
-    json_t *a = otp_voice_actions(cat, f->locale, BRAND, "4711", opts);
+    json_t *a = otp_voice_actions(cat, NULL, f->locale, BRAND, "4711", opts);
     char gate_text[4096];
     long gate_at = -1, receive_at = -1, code_at = -1, no_key_at = -1, hangup_after_code = -1;
     const char *why = "";
@@ -962,7 +962,7 @@ static void check_gate_flow(const otp_voice_catalog_t *cat, const locale_file_t 
     /* after the code: with a notify_uri the heard marker and the rest of the
      * message; then the offer to hear it (all of it) again */
     if (code_at >= 0 && opts->notify_uri) {
-        char *whole = otp_voice_render_code(cat, f->locale, BRAND, "4711");
+        char *whole = otp_voice_render_code(cat, NULL, f->locale, BRAND, "4711");
         check_marker(a, (size_t)code_at, opts);
         check_replay(a, (size_t)code_at + 3, f, whole);
         free(whole);
@@ -1022,7 +1022,7 @@ static void test_actions_gate(const otp_voice_catalog_t *cat)
     }
     /* gate and amd: amd first */
     if (nfiles > 0) {
-        json_t *a = otp_voice_actions(cat, files[0].locale, BRAND, "4711", &both);
+        json_t *a = otp_voice_actions(cat, NULL, files[0].locale, BRAND, "4711", &both);
         CHECK(nth_action(a, 0, "amd") != NULL);
         json_decref(a);
     }
@@ -1046,7 +1046,7 @@ static void test_sms(const otp_voice_catalog_t *cat)
         char *s;
 
         unit_ctx("sms %s", f->locale);
-        s = otp_voice_render_sms(cat, f->locale, BRAND, "482913");
+        s = otp_voice_render_sms(cat, NULL, f->locale, BRAND, "482913");
         if (CHECK(s != NULL)) {
             CHECK_EQ_INT(count(s, "482913"), count(f->sms, "{code}"));
             CHECK(count(f->sms, "{code}") >= 1);
@@ -1056,19 +1056,19 @@ static void test_sms(const otp_voice_catalog_t *cat)
         }
         free(s);
         /* a brand holding a placeholder is not filled in again */
-        s = otp_voice_render_sms(cat, f->locale, "{code}", "482913");
+        s = otp_voice_render_sms(cat, NULL, f->locale, "{code}", "482913");
         if (CHECK(s != NULL))
             CHECK_EQ_INT(count(s, "482913"), count(f->sms, "{code}"));
         free(s);
         for (size_t k = 0; k < sizeof(bad_codes) / sizeof(*bad_codes); k++) {
-            s = otp_voice_render_sms(cat, f->locale, BRAND, bad_codes[k]);
+            s = otp_voice_render_sms(cat, NULL, f->locale, BRAND, bad_codes[k]);
             CHECK(s == NULL);
             free(s);
         }
-        CHECK(otp_voice_render_sms(cat, f->locale, BRAND, NULL) == NULL);
+        CHECK(otp_voice_render_sms(cat, NULL, f->locale, BRAND, NULL) == NULL);
     }
     unit_ctx(NULL);
-    CHECK(otp_voice_render_sms(cat, "xx-XX", BRAND, "482913") == NULL);
+    CHECK(otp_voice_render_sms(cat, NULL, "xx-XX", BRAND, "482913") == NULL);
 }
 
 /* Keypad mode: prompt, collect code_length digits and '#', send them with
@@ -1082,9 +1082,9 @@ static void test_keypad(const otp_voice_catalog_t *cat)
         const char *why = "";
 
         unit_ctx("keypad %s", f->locale);
-        CHECK(otp_voice_keypad_actions(cat, f->locale, BRAND, 6, NULL, REQ_ID) == NULL);
-        CHECK(otp_voice_keypad_actions(cat, f->locale, BRAND, 6, "", REQ_ID) == NULL);
-        a = otp_voice_keypad_actions(cat, f->locale, BRAND, 6, HOOK, REQ_ID);
+        CHECK(otp_voice_keypad_actions(cat, NULL, f->locale, BRAND, 6, NULL, REQ_ID) == NULL);
+        CHECK(otp_voice_keypad_actions(cat, NULL, f->locale, BRAND, 6, "", REQ_ID) == NULL);
+        a = otp_voice_keypad_actions(cat, NULL, f->locale, BRAND, 6, HOOK, REQ_ID);
         if (!CHECK(json_is_array(a)) || !CHECK(json_array_size(a) >= 4)) {
             json_decref(a);
             continue;
@@ -1129,7 +1129,7 @@ static void test_keypad(const otp_voice_catalog_t *cat)
         json_decref(a);
     }
     unit_ctx(NULL);
-    CHECK(otp_voice_keypad_actions(cat, "xx-XX", BRAND, 6, HOOK, REQ_ID) == NULL);
+    CHECK(otp_voice_keypad_actions(cat, NULL, "xx-XX", BRAND, 6, HOOK, REQ_ID) == NULL);
 }
 
 /* OTP_BRAND: valid UTF-8, no control characters, 1-32 characters, not blank;
@@ -1236,7 +1236,7 @@ static void test_load_errors(void)
     c = otp_voice_load(tmp, err, sizeof(err));
     CHECK(c != NULL);
     if (c) {
-        char *s = otp_voice_render_code(c, "xx-XX", "B", "4829");
+        char *s = otp_voice_render_code(c, NULL, "xx-XX", "B", "4829");
         const char *why = "";
         CHECK_EQ_STR(otp_voice_pick(c, "", "", ""), "xx-XX"); /* no en-US: the only one */
         /* no digit words: each digit spelled by the engine */
@@ -1254,7 +1254,7 @@ static void test_load_errors(void)
                    "\"keypad\":\"k\",\"keypad_thanks\":\"t\",\"digits\":[\"0\",\"1\",\"2\","
                    "\"3\",\"f<o>&\\\"r\",\"5\",\"6\",\"7\",\"8\",\"9\"]}");
         c = otp_voice_load(tmp, err, sizeof(err));
-        s = c ? otp_voice_render_code(c, "ww-WW", "B", "4444") : NULL;
+        s = c ? otp_voice_render_code(c, NULL, "ww-WW", "B", "4444") : NULL;
         CHECK(s && strstr(s, "<sub alias=\"f&lt;o&gt;&amp;&quot;r\">4</sub>"));
         CHECK(s && xml_check(s, &why) == 0);
         CHECK(s && xmllint_ok(s) != 0);
@@ -1331,6 +1331,106 @@ static void test_load_errors(void)
     rmdir(tmp);
 }
 
+/* A service's own words: checked like a policy key, said in place of the
+ * catalog's lines for the locale it names only, the pacing and the code
+ * still the product's, every value escaped. */
+static void test_templates(const otp_voice_catalog_t *cat)
+{
+    static const char *const bad[] = {
+        "[]",
+        "{\"en-US\": \"Hi\"}",
+        "{\"en-US\": {}}",
+        "{\"en-US\": {\"jingle\": \"x\"}}",
+        "{\"en-US\": {\"intro\": \"\"}}",
+        "{\"en-US\": {\"intro\": \"   \"}}",
+        "{\"en-US\": {\"intro\": \"Your code is {code}\"}}",
+        "{\"en-US\": {\"intro\": \"Hi {name}\"}}",
+        "{\"en-US\": {\"intro\": \"a\\nb\"}}",
+        "{\"en-US\": {\"sms\": \"{brand} says hi\"}}",
+        "{\"en-US\": {\"sms\": \"{code} {code}\"}}",
+        "{\"x\": {\"intro\": \"Hi\"}}",
+        "{\"en US\": {\"intro\": \"Hi\"}}",
+    };
+    char err[256], line[600];
+    json_t *t;
+    char *a, *b;
+    otp_voice_heard_t h1, h2;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        t = json_loads(bad[i], 0, NULL);
+        unit_ctx("templates %s", bad[i]);
+        err[0] = '\0';
+        CHECK(t != NULL);
+        CHECK_EQ_INT(otp_voice_templates_check(t, err, sizeof(err)), -1);
+        CHECK(strncmp(err, "templates", 9) == 0);
+        json_decref(t);
+    }
+    memset(line, 'x', sizeof(line) - 1);
+    line[sizeof(line) - 1] = '\0';
+    t = json_pack("{s:{s:s}}", "en-US", "intro", line);
+    unit_ctx("templates: a line of 599 bytes");
+    CHECK_EQ_INT(otp_voice_templates_check(t, err, sizeof(err)), -1);
+    json_decref(t);
+
+    t = json_loads("{\"en-us\": {\"intro\": \"Your <sign-in> code for {brand} is\","
+                   " \"outro\": \"Never share it.\","
+                   " \"sms\": \"{code} is your {brand} code\"},"
+                   " \"de-DE\": {\"intro\": \"Ihr Code lautet\"}}",
+                   0, NULL);
+    unit_ctx("templates: en-us and de-DE");
+    if (!CHECK(t != NULL))
+        return;
+    CHECK_EQ_INT(otp_voice_templates_check(t, err, sizeof(err)), 0);
+    a = otp_voice_render_code(cat, t, "en-US", "Acme", "482913");
+    b = otp_voice_render_code(cat, NULL, "en-US", "Acme", "482913");
+    if (CHECK(a && b)) {
+        const char *why = NULL;
+        CHECK(strstr(a, "Your &lt;sign-in&gt; code for Acme is") != NULL);
+        CHECK(strstr(a, "Never share it.") != NULL);
+        CHECK(strstr(a, "will never ask") == NULL);
+        CHECK(strstr(b, "Your Acme code is") != NULL);
+        CHECK_EQ_INT(xml_check(a, &why), 0);
+        /* The code, its grouping, its pauses and the second reading are the
+         * product's: from the first digit to the end of the second reading,
+         * the two messages are the same bytes. */
+        if (CHECK(strstr(a, "<sub") && strstr(b, "<sub"))) {
+            const char *ca = strstr(a, "<sub"), *cb = strstr(b, "<sub");
+            size_t la = strlen(ca) - strlen("Never share it.</speak>");
+            size_t lb = strlen(cb) - strlen("Acme will never ask you for this code.</speak>");
+            CHECK_EQ_INT((long long)la, (long long)lb);
+            CHECK(la == lb && memcmp(ca, cb, la) == 0);
+        }
+    }
+    free(a);
+    free(b);
+    /* Another locale the service names: its line, the rest the catalog's. */
+    a = otp_voice_render_code(cat, t, "de-DE", "Acme", "482913");
+    b = otp_voice_render_code(cat, NULL, "de-DE", "Acme", "482913");
+    if (CHECK(a && b)) {
+        CHECK(strstr(a, "Ihr Code lautet<break") != NULL);
+        CHECK(strstr(a, "Ihr Acme-Code") == NULL);
+        CHECK_EQ_STR(strstr(a, "<sub"), strstr(b, "<sub")); /* the rest: the catalog's */
+    }
+    free(a);
+    free(b);
+    /* A locale it does not name: the catalog's, to the byte. */
+    a = otp_voice_render_code(cat, t, "fr-FR", "Acme", "482913");
+    b = otp_voice_render_code(cat, NULL, "fr-FR", "Acme", "482913");
+    if (CHECK(a && b))
+        CHECK_EQ_STR(a, b);
+    free(a);
+    free(b);
+    a = otp_voice_render_sms(cat, t, "en-US", "Acme", "482913");
+    if (CHECK(a != NULL))
+        CHECK_EQ_STR(a, "482913 is your Acme code");
+    free(a);
+    /* The heard time follows the words said: a longer intro, a later code. */
+    if (CHECK(otp_voice_heard_times(cat, t, "en-US", "Acme", 6, 0, &h1) == 0 &&
+              otp_voice_heard_times(cat, NULL, "en-US", "Acme", 6, 0, &h2) == 0))
+        CHECK(h1.code_start_ms > h2.code_start_ms);
+    json_decref(t);
+}
+
 int main(int argc, char **argv)
 {
     otp_voice_catalog_t *cat;
@@ -1364,6 +1464,7 @@ int main(int argc, char **argv)
     test_actions_marker(cat);
     test_sms(cat);
     test_keypad(cat);
+    test_templates(cat);
     test_load_errors();
     otp_voice_destroy(cat);
     return unit_finish(argv[0]);
