@@ -32,14 +32,22 @@ static void region_names_fill(void)
     }
 }
 
+const char *otp_phone_country_of(const otp_pn_info_t *info)
+{
+    if (!info || info->region[0] < 'a' || info->region[0] > 'z' || info->region[1] < 'a' ||
+        info->region[1] > 'z')
+        return "";
+    pthread_once(&region_once, region_names_fill);
+    return region_names[(info->region[0] - 'a') * 26 + (info->region[1] - 'a')];
+}
+
 const char *otp_phone_country(const char *e164)
 {
     otp_pn_info_t info;
 
-    if (!otp_phone_is_e164(e164) || otp_pn_lookup(e164, &info) != 0 || !info.region[0])
+    if (!otp_phone_is_e164(e164) || otp_pn_lookup(e164, &info) != 0)
         return "";
-    pthread_once(&region_once, region_names_fill);
-    return region_names[(info.region[0] - 'a') * 26 + (info.region[1] - 'a')];
+    return otp_phone_country_of(&info);
 }
 
 void otp_phone_mask(const char *e164, char *out, size_t out_size)

@@ -3,6 +3,8 @@
 #ifndef OTP_PHONE_H
 #define OTP_PHONE_H
 
+#include "otp_phonenumber.h"
+
 #include <stddef.h>
 
 #define OTP_PHONE_MAX 17 /* '+', 15 digits, NUL */
@@ -19,5 +21,8 @@ void otp_phone_mask(const char *e164, char *out, size_t out_size);
  * libphonenumber (+1-876 → "jm", +1-416 → "ca", +1-787 → "pr"), or "" for an
  * invalid or non-geographic (+881) number. Static storage; thread-safe. */
 const char *otp_phone_country(const char *e164);
+
+/* The same from a lookup already made (otp_pn_lookup's info): "" for none. */
+const char *otp_phone_country_of(const otp_pn_info_t *info);
 
 #endif

@@ -92,6 +92,7 @@ typedef struct batch_item {
     const char *status;  /* pending, expired, blocked or rate_limited */
     const char *refusal; /* why, when not pending */
     char hash_hex[65];   /* keypad mode: the app's code, hashed */
+    otp_pn_info_t pn;    /* libphonenumber's one look at the number: valid, region, type */
     int keypad_len;
     /* Learnt from the write. */
     int is_new;
@@ -359,7 +360,8 @@ static void decide(intake_t *in, batch_item_t *it, int64_t now_ms)
         return;
     }
     limits_ledger_counts(in->ledger, it->kphone, it->kuser, it->kcountry, &counts);
-    v = limits_decide(&w->limits, it->pol, req->phone, it->country, &counts, &it->refusal);
+    v = limits_decide(&w->limits, it->pol, req->phone, &it->pn, it->country, &counts,
+                      &it->refusal);
     if (v != LIMITS_ALLOW) {
         it->status = limits_verdict_name(v);
         return;
@@ -589,7 +591,7 @@ static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracke
             open_keypad_code(w, &it->req, it->hash_hex, &it->keypad_len, it->reason,
                              sizeof(it->reason), it->error, sizeof(it->error)) != 0)
             it->valid = 0;
-        if (it->valid && otp_pn_lookup(it->req.phone, NULL) != 0) {
+        if (it->valid && otp_pn_lookup(it->req.phone, &it->pn) != 0) {
             /* E.164 in form, yet no number (libphonenumber): never dialled. */
             it->valid = 0;
             snprintf(it->reason, sizeof(it->reason), "invalid_phone");
@@ -598,7 +600,7 @@ static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracke
         }
         if (!it->valid)
             continue;
-        it->country = otp_phone_country(it->req.phone);
+        it->country = otp_phone_country_of(&it->pn);
         it->locale = otp_voice_pick(w->voice, it->req.locale, it->country, it->pol->default_locale);
         snprintf(it->kphone, sizeof(it->kphone), "%s:%s", it->service, it->req.phone);
         snprintf(it->kuser, sizeof(it->kuser), "%s:%s", it->service, it->req.user_id);

@@ -100,7 +100,8 @@ static int premium(const limits_cfg_t *l, const char *phone)
 }
 
 limits_verdict_t limits_decide(const limits_cfg_t *l, const otp_policy_t *svc, const char *phone,
-                               const char *country, const limits_counts_t *c, const char **reason)
+                               const otp_pn_info_t *pn, const char *country,
+                               const limits_counts_t *c, const char **reason)
 {
     const char *allow = svc ? svc->countries : l->allow;
     int phone_15min = svc ? svc->limit_phone_15min : l->phone_15min;
@@ -132,8 +133,10 @@ limits_verdict_t limits_decide(const limits_cfg_t *l, const otp_policy_t *svc, c
             "number_type_unknown",
         };
         otp_pn_info_t info;
-        if (otp_pn_lookup(phone, &info) == 0 && (l->blocked_types & (1u << info.type))) {
-            *reason = type_reason[info.type];
+        if (!pn && otp_pn_lookup(phone, &info) == 0)
+            pn = &info;
+        if (pn && (l->blocked_types & (1u << pn->type))) {
+            *reason = type_reason[pn->type];
             return LIMITS_BLOCKED;
         }
     }

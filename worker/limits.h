@@ -21,6 +21,7 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+#include "otp_phonenumber.h"
 #include "otp_policy.h"
 
 typedef struct limits_cfg {
@@ -54,9 +55,12 @@ int limits_load(limits_cfg_t *l, char *errstr, size_t errstr_size)
  * the deployment's, l); the global cap, number types and prefixes are the
  * deployment's. *reason is set to a static machine-readable word unless the
  * verdict is LIMITS_ALLOW ("number_type_premium_rate" for a blocked number
- * type). */
+ * type). pn: what libphonenumber said of phone (the caller's one lookup:
+ * each costs tens of microseconds of regular expressions), NULL to look it
+ * up here. */
 limits_verdict_t limits_decide(const limits_cfg_t *l, const otp_policy_t *svc, const char *phone,
-                               const char *country, const limits_counts_t *c, const char **reason);
+                               const otp_pn_info_t *pn, const char *country,
+                               const limits_counts_t *c, const char **reason);
 
 /* "blocked" or "rate_limited" (the status and the event type); NULL for allow. */
 const char *limits_verdict_name(limits_verdict_t v);

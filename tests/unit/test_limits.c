@@ -35,7 +35,7 @@ static const char *decide(const limits_cfg_t *l, const char *phone, const char *
 {
     limits_counts_t c = {0};
     const char *reason = "";
-    limits_verdict_t v = limits_decide(l, NULL, phone, country, &c, &reason);
+    limits_verdict_t v = limits_decide(l, NULL, phone, NULL, country, &c, &reason);
     return v == LIMITS_ALLOW ? "allow" : reason;
 }
 
