@@ -132,15 +132,20 @@ static int setup(worker_t *w, intake_t *in, relay_t *rl, struct dispatch **d, ch
     if (!getenv("KAFKA_PARTITION_ASSIGNMENT_STRATEGY") &&
         otp_kafka_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, errsz))
         return -1;
-    /* Prefetch what a few batches need, not a backlog: librdkafka's defaults
-     * (64 MiB, 100,000 messages a partition) held most of a 100,000-request
-     * backlog in memory (peak RSS 87 MiB against 44 at 5,000). 2 MiB is
-     * seconds of ingest; a fetch refills it in a round trip. */
+    /* Prefetch seconds of ingest, not a backlog: librdkafka's defaults (64
+     * MiB, 100,000 messages a partition) held most of a 100,000-request
+     * backlog in memory (peak RSS 87 MiB against 44 at 5,000). Not less than
+     * seconds either: librdkafka before 2.1 (Debian 12 has 2.0.2) stops
+     * fetching a partition for a whole second (rd_kafka_max_block_ms; the
+     * fetch.queue.backoff.ms of 2.1 is not there) each time its queue is over
+     * either bound, so a queue shorter than a second of ingest runs dry: with
+     * 2 MiB and 2,000 messages, 20-30% of an ingest run was the main thread
+     * waiting on an empty queue, 300-450 ms after every ~2,700 messages. */
     if (!getenv("KAFKA_QUEUED_MAX_MESSAGES_KBYTES") &&
-        otp_kafka_set(conf, "queued.max.messages.kbytes", "2048", err, errsz))
+        otp_kafka_set(conf, "queued.max.messages.kbytes", "8192", err, errsz))
         return -1;
     if (!getenv("KAFKA_QUEUED_MIN_MESSAGES") &&
-        otp_kafka_set(conf, "queued.min.messages", "2000", err, errsz))
+        otp_kafka_set(conf, "queued.min.messages", "10000", err, errsz))
         return -1;
     w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errsz);
     if (!w->consumer)
