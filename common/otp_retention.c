@@ -13,13 +13,14 @@
 #define RETENTION_LOCK "727276" /* pg_advisory_lock key: one purge at a time */
 
 /* A number is kept while its challenge may still call or text. Verified,
- * locked, superseded and refused challenges never will; any other (expired,
+ * locked, superseded, cancelled and refused challenges never will (the
+ * hang-up of a superseded or cancelled request's call goes by call id); any other (expired,
  * failed, still calling) keeps it until an hour past its expiry, so that a
  * late call look-up and `otp-produce --resend` of an unanswered request
  * still find it. */
 #define SCRUBBABLE                                                                                 \
-    "phone IS NOT NULL AND (status IN ('verified', 'locked', 'superseded', 'rate_limited', "       \
-    "'blocked') OR expires_at < now() - interval '1 hour')"
+    "phone IS NOT NULL AND (status IN ('verified', 'locked', 'superseded', 'cancelled', "          \
+    "'rate_limited', 'blocked') OR expires_at < now() - interval '1 hour')"
 
 static const char scrub_select_sql[] =
     "SELECT request_id::text, phone FROM challenges WHERE " SCRUBBABLE " LIMIT $1";

@@ -101,11 +101,18 @@ def test_purge_deletes_what_is_past_retention_and_nothing_else(pipe):
 
 def test_number_kept_while_live_then_replaced_by_its_keyed_hash(pipe):
     ids = pipe.produce([{"phone": phone(10), "user_id": "hash-10"},
-                        {"phone": phone(11), "user_id": "hash-11"}])
-    calls = pipe.wait_calls(2, pred=lambda c: c["target"] in (phone(10), phone(11)) and c["talks"])
+                        {"phone": phone(11), "user_id": "hash-11"},
+                        {"phone": phone(12), "user_id": "hash-12"}])
+    calls = pipe.wait_calls(3, pred=lambda c: c["target"] in (phone(10), phone(11), phone(12))
+                            and c["talks"])
     codes = {c["target"]: P.spoken_code(P.call_texts(c)[0]) for c in calls}
     st, body = pipe.verify(ids[0], codes[phone(10)])
     assert body["status"] == "verified", body
+    # A cancelled request will never call or text again either.
+    out = subprocess.run([Stack.bin("otp-admin"), "cancel", ids[2]],
+                         env={**os.environ, **pipe.env()}, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
 
     got = purge(pipe)
     assert int(got["numbers_hashed"]) >= 1, got
@@ -113,6 +120,7 @@ def test_number_kept_while_live_then_replaced_by_its_keyed_hash(pipe):
         pipe, "SELECT request_id, phone, encode(phone_hash, 'hex'), phone_masked FROM challenges"
         " WHERE request_id = ANY(%s::uuid[])", ids))
     assert rows[ids[0]] == (None, phone_hash(pipe, phone(10)), "+12*******10"), rows[ids[0]]
+    assert rows[ids[2]] == (None, phone_hash(pipe, phone(12)), "+12*******12"), rows[ids[2]]
     # Live: the number, and (since ingest keeps the budgets' key for the calls after the first)
     # its keyed hash.
     assert rows[ids[1]][0] == phone(11) and rows[ids[1]][1] == phone_hash(pipe, phone(11)), \
