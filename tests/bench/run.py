@@ -24,6 +24,9 @@ Rows:
   backlog    20,000 requests waiting after an outage, half too old: fresh ones called, stale
              ones not, time to the last call against fresh / account rate (250/s here);
   account    two workers at VoIPBin's real per-account limit for 2 minutes: share used, 429s.
+  webhooks   one worker's calls with the simulator sending every webhook (answered, the heard
+             marker, the hang-up) to the verifier: calls/s, webhooks the verifier applied per
+             second, and how far behind the last call the last delivered came.
   volume     one worker, 5,000 and then 100,000 requests waiting (BENCH_VOLUME=a,b changes the
              sizes), every per-number and per-user limit checked and counted, the country and
              global caps above the run: ingest/s and calls/s of each size from the worker's own
@@ -536,6 +539,69 @@ def sim_reset(p):
     p.sim.fault(rate=1000000, burst=1000000, webhook_drop_pct=100)
 
 
+def metrics_sum(port, name, label=None):
+    """The sum of a counter's samples on a program's /metrics (label: only that label value)."""
+    import urllib.request
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        text = r.read().decode()
+    pat = r'^%s(\{[^}]*\})? (\d+)' % re.escape(name)
+    return sum(int(m.group(2)) for m in re.finditer(pat, text, re.M)
+               if label is None or ('"%s"' % label) in (m.group(1) or ""))
+
+
+def bench_webhooks(p, n=4000):
+    """The verifier's webhook path at the calls rate: one worker places n calls as fast as the
+    simulator takes them, and the simulator plays each call out and sends VoIPBin's webhooks for
+    it (answered, the heard marker that webhook_send reports after the first reading, the
+    hang-up) to the verifier's webhook listener, signed. Figures: calls/s, webhooks the verifier
+    applied per second over the same span, webhooks per call, and how long after the last call
+    was placed the last request was recorded delivered (the webhook path keeping up, or not)."""
+    sim_reset(p)
+    p.sim.fault(rate=1000000, burst=1000000, webhook_drop_pct=0)
+    v = p.start_verifier()
+    w = p.start_worker(OTP_MAX_IN_FLIGHT=512, OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
+                       **NO_LIMITS)
+    time.sleep(4)
+    base_hooks = metrics_sum(p.verifier_admin_port, "otp_verifier_webhooks_total", "accepted")
+    p.produce_many([{"phone": "+1214%07d" % (2000000 + i), "user_id": "wh-%d" % i}
+                    for i in range(n)])
+    watch = None
+    t_first = t_last_call = None
+    deadline = time.monotonic() + 300
+    delivered = 0
+    while time.monotonic() < deadline:
+        _, placed = worker_counters(w)
+        now = time.monotonic()
+        if placed and t_first is None:
+            t_first, watch = now, CpuWatch().start()
+        if placed >= n and t_last_call is None:
+            t_last_call = now
+        # By the (service, user_id) index: a range of this phase's users, not a scan.
+        delivered = count(p, "SELECT count(*) FROM challenges WHERE service = 'default'"
+                              " AND user_id LIKE 'wh-%' AND status = 'delivered'") if t_last_call else 0
+        if delivered >= n:
+            break
+        time.sleep(0.2)
+    t_end = time.monotonic()
+    cpu = watch.stop() if watch else ""
+    hooks = metrics_sum(p.verifier_admin_port, "otp_verifier_webhooks_total", "accepted") - base_hooks
+    calls_rate = n / (t_last_call - t_first) if t_last_call and t_last_call > t_first else float("nan")
+    row("webhooks", "calls placed, the simulator sending every webhook", "%.0f calls/s" % calls_rate)
+    row("webhooks", "applied by the verifier over the same run (%d a call)" % round(hooks / n),
+        "%.0f webhooks/s" % (hooks / (t_end - t_first)), "", ">= 3x calls/s")
+    row("webhooks", "last delivered after the last call placed",
+        "%.1f s (%d of %d delivered)" % (t_end - (t_last_call or t_end), delivered, n), "",
+        "<= the calls' own length")
+    print("            " + cpu)
+    w.stop()
+    p.workers.remove(w)
+    v.stop()
+    p.verifier = None
+    retire(p, "wh")
+    sim_reset(p)
+
+
 def bench_memory(p):
     p.sim.fault(path="/v1.0/calls", method="POST", latency_ms=20000)
     w = p.start_worker(OTP_MAX_IN_FLIGHT=2048, OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
@@ -845,7 +911,8 @@ def main():
         for name, fn in (("latency", bench_latency), ("verifier", bench_verifier), ("idle", bench_idle),
                          ("ingest", bench_ingest), ("calls", bench_calls),
                          ("memory", bench_memory), ("backlog", bench_backlog),
-                         ("account", bench_account_rate), ("volume", bench_volume)):
+                         ("account", bench_account_rate), ("webhooks", bench_webhooks),
+                         ("volume", bench_volume)):
             if wanted(name):
                 # Each phase starts with the earlier ones' dirty pages written: the verifier's
                 # phase leaves most of shared_buffers dirty, and the timed checkpoint then fell
