@@ -16,13 +16,24 @@
 
 #define CONSUME_BATCH 500
 
+/* A row that is not the first undelivered event of its request (an earlier
+ * one waits in the table, or comes in this batch) is written due at
+ * 'infinity': the senders' claim never walks over it, and the sender that
+ * finishes the event before it makes it due (sender.c). */
 static const char insert_sql[] =
-    "INSERT INTO hook_deliveries (service, request_id, seq, event_id, type, body)"
-    " SELECT x.service, x.request_id, x.seq, x.event_id, x.type, x.body"
-    "   FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[])"
-    "        WITH ORDINALITY AS x(service, request_id, seq, event_id, type, body, n)"
-    "   JOIN services s ON s.name = x.service AND s.webhook_url IS NOT NULL"
-    "  ORDER BY x.n"
+    "WITH x AS ("
+    "  SELECT x.*, min(x.seq) OVER (PARTITION BY x.request_id) AS first_seq"
+    "    FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[])"
+    "         WITH ORDINALITY AS x(service, request_id, seq, event_id, type, body, n)"
+    "    JOIN services s ON s.name = x.service AND s.webhook_url IS NOT NULL)"
+    "INSERT INTO hook_deliveries (service, request_id, seq, event_id, type, body, next_try_at)"
+    " SELECT x.service, x.request_id, x.seq, x.event_id, x.type, x.body,"
+    "        CASE WHEN x.seq > x.first_seq OR EXISTS ("
+    "               SELECT 1 FROM hook_deliveries e"
+    "                WHERE e.request_id = x.request_id AND e.seq < x.seq"
+    "                  AND e.delivered_at IS NULL AND e.gave_up_at IS NULL)"
+    "             THEN 'infinity'::timestamptz ELSE now() END"
+    "   FROM x ORDER BY x.n"
     " ON CONFLICT DO NOTHING";
 
 void hooks_event_service(const char *base_topic, const char *topic, const char *event_service,

@@ -28,6 +28,7 @@
 #define IDLE_MIN_MS 20
 #define IDLE_MAX_MS 1000
 #define SWEEP_EVERY_MS 60000
+#define RELEASE_EVERY_MS 5000
 #define PURGE_BATCH "1000"
 
 typedef struct slot {
@@ -84,17 +85,39 @@ static const char claim_sql[] =
  * already delivered or given up (by another process after a lease ran out,
  * or meanwhile replayed) keeps what it has. */
 static const char record_sql[] =
-    "UPDATE hook_deliveries d SET"
-    "  delivered_at = CASE WHEN x.ok THEN now() END,"
-    "  gave_up_at = CASE WHEN NOT x.ok AND d.created_at + $6::int * interval '1 second'"
-    "                        <= now() + x.delay_ms * interval '1 millisecond' THEN now() END,"
-    "  next_try_at = CASE WHEN x.ok THEN d.next_try_at"
-    "                     ELSE now() + x.delay_ms * interval '1 millisecond' END,"
-    "  last_status = x.status, last_error = x.error"
-    "  FROM unnest($1::bigint[], $2::boolean[], $3::int[], $4::text[], $5::bigint[])"
-    "       AS x(id, ok, status, error, delay_ms)"
-    " WHERE d.id = x.id AND d.delivered_at IS NULL AND d.gave_up_at IS NULL"
-    " RETURNING d.id, d.gave_up_at IS NOT NULL";
+    "WITH u AS ("
+    "  UPDATE hook_deliveries d SET"
+    "    delivered_at = CASE WHEN x.ok THEN now() END,"
+    "    gave_up_at = CASE WHEN NOT x.ok AND d.created_at + $6::int * interval '1 second'"
+    "                          <= now() + x.delay_ms * interval '1 millisecond' THEN now() END,"
+    "    next_try_at = CASE WHEN x.ok THEN d.next_try_at"
+    "                       ELSE now() + x.delay_ms * interval '1 millisecond' END,"
+    "    last_status = x.status, last_error = x.error"
+    "    FROM unnest($1::bigint[], $2::boolean[], $3::int[], $4::text[], $5::bigint[])"
+    "         AS x(id, ok, status, error, delay_ms)"
+    "   WHERE d.id = x.id AND d.delivered_at IS NULL AND d.gave_up_at IS NULL"
+    "  RETURNING d.id, d.request_id, d.seq,"
+    "            d.delivered_at IS NOT NULL OR d.gave_up_at IS NOT NULL AS done,"
+    "            d.gave_up_at IS NOT NULL AS gave_up"
+    "), next AS ("
+    /* The request's next event, waiting at 'infinity', is due now. */
+    "  UPDATE hook_deliveries n SET next_try_at = now()"
+    "    FROM (SELECT DISTINCT ON (e.request_id) e.id"
+    "            FROM u JOIN hook_deliveries e ON e.request_id = u.request_id AND e.seq > u.seq"
+    "             AND e.delivered_at IS NULL AND e.gave_up_at IS NULL"
+    "           WHERE u.done ORDER BY e.request_id, e.seq) w"
+    "   WHERE n.id = w.id AND n.next_try_at = 'infinity')"
+    "SELECT id, gave_up FROM u";
+
+/* Rows left at 'infinity' with no earlier event still to deliver: the one
+ * before them finished while they were being written (so its sender did not
+ * see them), or came twice. Made due; a check every few seconds. */
+static const char release_sql[] =
+    "UPDATE hook_deliveries d SET next_try_at = now()"
+    " WHERE d.next_try_at = 'infinity' AND d.delivered_at IS NULL AND d.gave_up_at IS NULL"
+    "   AND NOT EXISTS (SELECT 1 FROM hook_deliveries e"
+    "                    WHERE e.request_id = d.request_id AND e.seq < d.seq"
+    "                      AND e.delivered_at IS NULL AND e.gave_up_at IS NULL)";
 
 /* Events nobody can deliver any more (their service lost its webhook, or
  * nothing claimed them in time) are given up; old records are deleted. */
@@ -424,7 +447,7 @@ void *hooks_sender_thread(void *arg)
 {
     hooks_t *h = arg;
     sender_t sn = {.h = h};
-    int64_t claim_at = 0, sweep_at = 0, idle_ms = IDLE_MIN_MS;
+    int64_t claim_at = 0, sweep_at = 0, release_at = 0, idle_ms = IDLE_MIN_MS;
 
     sn.n_slots = h->cfg.max_in_flight;
     sn.slots = calloc((size_t)sn.n_slots, sizeof(*sn.slots));
@@ -478,6 +501,11 @@ void *hooks_sender_thread(void *arg)
                 idle_ms = idle_ms * 2 > IDLE_MAX_MS ? IDLE_MAX_MS : idle_ms * 2;
                 claim_at = now + idle_ms;
             }
+        }
+        if (*h->running && now >= release_at) {
+            if (otp_db_exec(sn.db, "hooks_release", release_sql, 0, NULL) != 0)
+                atomic_fetch_add(&h->m.db_errors, 1);
+            release_at = now + RELEASE_EVERY_MS;
         }
         if (*h->running && now >= sweep_at) {
             sweep(&sn);
