@@ -18,6 +18,7 @@ COPY producer producer
 COPY admin admin
 COPY worker worker
 COPY verifier verifier
+COPY hooks hooks
 COPY sql sql
 COPY schema schema
 COPY deploy/systemd deploy/systemd
@@ -27,7 +28,8 @@ COPY tests/unit/unit.mk tests/unit/unit.mk
 COPY tests/tools/tools.mk tests/tools/tools.mk
 RUN make -j"$(nproc)" install PREFIX=/usr/local DESTDIR=/out UNIT_TESTS= TEST_TOOLS= \
       OTP_VERSION="$OTP_VERSION" \
-      BINS="bin/otp-worker bin/otp-verifier bin/otp-produce bin/otp-migrate bin/otp-admin bin/voipbin-sim" \
+      BINS="bin/otp-worker bin/otp-verifier bin/otp-produce bin/otp-migrate bin/otp-admin bin/otp-hooks \
+        bin/voipbin-sim" \
  && install -m 0755 bin/voipbin-sim /out/usr/local/bin/ \
  && strip --strip-unneeded /out/usr/local/bin/*
 

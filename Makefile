@@ -47,7 +47,7 @@ CXXFLAGS += -I$(BUILD)/gen
 PREFIX  ?= /usr/local
 DATADIR ?= $(PREFIX)/share/otp
 SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
-INSTALL_BINS := otp-worker otp-verifier otp-produce otp-migrate otp-admin
+INSTALL_BINS := otp-worker otp-verifier otp-produce otp-migrate otp-admin otp-hooks
 BINS    :=
 UNIT_TESTS :=
 
@@ -91,6 +91,7 @@ include producer/producer.mk
 include admin/admin.mk
 include worker/worker.mk
 include verifier/verifier.mk
+include hooks/hooks.mk
 include tests/sim/sim.mk
 include tests/kafka/kafka.mk
 include tests/unit/unit.mk
@@ -134,7 +135,7 @@ bench: all
 # Banned functions, then the format of every C file (.clang-format) and lines of at most 100
 # characters. The files: git's list in a work tree, else (a source tarball) every one present.
 LINT_FILES = $(shell git ls-files '*.c' '*.cc' '*.h' 2>/dev/null || \
-  find common producer admin worker verifier sql tests -name '*.c' -o -name '*.cc' -o -name '*.h')
+  find common producer admin worker verifier hooks sql tests -name '*.c' -o -name '*.cc' -o -name '*.h')
 # Every source file names its license (SPDX) in its first two lines (after a #! line).
 SPDX_FILES = $(shell git ls-files '*.c' '*.cc' '*.h' '*.py' '*.sh' 'Makefile' '*.mk' 2>/dev/null || \
   find . -path ./tests/tools/node_modules -prune -o -path ./build -prune -o \

@@ -19,6 +19,7 @@ int admin_resend(int argc, char **argv);
 int admin_service(int argc, char **argv);
 int admin_key(int argc, char **argv);
 int admin_cancel(int argc, char **argv);
+int admin_webhooks(int argc, char **argv);
 
 /* An RFC 3339 time or epoch milliseconds into *ms. 0 ok, -1 not a time. */
 int admin_parse_time(const char *s, int64_t *ms) __attribute__((warn_unused_result));

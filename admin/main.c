@@ -46,6 +46,13 @@ const char admin_usage[] =
     "       otp-admin cancel REQUEST_ID\n"
     "         end the request (as POST /v1/requests/{id}/cancel): no check passes any more, a\n"
     "         call still reading its code is hung up; exit 1 if it is over or unknown\n"
+    "       otp-admin webhooks list [--service S] [--request ID] [--failed] [--limit N]\n"
+    "         the app webhooks otp-hooks sends, newest first: state (delivered, pending,\n"
+    "         failing, gave_up), attempts, the last HTTP status and error\n"
+    "       otp-admin webhooks replay ID | --request ID | --service S --since TIME\n"
+    "                 [--actor WHO]\n"
+    "         send those deliveries again (in seq order per request; receivers drop copies by\n"
+    "         event_id); recorded with who asked\n"
     "       otp-admin status REQUEST_ID\n"
     "         the challenge, its calls and its events on otp.call_status (number masked)\n"
     "       otp-admin --version | --help";
@@ -56,7 +63,7 @@ static const struct {
 } commands[] = {
     {"audit", admin_audit},   {"purge", admin_purge},   {"dlq", admin_dlq},
     {"status", admin_status}, {"resend", admin_resend}, {"service", admin_service},
-    {"key", admin_key},       {"cancel", admin_cancel},
+    {"key", admin_key},       {"cancel", admin_cancel}, {"webhooks", admin_webhooks},
 };
 
 int main(int argc, char **argv)

@@ -15,19 +15,22 @@
 #define M OTP_PROG_MIGRATE
 #define A OTP_PROG_ADMIN
 #define AP OTP_PROG_ADMIN_PURGE
+#define H OTP_PROG_HOOKS
 
 static const otp_setting_t settings[] = {
-    {"OTP_DATABASE_URL", OTP_CFG_SECRET, "postgresql:///otp", 0, 0, W | V | M | A,
+    {"OTP_DATABASE_URL", OTP_CFG_SECRET, "postgresql:///otp", 0, 0, W | V | M | A | H,
      "PostgreSQL connection string (libpq URL or key=value); it may hold a password, so also "
      "OTP_DATABASE_URL_FILE."},
-    {"KAFKA_BOOTSTRAP_SERVERS", OTP_CFG_STR, "localhost:9092", 0, 0, W | V | P | A,
+    {"KAFKA_BOOTSTRAP_SERVERS", OTP_CFG_STR, "localhost:9092", 0, 0, W | V | P | A | H,
      "Kafka brokers. Any KAFKA_X_Y passes through to librdkafka as x.y."},
     {"OTP_TOPIC_REQUESTS", OTP_CFG_STR, "otp.requested", 0, 0, W | V | P | A,
      "Topic of OTP requests (the verifier's POST /v1/requests publishes to it)."},
-    {"OTP_TOPIC_STATUS", OTP_CFG_STR, "otp.call_status", 0, 0, W | A, "Topic of status events."},
-    {"OTP_STATUS_TOPIC_PER_SERVICE", OTP_CFG_BOOL, "0", 0, 1, W,
+    {"OTP_TOPIC_STATUS", OTP_CFG_STR, "otp.call_status", 0, 0, W | A | H,
+     "Topic of status events."},
+    {"OTP_STATUS_TOPIC_PER_SERVICE", OTP_CFG_BOOL, "0", 0, 1, W | H,
      "1 = a service's status events go to OTP_TOPIC_STATUS.<service> (the default service's stay "
-     "on OTP_TOPIC_STATUS), so Kafka ACLs can let an application read its own events only."},
+     "on OTP_TOPIC_STATUS), so Kafka ACLs can let an application read its own events only; "
+     "otp-hooks then reads every one of them."},
     {"OTP_TOPIC_DLQ", OTP_CFG_STR, "otp.requested.dlq", 0, 0, W,
      "Dead-letter topic for bad requests."},
     {"OTP_CONSUMER_GROUP", OTP_CFG_STR, "otp-worker", 0, 0, W,
@@ -183,15 +186,37 @@ static const otp_setting_t settings[] = {
      "How often a worker runs the retention purge (one worker at a time, small batches)."},
     {"OTP_WORKER_LISTEN", OTP_CFG_STR, "127.0.0.1:9090", 0, 0, W,
      "host:port of the worker's /healthz, /readyz and /metrics; empty = off."},
-    {"OTP_STARTUP_TIMEOUT_SECONDS", OTP_CFG_INT, "300", 0, 86400, W | M,
+    {"OTP_HOOKS_LISTEN", OTP_CFG_STR, "127.0.0.1:9095", 0, 0, H,
+     "host:port of otp-hooks' /healthz, /readyz and /metrics; empty = off."},
+    {"OTP_HOOKS_CONSUMER_GROUP", OTP_CFG_STR, "otp-hooks", 0, 0, H,
+     "Kafka consumer group of otp-hooks (apart from the workers': a slow application never "
+     "holds up the relay)."},
+    {"OTP_HOOKS_MAX_IN_FLIGHT", OTP_CFG_INT, "64", 1, 4096, H,
+     "Webhook POSTs in flight per otp-hooks process."},
+    {"OTP_HOOKS_MAX_IN_FLIGHT_PER_SERVICE", OTP_CFG_INT, "16", 1, 4096, H,
+     "Webhook POSTs in flight to one service at most, so a slow receiver leaves the other "
+     "services their share."},
+    {"OTP_HOOKS_TIMEOUT_MS", OTP_CFG_INT, "10000", 100, 120000, H,
+     "Timeout of one webhook POST (connect included); then it counts as failed and is retried."},
+    {"OTP_HOOKS_RETRY_BASE_MS", OTP_CFG_INT, "1000", 10, 3600000, H,
+     "Backoff base of webhook retries (exponential, full jitter; Retry-After honoured)."},
+    {"OTP_HOOKS_RETRY_CAP_MS", OTP_CFG_INT, "3600000", 10, 86400000, H,
+     "Longest pause between two attempts of one webhook."},
+    {"OTP_HOOKS_GIVE_UP_SECONDS", OTP_CFG_INT, "86400", 10, 2592000, H,
+     "An event not delivered this long after it was read is given up (recorded; otp-admin "
+     "webhooks replay sends it again). Older events found on the topic are not sent."},
+    {"OTP_HOOKS_KEEP_DAYS", OTP_CFG_INT, "7", 1, 3650, H,
+     "Delivered and given-up webhook records older than this are deleted."},
+    {"OTP_STARTUP_TIMEOUT_SECONDS", OTP_CFG_INT, "300", 0, 86400, W | M | H,
      "At start, wait this long for PostgreSQL and Kafka (retrying with a logged backoff up to 10 "
      "s) "
      "before giving up; 0 = try once."},
-    {"OTP_LOG_LEVEL", OTP_CFG_STR, "info", 0, 0, W | V | P | M | A, "debug, info, warn or error."},
-    {"OTP_LOG_FORMAT", OTP_CFG_STR, "logfmt", 0, 0, W | V | P | M | A,
+    {"OTP_LOG_LEVEL", OTP_CFG_STR, "info", 0, 0, W | V | P | M | A | H,
+     "debug, info, warn or error."},
+    {"OTP_LOG_FORMAT", OTP_CFG_STR, "logfmt", 0, 0, W | V | P | M | A | H,
      "Log lines as logfmt (key=value) or json (one object per line); librdkafka's own logs "
      "included."},
-    {"OTP_DEMO_MODE", OTP_CFG_BOOL, "0", 0, 1, W | V | P | M | A | AP,
+    {"OTP_DEMO_MODE", OTP_CFG_BOOL, "0", 0, 1, W | V | P | M | A | AP | H,
      "1 = local demo: sample secrets are accepted."},
 };
 
@@ -382,14 +407,14 @@ void otp_config_print_help(unsigned program, const char *usage)
 
 void otp_config_print_markdown(void)
 {
-    static const char *const progs[] = {"worker",  "verifier", "produce",
-                                        "migrate", "admin",    "admin purge"};
+    static const char *const progs[] = {"worker", "verifier",    "produce", "migrate",
+                                        "admin",  "admin purge", "hooks"};
     printf("| setting | default | used by | meaning |\n|---|---|---|---|\n");
     for (size_t i = 0; i < NSETTINGS; i++) {
         const otp_setting_t *s = &settings[i];
-        char used[64] = "";
+        char used[96] = "";
         size_t n = 0;
-        for (int b = 0; b < 6; b++)
+        for (int b = 0; b < 7; b++)
             if (s->programs & (1u << b))
                 n += (size_t)snprintf(used + n, sizeof(used) - n, "%s%s", n ? ", " : "", progs[b]);
         printf("| `%s` | %s | %s | %s |\n", s->name,

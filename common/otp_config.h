@@ -16,6 +16,7 @@
 #define OTP_PROG_ADMIN 0x10
 /* otp-admin purge alone: it needs the hash key, the other subcommands do not. */
 #define OTP_PROG_ADMIN_PURGE 0x20
+#define OTP_PROG_HOOKS 0x40
 
 typedef enum {
     OTP_CFG_STR,

@@ -158,6 +158,24 @@ void otp_hmac_sha256_hex(const char *secret, const void *body, size_t body_len, 
     sodium_bin2hex(out, 65, mac, sizeof(mac));
 }
 
+int otp_hook_signature(const char *secret, long long t, const void *body, size_t body_len,
+                       char *out, size_t out_size)
+{
+    crypto_auth_hmacsha256_state st;
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    char ts[24], hex[65];
+    int n = snprintf(ts, sizeof(ts), "%lld.", t);
+
+    crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, strlen(secret));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)ts, (size_t)n);
+    crypto_auth_hmacsha256_update(&st, body, body_len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    sodium_bin2hex(hex, sizeof(hex), mac, sizeof(mac));
+    sodium_memzero(&st, sizeof(st));
+    n = snprintf(out, out_size, "t=%lld,v1=%s", t, hex);
+    return n < 0 || (size_t)n >= out_size ? -1 : n;
+}
+
 int otp_webhook_signature_ok(const char *secret, const char *body, size_t body_len,
                              const char *header)
 {

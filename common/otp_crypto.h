@@ -68,6 +68,14 @@ int otp_webhook_signature_ok(const char *secret, const char *body, size_t body_l
 /* Hex of HMAC-SHA256(secret, body) into out (65 bytes). */
 void otp_hmac_sha256_hex(const char *secret, const void *body, size_t body_len, char out[65]);
 
+/* The OTP-Signature header value of an app webhook (otp-hooks):
+ * "t=<t>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>", as the receivers in
+ * examples/ check it. Returns its length, or -1 when out is too small
+ * (OTP_HOOK_SIGNATURE_MAX is always enough). */
+#define OTP_HOOK_SIGNATURE_MAX 96
+int otp_hook_signature(const char *secret, long long t, const void *body, size_t body_len,
+                       char *out, size_t out_size);
+
 /* Random version 4 UUID, lower-case, into out (37 bytes). */
 void otp_uuid_v4(char out[37]);
 

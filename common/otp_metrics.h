@@ -16,7 +16,8 @@
 /* X(id, name, type, label, buckets, programs, help). buckets: a name from
  * otp_metrics.c (NOBUCKETS for counters and gauges). */
 #define OTP_METRICS(X)                                                                             \
-    X(BUILD_INFO, "otp_build_info", GAUGE, NULL, NOBUCKETS, OTP_PROG_WORKER | OTP_PROG_VERIFIER,   \
+    X(BUILD_INFO, "otp_build_info", GAUGE, NULL, NOBUCKETS,                                        \
+      OTP_PROG_WORKER | OTP_PROG_VERIFIER | OTP_PROG_HOOKS,                                        \
       "Always 1; the labels say which program and release this is.")                               \
     X(WORKER_CONSUMED, "otp_worker_messages_consumed_total", COUNTER, NULL, NOBUCKETS,             \
       OTP_PROG_WORKER, "Messages read from the requests topic.")                                   \
@@ -85,7 +86,26 @@
       "POST /v1/requests: queued (on the topic), repeated (a known request_id: nothing "           \
       "published), unavailable (503: not on the topic).")                                          \
     X(VERIFIER_DB_ERRORS, "otp_verifier_db_errors_total", COUNTER, NULL, NOBUCKETS,                \
-      OTP_PROG_VERIFIER, "Requests answered 503 because the database failed.")
+      OTP_PROG_VERIFIER, "Requests answered 503 because the database failed.")                     \
+    X(HOOKS_EVENTS, "otp_hooks_events_total", COUNTER, "result", NOBUCKETS, OTP_PROG_HOOKS,        \
+      "Status events otp-hooks read: queued (written for delivery), skipped (the service has no "  \
+      "webhook_url, or a copy of the event was written before), too_old, invalid.")                \
+    X(HOOKS_DELIVERIES, "otp_hooks_deliveries_total", COUNTER, "outcome", NOBUCKETS,               \
+      OTP_PROG_HOOKS,                                                                              \
+      "Webhook attempts by outcome: delivered (2xx), retry (failed, tried again later), "          \
+      "gave_up (failed, past OTP_HOOKS_GIVE_UP_SECONDS).")                                         \
+    X(HOOKS_FAILURES, "otp_hooks_failures_total", COUNTER, "cause", NOBUCKETS, OTP_PROG_HOOKS,     \
+      "Failed webhook attempts by cause: 4xx, 429, 5xx, 3xx, timeout, transport.")                 \
+    X(HOOKS_DURATION, "otp_hooks_request_duration_seconds", HISTOGRAM, NULL, MEDIUM,               \
+      OTP_PROG_HOOKS, "Time of one webhook POST, until the answer or the failure.")                \
+    X(HOOKS_IN_FLIGHT, "otp_hooks_in_flight", GAUGE, NULL, NOBUCKETS, OTP_PROG_HOOKS,              \
+      "Webhook POSTs in flight on this process.")                                                  \
+    X(HOOKS_OLDEST, "otp_hooks_oldest_undelivered_seconds", GAUGE, NULL, NOBUCKETS,                \
+      OTP_PROG_HOOKS,                                                                              \
+      "Age of the oldest event still to deliver (all processes; 0 = none, -1 = the database "      \
+      "did not answer).")                                                                          \
+    X(HOOKS_DB_ERRORS, "otp_hooks_db_errors_total", COUNTER, NULL, NOBUCKETS, OTP_PROG_HOOKS,      \
+      "Failed PostgreSQL statements of otp-hooks.")
 
 typedef enum {
 #define OTP_METRIC_ENUM(id, ...) OTP_M_##id,

@@ -128,6 +128,7 @@ class Pipeline:
         self.verifier_db_url = stack.login_url("otp_verifier")
         self.admin_db_url = stack.login_url("otp_admin")
         self.workers = []
+        self.hooks = []
         self.verifier = None
         self.status = StatusReader(self.bootstrap, "otp.call_status")
         self.dlq = StatusReader(self.bootstrap, "otp.requested.dlq")
@@ -192,6 +193,20 @@ class Pipeline:
         w.listen_port = int(env["OTP_WORKER_LISTEN"].rsplit(":", 1)[1])  # its /metrics
         self.workers.append(w)
         return w
+
+    def start_hooks(self, **extra):
+        """Starts an otp-hooks as the otp_hooks role (sql/045), its admin listener on a free
+        port (listen_port)."""
+        n = len(self.hooks) + 1
+        port = free_port()
+        settings = {"OTP_DATABASE_URL": self.s.login_url("otp_hooks"),
+                    "OTP_HOOKS_LISTEN": "127.0.0.1:%d" % port}
+        settings.update(extra)
+        argv, run_env = self.program("otp-hooks", self.env(**settings))
+        h = self.s.spawn("hooks-%d" % n, argv, env=run_env, ready_line=r"event=hooks_started")
+        h.listen_port = port
+        self.hooks.append(h)
+        return h
 
     # ---- requests ----
     def produce(self, requests, raw=False, timeout=60):

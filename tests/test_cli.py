@@ -17,6 +17,7 @@ PROGRAMS = {
     "otp-produce": "producer/main.c",
     "otp-migrate": "sql/migrate.c",
     "otp-admin": "admin/main.c",
+    "otp-hooks": "hooks/main.c",
 }
 
 

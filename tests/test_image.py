@@ -29,7 +29,8 @@ from stack import Stack
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # One tag per work tree: two clones testing on one machine do not replace each other's image.
 IMAGE = "voice-otp:test-" + hashlib.sha256(ROOT.encode()).hexdigest()[:10]
-PROGRAMS = ["otp-worker", "otp-verifier", "otp-produce", "otp-migrate", "otp-admin"]
+PROGRAMS = ["otp-worker", "otp-verifier", "otp-produce", "otp-migrate", "otp-admin",
+            "otp-hooks"]
 SECRETS = ["OTP_DATABASE_URL", "OTP_VOIPBIN_ACCESS_KEY", "OTP_HASH_KEY", "OTP_WEBHOOK_SECRET"]
 IMAGE_UID = 10001
 MAX_MB = 150

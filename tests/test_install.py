@@ -11,7 +11,8 @@ import tempfile
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROGRAMS = ["otp-worker", "otp-verifier", "otp-produce", "otp-migrate", "otp-admin"]
+PROGRAMS = ["otp-worker", "otp-verifier", "otp-produce", "otp-migrate", "otp-admin",
+            "otp-hooks"]
 
 
 def make_install(**variables):

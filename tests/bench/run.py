@@ -27,6 +27,12 @@ Rows:
   webhooks   one worker's calls with the simulator sending every webhook (answered, the heard
              marker, the hang-up) to the verifier: calls/s, webhooks the verifier applied per
              second, and how far behind the last call the last delivered came.
+  hooks      otp-hooks (issue 23) POSTing the status events to a receiver that checks every
+             signature (tests/bench/hook_receiver.py): at the calls rate (200 requests/s for
+             15 s through one worker, POST /calls answered after 250 ms), deliveries/s and the
+             time from each event to its delivery; a backlog of 20,000 events (4,000 requests
+             of 5) on the status topic, deliveries/s; the same beside a service whose receiver
+             answers in 2 s (1,000 events), the fast one's deliveries/s and the slow one's.
   volume     one worker, 5,000 and then 100,000 requests waiting (BENCH_VOLUME=a,b changes the
              sizes), every per-number and per-user limit checked and counted, the country and
              global caps above the run: ingest/s and calls/s of each size from the worker's own
@@ -890,6 +896,134 @@ def bench_idle(p):
         p.workers.remove(w)
 
 
+def hook_receiver(p, secret, delay=0.0):
+    """tests/bench/hook_receiver.py on a free port; returns (Proc, url)."""
+    port = P.free_port()
+    argv = [sys.executable, os.path.join(HERE, "hook_receiver.py"), "127.0.0.1:%d" % port]
+    if delay:
+        argv += ["--delay", str(delay)]
+    proc = p.s.spawn("hook-receiver-%d" % port, argv,
+                     env={"OTP_WEBHOOK_SIGNING_SECRET": secret}, ready_line=r"^listening$")
+    return proc, "http://127.0.0.1:%d/hook" % port
+
+
+def synthetic_status(service, n_requests, n_events):
+    """Status events as the relay writes them (key: request_id)."""
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    items = []
+    for _ in range(n_requests):
+        rid = str(uuid.uuid4())
+        for seq in range(1, n_events + 1):
+            items.append((rid, json.dumps({"event_id": str(uuid.uuid4()), "schema_version": 1,
+                                           "type": "ringing", "request_id": rid, "seq": seq,
+                                           "at": now, "service": service})))
+    return items
+
+
+def hooks_wait(p, since_id, service, n, timeout):
+    """Waits until n deliveries of service (id > since_id) are delivered; returns the count."""
+    deadline = time.monotonic() + timeout
+    got = 0
+    while time.monotonic() < deadline:
+        got = count(p, "SELECT count(*) FROM hook_deliveries WHERE id > %d AND service = '%s'"
+                    " AND delivered_at IS NOT NULL" % (since_id, service))
+        if got >= n:
+            break
+        time.sleep(0.2)
+    return got
+
+
+def hooks_rate(p, since_id, service):
+    """Deliveries/s of service's rows above since_id, first delivery to last."""
+    import psycopg
+    with psycopg.connect(p.db_url, autocommit=True) as c:
+        n, span = c.execute(
+            "SELECT count(*), extract(epoch FROM max(delivered_at) - min(delivered_at))"
+            "  FROM hook_deliveries WHERE id > %s AND service = %s AND delivered_at IS NOT NULL",
+            (since_id, service)).fetchone()
+    return n / float(span) if n and span else float("nan")
+
+
+def bench_hooks(p):
+    from testkit import produce
+    fast_secret, slow_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    fast, fast_url = hook_receiver(p, fast_secret)
+    slow, slow_url = hook_receiver(p, slow_secret, delay=2)
+    p.s.psql("UPDATE services SET webhook_url = '%s', webhook_secret = '%s' WHERE name = 'default';"
+             " INSERT INTO services (name, webhook_url, webhook_secret) VALUES ('hb-slow', '%s', '%s')"
+             " ON CONFLICT (name) DO NOTHING" % (fast_url, fast_secret, slow_url, slow_secret))
+    h = p.start_hooks()
+    warm = synthetic_status("default", 1, 1)
+    last = count(p, "SELECT coalesce(max(id), 0) FROM hook_deliveries")
+    produce(p.bootstrap, "otp.call_status", warm)
+    hooks_wait(p, last, "default", 1, 60)  # joined the group, partitions assigned
+
+    # At the calls rate: the real pipeline, 200 requests/s for 15 s.
+    rate, seconds, post_ms = 200, 15, 250
+    p.sim.fault(path="/v1.0/calls", method="POST", latency_ms=post_ms)
+    w = p.start_worker(OTP_VOIPBIN_RATE=10000000, OTP_VOIPBIN_BURST=100000,
+                       KAFKA_FETCH_WAIT_MAX_MS=10, **NO_LIMITS)
+    time.sleep(4)
+    drain_outbox(p, 60)
+    last = count(p, "SELECT coalesce(max(id), 0) FROM hook_deliveries")
+    n = rate * seconds
+    lines = "".join(json.dumps({"phone": "+1646%07d" % (3000000 + i), "user_id": "hk-%d" % i})
+                    + "\n" for i in range(n))
+    t0 = time.monotonic()
+    subprocess.run([Stack.bin("otp-produce"), "--file", "-", "--rate", "%d/s" % rate],
+                   input=lines, env={**os.environ, **p.env()}, capture_output=True, text=True,
+                   timeout=seconds * 3 + 60, check=True)
+    # Every request's accepted and call_requested at least (the simulator sends no call
+    # webhooks in the bench): wait for those, then for every event written so far.
+    hooks_wait(p, last, "default", 2 * n, 120)
+    drain_outbox(p, 60)
+    time.sleep(1)
+    total = count(p, "SELECT count(*) FROM hook_deliveries WHERE id > %d" % last)
+    got = hooks_wait(p, last, "default", total, 60)
+    took = time.monotonic() - t0
+    lag = p.s.psql(
+        "SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY x)),"
+        "       round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY x))"
+        "  FROM (SELECT extract(epoch FROM delivered_at - (body::jsonb->>'at')::timestamptz) x"
+        "          FROM hook_deliveries WHERE id > %d AND delivered_at IS NOT NULL) d" % last
+    ).strip().split("|")
+    row("hooks", "calls at %d/s for %d s: webhook deliveries" % (rate, seconds),
+        "%.0f/s (%d of %d in %.0f s)" % (got / took, got, total, took))
+    row("hooks", "  event committed -> webhook answered", "p50 %s p99 %s ms" % tuple(lag))
+    w.stop()
+    p.workers.remove(w)
+    retire(p, "hk")
+    sim_reset(p)
+
+    # A backlog on the status topic, every receiver fast.
+    last = count(p, "SELECT coalesce(max(id), 0) FROM hook_deliveries")
+    produce(p.bootstrap, "otp.call_status", synthetic_status("default", 4000, 5))
+    hooks_wait(p, last, "default", 20000, 240)
+    row("hooks", "20,000 events waiting (4,000 requests of 5), fast receiver",
+        "%.0f deliveries/s" % hooks_rate(p, last, "default"))
+
+    # The same beside a service whose receiver answers in 2 s.
+    last = count(p, "SELECT coalesce(max(id), 0) FROM hook_deliveries")
+    produce(p.bootstrap, "otp.call_status", synthetic_status("hb-slow", 1000, 1) +
+            synthetic_status("default", 4000, 5))
+    hooks_wait(p, last, "default", 20000, 240)
+    fast_rate = hooks_rate(p, last, "default")
+    slow_n = count(p, "SELECT count(*) FROM hook_deliveries WHERE id > %d AND service = 'hb-slow'"
+                   " AND delivered_at IS NOT NULL" % last)
+    row("hooks", "the same beside a receiver answering in 2 s (1,000 events)",
+        "%.0f deliveries/s" % fast_rate)
+    row("hooks", "  the 2 s receiver meanwhile (16 in flight at most)",
+        "%.1f deliveries/s" % hooks_rate(p, last, "hb-slow"), "", "<= 8/s")
+    print("            slow service: %d of 1000 delivered by then" % slow_n)
+    h.stop()
+    p.hooks.remove(h)
+    p.s.psql("UPDATE services SET webhook_url = NULL, webhook_secret = NULL"
+             " WHERE name IN ('default', 'hb-slow')")
+    fast.stop()
+    slow.stop()
+
+
 def main():
     global T0
     T0 = time.monotonic()
@@ -912,7 +1046,7 @@ def main():
                          ("ingest", bench_ingest), ("calls", bench_calls),
                          ("memory", bench_memory), ("backlog", bench_backlog),
                          ("account", bench_account_rate), ("webhooks", bench_webhooks),
-                         ("volume", bench_volume)):
+                         ("hooks", bench_hooks), ("volume", bench_volume)):
             if wanted(name):
                 # Each phase starts with the earlier ones' dirty pages written: the verifier's
                 # phase leaves most of shared_buffers dirty, and the timed checkpoint then fell

@@ -418,6 +418,29 @@ static void test_uuid_sha256(void)
     CHECK_EQ_STR(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+/* The app webhook's OTP-Signature: HMAC-SHA256(secret, "<t>." + body), the
+ * values computed by Python's hmac (what examples/python/webhook_receiver.py
+ * checks). */
+static void test_hook_signature(void)
+{
+    char out[OTP_HOOK_SIGNATURE_MAX], small[20];
+
+    CHECK_EQ_INT(otp_hook_signature("whsec_test", 1700000000LL, "{\"seq\":1}", 9, out, sizeof(out)),
+                 (long)strlen("t=1700000000,v1=") + 64);
+    CHECK_EQ_STR(out, "t=1700000000,v1="
+                      "926c3c48823e4dc937cdb0992313bcbbc472579d779ab54f0d4e09e4049838aa");
+    /* an empty body signs "<t>." alone */
+    CHECK(otp_hook_signature("whsec_test", 0, "", 0, out, sizeof(out)) > 0);
+    CHECK_EQ_STR(out, "t=0,v1=a2fa7a43c6a1cf2e784eaf3327d65c65b3d2b790320ebed9aa5661bc42a8cccd");
+    /* another time or secret, another signature */
+    CHECK(otp_hook_signature("whsec_test", 1700000001LL, "{\"seq\":1}", 9, out, sizeof(out)) > 0);
+    CHECK(strstr(out, "926c3c48") == NULL);
+    CHECK(otp_hook_signature("whsec_tesT", 1700000000LL, "{\"seq\":1}", 9, out, sizeof(out)) > 0);
+    CHECK(strstr(out, "926c3c48") == NULL);
+    /* too small a buffer is refused */
+    CHECK_EQ_INT(otp_hook_signature("whsec_test", 1, "x", 1, small, sizeof(small)), -1);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -432,6 +455,7 @@ int main(int argc, char **argv)
     test_keyring_parse();
     test_rotation();
     test_webhook_signature();
+    test_hook_signature();
     test_uuid_sha256();
     return unit_finish(argv[0]);
 }
