@@ -423,18 +423,20 @@ json_t *otp_policy_to_json(const otp_policy_t *p)
     }
     for (int i = 0; i < p->n_caller_ids; i++)
         json_object_set_new(ids, p->caller_ids[i].country, json_string(p->caller_ids[i].number));
-    json_t *o = json_pack("{s:s, s:s, s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:{s:i, s:i, s:i, "
-                     "s:i}, s:s, s:i, s:i}",
-                     "brand", p->brand, "caller_id", p->caller_id, "caller_ids", ids, "code_length",
-                     p->code_length, "min_code_length", p->min_code_length, "ttl_seconds", p->ttl_s,
-                     "max_ttl_seconds", p->max_ttl_s, "max_attempts", p->max_attempts,
-                     "max_call_attempts", p->max_call_attempts, "channels", ch, "countries", cc,
-                     "limits", "phone_15min", p->limit_phone_15min, "phone_day", p->limit_phone_day,
-                     "user_hour", p->limit_user_hour, "country_hour", p->limit_country_hour,
-                     "default_locale", p->default_locale, "max_failed_verify_per_hour",
-                     p->max_failed_verify_per_hour, "fallback_after_seconds", p->fallback_after_s);
+    json_t *o =
+        json_pack("{s:s, s:s, s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:{s:i, s:i, s:i, "
+                  "s:i}, s:s, s:i, s:i}",
+                  "brand", p->brand, "caller_id", p->caller_id, "caller_ids", ids, "code_length",
+                  p->code_length, "min_code_length", p->min_code_length, "ttl_seconds", p->ttl_s,
+                  "max_ttl_seconds", p->max_ttl_s, "max_attempts", p->max_attempts,
+                  "max_call_attempts", p->max_call_attempts, "channels", ch, "countries", cc,
+                  "limits", "phone_15min", p->limit_phone_15min, "phone_day", p->limit_phone_day,
+                  "user_hour", p->limit_user_hour, "country_hour", p->limit_country_hour,
+                  "default_locale", p->default_locale, "max_failed_verify_per_hour",
+                  p->max_failed_verify_per_hour, "fallback_after_seconds", p->fallback_after_s);
 
     if (o)
-        json_object_set_new(o, "templates", p->templates ? json_deep_copy(p->templates) : json_object());
+        json_object_set_new(o, "templates",
+                            p->templates ? json_deep_copy(p->templates) : json_object());
     return o;
 }

@@ -301,15 +301,14 @@ int otp_voice_templates_check(const json_t *templates, char *errstr, size_t errs
             }
             if (!text || json_string_length(v) == 0 || json_string_length(v) >= LINE_MAX_BYTES ||
                 strspn(text, " ") == json_string_length(v)) {
-                snprintf(errstr, errstr_size,
-                         "templates.%s.%s: expected text of 1 to %d bytes", locale, name,
-                         LINE_MAX_BYTES - 1);
+                snprintf(errstr, errstr_size, "templates.%s.%s: expected text of 1 to %d bytes",
+                         locale, name, LINE_MAX_BYTES - 1);
                 return -1;
             }
             for (p = text; *p; p++) {
                 if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-                    snprintf(errstr, errstr_size, "templates.%s.%s: control characters",
-                             locale, name);
+                    snprintf(errstr, errstr_size, "templates.%s.%s: control characters", locale,
+                             name);
                     return -1;
                 }
                 if (*p == '{' && strncmp(p, "{brand}", 7) != 0 && strncmp(p, "{code}", 6) != 0) {

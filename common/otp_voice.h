@@ -95,8 +95,7 @@ typedef struct otp_voice_heard {
 /* Fills out for the locale's message; -1 if the locale or length is bad. */
 int otp_voice_heard_times(const otp_voice_catalog_t *cat, const json_t *templates,
                           const char *locale, const char *brand, int code_length, int gate,
-                          otp_voice_heard_t *out)
-    __attribute__((warn_unused_result));
+                          otp_voice_heard_t *out) __attribute__((warn_unused_result));
 
 /* Options that shape the call flow. */
 typedef struct otp_voice_opts {

@@ -295,10 +295,10 @@ static void send_calls(dispatch_t *d, const claimed_t *rows, int n)
 
             service_of(d, row, brand, NULL, &words);
             if (held[i] == HELD_CHANGED)
-                (void)start(d, row, row->call_attempts + 1, 0, 0,
-                            otp_voice_actions(d->w->voice, words, row->locale, brand, codes[i],
-                                              &vopts),
-                            NULL);
+                (void)start(
+                    d, row, row->call_attempts + 1, 0, 0,
+                    otp_voice_actions(d->w->voice, words, row->locale, brand, codes[i], &vopts),
+                    NULL);
             json_decref(words);
         }
     /* Rows not reached stay 'calling' under the lease and come due again. */

@@ -360,8 +360,7 @@ static void decide(intake_t *in, batch_item_t *it, int64_t now_ms)
         return;
     }
     limits_ledger_counts(in->ledger, it->kphone, it->kuser, it->kcountry, &counts);
-    v = limits_decide(&w->limits, it->pol, req->phone, &it->pn, it->country, &counts,
-                      &it->refusal);
+    v = limits_decide(&w->limits, it->pol, req->phone, &it->pn, it->country, &counts, &it->refusal);
     if (v != LIMITS_ALLOW) {
         it->status = limits_verdict_name(v);
         return;

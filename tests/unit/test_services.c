@@ -92,19 +92,19 @@ static void overrides(void)
 
     CHECK_EQ_INT(otp_policy_apply_text(&p, "{}", err, sizeof(err)), 0);
     CHECK_EQ_STR(p.brand, "Acme");
-    CHECK_EQ_INT(
-        otp_policy_apply_text(&p,
-                              "{\"brand\":\"Beta Bank\",\"caller_id\":\"+15550100001\","
-                              "\"caller_ids\":{\"gb\":\"+442071234567\",\"de\":\"+493012345678\"},"
-                              "\"code_length\":8,\"min_code_length\":7,\"ttl_seconds\":120,"
-                              "\"max_ttl_seconds\":240,\"max_attempts\":3,\"max_call_attempts\":2,"
-                              "\"channels\":[\"voice\",\"gate\"],\"countries\":[\"gb\",\"de\"],"
-                              "\"limits\":{\"phone_15min\":1,\"phone_day\":2,\"user_hour\":3,"
-                              "\"country_hour\":4},\"default_locale\":\"de-DE\","
-                              "\"max_failed_verify_per_hour\":7,\"fallback_after_seconds\":30,"
-                              "\"templates\":{\"en-US\":{\"intro\":\"Your {brand} sign-in code is\"}}}",
-                              err, sizeof(err)),
-        0);
+    CHECK_EQ_INT(otp_policy_apply_text(
+                     &p,
+                     "{\"brand\":\"Beta Bank\",\"caller_id\":\"+15550100001\","
+                     "\"caller_ids\":{\"gb\":\"+442071234567\",\"de\":\"+493012345678\"},"
+                     "\"code_length\":8,\"min_code_length\":7,\"ttl_seconds\":120,"
+                     "\"max_ttl_seconds\":240,\"max_attempts\":3,\"max_call_attempts\":2,"
+                     "\"channels\":[\"voice\",\"gate\"],\"countries\":[\"gb\",\"de\"],"
+                     "\"limits\":{\"phone_15min\":1,\"phone_day\":2,\"user_hour\":3,"
+                     "\"country_hour\":4},\"default_locale\":\"de-DE\","
+                     "\"max_failed_verify_per_hour\":7,\"fallback_after_seconds\":30,"
+                     "\"templates\":{\"en-US\":{\"intro\":\"Your {brand} sign-in code is\"}}}",
+                     err, sizeof(err)),
+                 0);
     CHECK_EQ_STR(p.brand, "Beta Bank");
     CHECK_EQ_STR(otp_policy_caller_id(&p, "gb"), "+442071234567");
     CHECK_EQ_STR(otp_policy_caller_id(&p, "de"), "+493012345678");
