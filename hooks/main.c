@@ -110,11 +110,14 @@ static int setup(hooks_t *h, PGconn **db, char *err, size_t errsz)
         return -1;
     if (otp_wait_for("database", probe_db, db, startup_s, h->running, err, errsz) != 0)
         return -1;
-    /* Offsets are stored by hand once a batch is in hook_deliveries. */
+    /* Offsets are stored by hand once a batch is in hook_deliveries. A new
+     * group starts at the oldest event kept (KAFKA_AUTO_OFFSET_RESET=latest
+     * starts it at the newest instead). */
     conf = otp_kafka_conf_new(err, errsz);
     if (!conf || otp_kafka_set(conf, "group.id", h->cfg.group, err, errsz) ||
         otp_kafka_set(conf, "enable.auto.offset.store", "false", err, errsz) ||
-        otp_kafka_set(conf, "auto.offset.reset", "earliest", err, errsz))
+        (!getenv("KAFKA_AUTO_OFFSET_RESET") &&
+         otp_kafka_set(conf, "auto.offset.reset", "earliest", err, errsz)))
         goto fail;
     if (!getenv("KAFKA_PARTITION_ASSIGNMENT_STRATEGY") &&
         otp_kafka_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, errsz))

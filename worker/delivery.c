@@ -35,18 +35,18 @@ void delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque
     count_dead_letter(msg);
     if (!t)
         return;
-    t->pending--;
     if (msg->err) {
-        t->failed++;
-        t->last_err = msg->err;
+        atomic_store(&t->last_err, (int)msg->err);
+        atomic_fetch_add(&t->failed, 1);
     }
+    atomic_fetch_sub(&t->pending, 1);
 }
 
 int delivery_wait(rd_kafka_t *producer, delivery_tracker_t *t, int timeout_ms)
 {
     int64_t deadline = otp_monotonic_ms() + timeout_ms;
 
-    while (t->pending > 0 && otp_monotonic_ms() < deadline)
-        rd_kafka_poll(producer, 50);
-    return t->pending == 0 && t->failed == 0 ? 0 : -1;
+    while (atomic_load(&t->pending) > 0 && otp_monotonic_ms() < deadline)
+        rd_kafka_poll(producer, 5);
+    return atomic_load(&t->pending) == 0 && atomic_load(&t->failed) == 0 ? 0 : -1;
 }

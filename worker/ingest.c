@@ -512,7 +512,7 @@ static int produce_dlq(worker_t *w, const batch_item_t *it, delivery_tracker_t *
         otp_error("dlq_produce_failed", "error=\"%s\"", rd_kafka_err2str(err));
         return -1;
     }
-    t->pending++;
+    atomic_fetch_add(&t->pending, 1);
     return 0;
 }
 
@@ -647,7 +647,8 @@ static int write_batch(intake_t *in, batch_item_t *items, int n, delivery_tracke
     }
     /* The DLQ copies must be on the broker before the offsets move past them. */
     if (n_dlq_sent && delivery_wait(w->producer, dlq, 15000) != 0) {
-        otp_error("dlq_delivery_failed", "error=\"%s\"", rd_kafka_err2str(dlq->last_err));
+        otp_error("dlq_delivery_failed", "error=\"%s\"",
+                  rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&dlq->last_err)));
         goto out;
     }
     if (otp_db_pipe_open(in->db) != 0)
@@ -712,7 +713,7 @@ int ingest_poll(intake_t *in, int timeout_ms)
     }
     if (n == 0)
         return 0;
-    in->dlq_acks.failed = 0;
+    atomic_store(&in->dlq_acks.failed, 0);
     atomic_fetch_add(&w->m.consumed, n);
 
     set = otp_services_acquire(w->services);

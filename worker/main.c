@@ -95,11 +95,12 @@ static int setup(worker_t *w, intake_t *in, relay_t *rl, struct dispatch **d, ch
         return -1;
     atomic_store(&w->m.db_ok, 1);
 
-    /* Producers: the DLQ copies (main thread) and the status events (relay
-     * thread), each served by its own thread. Idempotent, so retries keep
-     * order. */
+    /* The producer of the DLQ copies (main thread) and the status events
+     * (relay thread): one instance, thread-safe, each thread waiting on its
+     * own tracker (delivery.h); a second instance cost about 4 MiB of RSS.
+     * Idempotent, so retries keep order. */
     w->producer = new_producer(err, errsz);
-    rl->producer = w->producer ? new_producer(err, errsz) : NULL;
+    rl->producer = w->producer;
     if (!rl->producer)
         return -1;
     if (otp_wait_for("kafka", probe_kafka, w->producer, startup_s, w->running, err, errsz) != 0)
@@ -284,7 +285,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "otp-worker: cannot start the dispatch thread\n");
         return 2;
     }
-    /* The relay on a thread, connection and producer of its own. */
+    /* The relay on a thread and connection of its own (the producer is shared). */
     if (pthread_create(&relayer, NULL, relay_thread, &rl) != 0) {
         fprintf(stderr, "otp-worker: cannot start the relay thread\n");
         return 2;
@@ -322,11 +323,9 @@ int main(int argc, char **argv)
     pthread_join(relayer, NULL);
     rd_kafka_consumer_close(w.consumer);
     rd_kafka_flush(w.producer, 5000);
-    rd_kafka_flush(rl.producer, 5000);
     worker_http_stop(http);
     rd_kafka_destroy(w.consumer);
     rd_kafka_destroy(w.producer);
-    rd_kafka_destroy(rl.producer);
     PQfinish(rl.db);
     dispatch_free(d);
     otp_services_stop(w.services);

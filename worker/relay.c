@@ -131,7 +131,7 @@ int relay_run(relay_t *rl)
         rc = 0;
         goto out;
     }
-    t->failed = 0;
+    atomic_store(&t->failed, 0);
     ids = malloc((size_t)n * 21 + 3);
     if (!ids)
         goto out;
@@ -173,7 +173,7 @@ int relay_run(relay_t *rl)
             n = i;
             break;
         }
-        t->pending++;
+        atomic_fetch_add(&t->pending, 1);
         ids_len += (size_t)snprintf(ids + ids_len, 22, "%s%s", i ? "," : "", PQgetvalue(r, i, 0));
     }
     ids[ids_len++] = '}';
@@ -184,7 +184,7 @@ int relay_run(relay_t *rl)
         atomic_fetch_add(&w->m.relay_errors, 1);
         atomic_store(&w->m.kafka_ok, 0);
         otp_warn("relay_delivery_failed", "events=%d error=\"%s\"", n,
-                 rd_kafka_err2str(t->last_err));
+                 rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&t->last_err)));
         goto out;
     }
     atomic_store(&w->m.kafka_ok, 1);

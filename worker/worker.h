@@ -4,9 +4,10 @@
  * PostgreSQL.
  *   main      ingest (Kafka → challenges, worker/ingest.c): intake_t;
  *   relay     on the worker that holds the relay lock, outbox →
- *             otp.call_status (worker/relay.c), with a connection and a
- *             producer of its own, so that waiting on the broker's
- *             acknowledgements never holds up ingest: relay_t;
+ *             otp.call_status (worker/relay.c), with a connection of its
+ *             own, so that waiting on the broker's acknowledgements never
+ *             holds up ingest (the producer is shared: each thread waits on
+ *             its own tracker): relay_t;
  *   dispatch  due challenges → VoIPBin calls and their outcomes
  *             (worker/dispatch.c, with policy.c, challenge.c and budget.c),
  *             asleep until a row is due or otp_due says so: dispatch_t;
@@ -84,7 +85,7 @@ typedef struct worker {
     otp_voice_catalog_t *voice;
     limits_cfg_t limits;
     rd_kafka_t *consumer; /* consumed by the main thread */
-    rd_kafka_t *producer; /* DLQ copies (main thread) */
+    rd_kafka_t *producer; /* DLQ copies (main thread) and status events (relay thread) */
     worker_metrics_t m;
     volatile sig_atomic_t *running;
     atomic_llong alive_ms; /* otp_monotonic_ms() of the main loop's last turn (/healthz) */
@@ -110,7 +111,7 @@ typedef struct intake {
 typedef struct relay {
     worker_t *w;
     PGconn *db;
-    rd_kafka_t *producer;    /* status events, served by this thread alone */
+    rd_kafka_t *producer;    /* the worker's (w->producer) */
     delivery_tracker_t acks; /* as dlq_acks above */
     int session;             /* backend pid of db while it holds the relay lock, 0 = none */
     long deleted;            /* events deleted since the relay last vacuumed the outbox */
