@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "otp_config.h"
 #include "otp_log.h"
 
 extern char **environ;
@@ -71,4 +72,19 @@ rd_kafka_conf_t *otp_kafka_conf_new(char *errstr, size_t errstr_size)
 fail:
     rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+int otp_kafka_probe(void *arg, char *err, size_t errsz)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(arg, 0, NULL, &md, 2000);
+
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errsz, "KAFKA_BOOTSTRAP_SERVERS=%s: %s",
+                 otp_config_str("KAFKA_BOOTSTRAP_SERVERS"), rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
 }

@@ -19,6 +19,11 @@ int otp_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value, ch
 /* The log callback otp_kafka_conf_new installs (rd_kafka_conf_set_log_cb):
  * syslog levels map to ours (0-3 error, 4 warn, 5-6 info, 7 debug). Called
  * from librdkafka's threads; otp_log is thread-safe. */
+/* An otp_wait_for probe (otp_wait.h): 0 when some broker answers a metadata
+ * request of the client arg (an rd_kafka_t *) within 2 s; else -1 with err
+ * naming KAFKA_BOOTSTRAP_SERVERS. */
+int otp_kafka_probe(void *arg, char *err, size_t errsz);
+
 void otp_kafka_log(const rd_kafka_t *rk, int level, const char *facility, const char *message);
 
 #endif

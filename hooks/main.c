@@ -84,21 +84,6 @@ static int probe_db(void *arg, char *err, size_t errsz)
     return 0;
 }
 
-static int probe_kafka(void *arg, char *err, size_t errsz)
-{
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(arg, 0, NULL, &md, 2000);
-
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(err, errsz, "KAFKA_BOOTSTRAP_SERVERS=%s: %s",
-                 otp_config_str("KAFKA_BOOTSTRAP_SERVERS"), rd_kafka_err2str(e));
-        return -1;
-    }
-    return 0;
-}
-
 static int setup(hooks_t *h, PGconn **db, char *err, size_t errsz)
 {
     int startup_s = (int)otp_config_int("OTP_STARTUP_TIMEOUT_SECONDS");
@@ -129,7 +114,7 @@ static int setup(hooks_t *h, PGconn **db, char *err, size_t errsz)
     if (!h->consumer)
         goto fail;
     conf = NULL; /* owned by the consumer */
-    if (otp_wait_for("kafka", probe_kafka, h->consumer, startup_s, h->running, err, errsz) != 0)
+    if (otp_wait_for("kafka", otp_kafka_probe, h->consumer, startup_s, h->running, err, errsz) != 0)
         return -1;
     rd_kafka_poll_set_consumer(h->consumer);
     topics = rd_kafka_topic_partition_list_new(2);

@@ -40,22 +40,6 @@ static int probe_db(void *arg, char *err, size_t errsz)
     return *out ? 0 : -1;
 }
 
-/* Some broker answers a metadata request. */
-static int probe_kafka(void *arg, char *err, size_t errsz)
-{
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(arg, 0, NULL, &md, 2000);
-
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(err, errsz, "KAFKA_BOOTSTRAP_SERVERS=%s: %s",
-                 otp_config_str("KAFKA_BOOTSTRAP_SERVERS"), rd_kafka_err2str(e));
-        return -1;
-    }
-    return 0;
-}
-
 static rd_kafka_t *new_producer(char *err, size_t errsz)
 {
     rd_kafka_conf_t *conf = otp_kafka_conf_new(err, errsz);
@@ -103,7 +87,7 @@ static int setup(worker_t *w, intake_t *in, relay_t *rl, struct dispatch **d, ch
     rl->producer = w->producer;
     if (!rl->producer)
         return -1;
-    if (otp_wait_for("kafka", probe_kafka, w->producer, startup_s, w->running, err, errsz) != 0)
+    if (otp_wait_for("kafka", otp_kafka_probe, w->producer, startup_s, w->running, err, errsz) != 0)
         return -1;
     rl->w = w;
     rl->db = otp_db_connect(otp_config_str("OTP_DATABASE_URL"), "otp-worker-relay", err, errsz);
