@@ -547,10 +547,7 @@ def sim_reset(p):
 
 def metrics_sum(port, name, label=None):
     """The sum of a counter's samples on a program's /metrics (label: only that label value)."""
-    import urllib.request
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
-        text = r.read().decode()
+    text = metrics_text(port)
     pat = r'^%s(\{[^}]*\})? (\d+)' % re.escape(name)
     return sum(int(m.group(2)) for m in re.finditer(pat, text, re.M)
                if label is None or ('"%s"' % label) in (m.group(1) or ""))
@@ -706,11 +703,16 @@ def bench_backlog(p, n=20000, rate=250):
 VOLUME = [int(x) for x in os.environ.get("BENCH_VOLUME", "5000,100000").split(",")]
 
 
-def worker_metrics(w):
+def metrics_text(port):
+    """A program's /metrics on 127.0.0.1:port, straight (no proxy)."""
     import urllib.request
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open("http://127.0.0.1:%d/metrics" % w.listen_port, timeout=5) as r:
+    with opener.open("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
         return r.read().decode()
+
+
+def worker_metrics(w):
+    return metrics_text(w.listen_port)
 
 
 def worker_counters(w):
