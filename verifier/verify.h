@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The verification rules, over PostgreSQL (see shared/reference/otp-security.md):
- * one statement per check counts the attempt, compares the keyed hash over its
+ * one statement per batch of checks counts each attempt, compares the keyed hash over its
  * full width, and consumes the code or locks the challenge, with its events;
  * the answer comes only after that statement's transaction commits. */
 #ifndef OTP_VERIFY_H
@@ -46,11 +46,12 @@ typedef struct verify_check {
     char service[33], user_id[129], purpose[65];
     /* The rest is the pool's. */
     char request_id[37];
-    char only_service[33]; /* "" = any service (a keypad webhook) */
-    char key_id[40];       /* the API key that asked, "" = none */
-    char call_id[37];      /* keypad: the call the digits were keyed into; "" otherwise */
-    char ids[OTP_MAX_KEYS * 12 + 3];
-    char hashes[OTP_MAX_KEYS * (2 * OTP_HASH_BYTES + 1) + 3];
+    char only_service[33];           /* "" = any service (a keypad webhook) */
+    char key_id[40];                 /* the API key that asked, "" = none */
+    char call_id[37];                /* keypad: the call the digits were keyed into; "" otherwise */
+    int nkeys;                       /* candidates: one per key of the keyring */
+    char ids[OTP_MAX_KEYS * 12 + 3]; /* "1,2": their key ids */
+    char hashes[OTP_MAX_KEYS * (2 * OTP_HASH_BYTES + 1) + 3]; /* "hex,hex" */
     char cap[12];
     void (*done)(void *arg);
     void *arg;
