@@ -66,6 +66,10 @@
       NOBUCKETS, OTP_PROG_VERIFIER,                                                                \
       "Transactions of code checks: alone (one check), batch (several, one commit), split (a "     \
       "batch that waited on a row lock and ran its checks one by one instead).")                   \
+    X(VERIFIER_CHECKS_DEFERRED, "otp_verifier_checks_deferred_total", COUNTER, NULL, NOBUCKETS,    \
+      OTP_PROG_VERIFIER,                                                                           \
+      "Checks of a batch run by a later statement of its transaction: a user's second and later "  \
+      "checks in one batch, each seeing the one before.")                                          \
     X(VERIFIER_BAD_REQUESTS, "otp_verifier_bad_requests_total", COUNTER, NULL, NOBUCKETS,          \
       OTP_PROG_VERIFIER, "Requests refused as malformed (400).")                                   \
     X(VERIFIER_UNAUTHORIZED, "otp_verifier_unauthorized_total", COUNTER, NULL, NOBUCKETS,          \

@@ -707,6 +707,7 @@ static const otp_metric_counter_t counters[] = {
     COUNTER(OTP_M_VERIFIER_CHECK_TRANSACTIONS, "alone", check_stats.alone),
     COUNTER(OTP_M_VERIFIER_CHECK_TRANSACTIONS, "batch", check_stats.batch),
     COUNTER(OTP_M_VERIFIER_CHECK_TRANSACTIONS, "split", check_stats.split),
+    COUNTER(OTP_M_VERIFIER_CHECKS_DEFERRED, NULL, check_stats.deferred),
 };
 #undef COUNTER
 

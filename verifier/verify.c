@@ -384,6 +384,7 @@ static void run_batch(PGconn *db, verify_check_t **jobs, int n, verify_stats_t *
     /* The deferred checks, a statement each round, until none is left. */
     while (rc == 0 && m > 0) {
         PGresult *r = NULL;
+        atomic_fetch_add(&stats->deferred, m);
         if (args_build(&a, left, m) == 0)
             r = otp_db_query_prepared(db, "verify", verify_sql, 8, a.p);
         args_free(&a);

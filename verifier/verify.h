@@ -27,9 +27,10 @@ typedef enum {
 #define VERIFY_MAX_CONNECTIONS 64
 typedef struct verify_pool verify_pool_t;
 /* What the threads count, for /metrics: transactions of one check, of
- * several, and batches split into single checks. */
+ * several, and batches split into single checks; checks deferred. */
 typedef struct verify_stats {
     atomic_llong alone, batch, split;
+    atomic_llong deferred; /* checks run by a later statement of their batch */
 } verify_stats_t;
 verify_pool_t *verify_pool_new(const char *db_url, int connections, verify_stats_t *stats,
                                char *errstr, size_t errstr_size);

@@ -453,6 +453,72 @@ def test_a_batch_that_waits_on_a_lock_is_checked_one_by_one(pipe):
         assert types_of(pipe, c.rid).count("verified") == 1
 
 
+def test_a_users_checks_in_one_batch_see_each_other(pipe):
+    """A batch is one statement over all its checks, and a user's second and later checks in it
+    run in later statements of the same transaction, each seeing the one before (as separate
+    commits would): three right codes for one challenge verify once; three wrong codes over one
+    user's three challenges, cap 2, count 2 and refuse the third; a wrong then a right code for
+    one challenge answer incorrect, then verified."""
+    admin = free_port()
+    proc, port = spawn_verifier(pipe, "verifier-batch-users", OTP_VERIFIER_DB_CONNECTIONS=1,
+                                OTP_MAX_FAILED_VERIFY_PER_HOUR=2,
+                                OTP_VERIFIER_ADMIN_LISTEN="127.0.0.1:%d" % admin)
+    capped_user, other_user = new_user(), new_user()
+    purposes = ["login", "payment", "signup"]
+    plug, x, y, *u2 = issue(pipe, 6, users=[new_user(), new_user(), other_user] + [capped_user] * 3,
+                            purposes=["login", "login", "login"] + purposes)
+    bodies = ([("x%d" % i, {"request_id": x.rid, "code": x.code}) for i in range(3)] +
+              [("u%d" % i, {"request_id": c.rid, "code": wrong_code(c.code)})
+               for i, c in enumerate(u2)] +
+              [("y-wrong", {"request_id": y.rid, "code": wrong_code(y.code)}),
+               ("y-right", {"request_id": y.rid, "code": y.code})])
+    results, threads = {}, []
+
+    def send(key, body):
+        results[key] = verify_raw(pipe, body, port=port)
+
+    try:
+        with psycopg.connect(pipe.db_url) as a:
+            a.execute("SELECT 1 FROM challenges WHERE request_id = %s FOR UPDATE", (plug.rid,))
+            threads.append(threading.Thread(target=send, args=(
+                "plug", {"request_id": plug.rid, "code": plug.code})))
+            threads[-1].start()
+            wait_until(lambda: pipe.s.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'otp-verifier'"
+                " AND wait_event_type = 'Lock'").strip() == "1", 10,
+                "the database thread to wait on the plug's row")
+            # Queued in this order (the order a user's checks are made in).
+            for key, body in bodies:
+                threads.append(threading.Thread(target=send, args=(key, body)))
+                threads[-1].start()
+                time.sleep(0.1)
+            time.sleep(0.5)
+            assert not results, "answered while the database thread was held: %r" % results
+            a.rollback()
+            for t in threads:
+                t.join(60)
+        st, metrics = http_raw(admin, "GET", "/metrics")
+    finally:
+        proc.stop()
+    assert st == 200
+    answers = {k: (st, b.get("status")) for k, (st, b) in results.items()}
+    print("one batch of %d checks: %s" % (len(bodies), answers))
+    assert answers["plug"] == (200, "verified")
+    xs = collections.Counter(answers["x%d" % i] for i in range(3))
+    assert xs == {(200, "verified"): 1, (404, "rejected"): 2}, xs
+    us = [answers["u%d" % i] for i in range(3)]
+    assert collections.Counter(us) == {(200, "incorrect"): 2, (404, "rejected"): 1}, us
+    assert pipe.s.psql("SELECT cardinality(at) FROM verify_user_failures WHERE user_id = '%s'"
+                       % capped_user).strip() == "2"
+    assert answers["y-wrong"] == (200, "incorrect") and answers["y-right"] == (200, "verified")
+    assert int(row(pipe, y.rid, "attempts")[0]) == 2 and int(row(pipe, x.rid, "attempts")[0]) == 1
+    # The eight checks went as one transaction of three statements: five checks deferred from
+    # the first (a user's second and third), one from the second (the capped user's third).
+    assert re.search(rb'^otp_verifier_check_transactions_total\{kind="batch"\} 1$', metrics,
+                     re.M), metrics
+    assert re.search(rb"^otp_verifier_checks_deferred_total 6$", metrics, re.M), metrics
+
+
 # ---- 2. enumeration --------------------------------------------------------------------------
 
 def test_unknown_expired_locked_used_superseded_answer_alike(pipe):
