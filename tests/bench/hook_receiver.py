@@ -38,7 +38,12 @@ def main():
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer((host, int(port)), Handler)
+    class Server(ThreadingHTTPServer):
+        # socketserver's listen backlog is 5: 16 new connections at once overflow it, and the
+        # ones dropped wait for a SYN retransmit (1 s, 3 s, 7 s), which is then measured.
+        request_queue_size = 1024
+
+    server = Server((host, int(port)), Handler)
     server.daemon_threads = True
     print("listening", flush=True)
     server.serve_forever()
