@@ -175,7 +175,7 @@ install: build-all
 	install -m 0644 schema/*.json schema/*.yaml $(DESTDIR)$(DATADIR)/schema/
 	install -m 0644 schema/examples/*.json $(DESTDIR)$(DATADIR)/schema/examples/
 	install -m 0644 README.md $(DESTDIR)$(DATADIR)/
-	for u in otp-worker otp-verifier; do \
+	for u in otp-worker otp-verifier otp-hooks; do \
 	  sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@DATADIR@|$(DATADIR)|g' deploy/systemd/$$u.service.in \
 	    > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$u.service && \
 	  chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$u.service || exit 1; \

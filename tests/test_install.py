@@ -55,7 +55,7 @@ def test_layout(prefix):
 
 def test_systemd_units_are_valid(prefix):
     units = [os.path.join(prefix, "lib", "systemd", "system", u + ".service")
-             for u in ("otp-worker", "otp-verifier")]
+             for u in ("otp-worker", "otp-verifier", "otp-hooks")]
     for u in units:
         with open(u, encoding="utf-8") as f:
             text = f.read()
