@@ -153,6 +153,7 @@ class CpuWatch:
         for n, ps in processes().items():
             before = self.a.get(n, {})
             used[n] = sum(cpu_seconds(p) - before.get(p, 0.0) for p in ps) / took
+        self.seconds = {n: c * took for n, c in used.items()}  # CPU seconds of each component
         with open("/proc/stat") as f:
             total1 = [int(x) for x in f.readline().split()[1:]]
         d = [b - a for a, b in zip(self.total0, total1)]
@@ -447,12 +448,19 @@ def call_rate(p, n, workers, tag):
     time.sleep(4 + 6 * (workers - 1))  # the group join, and a rebalance per later member
     drain_outbox(p, 180)  # ingest leaves 100,000 events in the outbox
     base = count(p, "SELECT count(*) FROM calls")
+    # The CPU from before the requests are produced to the last call: everything the n calls
+    # cost the workers and PostgreSQL (ingest, claims, the calls, their records, the relay).
+    watch = CpuWatch().start()
     p.produce_many(reqs)
     first = None
-    watch = CpuWatch().start()
+    samples = waiting = 0
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         c = count(p, "SELECT count(*) FROM calls") - base
+        # Lock waits, sampled: the workers' sessions waiting on a row or table lock now.
+        waiting += count(p, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND application_name LIKE 'otp-worker%'")
+        samples += 1
         now = time.monotonic()
         if c and first is None:
             first, c0 = now, c
@@ -465,18 +473,35 @@ def call_rate(p, n, workers, tag):
         w.stop()
         p.workers.remove(w)
     retire(p, tag)
-    return (n - c0) / took if took > 0 else float("nan"), cpu
+    per_1000 = {k: 1000.0 * watch.seconds.get(k, 0.0) / n for k in ("worker", "postgres")}
+    return ((n - c0) / took if took > 0 else float("nan"), cpu, per_1000,
+            waiting / float(samples or 1))
 
 
 def bench_calls(p):
+    """Calls/s of one worker and of three, and what each costs: CPU seconds per 1,000 calls of
+    the workers and of PostgreSQL (two cores cannot show three workers' rate scaling; the cost
+    per call shows whether it would where cores are not the limit), and the workers' sessions
+    seen waiting on a lock (sampled 20 times a second)."""
     p.sim.fault(path="/v1.0/calls", method="POST", latency_ms=250)
-    one, cpu1 = call_rate(p, 6000, 1, "c1")
+    one, cpu1, cost1, wait1 = call_rate(p, 6000, 1, "c1")
     row("calls", "one worker, POST /calls answered after 250 ms", "%.0f calls/s" % one, "", ">= 1000")
     print("            " + cpu1)
-    three, cpu3 = call_rate(p, 12000, 3, "c3")
+    three, cpu3, cost3, wait3 = call_rate(p, 12000, 3, "c3")
     row("calls", "three workers, same setup", "%.0f calls/s (%.1fx)" % (three, three / one), "",
         ">= 2.5x one")
     print("            " + cpu3)
+    total1, total3 = cost1["worker"] + cost1["postgres"], cost3["worker"] + cost3["postgres"]
+    row("calls", "CPU s per 1,000 calls, workers + PostgreSQL: one / three workers",
+        "%.2f + %.2f / %.2f + %.2f (%.2fx)" % (cost1["worker"], cost1["postgres"], cost3["worker"],
+                                             cost3["postgres"], total3 / total1 if total1 else 0),
+        "", "within 10%")
+    row("calls", "  workers' sessions waiting on a lock (mean of samples): one / three",
+        "%.3f / %.3f" % (wait1, wait3), "", "near 0")
+    # What one core places, from the three workers' cost (the figure for more cores).
+    if total3:
+        print("            projected: %.0f calls/s per core (1000 / %.2f CPU s)" % (
+            1000.0 / total3, total3))
     sim_reset(p)
 
 
