@@ -23,14 +23,19 @@ static void notice(void *arg, const char *message)
     otp_info("db_notice", "message=\"%s\"", line);
 }
 
-/* Every statement of these programs is short. PostgreSQL JIT-compiles a plan
- * whose estimated cost passes jit_above_cost, and a table that grows (a
- * backlog, months of rows) moves the estimates past it: otp-hooks' claim then
- * spent 31 ms compiling at each run, and a receiver got 27 deliveries a second
- * instead of 746. Each new session (a reset too) turns JIT off. */
+/* What every new session of this process runs first (a reset too): NULL, or
+ * what otp_db_session_sql set before the first connection. */
+static const char *session_sql;
+
+void otp_db_session_sql(const char *sql)
+{
+    session_sql = sql;
+}
+
 static void session_setup(PGconn *db)
 {
-    PQclear(PQexec(db, "SET jit = off"));
+    if (session_sql)
+        PQclear(PQexec(db, session_sql));
 }
 
 PGconn *otp_db_connect(const char *url, const char *program, char *errstr, size_t errstr_size)

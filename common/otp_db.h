@@ -8,6 +8,10 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+/* A statement every new session of this process runs first (after a reset
+ * too), e.g. "SET jit = off"; call before the first connection. */
+void otp_db_session_sql(const char *sql);
+
 /* Connects (application_name = program). NULL with errstr on failure. */
 PGconn *otp_db_connect(const char *url, const char *program, char *errstr, size_t errstr_size);
 
