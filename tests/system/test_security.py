@@ -377,6 +377,20 @@ def test_per_user_cap_holds_under_concurrent_guesses(pipe):
     assert max(counts.values()) <= cap, counts
 
 
+def plug_db_thread(pipe, conn, plug, send, threads):
+    """Holds plug's row in conn's transaction and sends plug's right code in a thread: the
+    verifier's one database thread (OTP_VERIFIER_DB_CONNECTIONS=1) waits on the row, so the
+    checks sent next queue and go as one batch once conn ends its transaction."""
+    conn.execute("SELECT 1 FROM challenges WHERE request_id = %s FOR UPDATE", (plug.rid,))
+    threads.append(threading.Thread(target=send, args=(
+        "plug", {"request_id": plug.rid, "code": plug.code})))
+    threads[-1].start()
+    wait_until(lambda: pipe.s.psql(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'otp-verifier'"
+        " AND wait_event_type = 'Lock'").strip() == "1", 10,
+        "the database thread to wait on the plug's row")
+
+
 def test_a_batch_that_waits_on_a_lock_is_checked_one_by_one(pipe):
     """Checks that queue while a commit is on its way share the next transaction. When one of
     them waits on a row lock (here an outside transaction holds a challenge) the batch gives up
@@ -401,16 +415,9 @@ def test_a_batch_that_waits_on_a_lock_is_checked_one_by_one(pipe):
 
     try:
         with psycopg.connect(pipe.db_url) as a, psycopg.connect(pipe.db_url) as b:
-            a.execute("SELECT 1 FROM challenges WHERE request_id = %s FOR UPDATE", (plug.rid,))
             b.execute("SELECT 1 FROM challenges WHERE request_id = %s FOR UPDATE", (held.rid,))
             # The only database thread waits on `plug`, so the rest queue behind it ...
-            threads.append(threading.Thread(target=send, args=(
-                "plug", {"request_id": plug.rid, "code": plug.code})))
-            threads[-1].start()
-            wait_until(lambda: pipe.s.psql(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'otp-verifier'"
-                " AND wait_event_type = 'Lock'").strip() == "1", 10,
-                "the database thread to wait on the plug's row")
+            plug_db_thread(pipe, a, plug, send, threads)
             for i, body in enumerate(bodies):
                 threads.append(threading.Thread(target=send, args=(i, body)))
                 threads[-1].start()
@@ -479,14 +486,7 @@ def test_a_users_checks_in_one_batch_see_each_other(pipe):
 
     try:
         with psycopg.connect(pipe.db_url) as a:
-            a.execute("SELECT 1 FROM challenges WHERE request_id = %s FOR UPDATE", (plug.rid,))
-            threads.append(threading.Thread(target=send, args=(
-                "plug", {"request_id": plug.rid, "code": plug.code})))
-            threads[-1].start()
-            wait_until(lambda: pipe.s.psql(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'otp-verifier'"
-                " AND wait_event_type = 'Lock'").strip() == "1", 10,
-                "the database thread to wait on the plug's row")
+            plug_db_thread(pipe, a, plug, send, threads)
             # Queued in this order (the order a user's checks are made in).
             for key, body in bodies:
                 threads.append(threading.Thread(target=send, args=(key, body)))
